@@ -1,0 +1,1 @@
+"""The admin HTTP API (Klein): areas, admission gate, one error handler."""

@@ -1,0 +1,299 @@
+"""
+Composition of the HTTP side: every area's endpoints go into one Klein app
+per mount point (``/api``, ``/metrics``), behind one admission gate and one
+error handler; anything else is served by the web UI resource.
+"""
+
+import json
+
+import jsonschema
+from klein import Klein
+from twisted.internet.defer import ensureDeferred
+from twisted.logger import Logger
+from twisted.web import server
+from twisted.web.resource import Resource
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from sentinel.api.base import ApiError, Call, Raw, Reply, endpoints_of
+from sentinel.store.database import StoreUnavailable
+
+log = Logger()
+
+MAX_REQUEST_BODY = 16 * 1024 * 1024  # hard cap for any request, any route
+JSON_TYPE = b"application/json; charset=utf-8"
+
+
+class SentinelRequest(server.Request):
+    """A request that stops buffering a body larger than MAX_REQUEST_BODY."""
+
+    too_large = False
+    _received = 0
+
+    def gotLength(self, length):
+        if length is not None and length > MAX_REQUEST_BODY:
+            self.too_large = True
+            length = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        self._received += len(data)
+        if self._received > MAX_REQUEST_BODY:
+            self.too_large = True
+        if not self.too_large:
+            super().handleContentChunk(data)
+
+
+def json_bytes(value):
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class Gate:
+    """
+    Admission, in this order: cross-site check, authentication (by the
+    endpoint's ``auth`` name), then the read-only guard for mutations.
+
+    authenticators: {"admin": obj with ``authenticate(request)`` ->
+    Deferred/coroutine of Principal or None, ...}.  guard: obj with
+    ``check(call)`` raising ApiError (e.g. 409 FOLLOWER_READONLY), or None.
+    """
+
+    def __init__(self, authenticators=None, guard=None):
+        self.authenticators = dict(authenticators or {})
+        self.guard = guard
+
+    async def admit(self, call):
+        request, spec = call.request, call.spec
+        if spec.mutating:
+            check_same_origin(request)
+        if spec.auth != "none":
+            authenticator = self.authenticators.get(spec.auth)
+            principal = None
+            if authenticator is not None:
+                principal = await authenticator.authenticate(request)
+            if principal is None:
+                raise ApiError(401, "UNAUTHENTICATED", "Log in first (or send a valid API token).")
+            call.principal = principal
+        if spec.mutating and not spec.readonly_exempt and self.guard is not None:
+            await self.guard.check(call)
+
+
+def check_same_origin(request):
+    """
+    Refuse a state-changing request that a browser sent from another site
+    (CSRF): the Origin header, when present, must name this host.  Scripts
+    authenticating with a bearer token are not browsers and pass.
+    """
+    if request.getHeader(b"authorization"):
+        return
+    origin = request.getHeader(b"origin")
+    fetch_site = request.getHeader(b"sec-fetch-site")
+    if fetch_site == "cross-site":
+        raise _cross_site()
+    if origin is None:
+        return
+    host = request.getHeader(b"host") or ""
+    scheme, _, rest = origin.partition("://")
+    if origin == "null" or rest.rstrip("/").lower() != host.lower():
+        raise _cross_site()
+
+
+def _cross_site():
+    return ApiError(403, "CROSS_SITE_REQUEST", "Cross-site requests are not allowed.")
+
+
+def _read_body(call):
+    request, spec = call.request, call.spec
+    if getattr(request, "too_large", False):
+        raise _too_large(MAX_REQUEST_BODY)
+    request.content.seek(0)
+    raw = request.content.read(spec.max_body + 1)
+    if len(raw) > spec.max_body:
+        raise _too_large(spec.max_body)
+    call.raw_body = raw
+    if spec.body is None:
+        return
+    ctype = (request.getHeader(b"content-type") or "").split(";")[0].strip().lower()
+    if raw.strip() and ctype != "application/json":
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ApiError(400, "BAD_JSON", f"The body is not valid JSON: {e}") from None
+    call.body = validate(spec.body, body)
+
+
+def _too_large(limit):
+    return ApiError(413, "BODY_TOO_LARGE", f"The request body is larger than {limit} bytes.")
+
+
+def validate(schema, value, where=""):
+    """Validate against a JSON schema; 400 VALIDATION_ERROR with details."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    if errors:
+        details = [
+            {"field": ".".join(str(p) for p in e.absolute_path) or where or "(body)",
+             "message": e.message}
+            for e in errors[:20]
+        ]
+        first = details[0]
+        raise ApiError(
+            400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}", details
+        )
+    return value
+
+
+def _coerce(schema, text):
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            return float(text)
+        if kind == "boolean":
+            from sentinel.options import parse_bool
+
+            return parse_bool(text)
+    except ValueError:
+        pass  # left as text; validation reports it
+    return text
+
+
+def _read_query(call):
+    declared = call.spec.query or {}
+    query = {}
+    for raw_name, values in call.request.args.items():
+        name = raw_name.decode("utf-8", "replace")
+        if name in declared and values:
+            text = values[-1].decode("utf-8", "replace")
+            query[name] = _coerce(declared[name], text)
+    if declared:
+        validate(
+            {"type": "object", "properties": declared}, query, where="query"
+        )
+    call.query = query
+
+
+class Site:
+    """Builds the root resource from areas, a gate and the UI resource."""
+
+    def __init__(self, areas, gate, fallback=None):
+        self.gate = gate
+        self.endpoints = []  # [(spec, handler)]
+        self.apps = {}
+        for area in areas:
+            for spec, handler in endpoints_of(area):
+                self._add(spec, handler)
+        self.fallback = fallback
+
+    def _add(self, spec, handler):
+        app = self.apps.get(spec.mount)
+        if app is None:
+            app = self.apps[spec.mount] = Klein()
+            app.handle_errors(Exception)(_render_error)
+        self.endpoints.append((spec, handler))
+
+        def route(request, **params):
+            return ensureDeferred(self._dispatch(request, spec, handler, params))
+
+        route.__name__ = f"{spec.method} {spec.path}"
+        app.route(spec.klein_path, methods=[spec.method], endpoint=route.__name__)(route)
+
+    async def _dispatch(self, request, spec, handler, params):
+        _security_headers(request)
+        call = Call(request=request, spec=spec)
+        await self.gate.admit(call)
+        _read_body(call)
+        _read_query(call)
+        result = await handler(call, **params)
+        return _render(request, spec, result)
+
+    def resource(self):
+        root = _Root(self.fallback)
+        for mount, app in self.apps.items():
+            root.putChild(mount.encode(), app.resource())
+        return root
+
+    def site(self, reactor=None):
+        factory = server.Site(self.resource())
+        factory.requestFactory = SentinelRequest
+        factory.displayTracebacks = False
+        return factory
+
+
+class _Root(Resource):
+    def __init__(self, fallback):
+        super().__init__()
+        self._fallback = fallback
+
+    def getChild(self, name, request):
+        if self._fallback is not None:
+            request.postpath.insert(0, request.prepath.pop())
+            return self._fallback
+        return _NotFoundResource()
+
+    def render(self, request):
+        return _NotFoundResource().render(request)
+
+
+class _NotFoundResource(Resource):
+    isLeaf = True
+
+    def render(self, request):
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", JSON_TYPE)
+        return json_bytes({"error": "NOT_FOUND", "message": "No such page."})
+
+
+def _security_headers(request):
+    request.setHeader(b"cache-control", b"no-store")
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    request.setHeader(b"referrer-policy", b"no-referrer")
+
+
+def _render(request, spec, result):
+    if isinstance(result, Raw):
+        request.setResponseCode(result.status)
+        request.setHeader(b"content-type", result.content_type.encode())
+        for k, v in result.headers.items():
+            request.setHeader(k.encode() if isinstance(k, str) else k, v)
+        return result.body
+    status, headers, body = spec.status, {}, result
+    if isinstance(result, Reply):
+        status, headers, body = result.status, result.headers, result.body
+    request.setResponseCode(status)
+    for k, v in headers.items():
+        request.setHeader(k.encode() if isinstance(k, str) else k, v)
+    if status == 204 or body is None and status != 200:
+        return b""
+    request.setHeader(b"content-type", JSON_TYPE)
+    return json_bytes(body)
+
+
+def _render_error(request, failure):
+    """The one place errors become HTTP answers."""
+    _security_headers(request)
+    error = failure.value
+    if isinstance(error, ApiError):
+        pass
+    elif isinstance(error, MethodNotAllowed):
+        allowed = ", ".join(sorted(error.valid_methods or ()))
+        error = ApiError(405, "METHOD_NOT_ALLOWED", "Method not allowed here.",
+                         headers={"allow": allowed})
+    elif isinstance(error, NotFound):
+        error = ApiError(404, "NOT_FOUND", "No such API endpoint.")
+    elif isinstance(error, HTTPException):
+        error = ApiError(error.code or 400, "BAD_REQUEST", error.description or "Bad request.")
+    elif isinstance(error, StoreUnavailable):
+        error = ApiError(503, "STORE_UNAVAILABLE",
+                         "The database is not reachable right now; try again shortly.",
+                         headers={"retry-after": "5"})
+    else:
+        log.failure("internal error answering {method} {uri}", failure,
+                    method=request.method, uri=request.uri)
+        error = ApiError(500, "INTERNAL_ERROR", "Internal error; see the server log.")
+    request.setResponseCode(error.status)
+    for k, v in error.headers.items():
+        request.setHeader(k.encode(), str(v).encode())
+    request.setHeader(b"content-type", JSON_TYPE)
+    return json_bytes(error.body())

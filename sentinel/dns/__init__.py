@@ -1,0 +1,1 @@
+"""DNS serving: wire fast path, cache, upstream forwarding, listeners."""

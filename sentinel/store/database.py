@@ -1,0 +1,292 @@
+"""
+The two SQL backends behind the store: SQLite (embedded default, run on a
+dedicated thread so the reactor never blocks) and PostgreSQL (txpostgres).
+
+Both expose the same small surface so the store's SQL is written once:
+
+    db.dialect                    "sqlite" or "postgres"
+    db.start() / db.stop()        Deferreds
+    db.run(fn, *args, write=...)  run fn(tx, *args) in ONE transaction;
+                                  fn is a coroutine function using
+                                  ``await tx.execute(sql, params)``
+
+SQL uses ``?`` placeholders; the PostgreSQL backend translates them.
+Write transactions are serialised in-process (one writer at a time), which
+is what SQLite needs anyway and makes id allocation and the configuration
+revision simple on PostgreSQL too.
+"""
+
+import sqlite3
+
+import psycopg2
+from twisted.internet.defer import (
+    Deferred,
+    DeferredLock,
+    ensureDeferred,
+    inlineCallbacks,
+    succeed,
+)
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from txpostgres import txpostgres
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached right now (PostgreSQL down)."""
+
+
+def _sync_call(fn, args):
+    result = fn(*args)
+    if hasattr(result, "send"):
+        return ensureDeferred(result)
+    return result
+
+
+class _SqliteTx:
+    dialect = "sqlite"
+
+    def __init__(self, db, write):
+        self._db = db
+        self._write = write
+
+    def execute(self, sql, params=()):
+        return self._db._call(self._write, self._db._execute, self._write, sql, params)
+
+    def executemany(self, sql, seq):
+        return self._db._call(
+            self._write, self._db._executemany, self._write, sql, list(seq)
+        )
+
+
+class SqliteDatabase:
+    """
+    SQLite in WAL mode with synchronous=FULL: a committed transaction
+    survives a crash of the process or of the machine.  One connection and
+    one thread for writes, one for reads; WAL lets them run side by side.
+    """
+
+    dialect = "sqlite"
+    log = Logger()
+
+    def __init__(self, path, reactor):
+        self._path = path
+        self._reactor = reactor
+        self._pools = {}
+        self._conns = {}
+        self._locks = {True: DeferredLock(), False: DeferredLock()}
+        self.available = False
+
+    @inlineCallbacks
+    def start(self):
+        for write in (True, False):
+            pool = ThreadPool(1, 1, name=f"sqlite-{'w' if write else 'r'}")
+            pool.start()
+            self._pools[write] = pool
+            yield self._call(write, self._connect, write)
+        self.available = True
+
+    def _connect(self, write):
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._conns[write] = conn
+
+    @inlineCallbacks
+    def stop(self):
+        self.available = False
+        for write in (True, False):
+            if write in self._pools:
+                yield self._locks[write].acquire()
+                try:
+                    yield self._call(write, self._conns.pop(write).close)
+                finally:
+                    self._locks[write].release()
+                self._pools.pop(write).stop()
+
+    def _call(self, write, fn, *args):
+        return deferToThreadPool(self._reactor, self._pools[write], fn, *args)
+
+    def _execute(self, write, sql, params):
+        return self._conns[write].execute(sql, params).fetchall()
+
+    def _executemany(self, write, sql, seq):
+        self._conns[write].executemany(sql, seq)
+        return []
+
+    def run(self, fn, *args, write=True):
+        return self._locks[write].run(self._transaction, fn, args, write)
+
+    @inlineCallbacks
+    def _transaction(self, fn, args, write):
+        if not self.available:
+            raise StoreUnavailable("database is not open")
+        tx = _SqliteTx(self, write)
+        yield tx.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            result = yield _sync_call(fn, (tx,) + args)
+        except BaseException:
+            yield tx.execute("ROLLBACK")
+            raise
+        yield tx.execute("COMMIT")
+        return result
+
+
+class _PostgresTx:
+    dialect = "postgres"
+
+    def __init__(self, cursor):
+        self._cursor = cursor
+
+    @inlineCallbacks
+    def execute(self, sql, params=()):
+        yield self._cursor.execute(_pg_sql(sql), tuple(params))
+        if self._cursor.description is None:
+            return []
+        return [tuple(_pg_value(v) for v in row) for row in self._cursor.fetchall()]
+
+    @inlineCallbacks
+    def executemany(self, sql, seq):
+        # txpostgres has no executemany; one round trip per row is fine for
+        # the batch sizes we use, and it stays inside the transaction.
+        sql = _pg_sql(sql)
+        for params in seq:
+            yield self._cursor.execute(sql, tuple(params))
+        return []
+
+
+def _pg_sql(sql):
+    if "%" in sql:
+        raise ValueError("use ? placeholders; '%' is not allowed in store SQL")
+    return sql.replace("?", "%s")
+
+
+def _pg_value(value):
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+class PostgresDatabase:
+    """
+    PostgreSQL through txpostgres: one connection for writes and one for
+    reads.  If the server cannot be reached, start() keeps retrying with
+    exponential backoff (and says so in the log) while the rest of the
+    daemon, DNS included, runs on; operations fail with L{StoreUnavailable}
+    until the connection is back.
+    """
+
+    dialect = "postgres"
+    log = Logger()
+    first_backoff = 0.5
+    max_backoff = 30.0
+
+    def __init__(self, dsn, reactor, clock=None):
+        self._dsn = dsn
+        self._reactor = reactor
+        self._clock = clock or reactor  # schedules the reconnection attempts
+        self._conns = {}
+        self._locks = {True: DeferredLock(), False: DeferredLock()}
+        self._waiters = []
+        self._connecting = False
+        self._stopped = False
+        self._retry = None
+        self.available = False
+
+    def start(self):
+        """Fires once connected (which may take a while if the server is down)."""
+        if self.available:
+            return succeed(None)
+        d = Deferred()
+        self._waiters.append(d)
+        if not self._connecting:
+            self._connecting = True
+            self._attempt(self.first_backoff)
+        return d
+
+    def _attempt(self, delay):
+        self._retry = None
+        self._connect_all().addCallbacks(self._connected, self._failed, errbackArgs=(delay,))
+
+    def _connected(self, _):
+        self._connecting = False
+        self.available = True
+        self.log.info("database connected")
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _failed(self, failure, delay):
+        if self._stopped:
+            return
+        reason = (failure.getErrorMessage() or failure.type.__name__).strip().splitlines()[0]
+        self.log.warn(
+            "database unreachable ({reason}); retrying in {delay:.1f}s",
+            reason=reason, delay=delay,
+        )
+        self._retry = self._clock.callLater(
+            delay, self._attempt, min(delay * 2, self.max_backoff)
+        )
+
+    @inlineCallbacks
+    def _connect_all(self):
+        for write in (True, False):
+            old = self._conns.pop(write, None)
+            if old is not None:
+                _close_quietly(old)
+            conn = txpostgres.Connection(reactor=self._reactor)
+            yield conn.connect(self._dsn)
+            self._conns[write] = conn
+
+    def stop(self):
+        self._stopped = True
+        self.available = False
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        for conn in self._conns.values():
+            _close_quietly(conn)
+        self._conns.clear()
+        return succeed(None)
+
+    def run(self, fn, *args, write=True):
+        return self._locks[write].run(self._transaction, fn, args, write)
+
+    @inlineCallbacks
+    def _transaction(self, fn, args, write):
+        if not self.available:
+            raise StoreUnavailable("database is not connected")
+
+        @inlineCallbacks
+        def interaction(cursor):
+            tx = _PostgresTx(cursor)
+            if not write:
+                yield tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            return (yield _sync_call(fn, (tx,) + args))
+
+        try:
+            return (yield self._conns[write].runInteraction(interaction))
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+            self._lost(e)
+            raise StoreUnavailable(f"database connection lost: {e}") from None
+
+    def _lost(self, error):
+        if not self.available or self._stopped:
+            return
+        self.available = False
+        self.log.warn("database connection lost ({error}); reconnecting", error=str(error).strip())
+        self._connecting = True
+        self._attempt(self.first_backoff)
+
+
+def _close_quietly(conn):
+    try:
+        conn.close()
+    except Exception:
+        pass
+
+
+def open_database(url, reactor):
+    """sqlite:///path or postgresql://... -> a database backend."""
+    if url.startswith("sqlite:///"):
+        return SqliteDatabase(url[len("sqlite://"):], reactor)
+    return PostgresDatabase(url, reactor)

@@ -1,0 +1,221 @@
+"""
+Configuration entities and the transaction object that changes them.
+
+Every synced piece of configuration is an L{Entity}: a kind (``setting``,
+``secret``, ``user``, ``client``, ``rule``, ...), a key, the configuration
+revision that last changed it, and JSON data.  A deletion leaves a
+tombstone (data None) carrying the revision of the deletion, so
+``changes_since(r)`` describes every change after revision ``r``,
+deletions included.
+
+A write transaction bumps the revision once, on its first real change, and
+stamps every row it changes with the new revision.  Writing data equal to
+what is stored is not a change: no revision bump, nothing for followers to
+apply, no policy rebuild.
+"""
+
+import hashlib
+import json
+
+import attr
+
+
+class ConflictError(Exception):
+    """A unique constraint the caller asked for is violated."""
+
+
+@attr.s(frozen=True, auto_attribs=True, slots=True)
+class Entity:
+    kind: str
+    key: str
+    revision: int
+    data: object  # dict (or any JSON value); None for a tombstone
+
+    @property
+    def deleted(self) -> bool:
+        return self.data is None
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Changes:
+    revision: int  # the store's revision when read
+    entities: tuple  # Entity, tombstones included, ordered by revision
+
+
+def encode(data) -> str:
+    """Canonical JSON: equal data gives equal text (change detection)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _decode(text):
+    return None if text is None else json.loads(text)
+
+
+def _entity(row):
+    kind, key, revision, data = row
+    return Entity(kind, key, int(revision), _decode(data))
+
+
+_COLUMNS = "kind, key, revision, data"
+
+
+class ConfigTx:
+    """The configuration operations available inside one store transaction."""
+
+    def __init__(self, tx, now):
+        self._tx = tx
+        self._now = now
+        self.revision = None  # the new revision once something changed
+        self.changed = []  # Entities written in this transaction
+
+    @property
+    def dialect(self):
+        return self._tx.dialect
+
+    async def lock(self):
+        """
+        Take the writer lock (PostgreSQL; SQLite's BEGIN IMMEDIATE already
+        holds it) so reads made to check a constraint stay true until commit.
+        """
+        if self._tx.dialect == "postgres":
+            await self._tx.execute("SELECT value FROM revision WHERE id = 1 FOR UPDATE")
+
+    async def current_revision(self) -> int:
+        rows = await self._tx.execute("SELECT value FROM revision WHERE id = 1")
+        return int(rows[0][0])
+
+    async def _bump(self):
+        if self.revision is None:
+            rows = await self._tx.execute(
+                "UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value"
+            )
+            self.revision = int(rows[0][0])
+        return self.revision
+
+    async def get(self, kind, key):
+        rows = await self._tx.execute(
+            f"SELECT {_COLUMNS} FROM config WHERE kind = ? AND key = ? AND data IS NOT NULL",
+            (kind, str(key)),
+        )
+        return _entity(rows[0]) if rows else None
+
+    async def list(self, kind):
+        rows = await self._tx.execute(
+            f"SELECT {_COLUMNS} FROM config WHERE kind = ? AND data IS NOT NULL",
+            (kind,),
+        )
+        entities = [_entity(r) for r in rows]
+        entities.sort(key=_sort_key)
+        return entities
+
+    async def put(self, kind, key, data):
+        """Insert or replace; returns the entity (unchanged if equal)."""
+        if data is None:
+            raise ValueError("use delete() to remove an entity")
+        key, text = str(key), encode(data)
+        rows = await self._tx.execute(
+            "SELECT revision, data FROM config WHERE kind = ? AND key = ?", (kind, key)
+        )
+        if rows and rows[0][1] == text:
+            return Entity(kind, key, int(rows[0][0]), data)
+        revision = await self._bump()
+        await self._tx.execute(
+            "INSERT INTO config (kind, key, revision, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, key) DO UPDATE SET revision = excluded.revision, "
+            "data = excluded.data",
+            (kind, key, revision, text),
+        )
+        entity = Entity(kind, key, revision, json.loads(text))
+        self.changed.append(entity)
+        return entity
+
+    async def create(self, kind, data):
+        """Insert with the next integer key of this kind (never reused)."""
+        await self._bump()  # also serialises id allocation on PostgreSQL
+        rows = await self._tx.execute(
+            "SELECT MAX(CAST(key AS BIGINT)) FROM config WHERE kind = ?", (kind,)
+        )
+        key = (rows[0][0] or 0) + 1
+        return await self.put(kind, str(key), data)
+
+    async def delete(self, kind, key):
+        """Delete, leaving a tombstone. Returns False if there was nothing."""
+        key = str(key)
+        rows = await self._tx.execute(
+            "SELECT 1 FROM config WHERE kind = ? AND key = ? AND data IS NOT NULL",
+            (kind, key),
+        )
+        if not rows:
+            return False
+        revision = await self._bump()
+        await self._tx.execute(
+            "UPDATE config SET revision = ?, data = NULL WHERE kind = ? AND key = ?",
+            (revision, kind, key),
+        )
+        self.changed.append(Entity(kind, key, revision, None))
+        return True
+
+    async def changes_since(self, revision, kinds=None):
+        rows = await self._tx.execute(
+            f"SELECT {_COLUMNS} FROM config WHERE revision > ? ORDER BY revision, kind, key",
+            (revision,),
+        )
+        current = await self.current_revision()
+        entities = tuple(
+            e for e in map(_entity, rows) if kinds is None or e.kind in kinds
+        )
+        return Changes(current, entities)
+
+    async def snapshot(self, kinds=None):
+        rows = await self._tx.execute(
+            f"SELECT {_COLUMNS} FROM config WHERE data IS NOT NULL ORDER BY kind, key"
+        )
+        current = await self.current_revision()
+        entities = tuple(
+            e for e in map(_entity, rows) if kinds is None or e.kind in kinds
+        )
+        return Changes(current, entities)
+
+    # -- blobs ------------------------------------------------------------
+
+    async def put_blob(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        await self._tx.execute(
+            "INSERT INTO blobs (sha256, data, size, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (sha256) DO NOTHING",
+            (sha, data, len(data), self._now()),
+        )
+        return sha
+
+    async def get_blob(self, sha):
+        rows = await self._tx.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha,))
+        return bytes(rows[0][0]) if rows else None
+
+    async def blob_shas(self):
+        rows = await self._tx.execute("SELECT sha256 FROM blobs")
+        return {r[0] for r in rows}
+
+    async def delete_blobs(self, shas):
+        for sha in shas:
+            await self._tx.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
+
+    # -- node-local state (not synced, not revisioned) ---------------------
+
+    async def get_local(self, key, default=None):
+        rows = await self._tx.execute("SELECT value FROM node_state WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    async def set_local(self, key, value):
+        await self._tx.execute(
+            "INSERT INTO node_state (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, encode(value)),
+        )
+
+    async def delete_local(self, key):
+        await self._tx.execute("DELETE FROM node_state WHERE key = ?", (key,))
+
+
+def _sort_key(entity):
+    key = entity.key
+    return (0, int(key), "") if key.isdigit() else (1, 0, key)

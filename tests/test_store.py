@@ -1,0 +1,297 @@
+"""
+The store contract, run against SQLite and PostgreSQL alike.
+"""
+
+import os
+import tempfile
+
+from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
+from twisted.trial.unittest import TestCase
+
+from sentinel.store import QueryLogFilter, Store, StoreUnavailable
+from sentinel.store.database import PostgresDatabase, SqliteDatabase
+from sentinel.store.migrations import available_migrations
+from tests.support import pg
+
+
+class Boom(Exception):
+    pass
+
+
+class StoreContract:
+    """Mixed into a TestCase with make_database() -> (database, reopen)."""
+
+    async def open_store(self):
+        db = self.make_database()
+        store = Store(db, reactor)
+        await store.start()
+        self.addCleanup(store.stop)
+        return store
+
+    # -- migrations ------------------------------------------------------
+
+    async def test_migrations_applied_once(self):
+        store = await self.open_store()
+        self.assertEqual(await store.revision(), 0)
+        await store.put("setting", "a", 1)
+        await store.stop()
+        again = Store(self.make_database(reuse=True), reactor)
+        await again.start()
+        self.addCleanup(again.stop)
+        # Restart: nothing re-applied, nothing lost.
+        self.assertEqual((await again.get("setting", "a")).data, 1)
+        rows = await again.db.run(
+            lambda tx: tx.execute("SELECT version FROM schema_migrations ORDER BY version"),
+            write=False,
+        )
+        versions = [v for v, _, _ in available_migrations(again.dialect)]
+        self.assertEqual([r[0] for r in rows], versions)
+
+    # -- configuration entities ---------------------------------------------
+
+    async def test_put_get_list(self):
+        store = await self.open_store()
+        e = await store.put("setting", "dns", {"cache": 1000, "name": "héllo ✓"})
+        self.assertEqual(e.revision, 1)
+        got = await store.get("setting", "dns")
+        self.assertEqual(got.data, {"cache": 1000, "name": "héllo ✓"})
+        self.assertIsNone(await store.get("setting", "other"))
+        await store.put("setting", "b", [1, 2])
+        self.assertEqual([x.key for x in await store.list("setting")], ["b", "dns"])
+
+    async def test_equal_put_is_not_a_change(self):
+        store = await self.open_store()
+        seen = []
+        store.subscribe(lambda rev, changed: seen.append(rev))
+        await store.put("setting", "x", {"a": 1, "b": 2})
+        await store.put("setting", "x", {"b": 2, "a": 1})
+        self.assertEqual(await store.revision(), 1)
+        self.assertEqual(seen, [1])
+
+    async def test_create_allocates_keys_never_reused(self):
+        store = await self.open_store()
+        a = await store.create("rule", {"p": "a"})
+        b = await store.create("rule", {"p": "b"})
+        self.assertEqual((a.key, b.key), ("1", "2"))
+        await store.delete("rule", "2")
+        c = await store.create("rule", {"p": "c"})
+        self.assertEqual(c.key, "3")
+        other = await store.create("client", {"n": 1})
+        self.assertEqual(other.key, "1")
+
+    async def test_concurrent_creates_get_distinct_keys(self):
+        store = await self.open_store()
+        made = await gatherResults([store.create("rule", {"i": i}) for i in range(20)])
+        self.assertEqual(len({e.key for e in made}), 20)
+        self.assertEqual(await store.revision(), 20)
+
+    async def test_list_orders_integer_keys_numerically(self):
+        store = await self.open_store()
+        for i in range(12):
+            await store.create("rule", {"i": i})
+        self.assertEqual([e.key for e in await store.list("rule")],
+                         [str(i) for i in range(1, 13)])
+
+    async def test_delete_leaves_tombstone(self):
+        store = await self.open_store()
+        await store.put("client", "7", {"name": "tablet"})
+        self.assertTrue(await store.delete("client", "7"))
+        self.assertFalse(await store.delete("client", "7"))
+        self.assertIsNone(await store.get("client", "7"))
+        self.assertEqual(await store.list("client"), [])
+        changes = await store.changes_since(1)
+        self.assertEqual(changes.revision, 2)
+        self.assertEqual([(e.kind, e.key, e.revision, e.deleted) for e in changes.entities],
+                         [("client", "7", 2, True)])
+        snap = await store.snapshot()
+        self.assertEqual(snap.entities, ())
+
+    async def test_changes_since(self):
+        store = await self.open_store()
+        await store.put("setting", "a", 1)
+        await store.put("rule", "1", {"x": 1})
+        await store.put("setting", "a", 2)
+        changes = await store.changes_since(1)
+        self.assertEqual([(e.kind, e.key, e.revision) for e in changes.entities],
+                         [("rule", "1", 2), ("setting", "a", 3)])
+        only = await store.changes_since(0, kinds={"rule"})
+        self.assertEqual([e.key for e in only.entities], ["1"])
+        self.assertEqual((await store.changes_since(3)).entities, ())
+
+    async def test_transaction_is_all_or_nothing(self):
+        store = await self.open_store()
+        await store.put("setting", "keep", 1)
+        seen = []
+        store.subscribe(lambda rev, changed: seen.append(rev))
+
+        async def half(ctx):
+            await ctx.put("setting", "keep", 2)
+            await ctx.create("rule", {"x": 1})
+            raise Boom()
+
+        await self.assertFailure(store.transact(half), Boom)
+        self.assertEqual((await store.get("setting", "keep")).data, 1)
+        self.assertEqual(await store.list("rule"), [])
+        self.assertEqual(await store.revision(), 1)
+        self.assertEqual(seen, [])
+
+    async def test_one_revision_per_transaction(self):
+        store = await self.open_store()
+        heard = []
+        store.subscribe(lambda rev, changed: heard.append((rev, [e.key for e in changed])))
+
+        async def several(ctx):
+            await ctx.put("setting", "a", 1)
+            await ctx.put("setting", "b", 2)
+            await ctx.delete("setting", "missing")
+            return ctx.revision
+
+        self.assertEqual(await store.transact(several), 1)
+        self.assertEqual(heard, [(1, ["a", "b"])])
+        self.assertEqual({e.revision for e in (await store.snapshot()).entities}, {1})
+
+    async def test_blobs(self):
+        store = await self.open_store()
+        data = bytes(range(256)) * 1000
+        sha = await store.put_blob(data)
+        self.assertEqual(await store.get_blob(sha), data)
+        self.assertEqual(await store.put_blob(data), sha)
+        self.assertIsNone(await store.get_blob("0" * 64))
+        self.assertEqual(await store.revision(), 0)
+
+    async def test_local_state_is_not_configuration(self):
+        store = await self.open_store()
+        await store.set_local("cluster_role", {"role": "leader"})
+        self.assertEqual(await store.get_local("cluster_role"), {"role": "leader"})
+        self.assertEqual(await store.get_local("nope", "d"), "d")
+        await store.delete_local("cluster_role")
+        self.assertIsNone(await store.get_local("cluster_role"))
+        self.assertEqual(await store.revision(), 0)
+        self.assertEqual((await store.snapshot()).entities, ())
+
+    # -- records ---------------------------------------------------------------
+
+    def _row(self, ts, client="192.168.1.5", qname="ads.example.com", decision="blocked"):
+        return (ts, client, "tablet", qname, 1, decision, "rule:1", None, 3, 0.2)
+
+    async def test_query_log(self):
+        store = await self.open_store()
+        await store.append_query_logs(
+            [self._row(100.0), self._row(101.0, decision="forwarded", qname="Example.ORG"),
+             self._row(102.0, client="10.0.0.9")])
+        newest = await store.query_logs(QueryLogFilter())
+        self.assertEqual([r["ts"] for r in newest], [102.0, 101.0, 100.0])
+        self.assertEqual(newest[0]["client_ip"], "10.0.0.9")
+        by_decision = await store.query_logs(QueryLogFilter(decision="forwarded"))
+        self.assertEqual([r["qname"] for r in by_decision], ["Example.ORG"])
+        by_domain = await store.query_logs(QueryLogFilter(domain="ADS.EXAMPLE"))
+        self.assertEqual(len(by_domain), 2)
+        by_client = await store.query_logs(QueryLogFilter(client="10.0.0.9"))
+        self.assertEqual(len(by_client), 1)
+        page = await store.query_logs(QueryLogFilter(limit=1, before_id=newest[0]["id"]))
+        self.assertEqual([r["ts"] for r in page], [101.0])
+        ranged = await store.query_logs(QueryLogFilter(since=100.5, until=102.0))
+        self.assertEqual([r["ts"] for r in ranged], [101.0])
+
+    async def test_query_log_retention(self):
+        store = await self.open_store()
+        await store.append_query_logs([self._row(float(t)) for t in range(10)])
+        await store.prune_query_logs(before_ts=3.0)
+        self.assertEqual(await store.count_query_logs(), 7)
+        await store.prune_query_logs(before_ts=0.0, max_rows=4)
+        rows = await store.query_logs(QueryLogFilter())
+        self.assertEqual([r["ts"] for r in rows], [9.0, 8.0, 7.0, 6.0])
+
+    async def test_notifications(self):
+        store = await self.open_store()
+        a = await store.add_notification("warning", "blocklist", "download failed")
+        b = await store.add_notification("info", "cluster", "became leader")
+        self.assertEqual(await store.unread_notifications(), 2)
+        feed = await store.list_notifications()
+        self.assertEqual([n["id"] for n in feed], [b, a])
+        self.assertFalse(feed[0]["read"])
+        self.assertEqual(await store.mark_notifications_read([a]), 1)
+        self.assertEqual(await store.unread_notifications(), 1)
+        self.assertEqual(await store.mark_notifications_read(), 1)
+        self.assertEqual(await store.unread_notifications(), 0)
+        self.assertEqual(await store.list_notifications(unread_only=True), [])
+
+    async def test_nonces(self):
+        store = await self.open_store()
+        self.assertTrue(await store.remember_nonce("n1", 100.0))
+        self.assertFalse(await store.remember_nonce("n1", 100.0))
+        await store.prune_nonces(50.0)
+        self.assertFalse(await store.remember_nonce("n1", 100.0))
+        await store.prune_nonces(150.0)
+        self.assertTrue(await store.remember_nonce("n1", 200.0))
+
+
+class SqliteStoreTests(StoreContract, TestCase):
+    def make_database(self, reuse=False):
+        if not reuse or not hasattr(self, "_path"):
+            self._path = os.path.join(tempfile.mkdtemp(), "sentinel.db")
+        return SqliteDatabase(self._path, reactor)
+
+
+class PostgresStoreTests(StoreContract, TestCase):
+    if pg.skip_reason():
+        skip = pg.skip_reason()
+
+    def make_database(self, reuse=False):
+        if not reuse or not hasattr(self, "_url"):
+            self._url, drop = pg.create_database()
+            self.addCleanup(drop)
+        return PostgresDatabase(self._url, reactor)
+
+
+class PostgresUnreachableTests(TestCase):
+    """DNS must start even when PostgreSQL is down: the store retries."""
+
+    def test_retries_with_backoff_and_says_so(self):
+        from twisted.internet.task import Clock
+        from twisted.logger import globalLogPublisher
+
+        from tests.support.ports import free_port
+
+        clock = Clock()
+        db = PostgresDatabase(
+            f"postgresql://root@127.0.0.1:{free_port()}/nothing?connect_timeout=2",
+            reactor, clock=clock)
+        messages = []
+
+        def observe(event):
+            if str(event.get("log_namespace", "")).startswith("sentinel.store.database"):
+                from twisted.logger import formatEvent
+                messages.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        self.addCleanup(db.stop)
+        started = db.start()
+        self.assertNoResult(started)
+
+        async def check():
+            for expected in (0.5, 1.0, 2.0):
+                await _until(lambda: clock.getDelayedCalls())
+                [call] = clock.getDelayedCalls()
+                self.assertAlmostEqual(call.getTime() - clock.seconds(), expected)
+                clock.advance(expected)
+            self.assertTrue(any("retrying in 0.5s" in m for m in messages), messages)
+            self.assertNoResult(started)
+            self.assertFalse(db.available)
+            await self.assertFailure(db.run(lambda tx: None), StoreUnavailable)
+
+        from twisted.internet.defer import ensureDeferred
+        return ensureDeferred(check())
+
+
+async def _until(predicate, timeout=10.0):
+    from twisted.internet.task import deferLater
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await deferLater(reactor, 0.01, lambda: None)
