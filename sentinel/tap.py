@@ -1,7 +1,13 @@
 """
 twistd plugin entry point: options -> Config -> makeService.  Wiring only:
 every component gets its dependencies here, explicitly.
+
+Each subsystem has one ``_wire_*`` function that takes the shared
+L{Wiring} and adds its services, API areas and the objects other
+subsystems need.  Order matters only where one uses what another made.
 """
+
+from types import SimpleNamespace
 
 from twisted.application.service import MultiService
 
@@ -24,18 +30,41 @@ def makeService(options, reactor=None):
         fatal(str(e))
 
 
+class Wiring(SimpleNamespace):
+    """What the subsystems share while the daemon is being put together."""
+
+
 def build(config, reactor):
-    prepare_data_dir(config.data_dir)
-    box = SecretBox(load_or_create_key(config.key_file))
-    store = Store.from_url(config.database, reactor)
-    secrets = Secrets(store, box)  # noqa: F841 (used by the API areas)
+    w = Wiring(
+        config=config,
+        reactor=reactor,
+        top=MultiService(),
+        areas=[],  # API areas (objects with @endpoint methods)
+        authenticators={},  # Gate: auth name -> authenticator
+        guard=None,  # Gate: read-only guard (cluster)
+        health_checks={},  # name -> callable() -> bool, for /api/health
+        web=None,  # resource serving the web UI
+    )
+    _wire_storage(w)
+    _wire_http(w)
+    return w.top
 
-    top = MultiService()
-    StoreService(store).setServiceParent(top)
 
-    health = HealthApi(store)
-    gate = Gate(authenticators={}, guard=None)
-    site = Site([health], gate)
+def _wire_storage(w):
+    prepare_data_dir(w.config.data_dir)
+    w.box = SecretBox(load_or_create_key(w.config.key_file))
+    w.store = Store.from_url(w.config.database, w.reactor)
+    w.secrets = Secrets(w.store, w.box)
+    w.store_service = StoreService(w.store)
+    w.store_service.setName("store")
+    w.store_service.setServiceParent(w.top)
+
+
+def _wire_http(w):
+    w.areas.insert(0, HealthApi(w.store, w.health_checks))
+    gate = Gate(authenticators=w.authenticators, guard=w.guard)
+    site = Site(w.areas, gate, fallback=w.web)
+    config, reactor = w.config, w.reactor
     http = ListeningService(
         "HTTP", config.http_port, "tcp",
         lambda: reactor.listenTCP(
@@ -43,5 +72,4 @@ def build(config, reactor):
         ),
     )
     http.setName("http")
-    http.setServiceParent(top)
-    return top
+    http.setServiceParent(w.top)
