@@ -13,6 +13,7 @@ from twisted.application.service import MultiService
 
 from sentinel.api.health import HealthApi
 from sentinel.api.site import Gate, Site
+from sentinel.dns.decision import NullQueryLog, PolicySource
 from sentinel.crypto import KeyFileError, SecretBox, load_or_create_key
 from sentinel.options import SentinelOptions as Options  # noqa: F401 (twistd)
 from sentinel.secrets import Secrets
@@ -44,8 +45,17 @@ def build(config, reactor):
         guard=None,  # Gate: read-only guard (cluster)
         health_checks={},  # name -> callable() -> bool, for /api/health
         web=None,  # resource serving the web UI
+        policy_source=PolicySource(),  # DNS reads .current; filtering swaps it
+        querylog=NullQueryLog(),  # replaced by the query-log buffer
     )
     _wire_storage(w)
+    _wire_auth(w)
+    _wire_querylog(w)
+    _wire_dns(w)
+    _wire_filtering(w)
+    _wire_cluster(w)
+    _wire_ha(w)
+    _wire_web(w)
     _wire_http(w)
     return w.top
 
@@ -58,6 +68,34 @@ def _wire_storage(w):
     w.store_service = StoreService(w.store)
     w.store_service.setName("store")
     w.store_service.setServiceParent(w.top)
+
+
+def _wire_auth(w):
+    """Admin accounts, sessions, API tokens: sets w.authenticators["admin"]."""
+
+
+def _wire_querylog(w):
+    """Replaces w.querylog with the buffered query-log writer."""
+
+
+def _wire_dns(w):
+    """DNS listeners, cache, upstreams: sets w.dns_stats, w.dns_probe."""
+
+
+def _wire_filtering(w):
+    """Policy snapshots into w.policy_source, blocklists, rules, clients, metrics."""
+
+
+def _wire_cluster(w):
+    """Roles, sync, read-only guard (w.guard), readiness."""
+
+
+def _wire_ha(w):
+    """HA (VIP/keepalived) configuration API and files for the sidecar."""
+
+
+def _wire_web(w):
+    """The web UI resource (w.web)."""
 
 
 def _wire_http(w):

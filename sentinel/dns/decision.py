@@ -87,8 +87,12 @@ class _PassAll:
 
 
 @attr.s
-class StaticPolicySource:
-    """A policy source that never changes (tests, and before filtering loads)."""
+class PolicySource:
+    """
+    Holds the current policy; filtering replaces ``current`` atomically (a
+    single attribute assignment) when it has compiled a new snapshot.  Until
+    then every query passes.
+    """
 
     current = attr.ib(factory=_PassAll)
 
