@@ -47,6 +47,12 @@ def build(config, reactor):
         web=None,  # resource serving the web UI
         policy_source=PolicySource(),  # DNS reads .current; filtering swaps it
         querylog=NullQueryLog(),  # replaced by the query-log buffer
+        # Services that must run only while this node is leader or
+        # standalone (blocklist downloads, serving sync), resp. only while
+        # it is a follower (the sync client).  The cluster subsystem starts
+        # and stops them as the effective role changes.
+        leader_only=MultiService(),
+        follower_only=MultiService(),
     )
     _wire_storage(w)
     _wire_auth(w)
@@ -88,6 +94,7 @@ def _wire_filtering(w):
 
 def _wire_cluster(w):
     """Roles, sync, read-only guard (w.guard), readiness."""
+    w.leader_only.setServiceParent(w.top)  # standalone until clustering exists
 
 
 def _wire_ha(w):
