@@ -135,6 +135,21 @@ class SyncServer:
     def blob(self, sha):
         return self._store.get_blob(sha)
 
+    def current_revision(self):
+        return self._store.revision()
+
+    @property
+    def node_id(self):
+        return self._state.node_id
+
+    @property
+    def history(self):
+        return self._state.history
+
+    @property
+    def wire_key(self):
+        return self._state.keys.wire
+
     # -- long-poll -----------------------------------------------------------------
 
     def _wait(self, seconds, since):
