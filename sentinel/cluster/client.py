@@ -132,16 +132,19 @@ class SyncClient(Service):
         self._marker_epoch = None
         self._inflight = None
         self._timer = None
+        self._stopped = False
 
     # -- service -------------------------------------------------------------
 
     def startService(self):
         super().startService()
+        self._stopped = False
         self.status.running = True
         self._schedule(0)
 
     def stopService(self):
         super().stopService()
+        self._stopped = True
         self.status.running = False
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
@@ -224,7 +227,7 @@ class SyncClient(Service):
             try:
                 applied = await self._store.transact(
                     self._applier.apply, batch, fetched, force,
-                    lambda: state.epoch == epoch and self.running)
+                    lambda: state.epoch == epoch and not self._stopped)
             except ApplyError as e:
                 raise SyncError(e.code, e.message) from None
             self._marker = {"history": batch.history, "revision": batch.revision,

@@ -66,12 +66,13 @@ class RoleFileWatcher(Service):
         self._read()
         self._schedule_recheck()
 
-    def _start_watch(self):
+    def _start_watch(self, quiet=False):
         if self._factory is None:
             return
         from twisted.internet import inotify
 
         directory = os.path.dirname(self.path)
+        notifier = None
         try:
             os.makedirs(directory, exist_ok=True)
             notifier = self._factory()
@@ -81,6 +82,10 @@ class RoleFileWatcher(Service):
                     | inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF | inotify.IN_ATTRIB)
             notifier.watch(FilePath(directory), mask=mask, callbacks=[self._event])
         except Exception as e:  # no inotify, no directory: fall back to polling
+            if notifier is not None:
+                notifier.loseConnection()
+            if quiet:
+                return
             log.warn("cluster: cannot watch {dir} ({err}); re-reading the role file "
                      "every {s} s instead", dir=directory, err=e, s=RECHECK)
             return
@@ -88,8 +93,15 @@ class RoleFileWatcher(Service):
         self.watching = True
 
     def _event(self, _watch, filepath, _mask):
-        if filepath.basename() != os.path.basename(self.path) and filepath.path != os.path.dirname(self.path):
+        # INotify reports bytes paths; events on the directory itself (moved,
+        # deleted) count too.
+        from twisted.internet import inotify
+
+        path = os.fsdecode(filepath.path)
+        if path not in (self.path, os.path.dirname(self.path)):
             return
+        if _mask & (inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF):
+            self._unwatch()  # the directory went away: the re-check re-watches
         if self._pending is not None and self._pending.active():
             self._pending.reset(DEBOUNCE)
         else:
@@ -99,6 +111,8 @@ class RoleFileWatcher(Service):
         self._recheck = self._clock.callLater(RECHECK, self._periodic)
 
     def _periodic(self):
+        if self._factory is not None and not self.watching:
+            self._start_watch(quiet=True)
         self._read()
         self._schedule_recheck()
 
@@ -115,6 +129,9 @@ class RoleFileWatcher(Service):
         for call in (self._pending, self._recheck):
             if call is not None and call.active():
                 call.cancel()
+        self._unwatch()
+
+    def _unwatch(self):
         if self._notifier is not None:
             self._notifier.loseConnection()
             self._notifier = None

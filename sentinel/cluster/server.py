@@ -88,8 +88,10 @@ class SyncServer:
         entry = self.followers.setdefault(node, {"nodeId": node})
         entry.update(address=_address(request), lastContact=self._clock.seconds())
         if since is not None:
+            # revision: what the follower says it holds (confirmed); sent:
+            # the revision of the answer it is getting now.
             entry.update(revision=since, sameHistory=history == self._state.history,
-                         leaderRevision=revision)
+                         sent=revision)
 
     # -- batches -----------------------------------------------------------------
 
@@ -109,7 +111,7 @@ class SyncServer:
         if history == mine and since == current:
             return Batch("unchanged", leader, mine, current, current)
         have = await ctx.blob_shas()
-        if history == mine and 0 < since < current:
+        if history == mine and since < current:
             found = await ctx.changes_since(since)
             current, mode = found.revision, "changes"
         else:
