@@ -112,7 +112,10 @@ def _wire_ha(w):
 
 
 def _wire_web(w):
-    """The web UI resource (w.web)."""
+    """The web UI resource (w.web): static assets and SPA routes."""
+    from sentinel.web import WebUI
+
+    w.web = WebUI()
 
 
 def _wire_http(w):
