@@ -158,7 +158,7 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
                 raise Malformed("bad SOA")
             minimum = _unpack_from("!I", data, j + 16)[0]
             soa_ttl = min(ttl, minimum)
-        offsets.append(rdata - 4 - qend)
+        offsets.append(rdata - 6 - qend)
         ttls.append(ttl)
     if i != end:
         raise Malformed("trailing bytes")
