@@ -103,8 +103,10 @@ def _wire_filtering(w):
 
 
 def _wire_cluster(w):
-    """Roles, sync, read-only guard (w.guard), readiness."""
-    w.leader_only.setServiceParent(w.top)  # standalone until clustering exists
+    """Roles, sync, read-only guard (w.guard), readiness (see docs/CLUSTER.md)."""
+    from sentinel.cluster import wiring
+
+    wiring.wire(w)
 
 
 def _wire_ha(w):
