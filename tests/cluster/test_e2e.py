@@ -15,6 +15,16 @@ from tests.cluster.e2e import (
     changes_path, clear_role, entities, make_daemon, nodetool, signed, wait_until, write_role,
 )
 from tests.support import pg
+from tests.support.upstream import Upstream
+
+
+def resolve(daemon, name="www.example.test"):
+    import dns.message
+    import dns.query
+
+    answer = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1",
+                           port=daemon.dns_port, timeout=2)
+    return [rr.address for rrset in answer.answer for rr in rrset]
 
 
 class TwoNodes:
@@ -23,8 +33,12 @@ class TwoNodes:
 
     def setUp(self):
         self.secret = os.urandom(32)
-        self.leader = make_daemon(self, self.leader_db)
-        self.follower = make_daemon(self, self.follower_db, args=list(self.follower_args))
+        self.upstream = Upstream.start(self, {"www.example.test": {"A": ["198.18.0.10"],
+                                                                   "ttl": 3600}})
+        ups = [self.upstream.spec]
+        self.leader = make_daemon(self, self.leader_db, upstreams=ups)
+        self.follower = make_daemon(self, self.follower_db, upstreams=ups,
+                                    args=list(self.follower_args))
         nodetool(self.leader, "membership", {"role": "leader", "secret": self.secret.hex(),
                                              "leaderUrl": self.leader.base_url})
         nodetool(self.follower, "membership", {"role": "follower", "secret": self.secret.hex(),
@@ -41,7 +55,7 @@ class SyncEndToEnd(TwoNodes):
         blob = base64.b64encode(b"SBL1 pretend list contents").decode()
         sha = nodetool(self.leader, "blob", blob)["sha256"]
         nodetool(self.leader, "put", [
-            ["setting", "dns", {"blockMode": "nxdomain"}],
+            ["setting", "ui", {"theme": "dark"}],
             ["setting", "protection", {"pausedUntil": None}],
             ["secret", "smtp_password", {"value": "hunter2"}],
             ["user", "admin", {"passwordHash": "$scrypt$x"}],
@@ -56,7 +70,7 @@ class SyncEndToEnd(TwoNodes):
         ])
         # The follower had its own local configuration: replaced, not merged.
         nodetool(self.follower, "put", [["rule", "7", {"pattern": "local.example"}],
-                                        ["setting", "dns", {"blockMode": "null"}]])
+                                        ["setting", "ui", {"theme": "light"}]])
         self.leader.start()
         self.follower.start()
         dump = wait_until(self.converged, 20, 0.2, "first sync")
@@ -76,7 +90,7 @@ class SyncEndToEnd(TwoNodes):
         ])
         wait_until(self.converged, 20, 0.2, "changes and deletions")
         dump = nodetool(self.follower, "dump")
-        self.assertEqual(sorted(entities(dump)), [("rule", "2"), ("rule", "3"), ("setting", "dns")])
+        self.assertEqual(sorted(entities(dump)), [("rule", "2"), ("rule", "3"), ("setting", "ui")])
         self.assertEqual(dump["blobs"], [])  # unreferenced contents collected
 
     def test_follower_not_ready_after_window_when_leader_gone(self):
@@ -91,8 +105,24 @@ class SyncEndToEnd(TwoNodes):
         self.assertEqual((body["ok"], body["role"]), (False, "follower"))
         self.assertIsNotNone(body["lastSync"])
         self.assertLess(took, 2 + 2)  # window (2 s) + one poll period + slack
-        # Still alive and answering while not ready.
+        # Not ready, but still serving DNS with what it has.
+        self.assertEqual(resolve(self.follower), ["198.18.0.10"])
         self.assertEqual(self.follower.get("/api/health").status, 200)
+
+    def test_sync_does_not_flush_the_dns_cache(self):
+        self.leader.start()
+        self.follower.start()
+        wait_until(self.converged, 20, 0.2, "first sync")
+        self.assertEqual(resolve(self.follower), ["198.18.0.10"])
+        self.assertEqual(resolve(self.follower), ["198.18.0.10"])
+        self.assertEqual(self.upstream.count("www.example.test", "A"), 1)
+        # Idle (no-op) syncs, then a change that does not affect answers.
+        time.sleep(1.5)
+        nodetool(self.leader, "put", [["session", "s9", {"user": "admin"}]])
+        wait_until(self.converged, 20, 0.2, "session synced")
+        for _ in range(3):
+            self.assertEqual(resolve(self.follower), ["198.18.0.10"])
+        self.assertEqual(self.upstream.count("www.example.test", "A"), 1)  # all cache hits
 
 
 class RoleFlips(TwoNodes):
