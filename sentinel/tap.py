@@ -95,8 +95,10 @@ def _wire_filtering(w):
 
 
 def _wire_cluster(w):
-    """Roles, sync, read-only guard (w.guard), readiness."""
-    w.leader_only.setServiceParent(w.top)  # standalone until clustering exists
+    """Roles, sync, read-only guard (w.guard), readiness (see docs/CLUSTER.md)."""
+    from sentinel.cluster import wiring
+
+    wiring.wire(w)
 
 
 def _wire_ha(w):
@@ -109,7 +111,10 @@ def _wire_ha(w):
 
 
 def _wire_web(w):
-    """The web UI resource (w.web)."""
+    """The web UI resource (w.web): static assets and SPA routes."""
+    from sentinel.web import WebUI
+
+    w.web = WebUI()
 
 
 def _wire_http(w):
