@@ -23,7 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.ha import netns
 from tests.ha.lan import PROBE_NAME, Node, Prober
-from tests.ha.netns import ADDRESSES, VIP, Lan, in_namespace
+from tests.ha.netns import VIP, Lan, in_namespace
 from tests.support.daemon import REPO_ROOT, TWISTD, sentinel_env
 
 HTTP_PORT = 8080
@@ -152,7 +152,7 @@ class FailoverTests(SynchronousTestCase):
         return prober.gap(event_at - 0.5, time.time())
 
     def test_multicast_crash_restart_and_link_loss(self):
-        a, b = self.nodes["a"], self.nodes["b"]
+        a = self.nodes["a"]
         self.start()
         prober = Prober(self.lan, a.data_dir)
         prober.wait_answering(self.lan)
