@@ -163,3 +163,40 @@ def stop_pid_file(path, marker):
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def in_namespace(ns, fn, *args, timeout=30):
+    """
+    Run fn(*args) in a fresh thread that has entered network namespace ns
+    (setns affects only the calling thread), so sockets it opens live
+    there.  Returns fn's result or raises its exception.
+    """
+    import ctypes
+    import threading
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    result = {}
+
+    def body():
+        try:
+            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+            try:
+                if libc.setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns({ns}) failed")
+            finally:
+                os.close(fd)
+            result["value"] = fn(*args)
+        except BaseException as e:  # handed to the caller
+            result["error"] = e
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"{fn} in {ns} did not finish in {timeout}s")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
