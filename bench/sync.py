@@ -159,7 +159,7 @@ def ms(v):
 def run(args, cl):
     up = Upstream({"www.bench.test": {"A": ["198.18.0.10"]}})
     up.run()
-    cl.addCleanup(up.stop)
+    cl.addCleanup(up.close)
     leader = Daemon(cl, upstreams=[up.spec]).start()
     proxy = CountingProxy(leader.http_port)
     cl.addCleanup(proxy.stop)
