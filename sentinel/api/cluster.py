@@ -86,7 +86,7 @@ class ClusterApi:
         url = _url_or_400(call.body["leaderUrl"])
         host = _host(url)
         local = [host] if host and self._is_local(host) else []
-        warnings = joincode.url_warnings(url, local, _vip(self._vip))
+        warnings = joincode.url_warnings(url, local, await _vip(self._vip))
         await self._state.enable_leader(url, new_secret)
         return {"ok": True, "role": LEADER, "leaderUrl": url, "warnings": warnings}
 
@@ -268,8 +268,14 @@ def _host(url):
     return urlsplit(url).hostname
 
 
-def _vip(source):
+async def _vip(source):
+    """The configured VIP address, or None (never fails: it only shapes warnings)."""
     try:
-        return source()
+        vip = source()
+        if hasattr(vip, "__await__") or hasattr(vip, "addCallback"):
+            from twisted.internet.defer import ensureDeferred
+
+            vip = await (ensureDeferred(vip) if hasattr(vip, "send") else vip)
+        return vip if isinstance(vip, str) and vip else None
     except Exception:
         return None
