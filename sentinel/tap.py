@@ -11,10 +11,12 @@ from types import SimpleNamespace
 
 from twisted.application.service import MultiService
 
+from sentinel.api.ha import HaApi, treq_fetch
 from sentinel.api.health import HealthApi
 from sentinel.api.site import Gate, Site
 from sentinel.dns.decision import NullQueryLog, PolicySource
 from sentinel.crypto import KeyFileError, SecretBox, load_or_create_key
+from sentinel.ha.state import HaPublisher, HaState
 from sentinel.options import SentinelOptions as Options  # noqa: F401 (twistd)
 from sentinel.secrets import Secrets
 from sentinel.services import ListeningService, StoreService
@@ -113,6 +115,11 @@ def _wire_cluster(w):
 
 def _wire_ha(w):
     """HA (VIP/keepalived) configuration API and files for the sidecar."""
+    w.ha_state = HaState(w.store, w.box, w.config, w.reactor)
+    w.areas.append(HaApi(w.ha_state, w.reactor, treq_fetch(w.reactor)))
+    publisher = HaPublisher(w.ha_state, w.store_service)
+    publisher.setName("ha")
+    publisher.setServiceParent(w.top)
 
 
 def _wire_web(w):

@@ -357,15 +357,20 @@ class LongPollTests(SyncTestCase):
         self.assertEqual(e.code, "NOT_LEADER")
 
     async def _settle(self):
-        await _settle()
+        await _held(self.leader)
 
 
-async def _settle():
-    """Let the in-memory HTTP traffic and store threads run for a moment."""
+async def _held(leader, timeout=10.0):
+    """Wait (real time) until the leader holds a follower's poll."""
+    import time
+
     from twisted.internet import reactor
     from twisted.internet.task import deferLater
 
-    for _ in range(30):
+    deadline = time.monotonic() + timeout
+    while not leader.server._waiters:
+        if time.monotonic() > deadline:
+            raise AssertionError("the follower's poll never reached the leader")
         await deferLater(reactor, 0.005, lambda: None)
 
 
@@ -374,7 +379,7 @@ class StatusAndReadinessTests(SyncTestCase):
         await self.join()
         await self.sync()  # full: the leader does not know yet what it holds
         d = ensureDeferred(self.sync())  # asks for changes after what it holds
-        await _settle()
+        await _held(self.leader)
         self.clock.advance(5)
         await d
         await self.leader.store.create("rule", {"pattern": "x"})
