@@ -88,6 +88,7 @@ def _wire_querylog(w):
 
 def _wire_dns(w):
     """DNS listeners, cache, upstreams: sets w.dns_stats, w.dns_probe."""
+    from sentinel.api.dns_settings import DnsSettingsApi
     from sentinel.dns.service import DnsService
 
     dns = DnsService(w.reactor, w.config, w.policy_source, w.querylog, store=w.store,
@@ -98,6 +99,7 @@ def _wire_dns(w):
     w.dns_stats = dns.stats  # .snapshot() -> dict, see sentinel/dns/stats.py
     w.dns_probe = dns.probe  # .healthy()
     w.health_checks["dns"] = dns.probe.healthy
+    w.areas.append(DnsSettingsApi(w.store, dns.runtime, dns.probe))
 
 
 def _wire_filtering(w):
