@@ -53,7 +53,7 @@ export async function render(ctx) {
         total: Number(pick(p, "total", "queries") || 0),
         blocked: Number(pick(p, "blocked") || 0),
       }));
-      replace(chart, points.length ? queryChart(points, WINDOWS.find((w) => w[0] === String(windowSecs))?.[1] || "")
+      replace(chart, points.length ? queryChart(points, WINDOWS.find((w) => w[0] === String(windowSecs))?.[1] || "", chart.clientWidth || 720)
         : h("p", { class: "empty" }, "No queries in this window yet."));
       replace(tops,
         topCard("Top domains", pick(top, "domains", "top_domains"), "domain"),

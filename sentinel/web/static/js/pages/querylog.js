@@ -24,6 +24,7 @@ export async function render(ctx) {
   const more = h("button", { class: "btn", type: "button", hidden: true }, "Load older");
   let rows = [];
   let cursor = null;
+  const names = await reasonNames();
 
   const p = ctx.params;
   const form = h("form", { class: "card", role: "search", "aria-label": "Filter the query log" },
@@ -91,7 +92,7 @@ export async function render(ctx) {
     }
     replace(body, h("div", { class: "table-wrap" }, h("table", {},
       h("caption", { class: "visually-hidden" }, "Queries, newest first"),
-      h("thead", {}, h("tr", {}, ["Time", "Client", "Domain", "Type", "Decision", "Reason", "Answer", "Time taken", ""].map((t) =>
+      h("thead", {}, h("tr", {}, ["Time", "Client", "Domain", "Type", "Decision", "Reason", "Answer", "Took", ""].map((t) =>
         h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Actions"))))),
       h("tbody", {}, rows.map(row)))));
   }
@@ -104,12 +105,12 @@ export async function render(ctx) {
     const clientName = pick(r, "client_name");
     const clientIp = pick(r, "client_ip", "client");
     return h("tr", { class: blocked ? "blocked" : null },
-      h("td", {}, h("time", { title: dateTime(when) }, time(when))),
+      h("td", { class: "nowrap" }, h("time", { title: dateTime(when) }, time(when))),
       h("td", {}, clientName ? [clientName, h("div", { class: "small muted" }, clientIp)] : clientIp),
       h("td", { class: "mono" }, domain),
       h("td", {}, pick(r, "qtype_name", "qtype", "type") ?? ""),
       h("td", {}, badge(decision)),
-      h("td", { class: "small" }, pick(r, "reason") || ""),
+      h("td", { class: "small" }, explain(pick(r, "reason"), names)),
       h("td", { class: "small" }, [pick(r, "rcode_name", "rcode") ?? "", pick(r, "upstream") ? h("div", { class: "muted" }, pick(r, "upstream")) : null]),
       h("td", { class: "num" }, duration(pick(r, "duration_ms", "duration"))),
       h("td", { class: "actions" }, domain ? edit(h("button", {
@@ -132,4 +133,23 @@ export async function render(ctx) {
 
 function clearInputs(form) {
   for (const el of form.elements) if (el.name) el.value = "";
+}
+
+/** Names for reasons like "blocklist:3" and "rule:7" (best effort). */
+async function reasonNames() {
+  const names = new Map();
+  const [lists, rules, clients] = await Promise.all(["/api/blocklists", "/api/rules", "/api/clients"]
+    .map((p) => api.get(p, { quiet: true }).catch(() => [])));
+  for (const b of listOf(lists, "blocklists")) names.set(`blocklist:${b.id}`, `blocklist ${b.name}`);
+  for (const r of listOf(rules, "rules")) names.set(`rule:${r.id}`, `rule ${r.pattern}`);
+  for (const c of listOf(clients, "clients")) names.set(`client:${c.id}`, `client ${c.name}`);
+  return names;
+}
+
+function explain(reason, names) {
+  if (!reason) return "";
+  const [kind, id, ...rest] = String(reason).split(":");
+  const known = names.get(`${kind}:${id}`);
+  if (!known) return reason;
+  return h("span", { title: reason }, [known, ...rest].join(": "));
 }
