@@ -86,6 +86,16 @@ def _wire_querylog(w):
 
 def _wire_dns(w):
     """DNS listeners, cache, upstreams: sets w.dns_stats, w.dns_probe."""
+    from sentinel.dns.service import DnsService
+
+    dns = DnsService(w.reactor, w.config, w.policy_source, w.querylog, store=w.store,
+                     store_started=lambda: w.store_service.started)
+    dns.setName("dns")
+    dns.setServiceParent(w.top)
+    w.dns = dns
+    w.dns_stats = dns.stats  # .snapshot() -> dict, see sentinel/dns/stats.py
+    w.dns_probe = dns.probe  # .healthy()
+    w.health_checks["dns"] = dns.probe.healthy
 
 
 def _wire_filtering(w):
@@ -93,8 +103,10 @@ def _wire_filtering(w):
 
 
 def _wire_cluster(w):
-    """Roles, sync, read-only guard (w.guard), readiness."""
-    w.leader_only.setServiceParent(w.top)  # standalone until clustering exists
+    """Roles, sync, read-only guard (w.guard), readiness (see docs/CLUSTER.md)."""
+    from sentinel.cluster import wiring
+
+    wiring.wire(w)
 
 
 def _wire_ha(w):

@@ -83,15 +83,15 @@ def check_same_origin(request):
     (CSRF): the Origin header, when present, must name this host.  Scripts
     authenticating with a bearer token are not browsers and pass.
     """
-    if request.getHeader(b"authorization"):
+    if request.getHeader("authorization"):
         return
-    origin = request.getHeader(b"origin")
-    fetch_site = request.getHeader(b"sec-fetch-site")
+    origin = request.getHeader("origin")
+    fetch_site = request.getHeader("sec-fetch-site")
     if fetch_site == "cross-site":
         raise _cross_site()
     if origin is None:
         return
-    host = request.getHeader(b"host") or ""
+    host = request.getHeader("host") or ""
     scheme, _, rest = origin.partition("://")
     if origin == "null" or rest.rstrip("/").lower() != host.lower():
         raise _cross_site()
@@ -112,7 +112,7 @@ def _read_body(call):
     call.raw_body = raw
     if spec.body is None:
         return
-    ctype = (request.getHeader(b"content-type") or "").split(";")[0].strip().lower()
+    ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
     if raw.strip() and ctype != "application/json":
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
     try:
