@@ -68,7 +68,7 @@ export async function renderStatus(el) {
   return c;
 }
 
-/** Peers' readiness from the HA side (quiet when HA is not available). */
+/** Peers' readiness from the HA side: VRRP adverts seen and /api/cluster/ready. */
 export async function renderPeers(el) {
   let data;
   try {
@@ -78,11 +78,16 @@ export async function renderPeers(el) {
     return;
   }
   const peers = listOf(data, "peers");
-  replace(el, dataTable([
-    { label: "Peer", cell: (p) => pick(p, "address", "ip", "name", "url") || "?" },
-    { label: "Ready", cell: (p) => (pick(p, "ok", "ready") ? badge("ready", "ok") : badge("not ready", "bad")) },
-    { label: "Role", cell: (p) => pick(p, "role") || "–" },
-    { label: "Checked", cell: (p) => when(pick(p, "checkedAt", "checked_at", "lastSeen", "last_seen")) },
-    { label: "Detail", cell: (p) => errorText(pick(p, "error", "message")) || "" },
-  ], peers, { empty: "No peers configured or seen yet." }));
+  const parts = [];
+  for (const ip of data.passwordMismatch || []) {
+    parts.push(h("p", { class: "alert error" }, `${ip} sends VRRP adverts with a different password: set the same shared password on every node.`));
+  }
+  parts.push(dataTable([
+    { label: "Peer", cell: (p) => h("span", { class: "mono" }, p.address || "?") },
+    { label: "Ready", cell: (p) => (p.ready ? badge(p.ready.ok ? "ready" : "not ready", p.ready.ok ? "ok" : "bad") : badge("unknown", "warn")) },
+    { label: "Role", cell: (p) => (p.ready && p.ready.role) || "–" },
+    { label: "VRRP", cell: (p) => (p.vrrp ? `priority ${p.vrrp.priority ?? "?"}, advert ${p.vrrp.lastAdvertSecondsAgo ?? "?"} s ago` : p.unicastPeer ? "unicast peer, no advert seen" : "–") },
+    { label: "Detail", cell: (p) => p.error || "" },
+  ], peers, { empty: data.listening ? "No other node seen on VRRP yet." : "No peers: VIP failover is not running on this node.", caption: "VRRP peers" }));
+  replace(el, parts);
 }
