@@ -1,7 +1,7 @@
 // Query log: newest first, filters (client, domain, decision, time range),
 // the reason of every block, one-click allow/block of a domain.
 
-import { api, listOf, pick, query } from "../api.js";
+import { api, listOf, query } from "../api.js";
 import { errorBox, field, h, replace, select } from "../dom.js";
 import { dateTime, duration, fromLocalInput, time, toLocalInput } from "../format.js";
 import { createRule } from "../filtering/rules.js";
@@ -76,11 +76,10 @@ export async function render(ctx) {
       const q = apiQuery(filters());
       if (older && cursor !== null) Object.assign(q, cursor);
       const data = await api.get("/api/query-logs" + query(q));
-      const page = listOf(data, "logs", "entries", "queries");
+      const page = listOf(data, "items");
       rows = older ? rows.concat(page) : page;
-      const next = pick(data, "next_before", "next_cursor", "before");
-      cursor = next !== undefined ? { before: next } : page.length ? { before_id: page[page.length - 1].id } : null;
-      more.hidden = page.length < PAGE;
+      cursor = data.next_before_id ? { before_id: data.next_before_id } : null;
+      more.hidden = cursor === null;
       draw();
     });
   }
@@ -98,21 +97,21 @@ export async function render(ctx) {
   }
 
   function row(r) {
-    const decision = pick(r, "decision") || "";
-    const domain = pick(r, "qname", "domain", "name") || "";
+    const decision = r.decision || "";
+    const domain = r.qname || "";
     const blocked = decision === "blocked" || decision === "shadow-blocked";
-    const when = pick(r, "time", "ts", "created_at", "at");
-    const clientName = pick(r, "client_name");
-    const clientIp = pick(r, "client_ip", "client");
+    const when = r.ts;
+    const clientName = r.client_name;
+    const clientIp = r.client_ip;
     return h("tr", { class: blocked ? "blocked" : null },
       h("td", { class: "nowrap" }, h("time", { title: dateTime(when) }, time(when))),
       h("td", {}, clientName ? [clientName, h("div", { class: "small muted" }, clientIp)] : clientIp),
       h("td", { class: "mono" }, domain),
-      h("td", {}, pick(r, "qtype_name", "qtype", "type") ?? ""),
+      h("td", {}, r.qtype_name || String(r.qtype ?? "")),
       h("td", {}, badge(decision)),
-      h("td", { class: "small" }, explain(pick(r, "reason"), names)),
-      h("td", { class: "small" }, [pick(r, "rcode_name", "rcode") ?? "", pick(r, "upstream") ? h("div", { class: "muted" }, pick(r, "upstream")) : null]),
-      h("td", { class: "num" }, duration(pick(r, "duration_ms", "duration"))),
+      h("td", { class: "small" }, explain(r.reason, names)),
+      h("td", { class: "small" }, [r.rcode_name || "", r.upstream ? h("div", { class: "muted" }, r.upstream) : null]),
+      h("td", { class: "num" }, duration(r.duration_ms)),
       h("td", { class: "actions" }, domain ? edit(h("button", {
         class: `btn small${blocked ? "" : " danger"}`, type: "button",
         "aria-label": `${blocked ? "Allow" : "Block"} ${domain}`,
