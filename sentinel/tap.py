@@ -11,10 +11,12 @@ from types import SimpleNamespace
 
 from twisted.application.service import MultiService
 
+from sentinel.api.ha import HaApi, treq_fetch
 from sentinel.api.health import HealthApi
 from sentinel.api.site import Gate, Site
 from sentinel.dns.decision import NullQueryLog, PolicySource
 from sentinel.crypto import KeyFileError, SecretBox, load_or_create_key
+from sentinel.ha.state import HaPublisher, HaState
 from sentinel.options import SentinelOptions as Options  # noqa: F401 (twistd)
 from sentinel.secrets import Secrets
 from sentinel.services import ListeningService, StoreService
@@ -86,6 +88,7 @@ def _wire_querylog(w):
 
 def _wire_dns(w):
     """DNS listeners, cache, upstreams: sets w.dns_stats, w.dns_probe."""
+    from sentinel.api.dns_settings import DnsSettingsApi
     from sentinel.dns.service import DnsService
 
     dns = DnsService(w.reactor, w.config, w.policy_source, w.querylog, store=w.store,
@@ -96,6 +99,7 @@ def _wire_dns(w):
     w.dns_stats = dns.stats  # .snapshot() -> dict, see sentinel/dns/stats.py
     w.dns_probe = dns.probe  # .healthy()
     w.health_checks["dns"] = dns.probe.healthy
+    w.areas.append(DnsSettingsApi(w.store, dns.runtime, dns.probe))
 
 
 def _wire_filtering(w):
@@ -111,6 +115,11 @@ def _wire_cluster(w):
 
 def _wire_ha(w):
     """HA (VIP/keepalived) configuration API and files for the sidecar."""
+    w.ha_state = HaState(w.store, w.box, w.config, w.reactor)
+    w.areas.append(HaApi(w.ha_state, w.reactor, treq_fetch(w.reactor)))
+    publisher = HaPublisher(w.ha_state, w.store_service)
+    publisher.setName("ha")
+    publisher.setServiceParent(w.top)
 
 
 def _wire_web(w):

@@ -14,7 +14,8 @@ import hashlib
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, ensureDeferred
-from twisted.internet.error import ConnectError, ConnectingCancelledError, DNSLookupError
+from twisted.internet.defer import TimeoutError as DeadlinePassed
+from twisted.internet.error import ConnectError, DNSLookupError
 from twisted.logger import Logger
 from twisted.web.client import ResponseFailed
 import treq
@@ -45,40 +46,41 @@ class LeaderConnection:
         self._keys = keys
 
     async def call(self, method, path, body=b"", timeout=SLACK):
-        """(status, headers, body, nonce); raises SyncError for failures."""
+        """(body, request nonce) of a verified 200 answer; SyncError otherwise."""
         headers = signing.sign_request(
             self._keys, self._node, method, path, body, self._clock.seconds())
         if body:
             headers["Content-Type"] = "application/json"
+        # One deadline for connecting, the answer and its body.
+        d = ensureDeferred(self._exchange(method, path, body, headers))
+        d.addTimeout(timeout, self._clock)
         try:
-            response = await self._http.request(
-                method, self._base + path, headers=headers, data=body or None, timeout=timeout)
-            raw = await _collect(response)
-        except CancelledError:
-            raise
-        except _timeouts() as e:
-            raise SyncError("TIMEOUT", f"The leader did not answer in time ({_why(e)}).")
+            status, got, raw, responder = await d
+        except DeadlinePassed:
+            raise SyncError("TIMEOUT", f"The leader did not answer within {timeout:g} s.")
         except (ConnectError, DNSLookupError, ResponseFailed, OSError) as e:
             raise SyncError("LEADER_UNREACHABLE", f"Cannot reach the leader: {_why(e)}.")
-        status = response.code
-        nonce = headers[signing.H_NONCE]
-        got = {h: _header(response, h) for h in (signing.H_TIMESTAMP, signing.H_SIGNATURE)}
         if status != 200:
-            raise _error_from(status, raw, _header(response, signing.H_NODE), self._node)
+            raise _error_from(status, raw, responder, self._node)
+        nonce = headers[signing.H_NONCE]
         try:
             signing.verify_response(self._keys, got, nonce, status, raw, self._clock.seconds())
         except signing.SignatureError as e:
             raise SyncError(e.code, e.message) from None
         return raw, nonce
 
-
-def _timeouts():
-    from twisted.internet.error import TimeoutError as TwistedTimeout
-
-    return (TwistedTimeout, ConnectingCancelledError, TimeoutError)
+    async def _exchange(self, method, path, body, headers):
+        response = await self._http.request(
+            method, self._base + path, headers=headers, data=body or None)
+        raw = await _collect(response)
+        got = {h: _header(response, h) for h in (signing.H_TIMESTAMP, signing.H_SIGNATURE)}
+        return response.code, got, raw, _header(response, signing.H_NODE)
 
 
 def _why(e):
+    reasons = getattr(e, "reasons", None)  # ResponseFailed & co. wrap failures
+    if reasons:
+        return "; ".join(r.getErrorMessage() or r.type.__name__ for r in reasons)
     return str(e) or type(e).__name__
 
 
@@ -133,6 +135,7 @@ class SyncClient(Service):
         self._inflight = None
         self._timer = None
         self._stopped = False
+        self._cancelled = False  # we cancelled the sync in flight ourselves
 
     # -- service -------------------------------------------------------------
 
@@ -148,14 +151,17 @@ class SyncClient(Service):
         self.status.running = False
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
+        self._cancel()
+
+    def _cancel(self):
         if self._inflight is not None:
+            self._cancelled = True
             self._inflight.cancel()
 
     def resync(self):
         """Next sync takes a full snapshot and may go back in time."""
         self.force_next = True
-        if self._inflight is not None:
-            self._inflight.cancel()  # the loop goes on at once
+        self._cancel()  # the loop goes on at once
 
     def _schedule(self, delay):
         if self.running:
@@ -172,12 +178,14 @@ class SyncClient(Service):
 
     def _succeeded(self, _):
         self._inflight = None
+        self._cancelled = False
         self.status.failures = 0
         self._schedule(0)
 
     def _failed(self, failure):
         self._inflight = None
-        if failure.check(CancelledError):
+        if self._cancelled or failure.check(CancelledError):
+            self._cancelled = False
             return self._schedule(0)
         if failure.check(SyncError):
             error = failure.value

@@ -60,6 +60,16 @@ class ClusterState:
     def role(self):
         return self.membership.role
 
+    @property
+    def read_only(self):
+        """
+        True on a configured follower (also while it owns the VIP): its
+        configuration comes from the leader only.  Leader-only services that
+        change configuration themselves (blocklist refresh) must skip their
+        work while this is true, or a follower in failover would diverge.
+        """
+        return self.membership.role == FOLLOWER
+
     async def load(self):
         async def body(ctx):
             node = await ctx.get_local(K_NODE)

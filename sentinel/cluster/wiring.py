@@ -37,7 +37,8 @@ def wire(w):
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 2
     http = HTTPClient(Agent(reactor, pool=pool, connectTimeout=5))
-    client = w.sync_client = SyncClient(state, w.store, Applier(w.secrets), http, reactor)
+    client = w.sync_client = SyncClient(state, w.store, Applier(w.secrets), http, reactor,
+                                        wait=poll_wait(config.sync_freshness))
     client.setName("sync-client")
     client.setServiceParent(w.follower_only)
 
@@ -56,9 +57,15 @@ def wire(w):
     w.areas.append(ClusterApi(
         state=state, machine=machine, readiness=w.readiness, sync_status=client.status,
         client=client, server=server, store=w.store, http=http, clock=reactor,
-        role_file=config.role_file, vip=lambda: _configured_vip(config.ha_config_file),
+        role_file=config.role_file, vip=lambda: _configured_vip(w),
         is_local=is_local_address))
     w.areas.append(ClusterSyncApi(server))
+
+
+def poll_wait(freshness):
+    """How long the leader may hold an idle poll: a quarter of the readiness
+    window (at most 5 s), so an idle but healthy follower stays ready."""
+    return max(0.5, min(5.0, freshness / 4))
 
 
 def _inotify_factory(reactor):
@@ -78,13 +85,19 @@ def _dns_healthy(w):
     return bool(check()) if check is not None else True
 
 
-def _configured_vip(path):
+async def _configured_vip(w):
+    """The VIP from the HA settings (w.ha_state), else from config.json."""
+    ha = getattr(w, "ha_state", None)
+    if ha is not None:
+        settings, _ = await ha.load()
+        return getattr(settings, "vip_address", None)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(w.config.ha_config_file, encoding="utf-8") as f:
             vip = json.load(f).get("vip")
     except (OSError, ValueError, AttributeError):
         return None
-    return vip if isinstance(vip, str) and vip else None
+    # config.json holds the VIP with its prefix length ("192.168.1.53/24").
+    return vip.split("/")[0] if isinstance(vip, str) and vip else None
 
 
 def is_local_address(host):

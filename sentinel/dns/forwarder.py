@@ -23,6 +23,7 @@ response into an Answer (raising Malformed to fail over), and
 
 from collections import deque
 
+from twisted.internet.defer import gatherResults, maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -53,9 +54,11 @@ class Upstream:
         return now >= self.down_until
 
     def close(self):
-        self.transport.close()
+        """Close the transports; a Deferred that fires when they are closed."""
+        closing = [self.transport.close()]
         if self.tcp is not None:
-            self.tcp.close()
+            closing.append(self.tcp.close())
+        return gatherResults([maybeDeferred(lambda d=d: d) for d in closing])
 
 
 class Inflight:
@@ -119,8 +122,8 @@ class Forwarder:
             self._sweeper.stop()
         for key in list(self.inflight):
             self._finish(self.inflight[key], None, None)
-        for up in self.upstreams:
-            up.close()
+        closing = [up.close() for up in self.upstreams]
+        return gatherResults([d for d in closing if d is not None])
 
     def set_upstreams(self, upstreams):
         """Replace the upstream list; queries in flight fail over to the new one."""

@@ -133,7 +133,7 @@ class DnsRuntime:
             self._unsubscribe = None
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
-        self.engine.forwarder.stop()
+        return self.engine.forwarder.stop()
 
     def _changed(self, revision, entities):
         for entity in entities:

@@ -4,6 +4,7 @@ the self-probe together and runs them with the daemon.
 """
 
 from twisted.application.service import MultiService
+from twisted.internet.defer import gatherResults, maybeDeferred
 from twisted.logger import Logger
 
 from sentinel.dns.engine import Engine
@@ -72,5 +73,5 @@ class DnsService(MultiService):
     def stopService(self):
         self.probe.stop()
         self.probe_socket.close()
-        self.runtime.stop()
-        return super().stopService()
+        closing = self.runtime.stop()
+        return gatherResults([closing, maybeDeferred(super().stopService)])

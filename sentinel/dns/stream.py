@@ -8,6 +8,7 @@ for an IP-only spec, against the IP address.
 
 import struct
 
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -26,8 +27,10 @@ class _Conn(Int16StringReceiver):
     def __init__(self, owner):
         self.owner = owner
         self.pending = {}
+        self.lost = Deferred()
 
     def connectionMade(self):
+        self.owner._conns.add(self)
         self.owner._connected(self)
 
     def stringReceived(self, data):
@@ -48,7 +51,9 @@ class _Conn(Int16StringReceiver):
         self.transport.abortConnection()
 
     def connectionLost(self, reason):
+        self.owner._conns.discard(self)
         self.owner._lost(self)
+        self.lost.callback(None)
 
 
 class StreamTransport:
@@ -65,6 +70,7 @@ class StreamTransport:
             endpoint = wrapClientTLS(tls, endpoint)
         self.endpoint = endpoint
         self._conn = None  # connected _Conn
+        self._conns = set()  # every open connection (an idle one may still be closing)
         self._connecting = None  # Deferred while connecting
         self._queue = []  # attempts waiting for the connection
         self._idle = None
@@ -158,10 +164,16 @@ class StreamTransport:
             self.stats.error("spoofed")
 
     def close(self):
+        """Close the connection; the Deferred fires once it is gone."""
         self.closed = True
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
         if self._connecting is not None:
             self._connecting.cancel()
-        if self._conn is not None:
-            self._conn.transport.loseConnection()
+        queue, self._queue = self._queue, []
+        for attempt in queue:
+            attempt.failed("network")
+        conns = [c for c in self._conns if c.connected]
+        for conn in conns:
+            conn.transport.loseConnection()
+        return gatherResults([c.lost for c in conns]) if conns else succeed(None)

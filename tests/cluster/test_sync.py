@@ -167,6 +167,30 @@ class JoinTests(SyncTestCase):
         self.assertEqual((status, result["error"]), (409, "SELF"))
         self.assertEqual(self.leader.state.role, "leader")
 
+    async def test_follower_leader_url_change_saved_even_if_unreachable(self):
+        await self.join()
+        await self.sync()
+
+        class Refusing:
+            def request(self, *a, **kw):
+                from twisted.internet.defer import fail
+                from twisted.internet.error import ConnectionRefusedError
+
+                return fail(ConnectionRefusedError("Connection refused"))
+
+        self.follower.leader_http = Refusing()
+        status, body = await self.call(self.to_follower, "POST", "/api/cluster/leader-url",
+                                       {"leaderUrl": "http://198.18.0.99:8080"})
+        self.assertEqual((status, body["reachable"], body["error"]["code"]),
+                         (200, False, "LEADER_UNREACHABLE"))
+        self.assertEqual(self.follower.state.membership.leader_url, "http://198.18.0.99:8080")
+        self.assertEqual(self.follower.state.role, "follower")
+        e = await self.assertFailure(ensureDeferred(self.sync()), SyncError)
+        self.assertEqual(e.code, "LEADER_UNREACHABLE")
+        status, body = await self.call(self.to_leader, "POST", "/api/cluster/leader-url",
+                                       {"leaderUrl": "http://198.18.0.99:8080"})
+        self.assertEqual((status, body["error"]), (409, "NOT_FOLLOWER"))
+
     async def test_leave_keeps_configuration(self):
         await self.leader.store.create("rule", {"pattern": "ads.example"})
         await self.join()
@@ -357,15 +381,20 @@ class LongPollTests(SyncTestCase):
         self.assertEqual(e.code, "NOT_LEADER")
 
     async def _settle(self):
-        await _settle()
+        await _held(self.leader)
 
 
-async def _settle():
-    """Let the in-memory HTTP traffic and store threads run for a moment."""
+async def _held(leader, timeout=10.0):
+    """Wait (real time) until the leader holds a follower's poll."""
+    import time
+
     from twisted.internet import reactor
     from twisted.internet.task import deferLater
 
-    for _ in range(30):
+    deadline = time.monotonic() + timeout
+    while not leader.server._waiters:
+        if time.monotonic() > deadline:
+            raise AssertionError("the follower's poll never reached the leader")
         await deferLater(reactor, 0.005, lambda: None)
 
 
@@ -374,7 +403,7 @@ class StatusAndReadinessTests(SyncTestCase):
         await self.join()
         await self.sync()  # full: the leader does not know yet what it holds
         d = ensureDeferred(self.sync())  # asks for changes after what it holds
-        await _settle()
+        await _held(self.leader)
         self.clock.advance(5)
         await d
         await self.leader.store.create("rule", {"pattern": "x"})
