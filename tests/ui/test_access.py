@@ -7,7 +7,7 @@ with a screen reader (every form control has a label).
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.daemon import Daemon
-from tests.ui.admin import Admin
+from tests.ui.admin import Admin, require_api
 from tests.ui.browser import BrowserMixin
 from tests.ui.test_cluster import log_in
 
@@ -27,6 +27,7 @@ CLICKABLE_NON_BUTTONS = """() => [...document.querySelectorAll('div, span, li, t
 class AccessTests(BrowserMixin, SynchronousTestCase):
     def setUp(self):
         self.daemon = Daemon(self).start()
+        require_api(self.daemon, "/api/rules")
         Admin(self.daemon).setup()
 
     def test_phone_screen_every_page_fits_and_is_labelled(self):

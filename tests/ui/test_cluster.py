@@ -12,7 +12,7 @@ import re
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.daemon import Daemon
-from tests.ui.admin import PASSWORD, USERNAME, Admin
+from tests.ui.admin import PASSWORD, USERNAME, Admin, require_api
 from tests.ui.browser import BrowserMixin
 from tests.ui.vip import Vip
 
@@ -36,6 +36,7 @@ class ClusterWizardTests(BrowserMixin, SynchronousTestCase):
 
         node_a = Daemon(self).start()
         node_b = Daemon(self).start()
+        require_api(node_a, "/api/cluster/status", "/api/rules")
         Admin(node_a).setup()
         Admin(node_b).setup()
         vip = Vip(self, node_a.http_port)  # node A owns the "VIP"

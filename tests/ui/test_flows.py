@@ -10,7 +10,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.daemon import Daemon
-from tests.ui.admin import PASSWORD, Admin, dig
+from tests.ui.admin import PASSWORD, Admin, dig, require_api
 from tests.ui.browser import BrowserMixin
 
 
@@ -31,6 +31,7 @@ class FirstRunTests(BrowserMixin, SynchronousTestCase):
         from playwright.sync_api import expect
 
         daemon = Daemon(self).start()
+        require_api(daemon, "/api/rules", "/api/query-logs")
         page = self.open_page(daemon.base_url)
 
         # First run: any page leads to the setup form.
