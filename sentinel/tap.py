@@ -16,6 +16,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from sentinel.api.auth import AuthApi
+from sentinel.api.ha import HaApi, treq_fetch
 from sentinel.api.health import HealthApi
 from sentinel.api.openapi import OpenApiApi
 from sentinel.auth import (
@@ -24,6 +25,7 @@ from sentinel.auth import (
 from sentinel.api.site import Gate, Site
 from sentinel.dns.decision import NullQueryLog, PolicySource
 from sentinel.crypto import KeyFileError, SecretBox, load_or_create_key
+from sentinel.ha.state import HaPublisher, HaState
 from sentinel.options import SentinelOptions as Options  # noqa: F401 (twistd)
 from sentinel.secrets import Secrets
 from sentinel.services import ListeningService, StoreService
@@ -133,6 +135,18 @@ def _wire_querylog(w):
 
 def _wire_dns(w):
     """DNS listeners, cache, upstreams: sets w.dns_stats, w.dns_probe."""
+    from sentinel.api.dns_settings import DnsSettingsApi
+    from sentinel.dns.service import DnsService
+
+    dns = DnsService(w.reactor, w.config, w.policy_source, w.querylog, store=w.store,
+                     store_started=lambda: w.store_service.started)
+    dns.setName("dns")
+    dns.setServiceParent(w.top)
+    w.dns = dns
+    w.dns_stats = dns.stats  # .snapshot() -> dict, see sentinel/dns/stats.py
+    w.dns_probe = dns.probe  # .healthy()
+    w.health_checks["dns"] = dns.probe.healthy
+    w.areas.append(DnsSettingsApi(w.store, dns.runtime, dns.probe))
 
 
 def _wire_filtering(w):
@@ -140,16 +154,26 @@ def _wire_filtering(w):
 
 
 def _wire_cluster(w):
-    """Roles, sync, read-only guard (w.guard), readiness."""
-    w.leader_only.setServiceParent(w.top)  # standalone until clustering exists
+    """Roles, sync, read-only guard (w.guard), readiness (see docs/CLUSTER.md)."""
+    from sentinel.cluster import wiring
+
+    wiring.wire(w)
 
 
 def _wire_ha(w):
     """HA (VIP/keepalived) configuration API and files for the sidecar."""
+    w.ha_state = HaState(w.store, w.box, w.config, w.reactor)
+    w.areas.append(HaApi(w.ha_state, w.reactor, treq_fetch(w.reactor)))
+    publisher = HaPublisher(w.ha_state, w.store_service)
+    publisher.setName("ha")
+    publisher.setServiceParent(w.top)
 
 
 def _wire_web(w):
-    """The web UI resource (w.web)."""
+    """The web UI resource (w.web): static assets and SPA routes."""
+    from sentinel.web import WebUI
+
+    w.web = WebUI()
 
 
 def _wire_http(w):

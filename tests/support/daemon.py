@@ -17,6 +17,8 @@ import urllib.request
 
 from tests.support.ports import free_port
 
+TWISTD = [sys.executable, "-c", "import sys; sys.argv[0] = 'twistd'; "
+          "from twisted.scripts.twistd import run; run()"]
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -80,8 +82,8 @@ class Daemon:
         return f"http://{self.host}:{self.http_port}"
 
     def command(self):
-        cmd = [
-            sys.executable, "-m", "twisted", "--nodaemon", "--pidfile=", "sentinel",
+        cmd = TWISTD + [
+            "--nodaemon", "--pidfile=", "sentinel",
             "--data-dir", self.data_dir,
             "--dns-port", str(self.dns_port),
             "--dns-interface", self.host,
@@ -155,6 +157,6 @@ class Daemon:
 
 def run_sentinel(args, env=None, timeout=30):
     """Run ``twistd -n sentinel ARGS`` to completion (for start-up errors)."""
-    cmd = [sys.executable, "-m", "twisted", "--nodaemon", "--pidfile=", "sentinel"] + list(args)
+    cmd = TWISTD + ["--nodaemon", "--pidfile=", "sentinel"] + list(args)
     return subprocess.run(cmd, capture_output=True, timeout=timeout, env=sentinel_env(env),
                           cwd=tempfile.gettempdir())

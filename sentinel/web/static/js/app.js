@@ -1,0 +1,130 @@
+// Entry point: the route table, session checks and page life cycle.
+// Each page is a module in pages/ exporting ``title`` and
+// ``render(ctx)`` (which may return a cleanup function).
+
+import { onApiError } from "./api.js";
+import { api } from "./api.js";
+import { errorBox, h, replace } from "./dom.js";
+import { Router, matchRoute } from "./router.js";
+import { refreshCluster, session, update } from "./session.js";
+import { Shell, logout } from "./shell.js";
+
+export const ROUTES = [
+  { path: "/setup", module: "setup", public: true },
+  { path: "/login", module: "login", public: true },
+  { path: "/", module: "dashboard", title: "Dashboard", nav: true },
+  { path: "/query-log", module: "querylog", title: "Query log", nav: true },
+  { path: "/filtering", module: "filtering", title: "Filtering", nav: true },
+  { path: "/clients", module: "clients", title: "Clients", nav: true },
+  { path: "/local-dns", module: "localdns", title: "Local DNS", nav: true },
+  { path: "/settings", module: "settings", title: "DNS settings", nav: true },
+  { path: "/cluster", module: "cluster", title: "Cluster / HA", nav: true },
+  { path: "/status", module: "status", title: "Status", nav: true },
+  { path: "/account", module: "account", title: "Account" },
+];
+
+const app = document.getElementById("app");
+let shell = null;
+let current = null; // {cleanup: [], seq}
+let seq = 0;
+
+const router = new Router((loc) => show(loc));
+
+onApiError((err) => {
+  if (err.status === 401 && current && !current.public) {
+    update({ user: null });
+    router.go("/login?next=" + encodeURIComponent(location.pathname + location.search), { replace: true });
+  } else if (err.code === "FOLLOWER_READONLY") {
+    refreshCluster(); // the node became a follower: show the banner now
+  }
+});
+
+async function show(loc) {
+  const mySeq = ++seq;
+  if (current) for (const fn of current.cleanup) fn();
+  const found = matchRoute(ROUTES, loc.pathname);
+  const route = found ? found.route : { module: "notfound", title: "Not found" };
+  current = { cleanup: [], public: Boolean(route.public) };
+
+  if (!route.public && !session.user) {
+    let status;
+    try {
+      status = await api.get("/api/auth/status");
+    } catch (err) {
+      return fatal(err);
+    }
+    if (mySeq !== seq) return;
+    if (!status.configured) return router.go("/setup", { replace: true });
+    if (!status.authenticated) {
+      return router.go("/login?next=" + encodeURIComponent(loc.pathname + loc.search), { replace: true });
+    }
+    update({ user: status.username });
+  }
+
+  let root;
+  if (route.public) {
+    if (shell) { shell.unmount(); shell = null; }
+    root = h("div", { id: "main", tabindex: "-1" });
+    replace(app, root);
+  } else {
+    if (!shell) {
+      shell = new Shell(ROUTES, doLogout);
+      shell.mount(app);
+    }
+    shell.setActive(route);
+    root = h("div", { class: "page" });
+    replace(shell.main, root);
+  }
+  document.title = route.title ? `${route.title} · Sentinel` : "Sentinel";
+
+  const ctx = {
+    root,
+    route,
+    rest: found ? found.rest : [],
+    params: new URLSearchParams(loc.search),
+    go: (path, opts) => router.go(path, opts),
+    setQuery: (params) => router.setQuery(params),
+    loggedIn: async () => {
+      const status = await api.get("/api/auth/status");
+      update({ user: status.username });
+    },
+    every: (fn, ms) => {
+      const t = setInterval(() => { if (!document.hidden) fn(); }, ms);
+      current.cleanup.push(() => clearInterval(t));
+    },
+    onCleanup: (fn) => current.cleanup.push(fn),
+    alive: () => mySeq === seq,
+  };
+  try {
+    const mod = await import(`./pages/${route.module}.js`);
+    if (mySeq !== seq) return;
+    const cleanup = await mod.render(ctx);
+    if (typeof cleanup === "function") current.cleanup.push(cleanup);
+  } catch (err) {
+    if (mySeq !== seq) return;
+    const box = errorBox();
+    box.set(err);
+    root.append(box);
+  }
+  if (mySeq !== seq) return;
+  const heading = root.querySelector("h1");
+  if (heading && !document.activeElement?.matches("input, select, textarea")) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus({ preventScroll: true });
+  }
+}
+
+async function doLogout() {
+  await logout();
+  update({ user: null, cluster: null, unread: 0 });
+  router.go("/login", { replace: true });
+}
+
+function fatal(err) {
+  const box = errorBox();
+  box.set(err);
+  replace(app, h("main", { id: "main", class: "boot" }, h("h1", {}, "Sentinel"), box,
+    h("button", { class: "btn", type: "button", onclick: () => show(location) }, "Try again")));
+}
+
+show(location);

@@ -1,0 +1,101 @@
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from sentinel.dns.decision import BLOCK, PASS
+from sentinel.filtering.schedule import BadSchedule, check, evaluate, zone
+from tests.filtering.helpers import World, wire
+
+UTC = ZoneInfo("UTC")
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def ts(text, tz=UTC):
+    return datetime.fromisoformat(text).replace(tzinfo=tz).timestamp()
+
+
+class EvaluateTests(SynchronousTestCase):
+    # 2024-01-01 is a Monday.
+    def test_window_on_chosen_days(self):
+        s = {"days": ["mon"], "start": "08:00", "end": "12:00:30"}
+        self.assertEqual(evaluate(s, UTC, ts("2024-01-01T07:59:59")),
+                         (False, ts("2024-01-01T08:00")))
+        self.assertEqual(evaluate(s, UTC, ts("2024-01-01T08:00")),
+                         (True, ts("2024-01-01T12:00:30")))
+        self.assertEqual(evaluate(s, UTC, ts("2024-01-01T12:00:30")),
+                         (False, ts("2024-01-08T08:00")))
+        self.assertFalse(evaluate(s, UTC, ts("2024-01-02T09:00"))[0])
+
+    def test_overnight_window_belongs_to_its_start_day(self):
+        s = {"days": ["mon"], "start": "22:00", "end": "07:00"}
+        self.assertTrue(evaluate(s, UTC, ts("2024-01-02T06:59"))[0])  # Tuesday morning
+        self.assertEqual(evaluate(s, UTC, ts("2024-01-02T06:59"))[1], ts("2024-01-02T07:00"))
+        self.assertFalse(evaluate(s, UTC, ts("2024-01-02T23:00"))[0])  # Tuesday night
+        self.assertFalse(evaluate(s, UTC, ts("2024-01-01T06:00"))[0])  # Monday morning
+
+    def test_equal_start_and_end_is_the_whole_day(self):
+        s = {"days": ["sat"], "start": "00:00", "end": "00:00"}
+        self.assertEqual(evaluate(s, UTC, ts("2024-01-06T13:00")),
+                         (True, ts("2024-01-07T00:00")))
+
+    def test_time_zone_is_honoured(self):
+        s = {"days": ["mon"], "start": "08:00", "end": "09:00"}
+        self.assertTrue(evaluate(s, BERLIN, ts("2024-01-01T07:30"))[0])  # 08:30 in Berlin
+        self.assertFalse(evaluate(s, UTC, ts("2024-01-01T07:30"))[0])
+
+    def test_daylight_saving_gap_and_repeat(self):
+        # 2024-03-31 (Sunday): Berlin clocks jump 02:00 -> 03:00.
+        s = {"days": ["sun"], "start": "02:30", "end": "04:00"}
+        self.assertEqual(evaluate(s, BERLIN, ts("2024-03-31T00:30"))[1],
+                         ts("2024-03-31T01:00"))  # 03:00 CEST, when the clock jumps
+        # 2024-10-27 (Sunday): 03:00 -> 02:00; 01:00-04:00 lasts four hours.
+        s = {"days": ["sun"], "start": "01:00", "end": "04:00"}
+        start = evaluate(s, BERLIN, ts("2024-10-26T22:00"))[1]
+        end = evaluate(s, BERLIN, start)[1]
+        self.assertEqual(end - start, 4 * 3600)
+
+    def test_bad_schedules(self):
+        for bad in [{"days": [], "start": "01:00", "end": "02:00"},
+                    {"days": ["xyz"], "start": "01:00", "end": "02:00"},
+                    {"days": ["mon"], "start": "24:00", "end": "02:00"},
+                    {"days": ["mon"], "start": "1:00", "end": "02:00"}]:
+            with self.assertRaises(BadSchedule):
+                check(bad)
+        with self.assertRaises(BadSchedule):
+            zone("Mars/Olympus")
+        with self.assertRaises(BadSchedule):
+            zone("../../etc/passwd")
+
+
+class ScheduledPolicyTests(SynchronousTestCase):
+    def setUp(self):
+        self.world = World()
+        self.world.put("setting", "filtering", {"time_zone": "Europe/Berlin"})
+        self.world.blocklist(1, "social.example\n", mode="enabled", **{"global": False})
+        self.world.put("client", 1, {"name": "tablet", "addresses": ["192.168.1.7"],
+                                     "schedules": [
+                                         {"days": ["mon", "tue"], "start": "21:00",
+                                          "end": "07:00", "block": "all"},
+                                         {"days": ["wed"], "start": "15:00", "end": "17:00",
+                                          "block": "lists", "blocklists": [1]}]})
+
+    def reason(self, when, name="a.example"):
+        d = self.world.policy(ts(when, ZoneInfo("Europe/Berlin"))).decide(
+            "192.168.1.7", wire(name), 1)
+        return d.action, d.reason
+
+    def test_block_all_window(self):
+        self.assertEqual(self.reason("2024-01-01T20:59:59"), (PASS, ""))
+        self.assertEqual(self.reason("2024-01-01T21:00"), (BLOCK, "client:1:schedule"))
+        self.assertEqual(self.reason("2024-01-02T06:59:59"), (BLOCK, "client:1:schedule"))
+        self.assertEqual(self.reason("2024-01-02T07:00"), (PASS, ""))
+        self.assertEqual(self.world.plan(ts("2024-01-01T20:00", BERLIN)).next_change,
+                         ts("2024-01-01T21:00", BERLIN))
+
+    def test_block_chosen_lists_window(self):
+        self.assertEqual(self.reason("2024-01-03T14:59", "social.example"), (PASS, ""))
+        self.assertEqual(self.reason("2024-01-03T15:00", "social.example"),
+                         (BLOCK, "blocklist:1"))
+        self.assertEqual(self.reason("2024-01-03T15:00", "other.example"), (PASS, ""))
+        self.assertEqual(self.reason("2024-01-03T17:00", "social.example"), (PASS, ""))

@@ -1,0 +1,1 @@
+"""Web UI tests: the static resource, and browser tests (Playwright + Chromium)."""
