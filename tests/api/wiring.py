@@ -22,6 +22,20 @@ async def wired_api(testcase):
     w = tap.wire(config, reactor)
     await w.store.start()
     testcase.addCleanup(w.store.stop)
+    if getattr(w, "cluster_state", None) is not None:
+        from sentinel.cluster.signing import new_secret
+
+        await w.cluster_state.load()  # what the cluster service does at start
+        # A configured leader serves every endpoint (sync ones included).
+        await w.cluster_state.enable_leader("http://127.0.0.1:18080", new_secret)
+
+    def stop_role_services():
+        # Loading the cluster state starts the leader-only services.
+        for group in (w.leader_only, w.follower_only):
+            if group.running:
+                group.stopService()
+
+    testcase.addCleanup(stop_role_services)
     client = Client(w.site.resource())
     r = await client.post("/api/auth/setup", json={"username": ADMIN, "password": PASSWORD})
     assert r.status == 201, r
