@@ -41,7 +41,8 @@ BACKUP = obj({
         "propertyNames": {"pattern": KIND_PATTERN},
         "additionalProperties": {
             "type": "object",
-            "propertyNames": {"minLength": 1, "maxLength": 200},
+            "propertyNames": {"minLength": 1, "maxLength": 200,
+                              "pattern": "^[^\\x00-\\x1f\\x7f]+$"},
             "additionalProperties": {"not": {"type": "null"}},
         },
     },

@@ -108,6 +108,7 @@ class BackupTests(TestCase):
             (dict(doc, entities={"rule": {"abc": {"pattern": "a", "action": "block"}}}),
              "entities.rule.abc"),
             (dict(doc, entities={"rule": {"1": None}}), "entities.rule.1"),
+            (dict(doc, entities={"setting": {"a\u0000b": 1}}), "entities.setting"),
             (dict(doc, entities={"Bad Kind": {}}), "entities"),
             (dict(doc, format="something-else"), "format"),
             (dict(doc, version=2), "version"),
