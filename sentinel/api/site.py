@@ -112,7 +112,7 @@ def _read_body(call):
     call.raw_body = raw
     if spec.body is None:
         return
-    ctype = (request.getHeader(b"content-type") or "").split(";")[0].strip().lower()
+    ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
     if raw.strip() and ctype != "application/json":
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
     try:
@@ -197,7 +197,9 @@ class Site:
             return ensureDeferred(self._dispatch(request, spec, handler, params))
 
         route.__name__ = f"{spec.method} {spec.path}"
-        app.route(spec.klein_path, methods=[spec.method], endpoint=route.__name__)(route)
+        # strict_slashes off: "/metrics" itself (the mount root) must not redirect.
+        app.route(spec.klein_path, methods=[spec.method], endpoint=route.__name__,
+                  strict_slashes=False)(route)
 
     async def _dispatch(self, request, spec, handler, params):
         _security_headers(request)
