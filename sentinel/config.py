@@ -33,6 +33,8 @@ class Config:
     # Upstream specs as given by the user (see sentinel.dns.upstreamspec).
     upstreams: tuple = ()
     role_file: str = ""
+    # Readiness: a follower is ready only if it synced within this many seconds.
+    sync_freshness: float = 20.0
     debug: bool = False
 
     @property

@@ -78,6 +78,16 @@ def parse_database(text: str) -> str:
     )
 
 
+def parse_seconds(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not 1 <= value <= 3600:
+        raise ValueError(f"{text!r}: use 1 to 3600 seconds")
+    return value
+
+
 def parse_path(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -124,6 +134,9 @@ OPTIONS = (
         parse_path,
         "Role override file written by keepalived (default: <data-dir>/sentinel/cluster_role).",
         "role_file"),
+    Opt("sync-freshness", "SENTINEL_SYNC_FRESHNESS", "20", parse_seconds,
+        "Seconds since its last successful sync within which a follower is ready "
+        "(/api/cluster/ready).", "sync_freshness"),
     Opt("debug", "SENTINEL_DEBUG", "false", parse_bool,
         "Log debug messages.", "debug", flag=True),
 )

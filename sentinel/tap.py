@@ -9,17 +9,28 @@ subsystems need.  Order matters only where one uses what another made.
 
 from types import SimpleNamespace
 
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 
+from sentinel.api.auth import AuthApi
+from sentinel.api.ha import HaApi, treq_fetch
 from sentinel.api.health import HealthApi
+from sentinel.api.openapi import OpenApiApi
+from sentinel.auth import (
+    AdminAuthenticator, ApiTokens, LoginThrottle, PasswordHasher, Sessions, Users,
+)
 from sentinel.api.site import Gate, Site
 from sentinel.dns.decision import NullQueryLog, PolicySource
 from sentinel.crypto import KeyFileError, SecretBox, load_or_create_key
+from sentinel.ha.state import HaPublisher, HaState
 from sentinel.options import SentinelOptions as Options  # noqa: F401 (twistd)
 from sentinel.secrets import Secrets
 from sentinel.services import ListeningService, StoreService
 from sentinel.startup import StartupError, fatal, prepare_data_dir
-from sentinel.store import Store
+from sentinel.store import Store, StoreUnavailable
 
 
 def makeService(options, reactor=None):
@@ -31,11 +42,30 @@ def makeService(options, reactor=None):
         fatal(str(e))
 
 
+log = Logger()
+
+
+def _quietly(fn, what):
+    """Run a periodic job; log a failure instead of stopping the timer."""
+
+    def failed(failure):
+        if failure.check(StoreUnavailable):
+            return None  # not started yet, or reconnecting: next time
+        log.failure(what, failure)
+
+    return maybeDeferred(fn).addErrback(failed)
+
+
 class Wiring(SimpleNamespace):
     """What the subsystems share while the daemon is being put together."""
 
 
 def build(config, reactor):
+    return wire(config, reactor).top
+
+
+def wire(config, reactor):
+    """The whole daemon, put together (w.top is the root service)."""
     w = Wiring(
         config=config,
         reactor=reactor,
@@ -44,6 +74,12 @@ def build(config, reactor):
         authenticators={},  # Gate: auth name -> authenticator
         guard=None,  # Gate: read-only guard (cluster)
         health_checks={},  # name -> callable() -> bool, for /api/health
+        # name -> callable() -> JSON-able dict (or Deferred), for /api/system/status
+        status_providers={},
+        # entity kind -> callable(key, data) raising ValueError if invalid
+        # (backup import; cluster sync may use them too)
+        entity_validators={},
+        secret_catalog={},  # secret name -> what it is for (/api/secrets/status)
         web=None,  # resource serving the web UI
         policy_source=PolicySource(),  # DNS reads .current; filtering swaps it
         querylog=NullQueryLog(),  # replaced by the query-log buffer
@@ -63,7 +99,7 @@ def build(config, reactor):
     _wire_ha(w)
     _wire_web(w)
     _wire_http(w)
-    return w.top
+    return w
 
 
 def _wire_storage(w):
@@ -78,6 +114,19 @@ def _wire_storage(w):
 
 def _wire_auth(w):
     """Admin accounts, sessions, API tokens: sets w.authenticators["admin"]."""
+    reactor = w.reactor
+    hasher = PasswordHasher(
+        run=lambda fn, *args: deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args))
+    w.users = Users(w.store, hasher, reactor)
+    w.sessions = Sessions(w.store, reactor)
+    w.api_tokens = ApiTokens(w.store, reactor)
+    w.authenticators["admin"] = AdminAuthenticator(w.sessions, w.api_tokens)
+    w.areas.append(AuthApi(w.users, w.sessions, w.api_tokens, LoginThrottle(reactor),
+                           w.authenticators["admin"]))
+    pruner = TimerService(3600, _quietly, w.sessions.prune, "pruning expired sessions")
+    pruner.clock = reactor
+    pruner.setName("session-pruner")
+    pruner.setServiceParent(w.leader_only)
 
 
 def _wire_querylog(w):
@@ -94,6 +143,18 @@ def _wire_querylog(w):
 
 def _wire_dns(w):
     """DNS listeners, cache, upstreams: sets w.dns_stats, w.dns_probe."""
+    from sentinel.api.dns_settings import DnsSettingsApi
+    from sentinel.dns.service import DnsService
+
+    dns = DnsService(w.reactor, w.config, w.policy_source, w.querylog, store=w.store,
+                     store_started=lambda: w.store_service.started)
+    dns.setName("dns")
+    dns.setServiceParent(w.top)
+    w.dns = dns
+    w.dns_stats = dns.stats  # .snapshot() -> dict, see sentinel/dns/stats.py
+    w.dns_probe = dns.probe  # .healthy()
+    w.health_checks["dns"] = dns.probe.healthy
+    w.areas.append(DnsSettingsApi(w.store, dns.runtime, dns.probe))
 
 
 def _wire_filtering(w):
@@ -131,12 +192,19 @@ def _wire_filtering(w):
 
 
 def _wire_cluster(w):
-    """Roles, sync, read-only guard (w.guard), readiness."""
-    w.leader_only.setServiceParent(w.top)  # standalone until clustering exists
+    """Roles, sync, read-only guard (w.guard), readiness (see docs/CLUSTER.md)."""
+    from sentinel.cluster import wiring
+
+    wiring.wire(w)
 
 
 def _wire_ha(w):
     """HA (VIP/keepalived) configuration API and files for the sidecar."""
+    w.ha_state = HaState(w.store, w.box, w.config, w.reactor)
+    w.areas.append(HaApi(w.ha_state, w.reactor, treq_fetch(w.reactor)))
+    publisher = HaPublisher(w.ha_state, w.store_service)
+    publisher.setName("ha")
+    publisher.setServiceParent(w.top)
 
 
 def _wire_web(w):
@@ -148,8 +216,9 @@ def _wire_web(w):
 
 def _wire_http(w):
     w.areas.insert(0, HealthApi(w.store, w.health_checks))
+    w.areas.append(OpenApiApi(lambda: site.endpoints, w.authenticators))
     gate = Gate(authenticators=w.authenticators, guard=w.guard)
-    site = Site(w.areas, gate, fallback=w.web)
+    w.site = site = Site(w.areas, gate, fallback=w.web)
     config, reactor = w.config, w.reactor
     http = ListeningService(
         "HTTP", config.http_port, "tcp",

@@ -31,6 +31,9 @@ LOG_REWRITTEN = "rewritten"
 LOG_CACHED = "cached"
 LOG_FORWARDED = "forwarded"
 LOG_SHADOW_BLOCKED = "shadow-blocked"
+# Answered by the DNS server itself without policy or upstream: REFUSED for
+# zone transfers and non-IN classes, RFC 8482 minimal answers to ANY.
+LOG_LOCAL = "local"
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)

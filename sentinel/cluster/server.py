@@ -1,0 +1,220 @@
+"""
+The leader side of sync: authenticates follower requests (for the API
+gate), builds batches from the store, holds long-polls until the
+revision moves, and remembers which followers it has seen.
+
+It only answers while this node is the configured leader AND its
+leader-only services run (L{SyncServerService} sets ``serving``); anything
+else gets 409 NOT_LEADER, with this node's id in a header so a follower
+whose leader URL reaches itself (it owns the VIP) can say so.
+"""
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from sentinel.api.base import ApiError, Principal
+from sentinel.crypto import DecryptError
+from sentinel.cluster import signing
+from sentinel.cluster.codec import Batch, WireEntity, blob_refs
+from sentinel.cluster.plan import synced
+from sentinel.cluster.roles import LEADER
+
+log = Logger()
+
+MAX_WAIT = 30.0
+
+
+def not_leader(node_id, why="This node is not the cluster leader."):
+    return ApiError(409, "NOT_LEADER", why, headers={signing.H_NODE: node_id or ""})
+
+
+class SyncServer:
+    def __init__(self, store, state, secrets, clock):
+        self._store = store
+        self._state = state
+        self._secrets = secrets
+        self._clock = clock
+        self.serving = False
+        self.followers = {}  # node id -> dict (see seen())
+        self._waiters = []
+        store.subscribe(self._revision_changed)
+
+    # -- admission ------------------------------------------------------------
+
+    def check_leader(self):
+        state = self._state
+        if not state.loaded or state.role != LEADER or state.keys is None:
+            raise not_leader(state.node_id)
+        if not self.serving:
+            raise not_leader(state.node_id, "This node is the configured leader but does not "
+                             "own the VIP right now (role file says follower).")
+
+    async def authenticate(self, request):
+        """The Gate authenticator for auth="cluster" endpoints."""
+        self.check_leader()
+        request.content.seek(0)
+        body = request.content.read()
+        request.content.seek(0)
+        headers = {h: request.getHeader(h) for h in (
+            signing.H_TIMESTAMP, signing.H_NONCE, signing.H_NODE, signing.H_SIGNATURE)}
+        path = request.uri.decode("ascii", "replace")
+        now = self._clock.seconds()
+        try:
+            signed = signing.verify_request(
+                self._state.keys, headers, request.method.decode("ascii", "replace"),
+                path, body, now)
+        except signing.SignatureError as e:
+            log.warn("cluster: rejected sync request from {addr}: {code}",
+                     addr=_address(request), code=e.code)
+            raise ApiError(401, e.code, e.message) from None
+        if not await self._store.remember_nonce(
+                f"{signed.node_id}:{signed.nonce}", signed.timestamp + signing.NONCE_TTL):
+            log.warn("cluster: replayed sync request from {addr}", addr=_address(request))
+            raise ApiError(401, "REPLAYED", "This request was already used (replay).")
+        request.cluster_request = signed
+        return Principal(username=f"node:{signed.node_id}", method="cluster")
+
+    def sign(self, request, status, body):
+        signed = request.cluster_request
+        return signing.sign_response(
+            self._state.keys, signed.nonce, status, body, self._clock.seconds())
+
+    # -- followers seen ----------------------------------------------------------
+
+    def seen(self, request, since=None, history=None, revision=None):
+        node = request.cluster_request.node_id
+        entry = self.followers.setdefault(node, {"nodeId": node})
+        entry.update(address=_address(request), lastContact=self._clock.seconds())
+        if since is not None:
+            # revision: what the follower says it holds (confirmed); sent:
+            # the revision of the answer it is getting now.
+            entry.update(revision=since, sameHistory=history == self._state.history,
+                         sent=revision)
+
+    # -- batches -----------------------------------------------------------------
+
+    async def batch(self, since, history, wait=0.0):
+        """The answer for a follower at (history, since); may wait for changes."""
+        batch = await self._store.read(self._build, since, history)
+        if batch.mode == "unchanged" and wait > 0:
+            await self._wait(min(wait, MAX_WAIT), since)
+            if self.serving:
+                batch = await self._store.read(self._build, since, history)
+        return batch
+
+    async def _build(self, ctx, since, history):
+        mine = self._state.history
+        current = await ctx.current_revision()
+        leader = self._state.node_id
+        if history == mine and since == current:
+            return Batch("unchanged", leader, mine, current, current)
+        have = await ctx.blob_shas()
+        if history == mine and since < current:
+            found = await ctx.changes_since(since)
+            current, mode = found.revision, "changes"
+        else:
+            found = await ctx.snapshot()
+            current, mode, since = found.revision, "full", 0
+        entities, blobs = [], set()
+        for e in found.entities:
+            if not synced(e.kind, e.key):
+                continue
+            data = e.data
+            if e.kind == "secret" and data is not None:
+                try:
+                    data = {"value": self._secrets.unseal(e.key, data)}
+                except (DecryptError, KeyError, TypeError, ValueError):
+                    log.warn("cluster: secret {name} cannot be unsealed here; not sent",
+                             name=e.key)
+                    continue
+            elif data is not None:
+                blobs |= blob_refs(data, have)
+            entities.append(WireEntity(e.kind, e.key, e.revision, data))
+        return Batch(mode, leader, mine, current, since, tuple(entities), tuple(sorted(blobs)))
+
+    def blob(self, sha):
+        return self._store.get_blob(sha)
+
+    def current_revision(self):
+        return self._store.revision()
+
+    @property
+    def node_id(self):
+        return self._state.node_id
+
+    @property
+    def history(self):
+        return self._state.history
+
+    @property
+    def wire_key(self):
+        return self._state.keys.wire
+
+    # -- long-poll -----------------------------------------------------------------
+
+    def _wait(self, seconds, since):
+        d = Deferred(lambda _: None)
+        entry = [d, since, None]
+        self._waiters.append(entry)
+
+        def timeout():
+            self._release(entry)
+
+        entry[2] = self._clock.callLater(seconds, timeout)
+        return d
+
+    def _release(self, entry):
+        if entry in self._waiters:
+            self._waiters.remove(entry)
+        d, _, call = entry
+        if call is not None and call.active():
+            call.cancel()
+        if not d.called:
+            d.callback(None)
+
+    def _revision_changed(self, revision, _changed):
+        for entry in list(self._waiters):
+            if revision > entry[1]:
+                self._release(entry)
+
+    def release_all(self):
+        for entry in list(self._waiters):
+            self._release(entry)
+
+
+def _address(request):
+    addr = request.getClientAddress()
+    return getattr(addr, "host", str(addr))
+
+
+class SyncServerService(Service):
+    """In leader_only: lets the server answer, and prunes expired nonces."""
+
+    def __init__(self, server, store, clock):
+        self._server = server
+        self._store = store
+        self._clock = clock
+        self._prune = None
+
+    def startService(self):
+        super().startService()
+        self._server.serving = True
+        self._prune = LoopingCall(self._prune_nonces)
+        self._prune.clock = self._clock
+        self._prune.start(60, now=True).addErrback(
+            lambda f: log.failure("cluster: nonce pruning stopped", f))
+
+    def _prune_nonces(self):
+        d = self._store.prune_nonces(self._clock.seconds())
+        d.addErrback(lambda f: log.warn("cluster: could not prune nonces: {e}",
+                                        e=f.getErrorMessage()))
+        return None
+
+    def stopService(self):
+        super().stopService()
+        self._server.serving = False
+        self._server.release_all()  # pending long-polls answer NOT_LEADER now
+        if self._prune is not None and self._prune.running:
+            self._prune.stop()

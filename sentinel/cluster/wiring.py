@@ -1,0 +1,112 @@
+"""
+How the cluster subsystem plugs into the daemon (called from
+L{sentinel.tap._wire_cluster}; kept here so tap.py stays one line).
+
+Provides: w.cluster_state, w.role_machine, w.sync_server, w.sync_client,
+w.readiness, w.guard, w.authenticators["cluster"]; adds the sync server
+to w.leader_only, the sync client to w.follower_only, and one "cluster"
+service to w.top that runs the role machine.
+"""
+
+import json
+import socket
+
+from treq.client import HTTPClient
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from sentinel.api.cluster import ClusterApi
+from sentinel.api.cluster_sync import ClusterSyncApi
+from sentinel.cluster.client import SyncClient
+from sentinel.cluster.guard import Readiness, ReadOnlyGuard
+from sentinel.cluster.plan import Applier
+from sentinel.cluster.rolefile import RoleFileWatcher
+from sentinel.cluster.roles import FOLLOWER_GROUP, LEADER_GROUP, RoleMachine
+from sentinel.cluster.server import SyncServer, SyncServerService
+from sentinel.cluster.service import ClusterService, ServiceGroups
+from sentinel.cluster.state import ClusterState
+
+
+def wire(w):
+    reactor, config = w.reactor, w.config
+    state = w.cluster_state = ClusterState(w.store, w.box, reactor)
+
+    server = w.sync_server = SyncServer(w.store, state, w.secrets, reactor)
+    w.authenticators["cluster"] = server
+    SyncServerService(server, w.store, reactor).setServiceParent(w.leader_only)
+
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 2
+    http = HTTPClient(Agent(reactor, pool=pool, connectTimeout=5))
+    client = w.sync_client = SyncClient(state, w.store, Applier(w.secrets), http, reactor,
+                                        wait=poll_wait(config.sync_freshness))
+    client.setName("sync-client")
+    client.setServiceParent(w.follower_only)
+
+    groups = ServiceGroups({LEADER_GROUP: w.leader_only, FOLLOWER_GROUP: w.follower_only})
+    machine = w.role_machine = RoleMachine(groups.apply)
+    cluster = ClusterService(state, machine, groups,
+                             lambda: w.store_service.started, reactor)
+    cluster.setName("cluster")
+    RoleFileWatcher(config.role_file, machine.set_override, reactor,
+                    _inotify_factory(reactor)).setServiceParent(cluster)
+    cluster.setServiceParent(w.top)
+
+    w.guard = ReadOnlyGuard(state)
+    w.readiness = Readiness(state, machine, client.status, reactor,
+                            lambda: _dns_healthy(w), window=config.sync_freshness)
+    w.areas.append(ClusterApi(
+        state=state, machine=machine, readiness=w.readiness, sync_status=client.status,
+        client=client, server=server, store=w.store, http=http, clock=reactor,
+        role_file=config.role_file, vip=lambda: _configured_vip(w),
+        is_local=is_local_address))
+    w.areas.append(ClusterSyncApi(server))
+
+
+def poll_wait(freshness):
+    """How long the leader may hold an idle poll: a quarter of the readiness
+    window (at most 5 s), so an idle but healthy follower stays ready."""
+    return max(0.5, min(5.0, freshness / 4))
+
+
+def _inotify_factory(reactor):
+    try:
+        from twisted.internet import inotify
+    except ImportError:  # not Linux: the watcher re-reads periodically
+        return None
+    return lambda: inotify.INotify(reactor)
+
+
+def _dns_healthy(w):
+    """The DNS self-probe (dns subsystem); no DNS subsystem, nothing to check."""
+    probe = getattr(w, "dns_probe", None)
+    if probe is not None:
+        return bool(probe.healthy())
+    check = w.health_checks.get("dns")
+    return bool(check()) if check is not None else True
+
+
+async def _configured_vip(w):
+    """The VIP from the HA settings (w.ha_state), else from config.json."""
+    ha = getattr(w, "ha_state", None)
+    if ha is not None:
+        settings, _ = await ha.load()
+        return getattr(settings, "vip_address", None)
+    try:
+        with open(w.config.ha_config_file, encoding="utf-8") as f:
+            vip = json.load(f).get("vip")
+    except (OSError, ValueError, AttributeError):
+        return None
+    # config.json holds the VIP with its prefix length ("192.168.1.53/24").
+    return vip.split("/")[0] if isinstance(vip, str) and vip else None
+
+
+def is_local_address(host):
+    """True if ``host`` (an IP literal) is an address of this machine."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.bind((host, 0))
+                return True
+        except (OSError, ValueError):
+            continue
+    return False

@@ -1,0 +1,96 @@
+"""
+Who may ask (pure; ``now`` is passed in).
+
+- Access list: by default only loopback, private (RFC 1918, RFC 4193 ULA,
+  100.64/10 CGNAT) and link-local sources are answered, so Sentinel is
+  never an open resolver.  Loopback is always allowed (it is this host;
+  the health probe uses it).  Queries from elsewhere are dropped silently.
+- Per-client rate limit: a token bucket per source address (``rate``
+  queries/s, bursts of ``burst``).  Over the limit, a query is dropped,
+  except every ``slip``-th which gets an empty truncated reply (TC=1, no
+  larger than the query), so a real client under a spoofed flood can still
+  get through over TCP, while a spoofer gains no amplification.  Exempt
+  networks (default: loopback, e.g. a local forwarder that aggregates many
+  clients) are not limited.  Over TCP (which cannot be spoofed) a limited
+  query is answered REFUSED.
+"""
+
+import ipaddress
+
+DEFAULT_ALLOWED = (
+    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+    "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10",
+)
+DEFAULT_EXEMPT = ("127.0.0.0/8", "::1/128")
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+OK, DENIED, LIMITED, SLIP = 0, 1, 2, 3
+_MAX_CLIENTS = 65536
+
+
+def parse_networks(items):
+    """Networks from text ("10.0.0.0/8", "192.168.1.5"); ValueError if bad."""
+    return tuple(ipaddress.ip_network(str(item).strip(), strict=False) for item in items)
+
+
+class _Bucket:
+    __slots__ = ("tokens", "last", "over")
+
+    def __init__(self, tokens, last):
+        self.tokens = tokens
+        self.last = last
+        self.over = 0
+
+
+class Access:
+    def __init__(self, allowed=DEFAULT_ALLOWED, rate=1000.0, burst=2000.0,
+                 exempt=DEFAULT_EXEMPT, slip=2):
+        self.configure(allowed, rate, burst, exempt, slip)
+
+    def configure(self, allowed, rate, burst, exempt, slip=2):
+        self.allowed = parse_networks(tuple(allowed) + LOOPBACK)
+        self.exempt = parse_networks(exempt)
+        self.rate = float(rate)  # 0 disables the limit
+        self.burst = max(float(burst), 1.0)
+        self.slip = slip
+        self._clients = {}  # ip text -> OK, DENIED or a _Bucket
+
+    def _classify(self, ip):
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return DENIED
+        if addr.version == 6 and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        if not any(addr in net for net in self.allowed if net.version == addr.version):
+            return DENIED
+        if self.rate <= 0 or any(addr in net for net in self.exempt
+                                 if net.version == addr.version):
+            return OK
+        return None  # limited: gets a bucket
+
+    def check(self, ip, now):
+        """OK, DENIED (drop), LIMITED (drop) or SLIP (send a truncated reply)."""
+        state = self._clients.get(ip)
+        if state is None:
+            if len(self._clients) >= _MAX_CLIENTS:
+                self._clients.clear()
+            kind = self._classify(ip)
+            state = self._clients[ip] = kind if kind is not None else _Bucket(self.burst, now)
+        if state.__class__ is int:
+            return state
+        tokens = state.tokens + (now - state.last) * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
+        state.last = now
+        if tokens >= 1.0:
+            state.tokens = tokens - 1.0
+            return OK
+        state.tokens = tokens
+        state.over += 1
+        if self.slip and state.over % self.slip == 0:
+            return SLIP
+        return LIMITED
+
+    def allowed_ip(self, ip):
+        return self._classify(ip) != DENIED

@@ -1,0 +1,193 @@
+"""
+An upstream response turned into what the cache stores and the server
+sends (pure, no I/O).
+
+L{parse_response} walks the records of a response by byte indexing and
+keeps: the RCODE and AD bit, the bytes after the question (the upstream's
+OPT record removed — we add our own per client), where each record's TTL
+is, and the TTL the answer may be cached for (RFC 2308 for negative
+answers: the SOA's TTL capped by its MINIMUM).
+
+An L{Answer} renders a reply for any client asking the same question: a
+new ID, the client's own question bytes (case preserved), RD echoed, the
+TTLs counted down by the answer's age, our OPT when the client sent EDNS.
+Compression pointers in the stored records point into the question at
+offset 12, which has the same length whatever the case of the name.
+"""
+
+import struct
+
+from sentinel.dns.wire import AD, NOERROR, NXDOMAIN, OPT, QR, RA, RD, SOA, TC, Malformed
+
+_pack_into = struct.pack_into
+_unpack_from = struct.unpack_from
+MAX_TTL = 0x7FFFFFFF
+STALE_TTL = 30  # RFC 8767 section 4
+
+
+def skip_name(data, i):
+    """Index past a (possibly compressed) name at ``i``."""
+    try:
+        while True:
+            n = data[i]
+            if n == 0:
+                return i + 1
+            if n >= 0xC0:
+                return i + 2
+            if n > 63:
+                raise Malformed("bad label")
+            i += n + 1
+    except IndexError:
+        raise Malformed("truncated name") from None
+
+
+class Answer:
+    __slots__ = (
+        "rcode", "ad", "counts", "body", "offsets", "ttls", "ttl", "negative",
+        "stored", "expires", "_age", "_body", "hdr", "size",
+    )
+
+    def __init__(self, rcode, ad, counts, body, offsets, ttls, ttl, negative):
+        self.rcode = rcode
+        self.ad = ad  # the upstream set AD and the client may see it
+        self.counts = counts  # (an, ns, ar) without OPT
+        self.body = body  # records after the question, TTLs as stored
+        self.offsets = offsets  # TTL positions in body
+        self.ttls = ttls  # stored TTLs (clamped)
+        self.ttl = ttl  # how long the answer may be cached (0: not at all)
+        self.negative = negative  # NXDOMAIN / NODATA
+        self.stored = 0
+        self.expires = 0.0
+        self._age = -1
+        self._body = body
+        an, ns, ar = counts
+        b3 = RA | (AD if ad else 0) | (rcode & 0xF)
+        self.hdr = tuple(
+            bytes([QR | rd, b3]) + struct.pack("!HHHH", 1, an, ns, ar + edns)
+            for edns in (0, 1) for rd in (0, 1)
+        )  # index: rd | edns << 1
+        self.size = 12 + len(body)  # plus question and OPT
+
+    def stamp(self, now):
+        self.stored = int(now)
+        self.expires = now + self.ttl
+
+    def body_at(self, now):
+        """The records with TTLs counted down to ``now``."""
+        age = int(now) - self.stored
+        if age == self._age:
+            return self._body
+        b = bytearray(self.body)
+        for off, t in zip(self.offsets, self.ttls):
+            t -= age
+            _pack_into("!I", b, off, t if t > 0 else 0)
+        self._body = body = bytes(b)
+        self._age = age
+        return body
+
+    def body_stale(self):
+        b = bytearray(self.body)
+        for off in self.offsets:
+            _pack_into("!I", b, off, STALE_TTL)
+        return bytes(b)
+
+    def render(self, q, body, limit):
+        """
+        The reply for query ``q`` with these records, or a truncated reply
+        (TC, no records) when it exceeds ``limit`` bytes (0: no limit).
+        """
+        edns = q.edns
+        out = q.id + self.hdr[q.rd | edns << 1] + q.question + body
+        if edns:
+            out += b"\x00\x00\x29\x04\xd0\x00\x00\x80\x00\x00\x00" if q.do else \
+                b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+        if limit and len(out) > limit:
+            return truncated(q, self.rcode, self.ad)
+        return out
+
+
+def truncated(q, rcode=NOERROR, ad=False):
+    """TC set, question only (plus OPT): the client retries over TCP."""
+    from sentinel.dns.wire import opt_record
+
+    b3 = RA | (AD if ad else 0) | (rcode & 0xF)
+    out = q.id + bytes([QR | TC | q.rd, b3]) + struct.pack(
+        "!HHHH", 1, 0, 0, 1 if q.edns else 0) + q.question
+    return out + opt_record(q.do) if q.edns else out
+
+
+def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
+                   show_ad=True):
+    """
+    An L{Answer} from a response whose header and question (ending at
+    ``qend``) were already checked.  Raises Malformed.
+    """
+    if len(data) < qend:
+        raise Malformed("short response")
+    rcode = data[3] & 0xF
+    an = data[6] << 8 | data[7]
+    ns = data[8] << 8 | data[9]
+    ar = data[10] << 8 | data[11]
+    i = qend
+    end = len(data)
+    offsets, ttls = [], []
+    soa_ttl = None
+    cut = None  # where the upstream's OPT record starts (additional records stop there)
+    kept_ar = 0
+    for n in range(an + ns + ar):
+        start = i
+        i = skip_name(data, i)
+        if i + 10 > end:
+            raise Malformed("truncated record")
+        rtype, _, ttl, rdlen = _unpack_from("!HHIH", data, i)
+        rdata = i + 10
+        i = rdata + rdlen
+        if i > end:
+            raise Malformed("truncated rdata")
+        if n >= an + ns:
+            if rtype == OPT or cut is not None:
+                if cut is None:
+                    cut = start
+                continue
+            kept_ar += 1
+        if ttl > MAX_TTL:
+            ttl = 0
+        if rtype == SOA and an <= n < an + ns:
+            j = skip_name(data, skip_name(data, rdata))
+            if j + 20 != i:
+                raise Malformed("bad SOA")
+            minimum = _unpack_from("!I", data, j + 16)[0]
+            soa_ttl = min(ttl, minimum)
+        offsets.append(rdata - 6 - qend)
+        ttls.append(ttl)
+    if i != end:
+        raise Malformed("trailing bytes")
+    body = data[qend:cut] if cut is not None else data[qend:]
+    negative = rcode == NXDOMAIN or (rcode == NOERROR and an == 0)
+    if negative:
+        ttl = 0
+        if soa_ttl is not None:
+            ttl = min(max(soa_ttl, min_ttl), max_negative_ttl)
+        ttls = [min(t, ttl) for t in ttls]
+    elif rcode == NOERROR:
+        ttls = [min(max(t, min_ttl), max_ttl) for t in ttls]
+        ttl = min(ttls[:an]) if an else 0
+    else:
+        ttl = 0
+    if ttls:
+        body = bytearray(body)
+        for off, t in zip(offsets, ttls):
+            _pack_into("!I", body, off, t)
+        body = bytes(body)
+    ad = show_ad and bool(data[3] & AD)
+    return Answer(rcode, ad, (an, ns, kept_ar), body, offsets, ttls, ttl, negative)
+
+
+def upstream_query(qid, question, flags):
+    """The query we send upstream (lowercase question, RD, our OPT)."""
+    do, cd, ad = flags & 1, flags & 2, flags & 4
+    b3 = (0x10 if cd else 0) | (0x20 if ad else 0)
+    from sentinel.dns.wire import opt_record
+
+    return qid + bytes([RD, b3]) + b"\x00\x01\x00\x00\x00\x00\x00\x01" + question + \
+        opt_record(do)

@@ -1,0 +1,81 @@
+"""
+The answer cache (pure; the caller passes ``now``).
+
+Keyed by the lowercase wire name, type, class and the query flags that
+change the answer (DO, CD, AD) — see L{sentinel.dns.wire.Query.key}.  It
+holds upstream answers only: policy decisions (blocks, rewrites) are made
+before the cache on every query, so a policy change never needs a flush.
+
+Bounded by entry count with LRU eviction.  With serve-stale (RFC 8767)
+on, expired answers are kept (still LRU-bounded) for up to ``stale_max``
+seconds so they can be served, with TTL 30, when every upstream fails.
+"""
+
+from collections import OrderedDict
+
+STALE_MAX = 86400  # RFC 8767 suggests 1-3 days
+
+
+class Cache:
+    def __init__(self, size=10000, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
+                 serve_stale=True, stale_max=STALE_MAX):
+        self._data = OrderedDict()
+        self.size = size
+        self.min_ttl = min_ttl
+        self.max_ttl = max_ttl
+        self.max_negative_ttl = max_negative_ttl
+        self.serve_stale = serve_stale
+        self.stale_max = stale_max
+        self.evictions = 0
+
+    def configure(self, size, min_ttl, max_ttl, max_negative_ttl, serve_stale):
+        """New limits apply to new answers; a smaller size evicts the oldest."""
+        self.size = size
+        self.min_ttl, self.max_ttl = min_ttl, max_ttl
+        self.max_negative_ttl = max_negative_ttl
+        self.serve_stale = serve_stale
+        self._trim()
+
+    def __len__(self):
+        return len(self._data)
+
+    def get(self, key, now):
+        """A fresh answer, or None."""
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if now < entry.expires:
+            self._data.move_to_end(key)
+            return entry
+        if not self.serve_stale or now > entry.expires + self.stale_max:
+            del self._data[key]
+        return None
+
+    def stale(self, key, now):
+        """An expired answer that may still be served (RFC 8767), or None."""
+        if not self.serve_stale:
+            return None
+        entry = self._data.get(key)
+        if entry is None or now > entry.expires + self.stale_max:
+            return None
+        return entry
+
+    def put(self, key, entry, now):
+        """Remember an answer (stamped with ``now``) if it may be cached."""
+        if entry.ttl <= 0 or self.size <= 0:
+            return
+        entry.stamp(now)
+        data = self._data
+        data[key] = entry
+        data.move_to_end(key)
+        if len(data) > self.size:
+            self._trim()
+
+    def _trim(self):
+        data = self._data
+        while len(data) > max(self.size, 0):
+            data.popitem(last=False)
+            self.evictions += 1
+
+    def flush(self):
+        self._data.clear()

@@ -1,0 +1,123 @@
+"""
+DNS over HTTPS (RFC 8484) to one upstream, with treq: POST of the wire
+query (ID 0, as the RFC recommends for HTTP caching) as
+``application/dns-message`` over a persistent HTTPS connection pool.  The
+TCP connection goes to the pinned IP from the spec; TLS verifies the
+certificate against the URL's host name, which is also sent as SNI and in
+the Host header.  A response must be 200 ``application/dns-message`` and
+echo our question.
+"""
+
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.logger import Logger
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
+
+from sentinel.dns.answer import upstream_query
+from sentinel.dns.wire import QR
+
+log = Logger()
+MAX_RESPONSE = 65535
+CONTENT_TYPE = b"application/dns-message"
+
+
+@implementer(IAgentEndpointFactory)
+class _PinnedEndpoints:
+    """Connect to the pinned IP whatever the URL's host; TLS for that host."""
+
+    def __init__(self, reactor, ip, port, tls):
+        self._reactor, self._ip, self._port, self._tls = reactor, ip, port, tls
+
+    def endpointForURI(self, uri):
+        kind = TCP6ClientEndpoint if ":" in self._ip else TCP4ClientEndpoint
+        return wrapClientTLS(self._tls, kind(self._reactor, self._ip, self._port, timeout=5))
+
+
+class DohTransport:
+    kind = "https"
+
+    def __init__(self, reactor, spec, tls, stats=None):
+        import treq.client
+
+        self.url = spec.url
+        self.stats = stats
+        self.pool = HTTPConnectionPool(reactor, persistent=True)
+        self.pool.maxPersistentPerHost = 4
+        self.pool.cachedConnectionTimeout = 30
+        self.pool.retryAutomatically = True
+        agent = Agent.usingEndpointFactory(
+            reactor, _PinnedEndpoints(reactor, spec.host, spec.port, tls), pool=self.pool)
+        self.http = treq.client.HTTPClient(agent)
+        self.closed = False
+
+    def send(self, attempt):
+        if self.closed:
+            attempt.failed("network")
+            return
+        body = upstream_query(b"\x00\x00", attempt.question, attempt.flags)
+        d = self.http.post(
+            self.url, data=body,
+            headers={b"content-type": [CONTENT_TYPE], b"accept": [CONTENT_TYPE]})
+        d.addCallback(self._response, attempt)
+        d.addCallbacks(self._body, self._error, callbackArgs=(attempt,), errbackArgs=(attempt,))
+        attempt.token = d
+
+    def _response(self, response, attempt):
+        ctype = (response.headers.getRawHeaders(b"content-type") or [b""])[0]
+        if response.code != 200 or ctype.split(b";")[0].strip().lower() != CONTENT_TYPE:
+            response.deliverBody(_Discard())
+            raise _HttpError(f"HTTP {response.code} {ctype.decode('latin-1')}")
+        length = response.length
+        if isinstance(length, int) and length > MAX_RESPONSE:
+            raise _HttpError("response too large")
+        import treq
+
+        return treq.content(response)
+
+    def _body(self, data, attempt):
+        if attempt.done:
+            return
+        question = attempt.question
+        qend = 12 + len(question)
+        if len(data) < qend or not data[2] & QR or data[12:qend].lower() != question:
+            if self.stats is not None:
+                self.stats.error("spoofed")
+            attempt.failed("malformed")
+            return
+        attempt.answered(data, qend)
+
+    def _error(self, failure, attempt):
+        if attempt.done:
+            return
+        from twisted.internet.defer import CancelledError
+
+        if failure.check(CancelledError):
+            return  # timed out: the forwarder reports it
+        log.debug("DoH query to {url} failed: {e}", url=self.url,
+                  e=failure.getErrorMessage())
+        attempt.failed("http" if failure.check(_HttpError) else "network")
+
+    def cancel(self, attempt):
+        d = attempt.token
+        if d is not None and not d.called:
+            d.cancel()
+
+    def close(self):
+        self.closed = True
+        return self.pool.closeCachedConnections()
+
+
+class _HttpError(Exception):
+    pass
+
+
+class _Discard:
+    def makeConnection(self, transport):
+        pass
+
+    def dataReceived(self, data):
+        pass
+
+    def connectionLost(self, reason):
+        pass

@@ -1,0 +1,240 @@
+"""
+Forwarding cache misses to the upstreams (no socket code here: transports
+do the I/O, see L{sentinel.dns.udp}, L{sentinel.dns.stream},
+L{sentinel.dns.doh}).
+
+- Upstreams are tried in order, each at most once per query.  One that
+  times out, fails to connect or answers SERVFAIL/REFUSED/NOTIMP/FORMERR
+  makes the query move on to the next.  Per-upstream health: after three
+  consecutive failures (timeouts, network errors, REFUSED) an upstream is
+  skipped for a back-off (2 s doubling to 60 s) while others are healthy;
+  one success makes it healthy again.
+- Identical queries in flight are coalesced: one upstream query, every
+  waiting client answered from it.
+- A truncated UDP answer is retried over TCP to the same server.
+- Timeouts are swept every 100 ms from a queue ordered by deadline
+  instead of one DelayedCall per query (cheaper at tens of thousands of
+  queries per second).
+
+The clock is injected; ``accept(data, qend, inflight)`` turns a matched
+response into an Answer (raising Malformed to fail over), and
+``done(inflight, answer_or_None, upstream)`` receives the outcome.
+"""
+
+from collections import deque
+
+from twisted.internet.defer import gatherResults, maybeDeferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from sentinel.dns.wire import FORMERR, NOTIMP, REFUSED, SERVFAIL, TC, Malformed
+
+log = Logger()
+
+FAIL_RCODES = {SERVFAIL: "servfail", REFUSED: "refused", NOTIMP: "notimp", FORMERR: "formerr"}
+DOWN_AFTER = 3
+BACKOFF_MIN, BACKOFF_MAX = 2.0, 60.0
+MAX_INFLIGHT = 20000
+MAX_WAITERS = 256
+
+
+class Upstream:
+    """One configured upstream: its transport(s), health and counters."""
+
+    def __init__(self, spec, transport, stats, tcp=None):
+        self.spec = spec
+        self.text = spec.text
+        self.transport = transport
+        self.tcp = tcp  # for UDP upstreams: the TCP transport used after TC
+        self.stats = stats
+        self.fails = 0
+        self.down_until = 0.0
+
+    def healthy(self, now):
+        return now >= self.down_until
+
+    def close(self):
+        """Close the transports; a Deferred that fires when they are closed."""
+        closing = [self.transport.close()]
+        if self.tcp is not None:
+            closing.append(self.tcp.close())
+        return gatherResults([maybeDeferred(lambda d=d: d) for d in closing])
+
+
+class Inflight:
+    __slots__ = ("key", "question", "flags", "waiters", "tried", "attempt", "t0", "context")
+
+    def __init__(self, key, question, flags, waiter, t0, context):
+        self.key = key
+        self.question = question  # lowercase question section (name, type, class)
+        self.flags = flags  # DO | CD<<1 | AD<<2
+        self.waiters = [waiter]
+        self.tried = 0  # bitmask of upstream indexes tried
+        self.attempt = None
+        self.t0 = t0
+        self.context = context  # engine data (e.g. stale answer)
+
+
+class Attempt:
+    __slots__ = ("fwd", "inflight", "upstream", "transport", "question", "flags", "token",
+                 "t0", "done")
+
+    def __init__(self, fwd, inflight, upstream, transport, t0):
+        self.fwd = fwd
+        self.inflight = inflight
+        self.upstream = upstream
+        self.transport = transport
+        self.question = inflight.question
+        self.flags = inflight.flags
+        self.token = None
+        self.t0 = t0
+        self.done = False
+
+    def answered(self, data, qend):
+        if not self.done:
+            self.fwd._answered(self, data, qend)
+
+    def failed(self, kind):
+        if not self.done:
+            self.fwd._failed(self, kind)
+
+
+class Forwarder:
+    def __init__(self, clock, accept, done, timeout=1.5, sweep=0.1):
+        self.clock = clock
+        self.accept = accept
+        self.done = done
+        self.timeout = timeout
+        self.upstreams = []
+        self.inflight = {}
+        self._deadlines = deque()
+        self._sweeper = LoopingCall(self._sweep)
+        self._sweeper.clock = clock
+        self._sweep_interval = sweep
+        self.coalesced = 0
+
+    def start(self):
+        if not self._sweeper.running:
+            self._sweeper.start(self._sweep_interval, now=False)
+
+    def stop(self):
+        if self._sweeper.running:
+            self._sweeper.stop()
+        for key in list(self.inflight):
+            self._finish(self.inflight[key], None, None)
+        closing = [up.close() for up in self.upstreams]
+        return gatherResults([d for d in closing if d is not None])
+
+    def set_upstreams(self, upstreams):
+        """Replace the upstream list; queries in flight fail over to the new one."""
+        old, self.upstreams = self.upstreams, list(upstreams)
+        for up in old:
+            up.close()
+
+    # -- queries -----------------------------------------------------------
+
+    def resolve(self, key, question, flags, waiter, context=None):
+        """
+        Resolve a miss.  Returns False (and does nothing) when the
+        forwarder is overloaded; the caller then answers SERVFAIL or drops.
+        """
+        inflight = self.inflight.get(key)
+        if inflight is not None:
+            if len(inflight.waiters) >= MAX_WAITERS:
+                return False
+            inflight.waiters.append(waiter)
+            self.coalesced += 1
+            return True
+        if len(self.inflight) >= MAX_INFLIGHT:
+            return False
+        inflight = Inflight(key, question, flags, waiter, self.clock.seconds(), context)
+        self.inflight[key] = inflight
+        self._next(inflight)
+        return True
+
+    def _next(self, inflight, now=None):
+        now = self.clock.seconds() if now is None else now
+        choice = None
+        for i, up in enumerate(self.upstreams):
+            if inflight.tried & (1 << i):
+                continue
+            if up.healthy(now):
+                choice = i
+                break
+            if choice is None:
+                choice = i  # all untried ones are down: use the first anyway
+        if choice is None:
+            self._finish(inflight, None, None)
+            return
+        inflight.tried |= 1 << choice
+        up = self.upstreams[choice]
+        self._send(inflight, up, up.transport, now)
+
+    def _send(self, inflight, up, transport, now):
+        attempt = Attempt(self, inflight, up, transport, now)
+        inflight.attempt = attempt
+        up.stats.queries += 1
+        self._deadlines.append((now + self.timeout, attempt))
+        transport.send(attempt)
+
+    def _answered(self, attempt, data, qend):
+        attempt.done = True
+        inflight, up = attempt.inflight, attempt.upstream
+        now = self.clock.seconds()
+        up.stats.latency(now - attempt.t0)
+        if data[2] & TC and up.tcp is not None and attempt.transport is not up.tcp:
+            self._send(inflight, up, up.tcp, now)
+            return
+        kind = FAIL_RCODES.get(data[3] & 0xF)
+        if kind is not None:
+            up.stats.error(kind)
+            if kind != "servfail":  # SERVFAIL is often about the name, not the server
+                self._unhealthy(up, now)
+            self._next(inflight, now)
+            return
+        try:
+            answer = self.accept(data, qend, inflight)
+        except Malformed as e:
+            up.stats.error("malformed")
+            log.debug("malformed answer from {up}: {e}", up=up.text, e=e)
+            self._unhealthy(up, now)
+            self._next(inflight, now)
+            return
+        up.stats.answers += 1
+        up.fails = 0
+        up.down_until = 0.0
+        up.stats.healthy = True
+        self._finish(inflight, answer, up)
+
+    def _failed(self, attempt, kind):
+        attempt.done = True
+        up = attempt.upstream
+        up.stats.error(kind)
+        now = self.clock.seconds()
+        self._unhealthy(up, now)
+        if self.inflight.get(attempt.inflight.key) is attempt.inflight:
+            self._next(attempt.inflight, now)
+
+    def _unhealthy(self, up, now):
+        up.fails += 1
+        if up.fails >= DOWN_AFTER:
+            backoff = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (up.fails - DOWN_AFTER))
+            up.down_until = now + backoff
+            if up.stats.healthy:
+                log.warn("upstream {up} is not answering; trying the others first "
+                         "for {s:.0f}s", up=up.text, s=backoff)
+            up.stats.healthy = False
+
+    def _finish(self, inflight, answer, up):
+        if self.inflight.get(inflight.key) is inflight:
+            del self.inflight[inflight.key]
+        self.done(inflight, answer, up)
+
+    def _sweep(self):
+        queue = self._deadlines
+        now = self.clock.seconds()
+        while queue and queue[0][0] <= now:
+            attempt = queue.popleft()[1]
+            if not attempt.done:
+                attempt.transport.cancel(attempt)
+                attempt.failed("timeout")

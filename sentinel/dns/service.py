@@ -1,0 +1,77 @@
+"""
+The DNS service: puts the engine, the listeners, the runtime settings and
+the self-probe together and runs them with the daemon.
+"""
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import gatherResults, maybeDeferred
+from twisted.logger import Logger
+
+from sentinel.dns.engine import Engine
+from sentinel.dns.listeners import listen_dns, probe_target
+from sentinel.dns.probe import DnsProbe, ProbeSocket
+from sentinel.dns.runtime import DnsRuntime
+from sentinel.dns.settings import DEFAULTS
+from sentinel.dns.stats import DnsStats
+from sentinel.dns.tcpserver import DnsTcpFactory
+from sentinel.services import ListeningService
+
+log = Logger()
+
+
+class DnsService(MultiService):
+    def __init__(self, reactor, config, policy_source, querylog, store=None,
+                 store_started=None, trust_root=None):
+        super().__init__()
+        self.reactor = reactor
+        self.config = config
+        self.store = store
+        self.store_started = store_started  # callable() -> Deferred, or None
+        self.stats = DnsStats()
+        self.engine = Engine(reactor, policy_source, querylog, stats=self.stats)
+        self.tcp_factory = DnsTcpFactory(self.engine, self.stats)
+        self.stats.tcp = self.tcp_factory
+        self.runtime = DnsRuntime(
+            reactor, self.engine, self.tcp_factory, config.upstreams, config.dns_port,
+            config.dns_interfaces, trust_root=trust_root)
+        self.runtime.apply(DEFAULTS)
+        self.listening = ListeningService(
+            "DNS", config.dns_port, "udp/tcp",
+            lambda: listen_dns(reactor, self.engine.handle, self.tcp_factory,
+                               config.dns_interfaces, config.dns_port, self._send_error))
+        self.listening.setName("dns-listeners")
+        self.listening.setServiceParent(self)
+        self.probe_socket = ProbeSocket(reactor, probe_target(config.dns_interfaces,
+                                                              config.dns_port))
+        self.probe = DnsProbe(reactor, self.probe_socket.send)
+
+    def _send_error(self, error):
+        self.stats.drop("send_error")
+
+    def startService(self):
+        super().startService()
+        self.runtime.start()
+        started = self.store_started() if self.store_started is not None else None
+        if self.store is not None:
+            if started is None:
+                self.runtime.start(self.store)
+            else:
+                def attach(result):
+                    if self.running:
+                        self.runtime.start(self.store)
+                    return result
+                started.addCallback(attach)
+        try:
+            self.probe_socket.open(self.probe)
+        except Exception as e:
+            log.error("cannot open the DNS self-probe socket: {e}", e=e)
+        self.probe.start()
+        where = ", ".join(self.config.dns_interfaces) or "every address"
+        log.info("DNS on {where} port {port} (UDP and TCP); upstreams: {ups}", where=where,
+                 port=self.config.dns_port, ups=list(self.runtime.effective_upstreams))
+
+    def stopService(self):
+        self.probe.stop()
+        self.probe_socket.close()
+        closing = self.runtime.stop()
+        return gatherResults([closing, maybeDeferred(super().stopService)])

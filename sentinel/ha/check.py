@@ -1,0 +1,101 @@
+"""
+keepalived's readiness check (``vrrp_script sentinel_ready``), run every
+second as ``python3 -I -S check.py --url URL --peers FILE --window S``.
+Standard library only, so it starts in a few milliseconds.
+
+Exit 0 (take part in the election) when:
+- ``GET URL`` answers 200 with ``"ok": true``; or
+- the daemon answers but is not ready (e.g. a follower whose last sync is
+  too old) and no other node has sent a VRRP advert in the last WINDOW
+  seconds: a node with possibly stale settings serving DNS beats no node
+  serving DNS.
+
+Exit 1 otherwise: the daemon does not answer (crashed, hung), or it is not
+ready while another node is alive to hold the VIP.
+"""
+
+import json
+import sys
+import time
+import urllib.parse
+import http.client
+
+
+def probe(url, timeout):
+    """(reachable, ready, detail)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return False, False, f"unsupported URL {url!r}"
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/", headers={"Accept": "application/json"})
+        response = conn.getresponse()
+        body = response.read(65536)
+    except (OSError, http.client.HTTPException) as e:
+        return False, False, f"daemon not answering: {e}"
+    finally:
+        conn.close()
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return True, False, f"HTTP {response.status}, not JSON"
+    ready = response.status == 200 and isinstance(doc, dict) and doc.get("ok") is True
+    return True, ready, f"HTTP {response.status} {body[:200]!r}"
+
+
+def other_master_alive(path, now, window):
+    try:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read(1024 * 1024).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    peers = doc.get("peers") if isinstance(doc, dict) else None
+    if not isinstance(peers, dict):
+        return None
+    for info in peers.values():
+        if not isinstance(info, dict):
+            continue
+        seen, prio = info.get("lastSeen"), info.get("priority")
+        if isinstance(seen, (int, float)) and isinstance(prio, int) and prio > 0 \
+                and now - window <= seen <= now + 5:
+            return True
+    return False
+
+
+def decide(reachable, ready, other_alive):
+    if not reachable:
+        return 1
+    if ready:
+        return 0
+    # Not ready: stand aside only if somebody else can serve (unknown
+    # counts as "somebody": we cannot tell, so the gate holds).
+    return 1 if other_alive in (True, None) else 0
+
+
+def parse_args(argv):
+    args = {"--url": None, "--peers": None, "--window": "5", "--timeout": "1"}
+    it = iter(argv)
+    for name in it:
+        if name not in args:
+            raise SystemExit(f"check: unknown argument {name!r}")
+        args[name] = next(it, None)
+    if not args["--url"]:
+        raise SystemExit("check: --url is required")
+    return args
+
+
+def main(argv=None, now=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    reachable, ready, detail = probe(args["--url"], float(args["--timeout"]))
+    alive = None
+    if reachable and not ready and args["--peers"]:
+        alive = other_master_alive(args["--peers"], now or time.time(),
+                                   float(args["--window"]))
+    status = decide(reachable, ready, alive)
+    if status:
+        sys.stderr.write(f"sentinel not ready: {detail}\n")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

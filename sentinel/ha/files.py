@@ -1,0 +1,149 @@
+"""
+The files the daemon and the keepalived sidecar share (both see the same
+data directory: one host, or one volume mounted into both containers):
+
+- ``<data-dir>/sentinel/ha/config.json`` (0600): written by the daemon from
+  its node-local HA settings; the VRRP password inside is sealed with the
+  node key, so the file is safe to paste into a bug report;
+- ``<data-dir>/sentinel/ha/netinfo.json``: interfaces and default route,
+  written by the sidecar;
+- ``<data-dir>/sentinel/ha/status.json``: what the sidecar is doing;
+- the role file (``leader`` / ``follower``), written by the sidecar on
+  every VRRP state change.
+
+Every write is atomic (temporary file, fsync, rename): readers see the old
+or the new content, never a torn one.
+"""
+
+import json
+import os
+
+CONFIG_VERSION = 1
+PASSWORD_AAD = "ha:vrrp_password"
+MAX_FILE = 1024 * 1024
+ROLES = ("leader", "follower")
+
+
+class FileFormatError(ValueError):
+    """A shared file exists but cannot be used (message says why)."""
+
+
+def atomic_write(path, data, mode=0o600):
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # not narrowed/widened by the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def write_json(path, value, mode=0o600):
+    atomic_write(path, json.dumps(value, indent=2, sort_keys=True) + "\n", mode)
+
+
+def read_json(path):
+    """The JSON object in path, None if the file does not exist."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise FileFormatError(f"{path}: cannot read ({e.strerror})") from None
+    if len(raw) > MAX_FILE:
+        raise FileFormatError(f"{path}: larger than {MAX_FILE} bytes")
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise FileFormatError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise FileFormatError(f"{path}: expected a JSON object")
+    return value
+
+
+def write_role(path, role):
+    if role not in ROLES:
+        raise ValueError(f"not a role: {role!r}")
+    atomic_write(path, role + "\n", 0o644)
+
+
+def read_role(path):
+    try:
+        with open(path, "rb") as f:
+            text = f.read(64).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return text if text in ROLES else None
+
+
+def remove_file(path):
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def config_document(settings_json, sealed_password, daemon):
+    """The content of config.json (see module docstring)."""
+    doc = dict(settings_json)
+    doc["version"] = CONFIG_VERSION
+    doc["password"] = {"sealed": sealed_password} if sealed_password else None
+    doc["daemon"] = daemon
+    return doc
+
+
+def daemon_endpoint(http_interface, http_port):
+    """Where the sidecar reaches this daemon's API (liveness + readiness)."""
+    host = http_interface if http_interface not in ("", "::", "0.0.0.0") else "127.0.0.1"
+    shown = f"[{host}]" if ":" in host else host
+    return {
+        "host": host,
+        "port": http_port,
+        "readyUrl": f"http://{shown}:{http_port}/api/cluster/ready",
+    }
+
+
+def split_config_document(doc):
+    """config.json -> (settings fields, sealed password or None, daemon dict)."""
+    if doc.get("version") != CONFIG_VERSION:
+        raise FileFormatError(f"unsupported config.json version {doc.get('version')!r}")
+    fields = {k: v for k, v in doc.items() if k not in ("version", "password", "daemon",
+                                                         "writtenAt")}
+    password = doc.get("password")
+    sealed = password.get("sealed") if isinstance(password, dict) else None
+    if sealed is not None and not isinstance(sealed, str):
+        raise FileFormatError("config.json: password.sealed must be a string")
+    daemon = doc.get("daemon")
+    if not isinstance(daemon, dict):
+        raise FileFormatError("config.json: missing the daemon section")
+    host, port = daemon.get("host"), daemon.get("port")
+    url = daemon.get("readyUrl")
+    if (not isinstance(host, str) or isinstance(port, bool) or not isinstance(port, int)
+            or not 1 <= port <= 65535 or not isinstance(url, str)):
+        raise FileFormatError("config.json: daemon section is invalid")
+    return fields, sealed, daemon

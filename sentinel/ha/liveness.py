@@ -1,0 +1,101 @@
+"""
+Fast crash detection: the sidecar keeps one idle TCP connection open to
+the daemon's HTTP port.  When the daemon process dies, the kernel closes
+its sockets, our connection drops at once, and a reconnect is refused:
+the daemon is gone (milliseconds, not missed-check counts).  A connection
+the daemon merely closed (idle timeout) reconnects and changes nothing.
+
+A hung daemon still accepts connections (the kernel does that); the
+readiness check (L{sentinel.ha.check}) catches hangs.
+"""
+
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.logger import Logger
+
+log = Logger()
+
+
+class _Probe(Protocol):
+    def connectionMade(self):
+        self.factory.watch._connected(self)
+
+    def connectionLost(self, reason):
+        self.factory.watch._lost(self)
+
+
+class _Factory(ClientFactory):
+    protocol = _Probe
+
+    def __init__(self, watch):
+        self.watch = watch
+
+    def clientConnectionFailed(self, connector, reason):
+        self.watch._failed(reason)
+
+
+class DaemonWatch:
+    """on_change(alive: bool) is called on every change (and the first result)."""
+
+    RETRY = 0.25  # seconds between attempts while the daemon is down
+    TIMEOUT = 1.0
+
+    def __init__(self, reactor, host, port, on_change):
+        self._reactor = reactor
+        self.host, self.port = host, port
+        self._on_change = on_change
+        self.alive = None
+        self._factory = _Factory(self)
+        self._protocol = None
+        self._pending = None
+        self._running = False
+        self._attempting = False
+
+    def start(self):
+        self._running = True
+        self._attempt()
+
+    def stop(self):
+        self._running = False
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._pending = None
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.abortConnection()
+        self._protocol = None
+
+    def _attempt(self):
+        self._pending = None
+        if not self._running or self._attempting:
+            return
+        self._attempting = True
+        self._reactor.connectTCP(self.host, self.port, self._factory, timeout=self.TIMEOUT)
+
+    def _set(self, alive):
+        if alive != self.alive:
+            self.alive = alive
+            self._on_change(alive)
+
+    def _connected(self, protocol):
+        self._attempting = False
+        if not self._running:
+            protocol.transport.abortConnection()
+            return
+        self._protocol = protocol
+        self._set(True)
+
+    def _lost(self, protocol):
+        if protocol is self._protocol:
+            self._protocol = None
+        if self._running:
+            # Reconnect at once: refused means the daemon is gone.
+            self._schedule(0)
+
+    def _failed(self, reason):
+        self._attempting = False
+        if self._running:
+            self._set(False)
+            self._schedule(self.RETRY)
+
+    def _schedule(self, delay):
+        if self._pending is None or not self._pending.active():
+            self._pending = self._reactor.callLater(delay, self._attempt)

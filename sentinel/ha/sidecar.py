@@ -1,0 +1,317 @@
+"""
+The keepalived sidecar (``sentinel-keepalived run``): one process next to
+the daemon, in its own container or as its own systemd service, sharing
+the data directory.
+
+- every ``poll_interval`` it reads config.json (written by the daemon);
+  while HA is disabled it stays idle; when enabled it renders
+  keepalived.conf, has keepalived check it, and starts keepalived; a later
+  change is applied with a reload (SIGHUP: the VIP stays put); disabling
+  stops keepalived (the VIP moves away at once) and removes the role file;
+- it reads keepalived's state changes from the notify FIFO and writes the
+  role file (L{sentinel.ha.notify});
+- it watches the daemon's HTTP port (L{sentinel.ha.liveness}) and writes
+  the result to the track file keepalived follows (crash -> FAULT at once);
+- it listens to VRRP adverts (L{sentinel.ha.vrrpwatch}) -> peers.json;
+- it writes netinfo.json every ``netinfo_interval`` and status.json on
+  every change.
+"""
+
+import os
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from sentinel.ha import files, netinfo
+from sentinel.ha.keepalived import stop_stale
+from sentinel.ha.layout import ConfigProblem, load_config, render_paths
+from sentinel.ha.notify import parse_line
+from sentinel.ha.render import RenderError, describe, render
+from sentinel.ha.vrrpwatch import PeerTable
+
+log = Logger()
+
+
+class Sidecar(Service):
+    def __init__(self, reactor, paths, keepalived, *, check_command, run_command,
+                 make_watch, make_fifo, make_raw_reader=None,
+                 poll_interval=1.0, netinfo_interval=30.0):
+        self._reactor = reactor
+        self.paths = paths
+        self.keepalived = keepalived
+        self._check_command = tuple(check_command)  # argv prefix; URL etc. appended
+        self._run_command = run_command  # argv -> Deferred(stdout bytes)
+        self._make_watch = make_watch  # (host, port, on_change) -> DaemonWatch
+        self._make_fifo = make_fifo  # (path, on_line) -> FifoReader
+        self._make_raw_reader = make_raw_reader  # (receive) -> RawVrrpReader
+        self.poll_interval = poll_interval
+        self.netinfo_interval = netinfo_interval
+        self.settings = None  # applied, enabled HaSettings
+        self.applied_text = None
+        self.watch = None
+        self.fifo = None
+        self.peer_table = None
+        self.raw_reader = None
+        self.netinfo = None
+        self.status = {"haEnabled": False, "vrrpState": None,
+                       "role": None, "daemonAlive": None, "lastError": None, "summary": None}
+        self._seen = None  # config.json bytes last looked at
+        self._retry_at = None  # when to try a failed configuration again
+        self._busy = False
+        self._last_peers_write = 0.0
+        self._loops = []
+
+    # -- service ---------------------------------------------------------------
+
+    def startService(self):
+        super().startService()
+        os.makedirs(self.paths.runtime_dir, mode=0o700, exist_ok=True)
+        os.makedirs(self.paths.ha_dir, exist_ok=True)
+        files.remove_file(self.paths.peers_file)
+        pid = stop_stale(os.path.join(self.paths.runtime_dir, "keepalived.pid"),
+                         self.paths.conf)
+        if pid:
+            log.warn("stopped keepalived {pid} left over from an earlier sidecar", pid=pid)
+        self._write_status()
+        if self._make_raw_reader is not None:
+            try:
+                self.raw_reader = self._make_raw_reader(self._advert)
+                self.raw_reader.startReading()
+            except OSError as e:
+                log.warn("cannot listen to VRRP adverts ({error}); peer status and the "
+                         "lone-node rule of the readiness check are unavailable "
+                         "(needs CAP_NET_RAW)", error=e)
+        for interval, fn in ((self.netinfo_interval, self.refresh_netinfo),
+                             (self.poll_interval, self.poll)):
+            loop = task.LoopingCall(fn)
+            loop.clock = self._reactor
+            loop.start(interval, now=True).addErrback(
+                lambda f: log.failure("sidecar loop failed", f))
+            self._loops.append(loop)
+        log.info("sentinel-keepalived: watching {config} (idle until HA is enabled)",
+                 config=self.paths.config_file)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops = []
+        was_enabled = self.settings is not None
+        yield self.keepalived.stop()
+        if was_enabled:
+            # The VIP is gone from this node: it must not think it leads.
+            self._write_role("follower", "sidecar stopping")
+        self._teardown()
+        if self.raw_reader is not None:
+            self.raw_reader.close()
+            self.raw_reader = None
+        self._write_status()
+
+    # -- config.json -> keepalived ------------------------------------------
+
+    def poll(self):
+        if self._busy:
+            return None
+        try:
+            with open(self.paths.config_file, "rb") as f:
+                raw = f.read(files.MAX_FILE + 1)
+        except FileNotFoundError:
+            raw = b""
+        except OSError as e:
+            raw = f"unreadable: {e}".encode()
+        now = self._reactor.seconds()
+        if raw == self._seen and (self._retry_at is None or now < self._retry_at):
+            return None
+        self._retry_at = None
+        self._seen = raw
+        self._busy = True
+        d = defer.ensureDeferred(self._apply_file(raw))
+        d.addErrback(lambda f: log.failure("applying the HA configuration failed", f))
+        d.addBoth(self._not_busy)
+        return d
+
+    def _not_busy(self, result):
+        self._busy = False
+        return result
+
+    async def _apply_file(self, raw):
+        try:
+            loaded = load_config(raw, self.paths)
+        except ConfigProblem as e:
+            self._problem(str(e))
+            return
+        if loaded is None:
+            await self._disable()
+        else:
+            await self._enable(*loaded)
+
+    RETRY_AFTER = 10.0
+
+    def _problem(self, problem):
+        """Keep what runs now; say why; try the same file again later."""
+        if problem != self.status.get("lastError"):
+            log.error("HA configuration not applied: {problem}", problem=problem)
+        self.status["lastError"] = problem
+        self._retry_at = self._reactor.seconds() + self.RETRY_AFTER
+        self._write_status()
+
+    async def _disable(self):
+        self.status["lastError"] = None
+        if self.settings is None and not self.keepalived.wanted:
+            self._write_status()
+            return
+        self.settings = None  # from here on, notifications are ignored
+        self.applied_text = None
+        await self.keepalived.stop()
+        self._teardown()
+        if files.remove_file(self.paths.role_file):
+            log.info("role file {path} removed: the cluster role applies again",
+                     path=self.paths.role_file)
+        log.info("keepalived: disabled (HA is off); keepalived stopped")
+        self.status.update(haEnabled=False, vrrpState=None,
+                           role=None, summary=None)
+        self._write_status()
+
+    def _teardown(self):
+        if self.watch is not None:
+            self.watch.stop()
+            self.watch = None
+        if self.fifo is not None:
+            self.fifo.close()
+            self.fifo = None
+        self.peer_table = None
+        files.remove_file(self.paths.peers_file)
+
+    async def _enable(self, settings, password, daemon):
+        try:
+            text = render(settings, password, render_paths(self.paths, self._check_command, settings, daemon))
+        except RenderError as e:
+            self._problem(f"cannot render keepalived.conf: {e}")
+            return
+        self._track_daemon(daemon)
+        self.peer_table = PeerTable(settings.vrid, password, self._own_addresses())
+        self._write_peers(force=True)
+        if text == self.applied_text and self.keepalived.wanted:
+            return
+        candidate = self.paths.conf + ".new"
+        files.atomic_write(candidate, text, 0o600)
+        ok, errors = await self.keepalived.config_test(candidate)
+        if not ok:
+            self._problem("keepalived rejected the configuration: " + " / ".join(errors[-5:]))
+            return
+        os.replace(candidate, self.paths.conf)
+        first = not self.keepalived.wanted
+        self.settings, self.applied_text = settings, text
+        self.status.update(haEnabled=True, lastError=None, summary=describe(settings))
+        if first:
+            if self.fifo is None:
+                self.fifo = self._make_fifo(self.paths.fifo, self._notified)
+                self.fifo.startReading()
+            self.keepalived.on_exit = self._keepalived_exited
+            self.keepalived.start(self.paths.conf)
+            log.info("keepalived: enabled {summary}", summary=describe(settings))
+        else:
+            self.keepalived.reload()
+            log.info("keepalived: reloaded {summary}", summary=describe(settings))
+        self._write_status()
+
+    def _keepalived_exited(self, code):
+        if self.settings is not None:
+            self.status["vrrpState"] = None
+            self._write_role("follower", "keepalived exited")
+
+    # -- daemon liveness -> track file -----------------------------------------
+
+    def _track_daemon(self, daemon):
+        target = (daemon["host"], daemon["port"])
+        if self.watch is not None and (self.watch.host, self.watch.port) == target:
+            return
+        if self.watch is not None:
+            self.watch.stop()
+        self._write_alive(False)  # until the first connection proves otherwise
+        self.watch = self._make_watch(daemon["host"], daemon["port"], self._alive_changed)
+        self.watch.start()
+
+    def _alive_changed(self, alive):
+        self._write_alive(alive)
+        if alive:
+            log.info("daemon is up ({host}:{port})", host=self.watch.host, port=self.watch.port)
+        else:
+            log.warn("daemon is down ({host}:{port}): leaving the VRRP election",
+                     host=self.watch.host, port=self.watch.port)
+
+    def _write_alive(self, alive):
+        files.atomic_write(self.paths.alive_file, b"0\n" if alive else b"1\n", 0o644)
+        self.status["daemonAlive"] = alive
+        self._write_status()
+
+    # -- notifications -> role file ------------------------------------------------
+
+    def _notified(self, line):
+        parsed = parse_line(line)
+        if parsed is None or self.settings is None:
+            return
+        state, role = parsed
+        self.status["vrrpState"] = state
+        self._write_role(role, f"VRRP state {state}")
+
+    def _write_role(self, role, why):
+        files.write_role(self.paths.role_file, role)
+        self.status["role"] = role
+        log.info("{why}: role file says {role}", why=why, role=role)
+        self._write_status()
+
+    # -- peers and netinfo ----------------------------------------------------
+
+    def _advert(self, advert):
+        if self.peer_table is not None and self.peer_table.observe(
+                advert, self._reactor.seconds()):
+            self._write_peers()
+
+    def _write_peers(self, force=False):
+        now = self._reactor.seconds()
+        if self.peer_table is None or (not force and now - self._last_peers_write < 0.5):
+            return
+        self._last_peers_write = now
+        doc = self.peer_table.snapshot(now)
+        doc["listening"] = self.raw_reader is not None
+        if not doc["listening"]:
+            files.remove_file(self.paths.peers_file)
+            return
+        files.write_json(self.paths.peers_file, doc, 0o644)
+
+    def _own_addresses(self):
+        own = set()
+        for iface in (self.netinfo or {}).get("interfaces") or ():
+            own.update(a.split("/")[0] for a in iface.get("addresses") or ())
+        return own
+
+    @defer.inlineCallbacks
+    def refresh_netinfo(self):
+        try:
+            addr = yield self._run_command(netinfo.ADDR_COMMAND)
+            route = yield self._run_command(netinfo.ROUTE_COMMAND)
+            info = netinfo.build(addr.decode("utf-8", "replace"),
+                                 route.decode("utf-8", "replace"), self._reactor.seconds())
+        except Exception as e:
+            log.warn("cannot detect network interfaces: {error}", error=e)
+            info = {"detectedAt": self._reactor.seconds(), "interfaces": [],
+                    "defaultRoute": None, "suggestedInterface": None, "error": str(e)}
+        self.netinfo = info
+        if self.peer_table is not None:
+            self.peer_table.own = self._own_addresses()
+        files.write_json(self.paths.netinfo_file, info, 0o644)
+
+    def _write_status(self):
+        doc = dict(self.status)
+        doc["keepalived"] = self.keepalived.state
+        doc["updatedAt"] = self._reactor.seconds()
+        doc["keepalivedPid"] = self.keepalived.handle.pid if self.keepalived.handle else None
+        doc["keepalivedRestarts"] = self.keepalived.restarts
+        try:
+            files.write_json(self.paths.status_file, doc, 0o644)
+        except OSError as e:
+            log.warn("cannot write {path}: {error}", path=self.paths.status_file, error=e)

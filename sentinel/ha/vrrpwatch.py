@@ -1,0 +1,140 @@
+"""
+Listening to the other nodes' VRRP adverts (IP protocol 112) on a raw
+socket, so the sidecar knows who else is alive and holding the VIP:
+
+- the readiness check lets a node that is not ready stay out of the
+  election only while some other node is advertising (so a lone node with
+  a stale sync still serves DNS rather than nobody);
+- ``GET /api/cluster/peer-status`` lists the peers seen;
+- an advert for our virtual router id with a different password is logged
+  once per peer: the classic "both nodes are MASTER" misconfiguration.
+
+Parsing and the peer table are pure (tested with crafted packets); the
+socket reader is a thin FileDescriptor.
+"""
+
+import socket
+import struct
+
+import attr
+from twisted.internet.abstract import FileDescriptor
+from twisted.logger import Logger
+
+log = Logger()
+VRRP_PROTO = 112
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Advert:
+    source: str
+    version: int
+    vrid: int
+    priority: int
+    advert_interval: float
+    auth: bytes  # the 8 bytes of simple-password auth (VRRPv2), else b""
+
+
+def parse_packet(packet):
+    """An IPv4 packet as a raw socket delivers it -> Advert, or None."""
+    if len(packet) < 20 or packet[0] >> 4 != 4:
+        return None
+    ihl = (packet[0] & 0x0F) * 4
+    if packet[9] != VRRP_PROTO or len(packet) < ihl + 8:
+        return None
+    source = socket.inet_ntoa(packet[12:16])
+    vrrp = packet[ihl:]
+    version, kind = vrrp[0] >> 4, vrrp[0] & 0x0F
+    if kind != 1 or version not in (2, 3):
+        return None
+    vrid, priority, count = vrrp[1], vrrp[2], vrrp[3]
+    if version == 2:
+        auth_type, interval = vrrp[4], float(vrrp[5])
+        end = 8 + 4 * count
+        auth = bytes(vrrp[end:end + 8]) if auth_type == 1 and len(vrrp) >= end + 8 else b""
+    else:
+        interval = (struct.unpack("!H", vrrp[4:6])[0] & 0x0FFF) / 100.0
+        auth = b""
+    return Advert(source, version, vrid, priority, interval, auth)
+
+
+def auth_bytes(password):
+    return password.encode("ascii")[:8].ljust(8, b"\0")
+
+
+class PeerTable:
+    """
+    Who advertised our virtual router id recently.  ``observe`` returns
+    True when the table changed in a way worth writing out.
+    """
+
+    def __init__(self, vrid, password, own_addresses=()):
+        self.vrid = vrid
+        self._auth = auth_bytes(password)
+        self.own = set(own_addresses)
+        self.peers = {}  # source -> dict
+        self.mismatched = set()
+
+    def observe(self, advert, now):
+        if advert is None or advert.vrid != self.vrid or advert.source in self.own:
+            return False
+        if advert.auth != self._auth:
+            if advert.source not in self.mismatched:
+                self.mismatched.add(advert.source)
+                log.warn(
+                    "VRRP adverts for virtual router {vrid} from {peer} use a different "
+                    "password (or VRRP version): the nodes ignore each other and both may "
+                    "hold the VIP. Use the same password on every node.",
+                    vrid=self.vrid, peer=advert.source)
+            return False
+        self.mismatched.discard(advert.source)
+        self.peers[advert.source] = {
+            "lastSeen": now,
+            "priority": advert.priority,
+            "advertInterval": advert.advert_interval,
+        }
+        return True
+
+    def snapshot(self, now):
+        return {
+            "updatedAt": now,
+            "vrid": self.vrid,
+            "peers": {ip: dict(p) for ip, p in sorted(self.peers.items())},
+            "passwordMismatch": sorted(self.mismatched),
+        }
+
+
+class RawVrrpReader(FileDescriptor):
+    """Reads VRRP packets from a raw socket and hands each to ``receive``."""
+
+    def __init__(self, receive, reactor=None):
+        super().__init__(reactor)
+        self._receive = receive
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_RAW, VRRP_PROTO)
+        self.socket.setblocking(False)
+
+    def fileno(self):
+        return self.socket.fileno() if self.socket else -1
+
+    def doRead(self):
+        for _ in range(64):
+            try:
+                packet = self.socket.recv(2048)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                log.warn("VRRP listener: {error}", error=e)
+                return
+            try:
+                self._receive(parse_packet(packet))
+            except Exception:
+                log.failure("VRRP listener: handling an advert failed")
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        if self.socket is not None:
+            self.socket.close()
+            self.socket = None
+
+    def close(self):
+        self.stopReading()
+        self.connectionLost(None)

@@ -1,0 +1,111 @@
+"""The sync client loop: timeouts, unreachable leaders, backoff, cancellation."""
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from sentinel.cluster import client as client_module
+from sentinel.cluster.client import SyncClient
+from sentinel.cluster.signing import ClusterKeys
+from sentinel.cluster.state import Membership
+
+
+class State:
+    loaded = True
+    node_id = "0123456789abcdef"
+    epoch = 1
+
+    def __init__(self, role="follower"):
+        self.membership = Membership(role, "http://198.18.0.53:8080", b"s" * 32)
+        self.keys = ClusterKeys.from_secret(b"s" * 32)
+
+    @property
+    def role(self):
+        return self.membership.role
+
+
+class Store:
+    def get_local(self, key, default=None):
+        from twisted.internet.defer import succeed
+
+        return succeed(None)
+
+
+class Silent:
+    """A leader that accepts the request and never answers."""
+
+    def __init__(self):
+        self.requests = []
+
+    def request(self, method, url, **kw):
+        d = Deferred(lambda d: None)
+        self.requests.append((method, url, d))
+        return d
+
+
+class Refusing:
+    def __init__(self):
+        self.count = 0
+
+    def request(self, method, url, **kw):
+        self.count += 1
+        return fail(ConnectionRefusedError())
+
+
+class ClientLoopTests(SynchronousTestCase):
+    def make(self, http, role="follower"):
+        self.clock = Clock()
+        c = SyncClient(State(role), Store(), None, http, self.clock, wait=5)
+        c.startService()
+        self.addCleanup(lambda: c.running and c.stopService())
+        self.clock.advance(0)
+        return c
+
+    def test_silent_leader_times_out(self):
+        http = Silent()
+        c = self.make(http)
+        self.assertEqual(len(http.requests), 1)
+        self.assertIn("/api/cluster/sync/changes?since=0&history=0000000000000000&wait=5",
+                      http.requests[0][1])
+        self.clock.advance(5 + client_module.SLACK)
+        self.assertEqual(c.status.last_error["code"], "TIMEOUT")
+        self.assertEqual(c.status.failures, 1)
+
+    def test_unreachable_backs_off_and_recovers_count(self):
+        http = Refusing()
+        c = self.make(http)
+        self.assertEqual(http.count, 1)
+        self.assertEqual(c.status.last_error["code"], "LEADER_UNREACHABLE")
+        delays = []
+        for _ in range(7):
+            before = http.count
+            waited = 0
+            while http.count == before:
+                self.clock.advance(0.25)
+                waited += 0.25
+            delays.append(waited)
+        self.assertEqual(delays, [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0])
+
+    def test_stop_cancels_in_flight_without_error(self):
+        http = Silent()
+        c = self.make(http)
+        c.stopService()
+        self.assertIsNone(c.status.last_error)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_resync_restarts_at_once_without_error(self):
+        http = Silent()
+        c = self.make(http)
+        c.resync()
+        self.clock.advance(0)
+        self.assertIsNone(c.status.last_error)
+        self.assertEqual(len(http.requests), 2)
+        self.assertIn("since=0&history=0000000000000000", http.requests[1][1])
+
+    def test_configured_leader_has_nothing_to_follow(self):
+        http = Silent()
+        c = self.make(http, role="leader")
+        self.clock.advance(10)
+        self.assertEqual(http.requests, [])
+        self.assertTrue(c.status.idle)

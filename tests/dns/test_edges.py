@@ -1,0 +1,191 @@
+"""TCP framing, the self-probe, access rules and settings (pure parts)."""
+
+import struct
+
+import dns.message
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from sentinel.dns.access import DENIED, LIMITED, OK, SLIP, Access
+from sentinel.dns.probe import DnsProbe
+from sentinel.dns.settings import DEFAULTS, SettingsError, blocking, from_data, merged
+from sentinel.dns.stats import DnsStats
+from sentinel.dns.tcpserver import DnsTcpFactory
+from tests.dns.fakes import FakePolicy, Harness, block
+
+
+def frame(message):
+    wire = message if isinstance(message, bytes) else message.to_wire()
+    return struct.pack("!H", len(wire)) + wire
+
+
+def frames(data):
+    out = []
+    while data:
+        n = struct.unpack("!H", data[:2])[0]
+        out.append(dns.message.from_wire(data[2:2 + n]))
+        data = data[2 + n:]
+    return out
+
+
+class TcpTests(SynchronousTestCase):
+    def connect(self, factory, clock):
+        proto = factory.buildProtocol(None)
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.168.1.20", 5000),
+                                    hostAddress=IPv4Address("TCP", "192.168.1.2", 53))
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def setup(self, **kw):
+        h = Harness(FakePolicy(default=block()))
+        clock = h.clock
+        factory = DnsTcpFactory(h.engine, h.engine.stats, clock=clock, **kw)
+        return h, factory, clock
+
+    def test_several_queries_per_connection_split_anyhow(self):
+        h, factory, clock = self.setup()
+        proto, transport = self.connect(factory, clock)
+        data = b"".join(frame(dns.message.make_query(f"n{i}.example", "A")) for i in range(3))
+        for i in range(0, len(data), 7):  # arbitrary segmentation
+            proto.dataReceived(data[i:i + 7])
+        replies = frames(transport.value())
+        self.assertEqual([r.question[0].name.to_text() for r in replies],
+                         ["n0.example.", "n1.example.", "n2.example."])
+        self.assertTrue(all(r.rcode() == 3 for r in replies))
+
+    def test_idle_timeout(self):
+        h, factory, clock = self.setup(idle_timeout=10)
+        proto, transport = self.connect(factory, clock)
+        clock.advance(9)
+        proto.dataReceived(frame(dns.message.make_query("x.example", "A")))
+        clock.advance(9)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(2)
+        self.assertTrue(transport.disconnecting)
+
+    def test_connection_cap(self):
+        h, factory, clock = self.setup(max_connections=2)
+        conns = [self.connect(factory, clock) for _ in range(3)]
+        self.assertFalse(conns[0][1].disconnecting)
+        self.assertTrue(conns[2][1].disconnected or conns[2][1].disconnecting)
+        conns[0][0].connectionLost(None)
+        self.assertEqual(factory.connections, 2)
+
+    def test_garbage_closes_the_connection(self):
+        h, factory, clock = self.setup()
+        proto, transport = self.connect(factory, clock)
+        proto.dataReceived(frame(b"\x00\x01\x02"))
+        self.assertTrue(transport.disconnecting)
+
+    def test_big_answers_are_not_truncated(self):
+        h = Harness()
+        factory = DnsTcpFactory(h.engine, h.engine.stats, clock=h.clock)
+        proto, transport = self.connect(factory, h.clock)
+        proto.dataReceived(frame(dns.message.make_query("big.example", "TXT")))
+        h.upstream_answers(*[("big.example.", 60, "IN", "TXT", f'"{i}{"x" * 200}"')
+                             for i in range(20)])
+        [reply] = frames(transport.value())
+        self.assertEqual(len(reply.answer[0]), 20)
+
+
+class ProbeTests(SynchronousTestCase):
+    def test_healthy_only_while_answers_come_back(self):
+        clock = Clock()
+        sent = []
+        probe = DnsProbe(clock, sent.append, interval=5)
+        self.assertFalse(probe.healthy())
+        probe.start()
+        self.assertEqual(len(sent), 1)
+        probe.received(sent[-1][:2] + b"\x80\x00" + sent[-1][4:])
+        self.assertTrue(probe.healthy())
+        probe.received(b"\x00\x00\x80\x00")  # wrong ID: ignored
+        for _ in range(3):
+            clock.advance(5)  # probes go out, nothing answers
+        self.assertEqual(len(sent), 4)
+        self.assertFalse(probe.healthy())
+        probe.received(sent[-1][:2] + b"\x80\x00" + sent[-1][4:])
+        self.assertTrue(probe.healthy())
+        probe.stop()
+
+
+class AccessRuleTests(SynchronousTestCase):
+    def test_default_networks(self):
+        a = Access()
+        for ip in ("127.0.0.1", "::1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "fe80::1",
+                   "fd00::1", "169.254.1.1", "100.64.0.1", "::ffff:192.168.1.1"):
+            self.assertEqual(a.check(ip, 0), OK, ip)
+        for ip in ("8.8.8.8", "2001:4860::1", "172.32.0.1", "not-an-ip"):
+            self.assertEqual(a.check(ip, 0), DENIED, ip)
+
+    def test_loopback_always_allowed_and_custom_networks(self):
+        a = Access(allowed=["198.18.0.0/15"], rate=0)
+        self.assertEqual(a.check("198.19.1.1", 0), OK)
+        self.assertEqual(a.check("127.0.0.1", 0), OK)
+        self.assertEqual(a.check("192.168.1.1", 0), DENIED)
+
+    def test_token_bucket(self):
+        a = Access(rate=2, burst=4, exempt=[], slip=2)
+        results = [a.check("192.168.1.5", 100.0) for _ in range(8)]
+        self.assertEqual(results, [OK] * 4 + [LIMITED, SLIP, LIMITED, SLIP])
+        self.assertEqual(a.check("192.168.1.6", 100.0), OK)  # per client
+        self.assertEqual(a.check("192.168.1.5", 100.5), OK)  # 1 token back
+        self.assertNotEqual(a.check("192.168.1.5", 100.5), OK)
+        self.assertEqual(a.check("127.0.0.1", 0), OK)
+
+
+class SettingsTests(SynchronousTestCase):
+    def test_defaults(self):
+        self.assertEqual(from_data(None), DEFAULTS)
+        self.assertEqual(from_data({}), DEFAULTS)
+        self.assertEqual(DEFAULTS.blocking_mode, "nxdomain")
+        self.assertIn("192.168.0.0/16", DEFAULTS.allowed_networks)
+        self.assertEqual(from_data(DEFAULTS.to_data()), DEFAULTS)
+
+    def test_errors_name_the_field(self):
+        cases = [
+            ({"upstreams": ["tls://dns.example"]}, "upstreams.0"),
+            ({"upstreams": ["999.1.1.1"]}, "upstreams.0"),
+            ({"blocking_mode": "sinkhole"}, "blocking_mode"),
+            ({"allowed_networks": ["10.0.0.0/8", "lan"]}, "allowed_networks.1"),
+            ({"cache_min_ttl": 600, "cache_max_ttl": 60}, "cache_min_ttl"),
+            ({"cache_size": -1}, "cache_size"),
+            ({"surprise": 1}, "(settings)"),
+            ([], "(settings)"),
+        ]
+        for data, field in cases:
+            with self.assertRaises(SettingsError) as cm:
+                from_data(data)
+            self.assertEqual(cm.exception.field, field, data)
+
+    def test_partial_update_merges(self):
+        data = merged({"blocking_mode": "null", "cache_size": 5}, {"cache_size": 10})
+        self.assertEqual(data, {"blocking_mode": "null", "cache_size": 10})
+
+    def test_blocking_for_filtering_never_raises(self):
+        self.assertEqual(blocking(None), ("nxdomain", 10))
+        self.assertEqual(blocking({"blocking_mode": "null", "blocked_ttl": 300}), ("null", 300))
+        self.assertEqual(blocking({"blocking_mode": "bogus", "blocked_ttl": "x"}),
+                         ("nxdomain", 10))
+        self.assertEqual(blocking({"blocked_ttl": True}), ("nxdomain", 10))
+        self.assertEqual(blocking("garbage"), ("nxdomain", 10))
+
+
+class StatsTests(SynchronousTestCase):
+    def test_snapshot_shape(self):
+        h = Harness(FakePolicy({"ads.example.": block()}))
+        h.ask("ads.example")
+        h.ask("www.example")
+        h.upstream_answers(("www.example.", 60, "IN", "A", "198.18.0.1"))
+        h.ask("www.example")
+        snap = h.engine.stats.snapshot()
+        self.assertEqual(snap["queries"], 3)
+        self.assertEqual((snap["cache_hits"], snap["cache_misses"]), (1, 1))
+        self.assertEqual(snap["decisions"]["block"], 1)
+        self.assertEqual(snap["decisions"]["pass"], 2)
+        up = snap["upstreams"]["127.0.0.1:53000"]
+        self.assertEqual((up["queries"], up["answers"], up["latency_count"]), (1, 1, 1))
+        self.assertTrue(up["healthy"])
+        self.assertEqual(snap["cache_entries"], 1)
+        self.assertIsInstance(DnsStats().snapshot()["dropped"], dict)

@@ -1,0 +1,185 @@
+"""
+The upstream transports against real servers on loopback: UDP (ID and
+question matching, source-port rotation), TCP (pipelining), DNS over TLS
+and DNS over HTTPS (certificate checks).
+"""
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.ssl import optionsForClientTLS
+from twisted.trial.unittest import TestCase
+
+from sentinel.dns.answer import parse_response
+from sentinel.dns.doh import DohTransport
+from sentinel.dns.forwarder import Forwarder, Upstream
+from sentinel.dns.stats import UpstreamStats
+from sentinel.dns.stream import StreamTransport
+from sentinel.dns.udp import UdpTransport
+from sentinel.dns.upstreamspec import parse_upstream
+from sentinel.dns.wire import name_from_text
+from tests.dns.clients import ZONE
+from tests.dns.tlsservers import listen_doh, listen_dot, make_ca_and_server
+from tests.support.upstream import SPOOF_ADDRESS, Upstream as TestUpstream
+
+
+def question(name, rdtype=1):
+    return name_from_text(name) + rdtype.to_bytes(2, "big") + b"\x00\x01"
+
+
+def addresses(answer):
+    body = answer.body
+    out = []
+    i = 0
+    for _ in range(answer.counts[0]):
+        i += 2  # compressed owner
+        rtype, rdlen = int.from_bytes(body[i:i + 2], "big"), int.from_bytes(body[i + 8:i + 10],
+                                                                            "big")
+        if rtype == 1:
+            out.append(".".join(str(b) for b in body[i + 10:i + 14]))
+        i += 10 + rdlen
+    return out
+
+
+class Resolver:
+    """A Forwarder over one real transport; resolve() -> Deferred(answer or None)."""
+
+    def __init__(self, testcase, spec, transport, tcp=None, timeout=2.0):
+        self.stats = UpstreamStats()
+        self.fwd = Forwarder(reactor, lambda d, q, i: parse_response(d, q), self._done,
+                             timeout=timeout)
+        transport.stats = self.stats
+        self.fwd.set_upstreams([Upstream(parse_upstream(spec), transport, self.stats, tcp=tcp)])
+        self.fwd.start()
+        self.waiting = {}
+        testcase.addCleanup(self.fwd.stop)
+
+    def _done(self, inflight, answer, upstream):
+        self.waiting.pop(inflight.key).callback(answer)
+
+    def resolve(self, name, rdtype=1):
+        d = self.waiting[name + str(rdtype)] = Deferred()
+        self.fwd.resolve(name + str(rdtype), question(name, rdtype), 0, None)
+        return d
+
+
+class UdpTransportTests(TestCase):
+    async def test_answers_and_spoofs(self):
+        up = TestUpstream.start(self, ZONE)
+        r = Resolver(self, up.spec, UdpTransport(reactor, "127.0.0.1", up.port))
+        self.assertEqual(addresses(await r.resolve("www.example.test")), ["198.18.0.10"])
+        up.spoof = "id"
+        answer = await r.resolve("mail.example.test")
+        self.assertEqual(addresses(answer), ["198.18.0.25"])
+        self.assertNotIn(SPOOF_ADDRESS, addresses(answer))
+        up.spoof = "question"
+        self.assertEqual(addresses(await r.resolve("short.example.test")), ["198.18.0.11"])
+        self.assertEqual(r.stats.errors, {"spoofed": 2})
+
+    async def test_source_ports_rotate(self):
+        up = TestUpstream.start(self, ZONE)
+        transport = UdpTransport(reactor, "127.0.0.1", up.port, pool=2, rotate_after=3)
+        r = Resolver(self, up.spec, transport)
+        seen = set()
+        for i in range(12):
+            await r.resolve(f"n{i}.example.test")
+            seen |= transport.local_ports
+        self.assertGreaterEqual(len(seen), 4)  # at most 3 queries per socket
+        self.assertLessEqual(len(transport.local_ports), 2)
+
+    async def test_closed_port_fails_fast(self):
+        r = Resolver(self, "127.0.0.1:9", UdpTransport(reactor, "127.0.0.1", 9), timeout=5)
+        start = reactor.seconds()
+        self.assertIsNone(await r.resolve("www.example.test"))
+        self.assertLess(reactor.seconds() - start, 1.0)
+        self.assertEqual(r.stats.errors, {"network": 1})
+
+    async def test_truncated_answer_retried_over_tcp(self):
+        up = TestUpstream.start(self, ZONE)
+        up.truncate = True
+        r = Resolver(self, up.spec, UdpTransport(reactor, "127.0.0.1", up.port),
+                     tcp=StreamTransport(reactor, "127.0.0.1", up.port))
+        self.assertEqual(addresses(await r.resolve("www.example.test")), ["198.18.0.10"])
+        self.assertEqual((up.count(proto="udp"), up.count(proto="tcp")), (1, 1))
+
+
+class StreamTransportTests(TestCase):
+    async def test_pipelined_on_one_connection(self):
+        up = TestUpstream.start(self, ZONE)
+        up.delay = 0.05
+        t = StreamTransport(reactor, "127.0.0.1", up.port, idle_timeout=0.2)
+        r = Resolver(self, "tcp://" + up.spec, t)
+        from twisted.internet.defer import gatherResults
+
+        answers = await gatherResults([r.resolve(n) for n in (
+            "www.example.test", "mail.example.test", "short.example.test")])
+        self.assertEqual([addresses(a) for a in answers],
+                         [["198.18.0.10"], ["198.18.0.25"], ["198.18.0.11"]])
+        self.assertEqual(up.count(proto="tcp"), 3)
+        self.assertIsNotNone(t._conn)
+        d = Deferred()
+        reactor.callLater(0.4, d.callback, None)
+        await d
+        self.assertIsNone(t._conn)  # closed when idle
+
+    async def test_connection_refused(self):
+        r = Resolver(self, "tcp://127.0.0.1:9", StreamTransport(reactor, "127.0.0.1", 9))
+        self.assertIsNone(await r.resolve("www.example.test"))
+        self.assertEqual(r.stats.errors, {"network": 1})
+
+
+class TlsTransportTests(TestCase):
+    def setUp(self):
+        self.trust, self.server_options = make_ca_and_server(("dns.test",), ("127.0.0.1",))
+        self.zone = TestUpstream(ZONE)
+        self.port = listen_dot(reactor, self.zone, self.server_options)
+        self.addCleanup(self.port.stopListening)
+        self.portnum = self.port.getHost().port
+
+    def transport(self, name):
+        tls = optionsForClientTLS(name, trustRoot=self.trust)
+        return StreamTransport(reactor, "127.0.0.1", self.portnum, tls=tls)
+
+    async def test_verified_by_name_and_by_ip(self):
+        for name in ("dns.test", "127.0.0.1"):
+            r = Resolver(self, f"tls://{name}:{self.portnum}#127.0.0.1", self.transport(name))
+            self.assertEqual(addresses(await r.resolve("www.example.test")), ["198.18.0.10"])
+
+    async def test_wrong_name_is_refused(self):
+        r = Resolver(self, f"tls://other.test:{self.portnum}#127.0.0.1",
+                     self.transport("other.test"))
+        self.assertIsNone(await r.resolve("www.example.test"))
+        self.assertEqual(self.zone.queries, [])
+
+    async def test_untrusted_certificate_is_refused(self):
+        tls = optionsForClientTLS("dns.test", trustRoot=make_ca_and_server()[0])
+        r = Resolver(self, f"tls://dns.test:{self.portnum}#127.0.0.1",
+                     StreamTransport(reactor, "127.0.0.1", self.portnum, tls=tls))
+        self.assertIsNone(await r.resolve("www.example.test"))
+        self.assertEqual(self.zone.queries, [])
+
+
+class DohTransportTests(TestCase):
+    def setUp(self):
+        self.trust, options = make_ca_and_server(("doh.test",), ())
+        self.zone = TestUpstream(ZONE)
+        self.port, self.resource = listen_doh(reactor, self.zone, options)
+        self.addCleanup(self.port.stopListening)
+        self.portnum = self.port.getHost().port
+
+    def resolver(self, name):
+        spec = parse_upstream(f"https://{name}:{self.portnum}/dns-query#127.0.0.1")
+        t = DohTransport(reactor, spec, optionsForClientTLS(name, trustRoot=self.trust))
+        self.addCleanup(t.close)
+        return Resolver(self, spec.text, t)
+
+    async def test_post_wire_format(self):
+        r = self.resolver("doh.test")
+        self.assertEqual(addresses(await r.resolve("www.example.test")), ["198.18.0.10"])
+        headers = self.resource.requests[0]
+        self.assertEqual(headers.getRawHeaders(b"content-type"), [b"application/dns-message"])
+        self.assertEqual(headers.getRawHeaders(b"host"), [f"doh.test:{self.portnum}".encode()])
+
+    async def test_wrong_name_is_refused(self):
+        r = self.resolver("evil.test")
+        self.assertIsNone(await r.resolve("www.example.test"))
+        self.assertEqual(self.resource.requests, [])

@@ -1,0 +1,1 @@
+"""Tests for VIP failover (sentinel.ha, sentinel.api.ha, deploy files)."""

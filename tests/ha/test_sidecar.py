@@ -1,0 +1,232 @@
+"""The keepalived sidecar's behaviour, with a fake keepalived and a Clock."""
+
+import json
+import os
+import stat
+import tempfile
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from sentinel.ha import files
+from sentinel.ha.keepalived import Keepalived
+from sentinel.ha.layout import SidecarPaths
+from sentinel.ha.sidecar import Sidecar
+from tests.ha.fakes import FakeFifo, FakeLauncher, FakeWatch, LogCapture, write_config
+
+IP_ADDR = json.dumps([{"ifname": "eth0", "flags": ["UP"], "link_type": "ether",
+                       "addr_info": [{"family": "inet", "local": "198.18.0.2",
+                                      "prefixlen": 24}]}]).encode()
+
+
+class SidecarTests(SynchronousTestCase):
+    def setUp(self):
+        self.data = tempfile.mkdtemp(prefix="sentinel-sidecar-")
+        self.paths = SidecarPaths(data_dir=self.data,
+                                  role_file=os.path.join(self.data, "sentinel", "cluster_role"),
+                                  runtime_dir=os.path.join(self.data, "run"))
+        self.clock = Clock()
+        self.launcher = FakeLauncher()
+        self.keepalived = Keepalived(self.clock, self.launcher, "/usr/sbin/keepalived",
+                                     self.paths.runtime_dir)
+        self.watches, self.fifos = [], []
+        self.log = LogCapture(self)
+
+        def run_command(argv):
+            return defer.succeed(IP_ADDR if "addr" in argv else b"[]")
+
+        def make_watch(host, port, cb):
+            self.watches.append(FakeWatch(host, port, cb))
+            return self.watches[-1]
+
+        def make_fifo(path, cb):
+            self.fifos.append(FakeFifo(path, cb))
+            return self.fifos[-1]
+
+        self.sidecar = Sidecar(self.clock, self.paths, self.keepalived,
+                               check_command=("/usr/bin/python3", "-I", "-S", "/x/check.py"),
+                               run_command=run_command, make_watch=make_watch,
+                               make_fifo=make_fifo)
+        self.sidecar.startService()
+        self.addCleanup(lambda: self.sidecar.running and self.sidecar.stopService())
+
+    def status(self):
+        return files.read_json(self.paths.status_file)
+
+    def tick(self, seconds=1.0):
+        self.clock.advance(seconds)
+
+    def enable(self, **fields):
+        write_config(self.data, **fields)
+        self.tick()
+
+    def notify(self, state):
+        self.fifos[-1].on_line(f'INSTANCE "sentinel" {state} 120')
+
+    def read(self, path):
+        with open(path) as f:
+            return f.read()
+
+    # -- idle ---------------------------------------------------------------------
+
+    def test_idle_until_enabled(self):
+        self.tick(5)
+        self.assertEqual(self.launcher.spawned, [])
+        self.assertFalse(self.status()["haEnabled"])
+        self.assertEqual(self.status()["keepalived"], "stopped")
+        info = files.read_json(self.paths.netinfo_file)
+        self.assertEqual(info["suggestedInterface"], "eth0")
+
+    def test_disabled_config_stays_idle(self):
+        write_config(self.data, enabled=False)
+        self.tick(3)
+        self.assertEqual(self.launcher.spawned, [])
+
+    def test_netinfo_refreshes_periodically(self):
+        first = files.read_json(self.paths.netinfo_file)["detectedAt"]
+        self.tick(30)
+        self.assertEqual(files.read_json(self.paths.netinfo_file)["detectedAt"], first + 30)
+
+    # -- enabling -------------------------------------------------------------------
+
+    def test_enable_renders_and_starts_keepalived(self):
+        self.enable()
+        [ka] = self.launcher.spawned
+        self.assertEqual(ka.argv[0], "/usr/sbin/keepalived")
+        self.assertIn(self.paths.conf, ka.argv)
+        self.assertIn("--dont-fork", ka.argv)
+        conf = self.read(self.paths.conf)
+        self.assertIn("auth_pass s3cret", conf)
+        self.assertIn("198.18.0.53/24 dev eth0", conf)
+        self.assertIn("--url http://127.0.0.1:8080/api/cluster/ready", conf)
+        self.assertEqual(stat.S_IMODE(os.stat(self.paths.conf).st_mode), 0o600)
+        self.assertIn("keepalived: enabled interface=eth0 vip=198.18.0.53/24 vrid=53 "
+                      "priority=120", self.log.text())
+        self.assertEqual(self.status()["keepalived"], "running")
+        self.assertTrue(self.status()["haEnabled"])
+
+    def test_daemon_liveness_drives_the_track_file(self):
+        self.enable(daemon_host="198.18.0.2", daemon_port=18080)
+        [watch] = self.watches
+        self.assertEqual((watch.host, watch.port, watch.started), ("198.18.0.2", 18080, True))
+        self.assertEqual(self.read(self.paths.alive_file), "1\n")  # unknown = down
+        watch.on_change(True)
+        self.assertEqual(self.read(self.paths.alive_file), "0\n")
+        watch.on_change(False)
+        self.assertEqual(self.read(self.paths.alive_file), "1\n")
+        self.assertIn("daemon is down", self.log.text())
+
+    def test_change_is_applied_with_a_reload_not_a_restart(self):
+        self.enable()
+        self.enable(priority=110)
+        [ka] = self.launcher.spawned
+        self.assertEqual(ka.signals, ["HUP"])
+        self.assertIn("priority 110", self.read(self.paths.conf))
+        self.assertIn("keepalived: reloaded", self.log.text())
+
+    def test_rewriting_the_same_settings_does_nothing(self):
+        self.enable()
+        self.enable()  # new file (new seal, new nonce), same meaning
+        [ka] = self.launcher.spawned
+        self.assertEqual(ka.signals, [])
+
+    def test_rejected_config_keeps_the_running_one_and_retries(self):
+        self.enable()
+        good = self.read(self.paths.conf)
+        self.launcher.config_test_status = 5
+        self.enable(priority=111)
+        self.assertEqual(self.read(self.paths.conf), good)
+        self.assertEqual(self.launcher.spawned[0].signals, [])
+        self.assertIn("bad thing", self.status()["lastError"])
+        self.launcher.config_test_status = 0
+        self.tick(11)  # retried without the file changing
+        self.assertIn("priority 111", self.read(self.paths.conf))
+        self.assertIsNone(self.status()["lastError"])
+
+    def test_broken_config_file_keeps_state(self):
+        self.enable()
+        with open(self.paths.config_file, "w") as f:
+            f.write("{ not json")
+        self.tick()
+        self.assertEqual(self.launcher.spawned[0].signals, [])
+        self.assertIn("not valid JSON", self.status()["lastError"])
+        self.assertTrue(self.keepalived.wanted)
+
+    def test_unsealing_with_another_nodes_key_fails_clearly(self):
+        write_config(self.data, enabled=False)  # creates this node's key
+        other = tempfile.mkdtemp()
+        os.replace(write_config(other), self.paths.config_file)  # sealed under another key
+        self.tick()
+        self.assertEqual(self.launcher.spawned, [])
+        self.assertIn("cannot unseal", self.status()["lastError"])
+
+    def test_missing_node_key_says_which_directory(self):
+        write_config(self.data)
+        os.unlink(os.path.join(self.data, "node.key"))
+        self.tick()
+        self.assertEqual(self.launcher.spawned, [])
+        self.assertIn("same data directory", self.status()["lastError"])
+
+    # -- roles ------------------------------------------------------------------------
+
+    def test_notifications_write_the_role_file(self):
+        self.enable()
+        for state, role in (("BACKUP", "follower"), ("MASTER", "leader"),
+                            ("FAULT", "follower"), ("MASTER", "leader"), ("STOP", "follower")):
+            self.notify(state)
+            self.assertEqual(self.read(self.paths.role_file), role + "\n")
+            self.assertEqual(self.status()["vrrpState"], state)
+
+    def test_disable_stops_keepalived_and_removes_the_role_file(self):
+        self.enable()
+        self.notify("MASTER")
+        self.enable(enabled=False)
+        [ka] = self.launcher.spawned
+        self.assertEqual(ka.signals, ["TERM"])
+        ka.exit(0)
+        self.assertFalse(os.path.exists(self.paths.role_file))
+        self.notify("STOP")  # late line from the stopping keepalived: ignored
+        self.assertFalse(os.path.exists(self.paths.role_file))
+        self.assertEqual(self.status()["keepalived"], "stopped")
+        self.assertIn("keepalived: disabled", self.log.text())
+        self.assertTrue(self.watches[0].stopped)
+
+    def test_enable_again_after_disable(self):
+        self.enable()
+        self.enable(enabled=False)
+        self.launcher.spawned[0].exit(0)
+        self.enable()
+        self.assertEqual(len(self.launcher.spawned), 2)
+
+    def test_stop_escalates_to_kill(self):
+        self.enable()
+        self.enable(enabled=False)
+        self.tick(5)
+        self.assertEqual(self.launcher.spawned[0].signals, ["TERM", "KILL"])
+
+    def test_unexpected_exit_restarts_with_backoff(self):
+        self.enable()
+        self.notify("MASTER")
+        self.launcher.spawned[0].exit(1)
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
+        self.assertEqual(self.status()["keepalived"], "restarting")
+        self.tick(1)
+        self.assertEqual(len(self.launcher.spawned), 2)
+        self.launcher.spawned[1].exit(1)
+        self.tick(1)
+        self.assertEqual(len(self.launcher.spawned), 2)  # now waits 2 s
+        self.tick(1)
+        self.assertEqual(len(self.launcher.spawned), 3)
+        self.flushLoggedErrors()
+
+    def test_sidecar_shutdown_stops_keepalived_and_steps_down(self):
+        self.enable()
+        self.notify("MASTER")
+        d = self.sidecar.stopService()
+        [ka] = self.launcher.spawned
+        self.assertEqual(ka.signals, ["TERM"])
+        ka.exit(0)
+        self.successResultOf(d)
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
+        self.assertTrue(self.fifos[0].closed)
