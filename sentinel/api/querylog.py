@@ -6,12 +6,12 @@ on a follower since the log is node-local).
 
 from sentinel.api.base import Reply, endpoint
 from sentinel.dns.decision import (LOG_ALLOWED, LOG_BLOCKED, LOG_CACHED, LOG_FORWARDED,
-                                   LOG_REWRITTEN, LOG_SHADOW_BLOCKED)
+                                   LOG_LOCAL, LOG_REWRITTEN, LOG_SHADOW_BLOCKED)
 from sentinel.filtering.dnsnames import rcode_name, type_name
 from sentinel.store import QueryLogFilter
 
 DECISIONS = [LOG_ALLOWED, LOG_BLOCKED, LOG_REWRITTEN, LOG_CACHED, LOG_FORWARDED,
-             LOG_SHADOW_BLOCKED]
+             LOG_SHADOW_BLOCKED, LOG_LOCAL]
 QUERY = {
     "since": {"type": "number", "description": "from this time (epoch seconds)"},
     "until": {"type": "number", "description": "before this time"},
