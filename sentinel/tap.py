@@ -136,6 +136,14 @@ def _wire_auth(w):
 
 def _wire_querylog(w):
     """Replaces w.querylog with the buffered query-log writer."""
+    from sentinel.filtering.engine import when_started
+    from sentinel.filtering.querylog import QueryLog, QueryLogService
+
+    w.querylog = QueryLog()
+    w.querylog_service = QueryLogService(w.querylog, w.store, w.reactor,
+                                         ready=when_started(w.store_service))
+    w.querylog_service.setName("querylog")
+    w.querylog_service.setServiceParent(w.top)
 
 
 def _wire_dns(w):
@@ -156,6 +164,36 @@ def _wire_dns(w):
 
 def _wire_filtering(w):
     """Policy snapshots into w.policy_source, blocklists, rules, clients, metrics."""
+    from sentinel.api.blocklists import BlocklistsApi
+    from sentinel.api.clients import ClientsApi
+    from sentinel.api.filtering import FilteringApi
+    from sentinel.api.protection import ProtectionApi
+    from sentinel.api.querylog import QueryLogApi
+    from sentinel.api.rewrites import RewritesApi
+    from sentinel.api.rules import RulesApi
+    from sentinel.api.stats import StatsApi
+    from sentinel.filtering.engine import PolicyEngine, when_started
+    from sentinel.filtering.fetch import http_client
+    from sentinel.filtering.refresher import BlocklistRefresher
+
+    ready = when_started(w.store_service)
+    w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready)
+    w.policy_engine.setName("filtering")
+    w.policy_engine.setServiceParent(w.top)
+    # Downloads run on the leader (or standalone) only; followers get the
+    # stored contents by sync.
+    w.blocklist_refresher = BlocklistRefresher(w.store, w.reactor, http_client(w.reactor),
+                                               ready=ready)
+    w.blocklist_refresher.setName("blocklists")
+    w.blocklist_refresher.setServiceParent(w.leader_only)
+    w.areas += [
+        ClientsApi(w.store), RulesApi(w.store), RewritesApi(w.store),
+        BlocklistsApi(w.store, lambda: w.blocklist_refresher),
+        ProtectionApi(w.store, w.reactor), FilteringApi(w.store, w.policy_engine),
+        QueryLogApi(w.store, w.querylog_service),
+        StatsApi(w.store, w.reactor, w.querylog_service, w.policy_engine,
+                 getattr(w, "dns_stats", None)),
+    ]
 
 
 def _wire_cluster(w):
