@@ -169,16 +169,20 @@ def _wire_filtering(w):
     from sentinel.api.stats import StatsApi
     from sentinel.filtering.engine import PolicyEngine, when_started
     from sentinel.filtering.fetch import http_client
+    from sentinel.filtering.parsing import in_child
     from sentinel.filtering.refresher import BlocklistRefresher
 
     ready = when_started(w.store_service)
     w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready)
     w.policy_engine.setName("filtering")
     w.policy_engine.setServiceParent(w.top)
+    w.status_providers["filtering"] = lambda: dict(
+        w.policy_engine.status(), querylog_buffered=len(w.querylog.buffer),
+        querylog_dropped=w.querylog.dropped)
     # Downloads run on the leader (or standalone) only; followers get the
     # stored contents by sync.
     w.blocklist_refresher = BlocklistRefresher(w.store, w.reactor, http_client(w.reactor),
-                                               ready=ready)
+                                               ready=ready, parse=in_child(w.reactor))
     w.blocklist_refresher.setName("blocklists")
     w.blocklist_refresher.setServiceParent(w.leader_only)
     w.areas += [

@@ -77,7 +77,8 @@ class PolicyEngine(Service):
         self.policy = None
         self.signature = None
         self.builds = 0
-        self.last_build_seconds = 0.0
+        self.last_build_seconds = 0.0  # compiling + swapping the last snapshot
+        self.last_prepare_seconds = 0.0  # reading/decoding/merging new list contents
         self._pending = []  # notifications that arrive while loading
         self._busy = False
         self._dirty = False
@@ -163,6 +164,13 @@ class PolicyEngine(Service):
         self.rebuild()
 
     async def _prepare(self, keys):
+        started = time.perf_counter()
+        try:
+            await self._load_lists(keys)
+        finally:
+            self.last_prepare_seconds = time.perf_counter() - started
+
+    async def _load_lists(self, keys):
         for sha in self.cache.missing_shas(keys):
             try:
                 blob = await self.store.get_blob(sha)
@@ -223,6 +231,23 @@ class PolicyEngine(Service):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+
+    def status(self):
+        """What the snapshot in force is (for the API and /api/system/status)."""
+        policy = self.policy
+        info = policy.info if policy is not None else {}
+        until = info.get("paused_until")
+        return {
+            "revision": policy.revision if policy is not None else 0,
+            "builds": self.builds,
+            "last_build_seconds": round(self.last_build_seconds, 6),
+            "last_prepare_seconds": round(self.last_prepare_seconds, 6),
+            "blocked_domains": self.cache.domains(),
+            "paused_until": None if until in (None, float("inf")) else until,
+            "paused": until is not None and until > self.clock.seconds(),
+            "next_change": info.get("next_change"),
+            "time_zone": info.get("time_zone", ""),
+        }
 
     def settled(self):
         """A Deferred firing with the policy once no rebuild is pending."""
