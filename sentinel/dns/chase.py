@@ -20,6 +20,7 @@ class _ChasePort:
     """Receives the target's answer and finishes the client's reply."""
 
     tcp = False
+    sendto = None
 
     def __init__(self, chaser, ctx, chain):
         self.chaser, self.ctx, self.chain = chaser, ctx, chain

@@ -54,13 +54,15 @@ class Engine:
 
     # -- entry point ---------------------------------------------------------
 
-    def handle(self, data, addr, port, cmsg):
+    def handle(self, data, addr, port, cmsg, checked=False):
+        """``checked``: the fast path already applied the access checks."""
         stats = self.stats
         now = self.clock.seconds()
         ip = addr[0]
-        verdict = self.access.check(ip, now)
-        if verdict:
-            return self._refuse_access(verdict, data, addr, port, cmsg)
+        if not checked:
+            verdict = self.access.check(ip, now)
+            if verdict:
+                return self._refuse_access(verdict, data, addr, port, cmsg)
         if addr[1] in self.loop_ports and not port.tcp and self._is_loop(ip, port, cmsg):
             return self._loop(data, addr, port, cmsg)
         try:
@@ -105,6 +107,12 @@ class Engine:
         except Exception:
             log.failure("policy decide() failed; answering as if not filtered")
             decision = PASS_DECISION
+        self.dispatch(q, decision, ip, port, addr, cmsg, limit, now)
+
+    def dispatch(self, q, decision, ip, port, addr, cmsg, limit, now):
+        """Answer a parsed, counted, decided query (the fast path joins here)."""
+        stats = self.stats
+        qtype = q.qtype
         action = decision.action
         stats.decisions[action] += 1
         if action == BLOCK:
