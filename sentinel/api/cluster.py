@@ -6,6 +6,7 @@ Cluster endpoints (all readonly_exempt, so a follower can be recovered):
     POST /api/cluster/enable-leader       admin: {leaderUrl}
     GET  /api/cluster/join-code           admin, configured leader: opaque join code
     POST /api/cluster/configure-follower  admin: {joinCode}; proves it with the leader first
+    POST /api/cluster/leader-url          admin, follower: point at another leader URL (same cluster)
     POST /api/cluster/leave               admin: back to standalone, keeps the configuration
     POST /api/cluster/resync              admin, follower: next sync is a full one
 
@@ -85,7 +86,7 @@ class ClusterApi:
         url = _url_or_400(call.body["leaderUrl"])
         host = _host(url)
         local = [host] if host and self._is_local(host) else []
-        warnings = joincode.url_warnings(url, local, _vip(self._vip))
+        warnings = joincode.url_warnings(url, local, await _vip(self._vip))
         await self._state.enable_leader(url, new_secret)
         return {"ok": True, "role": LEADER, "leaderUrl": url, "warnings": warnings}
 
@@ -143,6 +144,25 @@ class ClusterApi:
         if hello.get("leader") == state.node_id:
             raise ApiError(409, "SELF", "The join code's leader URL reaches this node itself.")
         return hello
+
+    @endpoint("POST", "/api/cluster/leader-url", tag="cluster", readonly_exempt=True,
+              body=LEADER_URL_BODY, errors=(400, 409),
+              summary="Follower: use another URL for the same leader (e.g. a new VIP); "
+                      "saved even if it cannot be reached now")
+    async def leader_url(self, call):
+        self._require_loaded()
+        m = self._state.membership
+        if m.role != FOLLOWER:
+            raise ApiError(409, "NOT_FOLLOWER", "Only a follower has a leader URL to change.")
+        url = _url_or_400(call.body["leaderUrl"])
+        body = {"ok": True, "leaderUrl": url, "reachable": True}
+        try:
+            await self._hello(joincode.JoinCode(url, m.secret, 0))
+        except ApiError as e:
+            body.update(reachable=False, error={"code": e.code, "message": e.message.replace(
+                "Nothing was saved. ", "")})
+        await self._state.join(url, m.secret)
+        return body
 
     @endpoint("POST", "/api/cluster/leave", tag="cluster", readonly_exempt=True,
               body=EMPTY_BODY, summary="Leave the cluster: standalone, configuration kept")
@@ -248,8 +268,14 @@ def _host(url):
     return urlsplit(url).hostname
 
 
-def _vip(source):
+async def _vip(source):
+    """The configured VIP address, or None (never fails: it only shapes warnings)."""
     try:
-        return source()
+        vip = source()
+        if hasattr(vip, "__await__") or hasattr(vip, "addCallback"):
+            from twisted.internet.defer import ensureDeferred
+
+            vip = await (ensureDeferred(vip) if hasattr(vip, "send") else vip)
+        return vip if isinstance(vip, str) and vip else None
     except Exception:
         return None

@@ -57,7 +57,7 @@ def wire(w):
     w.areas.append(ClusterApi(
         state=state, machine=machine, readiness=w.readiness, sync_status=client.status,
         client=client, server=server, store=w.store, http=http, clock=reactor,
-        role_file=config.role_file, vip=lambda: _configured_vip(config.ha_config_file),
+        role_file=config.role_file, vip=lambda: _configured_vip(w),
         is_local=is_local_address))
     w.areas.append(ClusterSyncApi(server))
 
@@ -85,9 +85,14 @@ def _dns_healthy(w):
     return bool(check()) if check is not None else True
 
 
-def _configured_vip(path):
+async def _configured_vip(w):
+    """The VIP from the HA settings (w.ha_state), else from config.json."""
+    ha = getattr(w, "ha_state", None)
+    if ha is not None:
+        settings, _ = await ha.load()
+        return getattr(settings, "vip_address", None)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(w.config.ha_config_file, encoding="utf-8") as f:
             vip = json.load(f).get("vip")
     except (OSError, ValueError, AttributeError):
         return None

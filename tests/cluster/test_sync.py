@@ -167,6 +167,30 @@ class JoinTests(SyncTestCase):
         self.assertEqual((status, result["error"]), (409, "SELF"))
         self.assertEqual(self.leader.state.role, "leader")
 
+    async def test_follower_leader_url_change_saved_even_if_unreachable(self):
+        await self.join()
+        await self.sync()
+
+        class Refusing:
+            def request(self, *a, **kw):
+                from twisted.internet.defer import fail
+                from twisted.internet.error import ConnectionRefusedError
+
+                return fail(ConnectionRefusedError("Connection refused"))
+
+        self.follower.leader_http = Refusing()
+        status, body = await self.call(self.to_follower, "POST", "/api/cluster/leader-url",
+                                       {"leaderUrl": "http://198.18.0.99:8080"})
+        self.assertEqual((status, body["reachable"], body["error"]["code"]),
+                         (200, False, "LEADER_UNREACHABLE"))
+        self.assertEqual(self.follower.state.membership.leader_url, "http://198.18.0.99:8080")
+        self.assertEqual(self.follower.state.role, "follower")
+        e = await self.assertFailure(ensureDeferred(self.sync()), SyncError)
+        self.assertEqual(e.code, "LEADER_UNREACHABLE")
+        status, body = await self.call(self.to_leader, "POST", "/api/cluster/leader-url",
+                                       {"leaderUrl": "http://198.18.0.99:8080"})
+        self.assertEqual((status, body["error"]), (409, "NOT_FOLLOWER"))
+
     async def test_leave_keeps_configuration(self):
         await self.leader.store.create("rule", {"pattern": "ads.example"})
         await self.join()
