@@ -108,8 +108,7 @@ class Chaser:
 
     def _send(self, ctx, reply, logname, reason=None):
         engine = self.engine
-        ctx.port.send(reply, ctx.addr, ctx.cmsg)
-        engine.stats.answered += 1
+        engine._send(ctx.port, reply, ctx.addr, ctx.cmsg)
         now = engine.clock.seconds()
         engine.querylog.record(
             now, ctx.ip, ctx.decision.client_name, ctx.q.qname, ctx.q.qtype, logname,

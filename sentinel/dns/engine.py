@@ -117,8 +117,7 @@ class Engine:
         stats.decisions[action] += 1
         if action == BLOCK:
             reply = self.blocker.answer(q, decision)
-            port.send(reply, addr, cmsg)
-            stats.answered += 1
+            self._send(port, reply, addr, cmsg)
             self.querylog.record(now, ip, decision.client_name, q.qname, qtype, LOG_BLOCKED,
                                  decision.reason, "", reply[3] & 0xF, 0.0)
             return
@@ -132,16 +131,14 @@ class Engine:
             reason = decision.reason
         if qtype == ANY:
             reply = local.minimal_any(q)
-            port.send(reply, addr, cmsg)
-            stats.answered += 1
+            self._send(port, reply, addr, cmsg)
             self.querylog.record(now, ip, decision.client_name, q.qname, qtype,
                                  logname or LOG_LOCAL, reason, "", 0, 0.0)
             return
         entry = self.cache.get(q.key, now)
         if entry is not None:
             stats.cache_hits += 1
-            port.send(entry.render(q, entry.body_at(now), limit), addr, cmsg)
-            stats.answered += 1
+            self._send(port, entry.render(q, entry.body_at(now), limit), addr, cmsg)
             self.querylog.record(now, ip, decision.client_name, q.qname, qtype,
                                  logname or LOG_CACHED, reason, "", entry.rcode, 0.0)
             return
@@ -173,8 +170,7 @@ class Engine:
         record = self.querylog.record
         stats = self.stats
         for port, addr, cmsg, q, limit, t0, ip, name, logname, reason in inflight.waiters:
-            port.send(answer.render(q, body, limit), addr, cmsg)
-            stats.answered += 1
+            self._send(port, answer.render(q, body, limit), addr, cmsg)
             record(now, ip, name, q.qname, q.qtype, logname or LOG_FORWARDED, reason, text,
                    answer.rcode, (now - t0) * 1000.0)
 
@@ -189,8 +185,7 @@ class Engine:
         else:
             self.stats.servfail += 1
             reply, rcode, logname = local.servfail(q), SERVFAIL, logname or LOG_FORWARDED
-        port.send(reply, addr, cmsg)
-        self.stats.answered += 1
+        self._send(port, reply, addr, cmsg)
         self.querylog.record(now, ip, name, q.qname, q.qtype, logname, reason, "", rcode,
                              (now - t0) * 1000.0)
 
@@ -202,14 +197,17 @@ class Engine:
         else:
             self.stats.queries_udp += 1
 
-    def _reply(self, port, addr, cmsg, reply, rcode):
+    def _send(self, port, reply, addr, cmsg):
+        stats = self.stats
+        stats.answered += 1
+        stats.rcodes[reply[3] & 0xF] += 1
         port.send(reply, addr, cmsg)
-        self.stats.answered += 1
-        self.stats.rcode(rcode)
+
+    def _reply(self, port, addr, cmsg, reply, rcode):
+        self._send(port, reply, addr, cmsg)
 
     def _local(self, q, ip, port, addr, cmsg, rcode, now):
-        port.send(local.error(q, rcode), addr, cmsg)
-        self.stats.answered += 1
+        self._send(port, local.error(q, rcode), addr, cmsg)
         self.querylog.record(now, ip, "", q.qname, q.qtype, LOG_LOCAL, "", "", rcode, 0.0)
 
     def _refuse_access(self, verdict, data, addr, port, cmsg):
@@ -230,7 +228,7 @@ class Engine:
             except (Garbage, Malformed, Unusual):
                 stats.drop("rate_limit")
                 return port.drop(addr)
-            return port.send(truncated(q), addr, cmsg)
+            return self._send(port, truncated(q), addr, cmsg)
         stats.drop("rate_limit")
         return port.drop(addr)
 
@@ -246,7 +244,7 @@ class Engine:
             q = parse_query(data)
         except (Garbage, Malformed, Unusual):
             return port.drop(addr)
-        port.send(local.error(q, REFUSED), addr, cmsg)
+        self._send(port, local.error(q, REFUSED), addr, cmsg)
 
 
 def _with_ede(reply, code):

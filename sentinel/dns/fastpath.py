@@ -138,7 +138,9 @@ class FastPath:
         engine.dispatch(q, decision, ip, port, addr, cmsg, limit, now)
 
     def _send(self, port, reply, addr, cmsg):
-        self._stats.answered += 1
+        stats = self._stats
+        stats.answered += 1
+        stats.rcodes[reply[3] & 0xF] += 1
         sendto = port.sendto
         if sendto is None:
             return port.send(reply, addr, cmsg)

@@ -93,7 +93,7 @@ class FastPathEquivalenceTests(SynchronousTestCase):
         self.assertEqual(rows(pair.general), rows(pair.fast))
         g, f = pair.general.engine.stats.snapshot(), pair.fast.engine.stats.snapshot()
         for key in ("queries", "queries_udp", "queries_tcp", "answered", "cache_hits",
-                    "cache_misses", "decisions"):
+                    "cache_misses", "decisions", "rcodes"):
             self.assertEqual(g[key], f[key], key)
         self.assertGreater(f["cache_hits"], 100)
 
