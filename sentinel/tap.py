@@ -9,10 +9,24 @@ subsystems need.  Order matters only where one uses what another made.
 
 from types import SimpleNamespace
 
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 
+from sentinel.api.auth import AuthApi
 from sentinel.api.ha import HaApi, treq_fetch
 from sentinel.api.health import HealthApi
+from sentinel.api.maintenance import MaintenanceApi
+from sentinel.api.notifications import NotificationsApi
+from sentinel.api.openapi import OpenApiApi
+from sentinel.api.secrets import SecretsApi
+from sentinel.api.settings import SettingsApi
+from sentinel.api.system import SystemApi
+from sentinel.auth import (
+    AdminAuthenticator, ApiTokens, LoginThrottle, PasswordHasher, Sessions, Users,
+)
 from sentinel.api.site import Gate, Site
 from sentinel.dns.decision import NullQueryLog, PolicySource
 from sentinel.crypto import KeyFileError, SecretBox, load_or_create_key
@@ -21,7 +35,7 @@ from sentinel.options import SentinelOptions as Options  # noqa: F401 (twistd)
 from sentinel.secrets import Secrets
 from sentinel.services import ListeningService, StoreService
 from sentinel.startup import StartupError, fatal, prepare_data_dir
-from sentinel.store import Store
+from sentinel.store import Store, StoreUnavailable
 
 
 def makeService(options, reactor=None):
@@ -33,11 +47,30 @@ def makeService(options, reactor=None):
         fatal(str(e))
 
 
+log = Logger()
+
+
+def _quietly(fn, what):
+    """Run a periodic job; log a failure instead of stopping the timer."""
+
+    def failed(failure):
+        if failure.check(StoreUnavailable):
+            return None  # not started yet, or reconnecting: next time
+        log.failure(what, failure)
+
+    return maybeDeferred(fn).addErrback(failed)
+
+
 class Wiring(SimpleNamespace):
     """What the subsystems share while the daemon is being put together."""
 
 
 def build(config, reactor):
+    return wire(config, reactor).top
+
+
+def wire(config, reactor):
+    """The whole daemon, put together (w.top is the root service)."""
     w = Wiring(
         config=config,
         reactor=reactor,
@@ -46,6 +79,12 @@ def build(config, reactor):
         authenticators={},  # Gate: auth name -> authenticator
         guard=None,  # Gate: read-only guard (cluster)
         health_checks={},  # name -> callable() -> bool, for /api/health
+        # name -> callable() -> JSON-able dict (or Deferred), for /api/system/status
+        status_providers={},
+        # entity kind -> callable(key, data) raising ValueError if invalid
+        # (backup import; cluster sync may use them too)
+        entity_validators={},
+        secret_catalog={},  # secret name -> what it is for (/api/secrets/status)
         web=None,  # resource serving the web UI
         policy_source=PolicySource(),  # DNS reads .current; filtering swaps it
         querylog=NullQueryLog(),  # replaced by the query-log buffer
@@ -65,7 +104,7 @@ def build(config, reactor):
     _wire_ha(w)
     _wire_web(w)
     _wire_http(w)
-    return w.top
+    return w
 
 
 def _wire_storage(w):
@@ -80,10 +119,31 @@ def _wire_storage(w):
 
 def _wire_auth(w):
     """Admin accounts, sessions, API tokens: sets w.authenticators["admin"]."""
+    reactor = w.reactor
+    hasher = PasswordHasher(
+        run=lambda fn, *args: deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args))
+    w.users = Users(w.store, hasher, reactor)
+    w.sessions = Sessions(w.store, reactor)
+    w.api_tokens = ApiTokens(w.store, reactor)
+    w.authenticators["admin"] = AdminAuthenticator(w.sessions, w.api_tokens)
+    w.areas.append(AuthApi(w.users, w.sessions, w.api_tokens, LoginThrottle(reactor),
+                           w.authenticators["admin"]))
+    pruner = TimerService(3600, _quietly, w.sessions.prune, "pruning expired sessions")
+    pruner.clock = reactor
+    pruner.setName("session-pruner")
+    pruner.setServiceParent(w.leader_only)
 
 
 def _wire_querylog(w):
     """Replaces w.querylog with the buffered query-log writer."""
+    from sentinel.filtering.engine import when_started
+    from sentinel.filtering.querylog import QueryLog, QueryLogService
+
+    w.querylog = QueryLog()
+    w.querylog_service = QueryLogService(w.querylog, w.store, w.reactor,
+                                         ready=when_started(w.store_service))
+    w.querylog_service.setName("querylog")
+    w.querylog_service.setServiceParent(w.top)
 
 
 def _wire_dns(w):
@@ -104,6 +164,36 @@ def _wire_dns(w):
 
 def _wire_filtering(w):
     """Policy snapshots into w.policy_source, blocklists, rules, clients, metrics."""
+    from sentinel.api.blocklists import BlocklistsApi
+    from sentinel.api.clients import ClientsApi
+    from sentinel.api.filtering import FilteringApi
+    from sentinel.api.protection import ProtectionApi
+    from sentinel.api.querylog import QueryLogApi
+    from sentinel.api.rewrites import RewritesApi
+    from sentinel.api.rules import RulesApi
+    from sentinel.api.stats import StatsApi
+    from sentinel.filtering.engine import PolicyEngine, when_started
+    from sentinel.filtering.fetch import http_client
+    from sentinel.filtering.refresher import BlocklistRefresher
+
+    ready = when_started(w.store_service)
+    w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready)
+    w.policy_engine.setName("filtering")
+    w.policy_engine.setServiceParent(w.top)
+    # Downloads run on the leader (or standalone) only; followers get the
+    # stored contents by sync.
+    w.blocklist_refresher = BlocklistRefresher(w.store, w.reactor, http_client(w.reactor),
+                                               ready=ready)
+    w.blocklist_refresher.setName("blocklists")
+    w.blocklist_refresher.setServiceParent(w.leader_only)
+    w.areas += [
+        ClientsApi(w.store), RulesApi(w.store), RewritesApi(w.store),
+        BlocklistsApi(w.store, lambda: w.blocklist_refresher),
+        ProtectionApi(w.store, w.reactor), FilteringApi(w.store, w.policy_engine),
+        QueryLogApi(w.store, w.querylog_service),
+        StatsApi(w.store, w.reactor, w.querylog_service, w.policy_engine,
+                 getattr(w, "dns_stats", None)),
+    ]
 
 
 def _wire_cluster(w):
@@ -131,8 +221,16 @@ def _wire_web(w):
 
 def _wire_http(w):
     w.areas.insert(0, HealthApi(w.store, w.health_checks))
+    w.areas += [
+        SettingsApi(w.store),
+        SecretsApi(w.secrets, w.secret_catalog),
+        NotificationsApi(w.store),
+        MaintenanceApi(w.store, w.secrets, w.entity_validators, w.reactor),
+        SystemApi(w.store, w.status_providers, w.reactor),
+    ]
+    w.areas.append(OpenApiApi(lambda: site.endpoints, w.authenticators))
     gate = Gate(authenticators=w.authenticators, guard=w.guard)
-    site = Site(w.areas, gate, fallback=w.web)
+    w.site = site = Site(w.areas, gate, fallback=w.web)
     config, reactor = w.config, w.reactor
     http = ListeningService(
         "HTTP", config.http_port, "tcp",

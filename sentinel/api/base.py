@@ -82,7 +82,9 @@ class Principal:
 
     username: str
     method: str  # "session", "token" or "cluster"
-    session_id: str = None
+    session_id: str = None  # key of the session entity (method "session")
+    token_id: int = None  # id of the API token (method "token")
+    expires_at: float = None  # when the session ends (method "session")
 
 
 @attr.s(auto_attribs=True)
@@ -97,6 +99,9 @@ class Call:
     raw_body: bytes = b""
 
     def header(self, name, default=None):
+        """A request header as str (name as str or bytes)."""
+        if isinstance(name, bytes):
+            name = name.decode("ascii")
         value = self.request.getHeader(name)
         return default if value is None else value
 
@@ -117,6 +122,15 @@ class EndpointSpec:
     readonly_exempt: bool = False  # allowed on a follower
     content_type: str = "application/json"
     mount: str = "api"
+    params: dict = None  # name -> JSON schema of path parameters
+
+    @property
+    def path_params(self):
+        """Names of the path parameters, in order."""
+        return re.findall(r"\{(\w+)\}", self.path)
+
+    def param_schema(self, name):
+        return (self.params or {}).get(name, {"type": "string"})
 
     @property
     def mutating(self):
@@ -132,13 +146,27 @@ class EndpointSpec:
 def endpoint(method, path, *, auth="admin", summary="", tag="", body=None,
              query=None, response=None, status=200, errors=(),
              max_body=DEFAULT_MAX_BODY, readonly_exempt=False,
-             content_type="application/json"):
-    """Declare a handler method as an API endpoint (see module docstring)."""
+             content_type="application/json", params=None):
+    """
+    Declare a handler method as an API endpoint (see module docstring).
+
+    body/query/response/params are JSON schemas (draft 2020-12), used both
+    to validate and to describe the endpoint in /api/openapi.json.
+    ``params`` maps path parameter names to schemas (default: string); a
+    value that does not match answers 404, and integer/number/boolean
+    values reach the handler converted.  ``auth`` is "admin", "none" or the
+    name of another authenticator in the gate.  ``content_type`` is the
+    type of the success answer (for L{Raw} answers, e.g. text/plain).
+    """
     mount = path.strip("/").split("/")[0]
     spec = EndpointSpec(
         method.upper(), path, auth, summary, tag or mount, body, query, response,
         status, tuple(errors), max_body, readonly_exempt, content_type, mount,
+        dict(params) if params else None,
     )
+    unknown = set(spec.params or ()) - set(spec.path_params)
+    if unknown:
+        raise ValueError(f"{path}: params {sorted(unknown)} are not in the path")
 
     def decorate(fn):
         fn.__sentinel_endpoint__ = spec

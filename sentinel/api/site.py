@@ -5,6 +5,7 @@ error handler; anything else is served by the web UI resource.
 """
 
 import json
+import re
 
 import jsonschema
 from klein import Klein
@@ -80,10 +81,16 @@ class Gate:
 def check_same_origin(request):
     """
     Refuse a state-changing request that a browser sent from another site
-    (CSRF): the Origin header, when present, must name this host.  Scripts
-    authenticating with a bearer token are not browsers and pass.
+    (CSRF): ``Sec-Fetch-Site: cross-site`` is refused, and the Origin
+    header, when present, must name this host (scheme://Host).  Requests
+    authenticating with a bearer token pass: a browser cannot add that
+    header cross-site without a CORS preflight, which this server never
+    grants, and the admin authenticator then ignores the cookie.  Other
+    Authorization schemes (e.g. Basic from a reverse proxy, which browsers
+    resend on their own) do not exempt a request.
     """
-    if request.getHeader("authorization"):
+    authorization = request.getHeader("authorization") or ""
+    if authorization.strip().lower().startswith("bearer "):
         return
     origin = request.getHeader("origin")
     fetch_site = request.getHeader("sec-fetch-site")
@@ -93,7 +100,8 @@ def check_same_origin(request):
         return
     host = request.getHeader("host") or ""
     scheme, _, rest = origin.partition("://")
-    if origin == "null" or rest.rstrip("/").lower() != host.lower():
+    if origin == "null" or scheme.lower() not in ("http", "https") \
+            or rest.rstrip("/").lower() != host.lower():
         raise _cross_site()
 
 
@@ -101,7 +109,7 @@ def _cross_site():
     return ApiError(403, "CROSS_SITE_REQUEST", "Cross-site requests are not allowed.")
 
 
-def _read_body(call):
+def _read_body(call, validator):
     request, spec = call.request, call.spec
     if getattr(request, "too_large", False):
         raise _too_large(MAX_REQUEST_BODY)
@@ -116,24 +124,61 @@ def _read_body(call):
     if raw.strip() and ctype != "application/json":
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
     try:
-        body = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant) \
+            if raw.strip() else {}
     except (UnicodeDecodeError, ValueError) as e:
         raise ApiError(400, "BAD_JSON", f"The body is not valid JSON: {e}") from None
-    call.body = validate(spec.body, body)
+    except RecursionError:
+        raise ApiError(400, "BAD_JSON", "The body is nested too deeply.") from None
+    if _MAYBE_SURROGATE.search(raw) and not _encodable(body):
+        # "\ud800" alone is valid JSON but no valid text: it could not be
+        # stored or sent on as UTF-8.
+        raise ApiError(400, "BAD_JSON", "The body contains a lone surrogate (\\ud800-\\udfff).")
+    call.body = check(validator, body)
+
+
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _encodable(value):
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
 
 
 def _too_large(limit):
     return ApiError(413, "BODY_TOO_LARGE", f"The request body is larger than {limit} bytes.")
 
 
+def compile_schema(schema):
+    """A reusable validator for a JSON schema (formats are checked)."""
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
 def validate(schema, value, where=""):
     """Validate against a JSON schema; 400 VALIDATION_ERROR with details."""
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    return check(compile_schema(schema), value, where)
+
+
+def check(validator, value, where=""):
+    """Validate with a compiled validator; 400 VALIDATION_ERROR with details."""
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    except RecursionError:
+        raise ApiError(400, "VALIDATION_ERROR", f"{where or '(body)'}: nested too deeply") \
+            from None
     if errors:
         details = [
             {"field": ".".join(str(p) for p in e.absolute_path) or where or "(body)",
-             "message": e.message}
+             "message": _short(e.message)}
             for e in errors[:20]
         ]
         first = details[0]
@@ -141,6 +186,11 @@ def validate(schema, value, where=""):
             400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}", details
         )
     return value
+
+
+def _short(message, limit=300):
+    # jsonschema quotes the offending value: keep error bodies small.
+    return message if len(message) <= limit else message[:limit] + "..."
 
 
 def _coerce(schema, text):
@@ -159,7 +209,7 @@ def _coerce(schema, text):
     return text
 
 
-def _read_query(call):
+def _read_query(call, validator):
     declared = call.spec.query or {}
     query = {}
     for raw_name, values in call.request.args.items():
@@ -167,11 +217,34 @@ def _read_query(call):
         if name in declared and values:
             text = values[-1].decode("utf-8", "replace")
             query[name] = _coerce(declared[name], text)
-    if declared:
-        validate(
-            {"type": "object", "properties": declared}, query, where="query"
-        )
+    if validator is not None:
+        check(validator, query, where="query")
     call.query = query
+
+
+def _read_params(spec, validators, params):
+    """Coerce and check path parameters; a value that cannot exist is 404."""
+    out = {}
+    for name, text in params.items():
+        value = _coerce(spec.param_schema(name), text)
+        if not validators[name].is_valid(value):
+            raise ApiError(404, "NOT_FOUND", f"No such {name}: {text[:100]!r}.")
+        out[name] = value
+    return out
+
+
+class _Route:
+    """One endpoint with its validators compiled once."""
+
+    def __init__(self, spec, handler):
+        self.spec, self.handler = spec, handler
+        self.body = compile_schema(spec.body) if spec.body is not None else None
+        self.query = None
+        if spec.query:
+            self.query = compile_schema({"type": "object", "properties": spec.query})
+        self.params = {n: compile_schema(spec.param_schema(n)) for n in spec.path_params}
+        if spec.response is not None:
+            compile_schema(spec.response)  # a broken schema fails at start-up
 
 
 class Site:
@@ -181,31 +254,42 @@ class Site:
         self.gate = gate
         self.endpoints = []  # [(spec, handler)]
         self.apps = {}
+        self._seen = set()
         for area in areas:
             for spec, handler in endpoints_of(area):
                 self._add(spec, handler)
         self.fallback = fallback
 
     def _add(self, spec, handler):
+        key = (spec.method, spec.klein_path, spec.mount)
+        if key in self._seen:
+            raise ValueError(f"{spec.method} {spec.path} is declared twice")
+        self._seen.add(key)
         app = self.apps.get(spec.mount)
         if app is None:
             app = self.apps[spec.mount] = Klein()
             app.handle_errors(Exception)(_render_error)
         self.endpoints.append((spec, handler))
+        compiled = _Route(spec, handler)
 
         def route(request, **params):
-            return ensureDeferred(self._dispatch(request, spec, handler, params))
+            return ensureDeferred(self._dispatch(request, compiled, params))
 
         route.__name__ = f"{spec.method} {spec.path}"
-        app.route(spec.klein_path, methods=[spec.method], endpoint=route.__name__)(route)
+        # strict_slashes=False: the mount root itself (e.g. GET /metrics, whose
+        # path relative to the mount is "/") must not redirect to /metrics/.
+        app.route(spec.klein_path, methods=[spec.method], endpoint=route.__name__,
+                  strict_slashes=spec.klein_path != "/")(route)
 
-    async def _dispatch(self, request, spec, handler, params):
+    async def _dispatch(self, request, route, params):
+        spec = route.spec
         _security_headers(request)
         call = Call(request=request, spec=spec)
         await self.gate.admit(call)
-        _read_body(call)
-        _read_query(call)
-        result = await handler(call, **params)
+        _read_body(call, route.body)
+        _read_query(call, route.query)
+        params = _read_params(spec, route.params, params)
+        result = await route.handler(call, **params)
         return _render(request, spec, result)
 
     def resource(self):

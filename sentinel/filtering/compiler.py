@@ -141,7 +141,7 @@ class Plan:
             self.clients, self.active, self.rules, self.rewrites,
             {i: (b["mode"], b["global"]) for i, b in self.lists.items()},
             sorted((str(k), v) for k, v in self.sets.items()),
-            self.paused_until is not None, self.block_mode, self.block_ttl,
+            self.paused_until, self.next_change, str(self.tz), self.block_mode, self.block_ttl,
         ], sort_keys=True, default=str)
 
     def build(self, merged, revision=0):

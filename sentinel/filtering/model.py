@@ -73,7 +73,7 @@ FIELDS = {
         "domain": {"type": "string", "minLength": 1, "maxLength": 300},
         "answer": {"type": "string", "minLength": 1, "maxLength": 300,
                    "description": "IPv4 or IPv6 address, or a host name (CNAME)"},
-        "ttl": {"type": "integer", "minimum": 0, "maximum": 86400},
+        "ttl": {"type": "integer", "minimum": 1, "maximum": 86400},
         "enabled": {"type": "boolean"},
         "comment": _TEXT,
     },

@@ -5,6 +5,7 @@ DNS settings (``setting``/``dns``).  All synced, so a pause or a time zone
 change applies on every node.
 """
 
+from sentinel.dns import settings as dns_settings
 from sentinel.filtering import schedule as sched
 
 FILTERING = "filtering"
@@ -30,9 +31,6 @@ FILTERING_SCHEMA = {
         "query_log_max_rows": {"type": "integer", "minimum": 1000, "maximum": 100_000_000},
     },
 }
-BLOCK_MODES = ("nxdomain", "null", "refused")
-DEFAULT_BLOCK_MODE = "nxdomain"
-DEFAULT_BLOCK_TTL = 300
 
 
 def filtering(data):
@@ -79,15 +77,7 @@ def paused_until(data, now):
 
 def block_response(dns_data):
     """
-    (block_mode, ttl) from the DNS settings entity.  The DNS subsystem owns
-    that entity (sentinel/dns/settings.py); these are the field names and
-    defaults we agreed on, read tolerantly.
+    (block_mode, ttl) from the DNS settings entity, read by the DNS
+    subsystem's own rules (sentinel/dns/settings.py owns that entity).
     """
-    data = dns_data if isinstance(dns_data, dict) else {}
-    mode = data.get("blocking_mode", DEFAULT_BLOCK_MODE)
-    if mode not in BLOCK_MODES:
-        mode = DEFAULT_BLOCK_MODE
-    ttl = data.get("blocked_ttl", DEFAULT_BLOCK_TTL)
-    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= 86400:
-        ttl = DEFAULT_BLOCK_TTL
-    return mode, ttl
+    return dns_settings.blocking(dns_data)

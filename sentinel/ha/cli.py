@@ -31,6 +31,10 @@ class UsageError(Exception):
     pass
 
 
+class HelpRequested(Exception):
+    pass
+
+
 def parse(argv, environ):
     """-> (command, {option: value}) with defaults and environment applied."""
     argv = list(argv)
@@ -46,8 +50,8 @@ def parse(argv, environ):
     while argv:
         arg = argv.pop(0)
         name, eq, value = arg[2:].partition("=") if arg.startswith("--") else (arg, "", "")
-        if name in ("help", "h"):
-            raise UsageError(__doc__.strip())
+        if name in ("help", "h", "-h"):
+            raise HelpRequested()
         if name not in names:
             raise UsageError(f"unknown option {arg!r}")
         if not eq:
@@ -92,7 +96,8 @@ def build(reactor, opts):
     from sentinel.ha.keepalived import Keepalived, Launcher
     from sentinel.ha.liveness import DaemonWatch
     from sentinel.ha.notify import FifoReader
-    from sentinel.ha.sidecar import Sidecar, SidecarPaths
+    from sentinel.ha.layout import SidecarPaths
+    from sentinel.ha.sidecar import Sidecar
     from sentinel.ha.vrrpwatch import RawVrrpReader
 
     paths = SidecarPaths(data_dir=opts["data-dir"], role_file=opts["role-file"],
@@ -117,7 +122,7 @@ def build(reactor, opts):
 def render_command(opts, out):
     from sentinel.ha import files
     from sentinel.ha.render import render
-    from sentinel.ha.sidecar import ConfigProblem, SidecarPaths, load_config, render_paths
+    from sentinel.ha.layout import ConfigProblem, SidecarPaths, load_config, render_paths
 
     paths = SidecarPaths(data_dir=opts["data-dir"], role_file=opts["role-file"],
                          runtime_dir=opts["runtime-dir"])
@@ -154,6 +159,9 @@ def main(argv=None, environ=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         command, opts = parse(argv, os.environ if environ is None else environ)
+    except HelpRequested:
+        sys.stdout.write(__doc__.strip() + "\n")
+        return 0
     except UsageError as e:
         sys.stderr.write(f"sentinel-keepalived: {e}\n")
         return 2

@@ -9,7 +9,7 @@ import tempfile
 import time
 
 from sentinel.ha import files
-from sentinel.ha.sidecar import SidecarPaths
+from sentinel.ha.layout import SidecarPaths
 from tests.ha.netns import ADDRESSES, VIP
 
 PROBE_NAME = "probe.example.test"
@@ -80,7 +80,7 @@ class Prober:
                         rows.append((float(parts[0]), parts[1] == "ok", parts[2]))
         except OSError:
             pass
-        return rows
+        return sorted(rows)  # workers finish out of order
 
     def wait_answering(self, lan, timeout=30, since=None):
         since = since or time.time()

@@ -12,6 +12,7 @@ docs/PERFORMANCE.md.  Targets: < 2 s after SIGKILL of the leader's daemon,
 """
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -32,20 +33,32 @@ PRIORITY = {"a": 120, "b": 110}
 RESULTS = []  # (scenario, seconds): written to the test log and stderr
 
 
-def _http(method, url, body=None, timeout=5):
+def _http(method, url, body=None, headers=None, timeout=5):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read() or b"null")
+            return r.status, _json(r.read()), r.headers
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
+        return e.code, _json(e.read()), e.headers
+
+
+def _json(raw):
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return raw
 
 
 def record(name, seconds):
+    """Print a measured gap; bench/failover.py collects them (SENTINEL_FAILOVER_RESULTS)."""
     RESULTS.append((name, seconds))
     sys.stderr.write(f"\n[failover] {name}: {seconds:.2f} s\n")
+    path = os.environ.get("SENTINEL_FAILOVER_RESULTS")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"scenario": name, "seconds": round(seconds, 3)}) + "\n")
 
 
 class SentinelNode(Node):
@@ -58,8 +71,33 @@ class SentinelNode(Node):
     def url(self):
         return f"http://{self.address}:{HTTP_PORT}"
 
-    def http(self, method, path, body=None):
-        return in_namespace(self.lan.ns(self.host), _http, method, self.url + path, body)
+    extra_args = ()
+
+    def http(self, method, path, body=None, headers=None, base=None):
+        """(status, JSON body) of a request made from inside this node's namespace."""
+        status, body, _ = in_namespace(self.lan.ns(self.host), _http, method,
+                                       (base or self.url) + path, body, headers)
+        return status, body
+
+    def exec(self, argv):
+        return self.lan.exec(self.host, argv)
+
+    def admin(self):
+        """Admin API token headers (first-run setup), or None without the auth API."""
+        status, body, headers = in_namespace(
+            self.lan.ns(self.host), _http, "POST", self.url + "/api/auth/setup",
+            {"username": "admin", "password": "failover-password-1"})
+        if status == 404:
+            return None
+        assert status in (200, 201), (status, body)
+        cookie = (headers.get("Set-Cookie") or "").split(";")[0]
+        return self.new_token({"Cookie": cookie, "Origin": self.url})
+
+    def new_token(self, auth, via=None):
+        status, body = self.http("POST", "/api/auth/tokens", {"name": f"t{time.time_ns()}"},
+                                 auth, base=via)
+        assert status == 201, (status, body)
+        return {"Authorization": "Bearer " + body["token"]}
 
     def start_upstream(self):
         p = self.lan.spawn(self.host, [sys.executable, "-m", "tests.ha.nsupstream",
@@ -74,7 +112,7 @@ class SentinelNode(Node):
         body = {"enabled": True, "vip": f"{VIP}/24", "interface": "eth0",
                 "priority": PRIORITY[self.host], "password": "a|b&c"}
         body.update(fields)
-        subprocess.run([sys.executable, "-m", "tests.ha.seed", self.data_dir, self.address,
+        subprocess.run([sys.executable, "-m", "tests.ha.seed", self.data_dir, "",
                         str(HTTP_PORT), json.dumps(body)], check=True, timeout=60,
                        env=sentinel_env(), cwd=REPO_ROOT)
 
@@ -82,8 +120,11 @@ class SentinelNode(Node):
         self.daemon = self.lan.spawn(self.host, TWISTD + [
             "--nodaemon", "--pidfile=", "sentinel", "--data-dir", self.data_dir,
             "--dns-port", "53", "--dns-interface", f"{self.address},{VIP}",
-            "--http-port", str(HTTP_PORT), "--http-interface", self.address,
-            "--upstream", f"127.0.0.1:{self.upstream_port}"], self.log_path("daemon"))
+            # HTTP on every address, as in the compose files: the leader URL
+            # is the VIP's.
+            "--http-port", str(HTTP_PORT),
+            "--upstream", f"127.0.0.1:{self.upstream_port}", *self.extra_args],
+            self.log_path("daemon"))
 
     def wait_healthy(self, timeout=30):
         last = []
@@ -210,3 +251,89 @@ class FailoverTests(SynchronousTestCase):
         a.start_daemon()  # a comes back; b's link is down: a must take over
         gap = self.measure(prober, down_at, "a")
         self.assertLess(gap, 30.0)
+
+
+class ClusterFailoverTests(SynchronousTestCase):
+    """
+    Steps 1, 3 and 5 of the failover test with cluster sync: the VIP owner
+    leads, the follower syncs through the VIP URL, nothing is lost across
+    a crash and restart, and a follower whose sync is broken stays out.
+    """
+
+    def setUp(self):
+        FailoverTests.setUp(self)
+
+    start = FailoverTests.start
+    fail_with_logs = FailoverTests.fail_with_logs
+    wait_master = FailoverTests.wait_master
+    wait_role = FailoverTests.wait_role
+    measure = FailoverTests.measure
+
+    def test_cluster_sync_through_the_vip(self):
+        a, b = self.nodes["a"], self.nodes["b"]
+        for node in (a, b):
+            node.extra_args = ["--sync-freshness", "5"]
+        self.start()
+        auth_a = a.admin()
+        if auth_a is None:
+            raise self.skipTest("admin authentication (POST /api/auth/setup) is not on main yet")
+        auth_b = b.admin()
+        vip_url = f"http://{VIP}:{HTTP_PORT}"
+        # (1) The VIP owner becomes leader with the VIP URL; b joins.
+        status, body = a.http("POST", "/api/cluster/enable-leader", {"leaderUrl": vip_url},
+                              auth_a)
+        self.assertEqual(status, 200, body)
+        status, body = a.http("GET", "/api/cluster/join-code", None, auth_a)
+        self.assertEqual(status, 200, body)
+        status, body = b.http("POST", "/api/cluster/configure-follower",
+                              {"joinCode": body["joinCode"]}, auth_b)
+        self.assertEqual(status, 200, body)
+        self.lan.wait_for(lambda: b.http("GET", "/api/cluster/ready")[0] == 200, 30,
+                          "b ready (synced)")
+        # A change made through the VIP URL reaches the follower: an API token
+        # created on the leader opens the follower too.
+        token = a.new_token(auth_a, via=vip_url)
+        self.lan.wait_for(lambda: b.http("GET", "/api/cluster/status", None, token)[0] == 200,
+                          15, "the leader's new token accepted by the follower")
+        self.assertEqual(a.http("GET", "/api/cluster/status", None, token)[1]["effectiveRole"],
+                         "leader")
+        self.assertEqual(b.http("GET", "/api/cluster/status", None, token)[1]["effectiveRole"],
+                         "follower")
+
+        # (5) b's sync breaks (the VIP is unreachable from b): b becomes not
+        # ready and leaves the election; when a hands the VIP over, b stays out.
+        b.exec(["ip", "route", "add", "blackhole", f"{VIP}/32"])
+        self.lan.wait_for(lambda: b.status().get("vrrpState") == "FAULT", 30, "b in FAULT")
+        a.sidecar.send_signal(signal.SIGTERM)
+        a.sidecar.wait(15)
+        a.start_sidecar()
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            self.assertNotIn("b", self.lan.vip_owners())
+            time.sleep(0.1)
+        self.wait_master("a")
+        b.exec(["ip", "route", "del", "blackhole", f"{VIP}/32"])
+        self.lan.wait_for(lambda: b.status().get("vrrpState") == "BACKUP", 30, "b back")
+
+        # (2)+(3) a crashes: b takes over and serves; a restarts: nopreempt, and
+        # nothing is lost or rolled back on either side.
+        revisions = {n.host: n.http("GET", "/api/cluster/status", None, token)[1]["localRevision"]
+                     for n in (a, b)}
+        a.daemon.send_signal(signal.SIGKILL)
+        self.wait_master("b")
+        a.start_daemon()
+        a.wait_healthy()
+        time.sleep(4.5)
+        self.assertEqual(self.lan.vip_owners(), ["b"])
+        for node in (a, b):  # same configuration as before: nothing lost, nothing rolled back
+            status, body = node.http("GET", "/api/cluster/status", None, token)
+            self.assertEqual(status, 200, body)  # the token (a synced entity) still works
+            self.assertEqual(body["localRevision"], revisions[node.host], node.host)
+        # Hand the VIP back to the configured leader; changes flow again.
+        b.sidecar.send_signal(signal.SIGTERM)
+        b.sidecar.wait(15)
+        b.start_sidecar()
+        self.wait_master("a")
+        second = a.new_token(token, via=vip_url)
+        self.lan.wait_for(lambda: b.http("GET", "/api/cluster/status", None, second)[0] == 200,
+                          15, "a change after failback reaches the follower")

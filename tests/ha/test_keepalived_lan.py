@@ -111,3 +111,49 @@ class KeepalivedLanTests(SynchronousTestCase):
         self.wait_master("b", timeout=5)
         self.assertLess(time.monotonic() - started, 3.0)
         self.lan.wait_for(lambda: self.nodes["a"].role() is None, 5, "a's role file removed")
+
+    def test_readiness_gating_and_the_lone_node_rule(self):
+        ready = {}
+        for host, prio in (("a", 120), ("b", 110)):
+            ready[host] = self.start_fake(host)
+            self.configure(host, prio)
+            self.nodes[host].start_sidecar()
+        self.wait_master("a")
+        # b stops being ready (a follower whose sync broke): FAULT.
+        with open(ready["b"], "w") as f:
+            f.write("no")
+        self.lan.wait_for(lambda: self.nodes["b"].status().get("vrrpState") == "FAULT", 10,
+                          "b in FAULT")
+        # a hands the VIP over (sidecar restart: priority-0 advert). A ready b
+        # would take it within a second; a not-ready b stays out, and a takes
+        # the VIP back once its keepalived is up again.
+        sidecar = self.nodes["a"].sidecar
+        sidecar.send_signal(signal.SIGTERM)
+        sidecar.wait(15)
+        self.nodes["a"].start_sidecar()
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            self.assertNotIn("b", self.lan.vip_owners())
+            time.sleep(0.1)
+        self.wait_master("a")
+        # a's daemon dies for good: b, not ready but alone, serves after all.
+        self.fakes["a"].send_signal(signal.SIGKILL)
+        self.wait_master("b", timeout=20)
+
+    def test_sidecar_restart_moves_the_vip_to_a_ready_peer(self):
+        """'Moving the VIP back' in docs/CLUSTER_HA.md (and the control for the gating test)."""
+        for host, prio in (("a", 120), ("b", 110)):
+            self.start_fake(host)
+            self.configure(host, prio)
+            self.nodes[host].start_sidecar()
+        self.wait_master("a")
+        started = time.monotonic()
+        sidecar = self.nodes["a"].sidecar
+        sidecar.send_signal(signal.SIGTERM)
+        sidecar.wait(15)
+        self.nodes["a"].start_sidecar()
+        self.wait_master("b", timeout=5)
+        self.assertLess(time.monotonic() - started, 3.0)
+        time.sleep(4.5)  # a is back as BACKUP and does not preempt
+        self.assertEqual(self.lan.vip_owners(), ["b"])
+        self.assertEqual(self.nodes["a"].role(), "follower")

@@ -11,7 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel.ha import files
 from sentinel.ha.keepalived import Keepalived
-from sentinel.ha.sidecar import Sidecar, SidecarPaths
+from sentinel.ha.layout import SidecarPaths
+from sentinel.ha.sidecar import Sidecar
 from tests.ha.fakes import FakeFifo, FakeLauncher, FakeWatch, LogCapture, write_config
 
 IP_ADDR = json.dumps([{"ifname": "eth0", "flags": ["UP"], "link_type": "ether",

@@ -39,3 +39,62 @@ class ModulesTests(BrowserMixin, SynchronousTestCase):
             }""", urls)
         self.assertEqual(failures, [])
         self.assertEqual(page.problems, [])
+
+
+class LogicTests(BrowserMixin, SynchronousTestCase):
+    """The pure helpers, run in the browser as the UI runs them."""
+
+    def setUp(self):
+        self.daemon = Daemon(self).start()
+        self.page = self.open_page(self.daemon.base_url)
+        self.page.goto("/js/api.js")  # same origin, nothing running
+
+    def run_js(self, module, body, arg=None):
+        return self.page.evaluate(
+            f"""async (arg) => {{ const m = await import("{module}"); {body} }}""", arg)
+
+    def test_routes(self):
+        routes = [{"path": "/"}, {"path": "/filtering"}, {"path": "/clients"}, {"path": "/cluster"}]
+        cases = self.run_js("/js/router.js", """
+            const r = (p) => { const m2 = m.matchRoute(arg, p); return m2 ? [m2.route.path, m2.rest] : null; };
+            return [r("/"), r("/filtering/rules"), r("/clients/"), r("/nope"), r("/cluster/x/y"), r("/filteringx")];
+        """, routes)
+        self.assertEqual(cases, [["/", []], ["/filtering", ["rules"]], ["/clients", []], None,
+                                 ["/cluster", ["x", "y"]], None])
+
+    def test_leader_url_warning(self):
+        out = self.run_js("/js/cluster/leader.js", """return [
+            m.vipWarning("http://192.168.1.53:8080", "192.168.1.53/24"),
+            m.vipWarning("http://192.168.1.11:8080", "192.168.1.53/24"),
+            m.vipWarning("http://192.168.1.11:8080", null),
+            m.suggestedLeaderUrl("192.168.1.53/24"),
+            m.suggestedLeaderUrl(null),
+        ];""")
+        self.assertIsNone(out[0])
+        self.assertIn("not the VIP URL", out[1])
+        self.assertIn("No VIP is configured", out[2])
+        port = self.daemon.http_port
+        self.assertEqual(out[3], f"http://192.168.1.53:{port}")
+        self.assertEqual(out[4], self.daemon.base_url)
+
+    def test_cluster_view_of_a_follower(self):
+        status = {"configuredRole": "follower", "effectiveRole": "leader", "roleOverride": "leader",
+                  "readOnly": True, "failover": True, "leaderUrl": "http://198.18.0.53:8080",
+                  "sync": {"lastSync": "2026-01-02T03:04:05.000Z",
+                           "lastError": {"code": "LEADER_UNREACHABLE", "message": "x", "at": None}}}
+        view = self.run_js("/js/session.js",
+                           "const v = m.clusterView(arg); delete v.raw; return v;", status)
+        self.assertEqual(view["configuredRole"], "follower")
+        self.assertEqual(view["effectiveRole"], "leader")
+        self.assertTrue(view["readOnly"])
+        self.assertTrue(view["failover"])
+        self.assertEqual(view["lastSync"], "2026-01-02T03:04:05.000Z")
+        self.assertEqual(view["lastError"]["code"], "LEADER_UNREACHABLE")
+        standalone = self.run_js("/js/session.js", "return m.clusterView({}).readOnly;")
+        self.assertFalse(standalone)
+
+    def test_relative_times(self):
+        out = self.run_js("/js/format.js", """const now = 1_700_000_000_000; return [
+            m.ago(now - 2000, now), m.ago((now - 12000) / 1000, now), m.ago(new Date(now - 180000).toISOString(), now),
+            m.ago(now + 300000, now), m.ago(null, now), m.percent(1, 3), m.percent(0, 0)];""")
+        self.assertEqual(out, ["just now", "12 s ago", "3 min ago", "in 5 min", "never", "33.3%", "0%"])

@@ -4,7 +4,6 @@
 import { h, svg } from "./dom.js";
 import { number } from "./format.js";
 
-const W = 720;
 const H = 220;
 const PAD = { l: 44, r: 8, t: 10, b: 24 };
 
@@ -23,7 +22,9 @@ function area(points, key, x, y) {
   return d;
 }
 
-export function queryChart(points, label) {
+/** width: the drawing width in CSS pixels (so text stays readable on a phone). */
+export function queryChart(points, label, width = 720) {
+  const W = Math.max(300, Math.round(width));
   const max = niceMax(Math.max(1, ...points.map((p) => p.total)));
   const n = Math.max(1, points.length - 1);
   const x = (i) => (PAD.l + (i / n) * (W - PAD.l - PAD.r)).toFixed(1);
@@ -33,7 +34,7 @@ export function queryChart(points, label) {
     svg("text", { x: PAD.l - 6, y: Number(y(max * f)) + 4, "text-anchor": "end" }, number(Math.round(max * f))),
   ]);
   const ticks = [];
-  const step = Math.max(1, Math.ceil(points.length / 6));
+  const step = Math.max(1, Math.ceil(points.length / Math.max(2, Math.floor(W / 110))));
   for (let i = 0; i < points.length; i += step) {
     const t = points[i].t;
     ticks.push(svg("text", { x: x(i), y: H - 6, "text-anchor": "middle" },

@@ -21,20 +21,31 @@ export class Router {
   constructor(onChange) {
     this.onChange = onChange;
     document.addEventListener("click", (event) => this._click(event));
-    window.addEventListener("popstate", () => this.onChange(location));
+    this.shown = location.pathname + location.search;
+    window.addEventListener("popstate", () => {
+      // a change of the #fragment only (e.g. the skip link) is not a new page
+      if (location.pathname + location.search === this.shown) return;
+      this._show();
+    });
+  }
+
+  _show() {
+    this.shown = location.pathname + location.search;
+    this.onChange(location);
   }
 
   /** Go to a path inside the UI (adds a history entry unless replace). */
   go(path, { replace = false } = {}) {
     if (replace) history.replaceState(null, "", path);
     else history.pushState(null, "", path);
-    this.onChange(location);
+    this._show();
   }
 
   /** Change the query string without re-rendering (e.g. log filters). */
   setQuery(params) {
     const q = params.toString();
     history.replaceState(null, "", location.pathname + (q ? "?" + q : ""));
+    this.shown = location.pathname + location.search;
   }
 
   _click(event) {

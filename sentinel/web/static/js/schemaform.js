@@ -47,11 +47,11 @@ function typeOf(schema) {
  * Build fields for ``schema`` filled with ``value``; returns {el, read}.
  * labels: {key: "Label"}; hints: {key: "text"} (else the schema's description).
  */
-export function schemaFields(schema, value = {}, { labels = {}, hints = {}, prefix = "" } = {}) {
+export function schemaFields(schema, value = {}, { labels = {}, hints = {}, prefix = "", only = null } = {}) {
   const readers = [];
   const els = [];
   for (const [key, sub] of Object.entries(resolve(schema).properties || {})) {
-    if (sub.readOnly) continue;
+    if (sub.readOnly || (only && !only.includes(key))) continue;
     const s = resolve(sub);
     const label = labels[prefix + key] || s.title || humanize(key);
     const hint = hints[prefix + key] || s.description || limits(s);
@@ -99,6 +99,7 @@ export function schemaFields(schema, value = {}, { labels = {}, hints = {}, pref
     readers.push([key, read]);
   }
   return {
+    count: readers.length,
     el: h("div", { class: "fields" }, els),
     read: () => {
       const out = {};

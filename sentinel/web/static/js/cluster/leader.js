@@ -76,14 +76,14 @@ export async function render(root, { vip }) {
       const answer = await api.get("/api/cluster/join-code");
       code.value = pick(answer, "joinCode", "join_code", "code") || "";
       const exp = pick(answer, "expiresAt", "expires_at");
-      expires.textContent = exp ? `Valid until ${dateTime(exp)}. It carries the cluster secret: share it only with your other node.` : "";
+      const warning = pick(answer, "warning");
+      expires.textContent = (exp ? `Valid until ${dateTime(exp)}. It carries the cluster secret: share it only with your other node.` : "") +
+        (warning ? ` Warning: ${warning}` : "");
       copyBtn.disabled = !code.value;
     }),
   }, "Load Join Code");
-  const joinBox = h("div", {},
-    h("h3", {}, "Join code"),
-    h("div", { class: "row" }, loadBtn),
-    h("label", { for: "join-code", class: "label" }, "Join code"),
+  const joinBox = h("div", { class: "field section-gap" },
+    h("div", { class: "row" }, h("label", { for: "join-code" }, "Join code"), h("span", { class: "spacer" }), loadBtn),
     h("div", { class: "codebox" }, code, copyBtn),
     expires, codeErrors);
 

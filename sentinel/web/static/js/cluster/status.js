@@ -1,74 +1,74 @@
 // Cluster status: effective and configured role, role override, leader
-// URL, last sync and last error, revisions, followers seen (on a leader)
-// and the peers' readiness (HA).
+// URL, follower last sync and last error, revisions, readiness, followers
+// seen (on a leader) and the VRRP peers' readiness (HA).
 
 import { api, listOf, pick } from "../api.js";
 import { h, replace } from "../dom.js";
 import { ago, dateTime, duration, number } from "../format.js";
-import { humanize } from "../schemaform.js";
 import { refreshCluster } from "../session.js";
 import { badge, dataTable, kv } from "../widgets.js";
-
-const SHOWN = new Set(["configuredRole", "configured_role", "role", "effectiveRole", "effective_role",
-  "roleOverride", "role_override", "leaderUrl", "leader_url", "lastSync", "last_sync", "lastError",
-  "last_error", "followers", "readOnly", "read_only", "message", "secret", "sync", "counts", "failover"]);
 
 function when(v) {
   return v ? h("time", { title: dateTime(v) }, `${ago(v)} (${dateTime(v)})`) : "never";
 }
 
-function errorText(e) {
+export function errorText(e) {
   if (!e) return null;
   if (typeof e === "string") return e;
   return [pick(e, "code"), pick(e, "message")].filter(Boolean).join(": ") || JSON.stringify(e);
 }
 
-function scalar(v) {
-  return v === null || ["string", "number", "boolean"].includes(typeof v);
-}
-
 /** Render the status into ``el`` (and refresh the shared session state). */
 export async function renderStatus(el) {
   const c = await refreshCluster();
-  const raw = (c && c.raw) || {};
-  const sync = pick(raw, "sync") || {};
+  if (!c) return c;
+  const raw = c.raw || {};
+  const sync = raw.sync || {};
+  const ready = raw.ready || {};
   const pairs = [
-    ["Effective role", h("span", { id: "effective-role" }, badge(c.effectiveRole))],
+    ["Effective role", h("span", { id: "effective-role" }, badge(c.effectiveRole || "starting"))],
     ["Configured role", c.configuredRole],
-    ["Role override (role file)", c.roleOverride || "none"],
-    c.leaderUrl ? ["Leader URL", c.leaderUrl] : null,
+    ["Role override (role file)", c.roleOverride ? `${c.roleOverride}` : "none"],
+    ["Leader URL", c.leaderUrl || null],
+    ["Node id", raw.nodeId ? h("code", {}, raw.nodeId) : null],
+    ["Ready for the VIP", ready.ok === undefined ? null
+      : [badge(ready.ok ? "ready" : "not ready", ready.ok ? "ok" : "bad"), ready.reason ? ` ${ready.reason}` : ""]],
   ];
   if (c.configuredRole === "follower") {
-    pairs.push(["Follower last sync", h("span", { id: "last-sync" }, when(c.lastSync))]);
-    pairs.push(["Last error", c.lastError ? h("span", { class: "badge bad" }, errorText(c.lastError)) : "none"]);
+    pairs.push(
+      ["Follower last sync", h("span", { id: "last-sync" }, when(c.lastSync))],
+      ["Last error", h("span", { id: "last-error" }, c.lastError
+        ? [h("span", { class: "badge bad" }, pick(c.lastError, "code") || "error"), " ", pick(c.lastError, "message") || "",
+          pick(c.lastError, "at") ? h("span", { class: "muted" }, ` (${ago(c.lastError.at)})`) : ""]
+        : "none")],
+      ["Consecutive failures", sync.consecutiveFailures ? number(sync.consecutiveFailures) : null],
+      ["Last sync took", sync.lastSyncDurationMs !== undefined && sync.lastSyncDurationMs !== null
+        ? `${duration(sync.lastSyncDurationMs)}, ${number(sync.lastSyncBytes)} bytes` : null],
+      ["Revision", `local ${number(raw.localRevision)} / leader ${number(raw.leaderRevision)}`],
+    );
+  } else if (raw.localRevision !== undefined) {
+    pairs.push(["Revision", number(raw.localRevision)]);
   }
-  if (c.failover) pairs.push(["Failover", "active: the leader is unreachable; this node serves DNS with its last configuration"]);
-  for (const [k, v] of Object.entries({ ...raw, ...(typeof sync === "object" ? sync : {}) })) {
-    if (SHOWN.has(k) || !scalar(v)) continue;
-    const text = /_at$|At$|time/i.test(k) && typeof v === "number" ? when(v)
-      : /duration/i.test(k) && typeof v === "number" ? duration(k.endsWith("_s") ? v * 1000 : v)
-        : typeof v === "number" ? number(v) : String(v);
-    pairs.push([humanize(k), text]);
+  if (raw.counts) {
+    pairs.push(["Configuration", Object.entries(raw.counts).map(([k, v]) => `${k}: ${number(v)}`).join(", ")]);
   }
-  const counts = pick(raw, "counts") || pick(sync, "counts");
-  if (counts && typeof counts === "object") {
-    pairs.push(["Synced entities", Object.entries(counts).map(([k, v]) => `${k}: ${number(v)}`).join(", ")]);
-  }
+  if (raw.switching) pairs.push(["Services", "switching…"]);
+  if (raw.problem) pairs.push(["Problem", h("span", { class: "badge bad" }, errorText(raw.problem))]);
   const parts = [kv(pairs)];
-  if (c.message) parts.push(h("p", { class: "alert info" }, c.message));
-  const followers = listOf(pick(raw, "followers") || []);
-  if (c.configuredRole === "leader" || followers.length) {
+  if (c.message) parts.push(h("p", { class: `alert ${c.failover ? "warn" : "info"}` }, c.message));
+  if (c.configuredRole === "leader") {
     parts.push(h("h3", {}, "Followers seen"), dataTable([
-      { label: "Follower", cell: (f) => pick(f, "nodeId", "node_id", "address", "name") || "?" },
-      { label: "Revision lag", class: "num", cell: (f) => number(pick(f, "lag", "revisionLag", "revision_lag")) },
-      { label: "Last contact", cell: (f) => when(pick(f, "lastSeen", "last_seen", "lastContact", "last_contact")) },
-    ], followers, { empty: "No follower has synced yet." }));
+      { label: "Follower", cell: (f) => [h("code", {}, f.nodeId || "?"), f.address ? h("div", { class: "small muted" }, f.address) : null] },
+      { label: "Revision", class: "num", cell: (f) => number(f.revision) },
+      { label: "Lag", class: "num", cell: (f) => (f.lag === null || f.lag === undefined ? "–" : number(f.lag)) },
+      { label: "Last contact", cell: (f) => when(f.lastContact) },
+    ], listOf(raw.followers || []), { empty: "No follower has synced yet.", caption: "Followers" }));
   }
   replace(el, parts);
   return c;
 }
 
-/** Peers' readiness from the HA side (quiet when HA is not available). */
+/** Peers' readiness from the HA side: VRRP adverts seen and /api/cluster/ready. */
 export async function renderPeers(el) {
   let data;
   try {
@@ -78,11 +78,16 @@ export async function renderPeers(el) {
     return;
   }
   const peers = listOf(data, "peers");
-  replace(el, dataTable([
-    { label: "Peer", cell: (p) => pick(p, "address", "ip", "name", "url") || "?" },
-    { label: "Ready", cell: (p) => (pick(p, "ok", "ready") ? badge("ready", "ok") : badge("not ready", "bad")) },
-    { label: "Role", cell: (p) => pick(p, "role") || "–" },
-    { label: "Checked", cell: (p) => when(pick(p, "checkedAt", "checked_at", "lastSeen", "last_seen")) },
-    { label: "Detail", cell: (p) => errorText(pick(p, "error", "message")) || "" },
-  ], peers, { empty: "No peers configured or seen yet." }));
+  const parts = [];
+  for (const ip of data.passwordMismatch || []) {
+    parts.push(h("p", { class: "alert error" }, `${ip} sends VRRP adverts with a different password: set the same shared password on every node.`));
+  }
+  parts.push(dataTable([
+    { label: "Peer", cell: (p) => h("span", { class: "mono" }, p.address || "?") },
+    { label: "Ready", cell: (p) => (p.ready ? badge(p.ready.ok ? "ready" : "not ready", p.ready.ok ? "ok" : "bad") : badge("unknown", "warn")) },
+    { label: "Role", cell: (p) => (p.ready && p.ready.role) || "–" },
+    { label: "VRRP", cell: (p) => (p.vrrp ? `priority ${p.vrrp.priority ?? "?"}, advert ${p.vrrp.lastAdvertSecondsAgo ?? "?"} s ago` : p.unicastPeer ? "unicast peer, no advert seen" : "–") },
+    { label: "Detail", cell: (p) => p.error || "" },
+  ], peers, { empty: data.listening ? "No other node seen on VRRP yet." : "No peers: VIP failover is not running on this node.", caption: "VRRP peers" }));
+  replace(el, parts);
 }

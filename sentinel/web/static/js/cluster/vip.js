@@ -9,9 +9,10 @@ import { onSubmit, toast } from "../ui.js";
 export async function render(root) {
   const errors = errorBox();
   const notes = h("div", { "aria-live": "polite" });
-  const [config, netinfo] = await Promise.all([
+  const [config, netinfo, haStatus] = await Promise.all([
     api.get("/api/cluster/ha/config"),
     api.get("/api/cluster/netinfo").catch((err) => ({ error: err.message })),
+    api.get("/api/cluster/ha/status", { quiet: true }).catch(() => null),
   ]);
   const interfaces = (netinfo.interfaces || []).filter((i) => !i.loopback);
   const suggested = pick(netinfo, "suggestedInterface") || pick(pick(netinfo, "defaultRoute") || {}, "interface");
@@ -22,8 +23,8 @@ export async function render(root) {
   const iface = ifaceOptions.length
     ? select({ name: "interface", id: "ha-interface" }, [["", "Choose…"], ...ifaceOptions], current)
     : h("input", { name: "interface", id: "ha-interface", type: "text", value: current, placeholder: "eth0" });
-  const detected = netinfo.error
-    ? `Interfaces could not be detected (${netinfo.error}); type the interface name.`
+  const detected = netinfo.error || netinfo.available === false
+    ? `${netinfo.error || netinfo.message || "Interfaces not detected."} Type the interface name.`
     : pick(netinfo, "detectedAt") ? `Detected by the keepalived sidecar ${ago(pick(netinfo, "detectedAt"))}.` : "Detected by the keepalived sidecar.";
   const passwordSet = Boolean(pick(config, "passwordSet", "password_set", "hasPassword"));
 
@@ -35,6 +36,7 @@ export async function render(root) {
   syncMode();
 
   const form = h("form", { novalidate: true, "aria-label": "VIP and keepalived settings" },
+    sidecarLine(haStatus),
     h("fieldset", {},
       checkbox("Enable VIP failover", { name: "enabled", checked: Boolean(config.enabled) }),
       h("div", { class: "fields" },
@@ -77,4 +79,19 @@ export async function render(root) {
     toast(body.enabled ? "Saved. The keepalived sidecar applies it now." : "Saved. VIP failover is off.");
   });
   root.append(form);
+}
+
+/** One line on what the keepalived sidecar last reported. */
+function sidecarLine(st) {
+  const sidecar = st && st.sidecar;
+  if (!sidecar) {
+    return h("p", { class: "alert info", id: "sidecar-status" },
+      "The keepalived sidecar has not reported on this node. VIP failover needs it running (see the HA guide); the settings are saved either way.");
+  }
+  const parts = [sidecar.summary || (sidecar.haEnabled ? "keepalived enabled" : "keepalived idle (VIP failover disabled)")];
+  if (sidecar.vrrpState) parts.push(`VRRP state ${sidecar.vrrpState}`);
+  if (st.sidecarAgeSeconds !== null && st.sidecarAgeSeconds !== undefined) parts.push(`reported ${Math.round(st.sidecarAgeSeconds)} s ago`);
+  return h("p", { class: `alert ${sidecar.lastError ? "warn" : "info"}`, id: "sidecar-status" },
+    h("strong", {}, "Sidecar: "), parts.join(" · "),
+    sidecar.lastError ? h("span", {}, ` — last error: ${typeof sidecar.lastError === "string" ? sidecar.lastError : JSON.stringify(sidecar.lastError)}`) : null);
 }

@@ -1,7 +1,7 @@
 // Blocklists: add by URL, enable/disable/shadow, refresh with progress and
 // the outcome of the last refresh.
 
-import { api, listOf, pick } from "../api.js";
+import { api, listOf } from "../api.js";
 import { errorBox, field, h, replace, select } from "../dom.js";
 import { ago, dateTime, number } from "../format.js";
 import { busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
@@ -9,17 +9,15 @@ import { card, dataTable } from "../widgets.js";
 
 const MODES = [["enabled", "Enabled"], ["shadow", "Shadow (log only)"], ["disabled", "Disabled"]];
 
-/** The refresh outcome of a list, whatever the exact field names. */
+/** The download outcome of a list (fields of GET /api/blocklists). */
 export function listStatus(b) {
-  const s = b.status || {};
   return {
-    refreshing: Boolean(pick(s, "refreshing", "in_progress") || pick(s, "state") === "refreshing"),
-    progress: pick(s, "progress", "bytes"),
-    domains: pick(s, "domains", "domain_count", "count") ?? pick(b, "domains", "domain_count"),
-    skipped: pick(s, "skipped", "skipped_lines"),
-    updated: pick(s, "updated_at", "last_update", "last_success", "fetched_at"),
-    attempted: pick(s, "attempted_at", "last_attempt", "checked_at"),
-    error: pick(s, "error", "last_error"),
+    domains: b.domains,
+    skipped: b.skipped,
+    updated: b.updated_at,
+    checked: b.checked_at,
+    ok: b.ok,
+    error: b.last_error || "",
   };
 }
 
@@ -43,31 +41,22 @@ export async function render(root) {
     });
     form.reset();
     toast("Blocklist added; downloading it now.");
-    if (created && created.id) refresh(created, false);
     await load();
+    if (created && created.id) await refresh(created);
   });
 
-  async function refresh(b, ask = true) {
+  async function refresh(b, announce = true) {
     refreshing.add(b.id);
     await load();
-    await busy(list, errors, async () => {
-      try {
-        await api.post(`/api/blocklists/${b.id}/refresh`, {});
-        // follow the progress until the list's refresh is finished
-        const before = listStatus(b).attempted;
-        for (let i = 0; i < 120; i += 1) {
-          const now = await api.get(`/api/blocklists/${b.id}`);
-          const st = listStatus(now);
-          if (!st.refreshing && st.attempted !== before) {
-            if (ask) toast(st.error ? `Refresh of ${b.name} failed: ${st.error}` : `${b.name}: ${number(st.domains)} domains.`, st.error ? "error" : "ok");
-            break;
-          }
-          await new Promise((r) => setTimeout(r, 500));
-        }
-      } finally {
-        refreshing.delete(b.id);
-      }
-    });
+    try {
+      // The API answers when the download is finished.
+      const done = await api.post(`/api/blocklists/${b.id}/refresh`, {});
+      if (announce) toast(`${b.name}: ${number(done.domains)} domains.`);
+    } catch (err) {
+      toast(err.message, "error", 10000);
+    } finally {
+      refreshing.delete(b.id);
+    }
     await load();
   }
 
@@ -109,13 +98,13 @@ export async function render(root) {
 
 function statusCell(b, busyNow) {
   const st = listStatus(b);
-  if (busyNow || st.refreshing) {
-    return h("span", { class: "badge info", role: "status" },
-      st.progress ? `Refreshing… ${number(st.progress)} bytes` : "Refreshing…");
+  if (busyNow) {
+    return h("span", { class: "badge info", role: "status" }, "Downloading…");
   }
   const parts = [];
-  parts.push(st.updated ? h("time", { title: dateTime(st.updated) }, ago(st.updated)) : h("span", { class: "muted" }, "never"));
+  parts.push(st.updated ? h("time", { title: dateTime(st.updated) }, `changed ${ago(st.updated)}`) : h("span", { class: "muted" }, "never downloaded"));
+  if (st.checked) parts.push(h("div", { class: "small muted" }, `checked ${ago(st.checked)}`));
   if (st.skipped) parts.push(h("div", { class: "small muted" }, `${number(st.skipped)} lines skipped`));
-  if (st.error) parts.push(h("div", { class: "small" }, h("span", { class: "badge bad" }, "failed"), " ", st.error));
+  if (st.ok === false) parts.push(h("div", { class: "small" }, h("span", { class: "badge bad" }, "failed"), " ", st.error));
   return parts;
 }

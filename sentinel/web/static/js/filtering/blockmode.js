@@ -22,7 +22,7 @@ export async function render(root) {
       }), "How long clients may cache a blocked answer."),
       h("button", { class: "btn primary", type: "submit" }, "Save"))));
   onSubmit(form, errors, async (data) => {
-    await api.patch("/api/dns/settings", {
+    await api.put("/api/dns/settings", {
       blocking_mode: data.get("blocking_mode"),
       blocked_ttl: Number(data.get("blocked_ttl")),
     });

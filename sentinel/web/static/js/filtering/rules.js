@@ -25,10 +25,11 @@ export async function render(root) {
   const form = h("form", { novalidate: true, "aria-label": "Add a rule" },
     edit(h("fieldset", {},
       h("div", { class: "fields" },
-        field("Domain pattern", h("input", { name: "pattern", type: "text", required: true, placeholder: "ads.example.com", autocapitalize: "off", spellcheck: "false" }), PATTERN_HINT),
+        field("Domain pattern", h("input", { name: "pattern", type: "text", required: true, placeholder: "ads.example.com", autocapitalize: "off", spellcheck: "false", "aria-describedby": "pattern-hint" })),
         field("Action", select({ name: "action" }, [["block", "Block"], ["allow", "Allow"]], "block")),
         scope,
         field("Comment", h("input", { name: "comment", type: "text", placeholder: "optional" }))),
+      h("p", { class: "hint muted", id: "pattern-hint" }, PATTERN_HINT),
       h("button", { class: "btn primary", type: "submit" }, "Add rule"))));
   onSubmit(form, errors, async (data) => {
     const extra = { comment: data.get("comment") || "" };

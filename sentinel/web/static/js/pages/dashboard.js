@@ -41,24 +41,28 @@ export async function render(ctx) {
 
   async function load() {
     await busy(ctx.root, errors, async () => {
-      const q = query({ window: windowSecs });
-      const [summary, series, top] = await Promise.all([
+      const until = Date.now() / 1000;
+      const q = query({ since: until - windowSecs, until });
+      const top = query({ since: until - windowSecs, until, limit: 10 });
+      const [summary, series, domains, blocked, clients] = await Promise.all([
         api.get("/api/metrics/summary" + q),
         api.get("/api/metrics/timeseries" + q),
-        api.get("/api/metrics/top" + query({ window: windowSecs, limit: 10 })),
+        api.get("/api/metrics/top-domains" + top),
+        api.get("/api/metrics/top-blocked" + top),
+        api.get("/api/metrics/top-clients" + top),
       ]);
       drawStats(summary);
       const points = listOf(series, "points", "series", "buckets").map((p) => ({
-        t: toDate(pick(p, "t", "time", "start", "ts")),
+        t: toDate(pick(p, "ts", "t")),
         total: Number(pick(p, "total", "queries") || 0),
         blocked: Number(pick(p, "blocked") || 0),
       }));
-      replace(chart, points.length ? queryChart(points, WINDOWS.find((w) => w[0] === String(windowSecs))?.[1] || "")
+      replace(chart, points.length ? queryChart(points, WINDOWS.find((w) => w[0] === String(windowSecs))?.[1] || "", chart.clientWidth || 720)
         : h("p", { class: "empty" }, "No queries in this window yet."));
       replace(tops,
-        topCard("Top domains", pick(top, "domains", "top_domains"), "domain"),
-        topCard("Top blocked domains", pick(top, "blocked", "blocked_domains", "top_blocked"), "domain"),
-        topCard("Top clients", pick(top, "clients", "top_clients"), "client"));
+        topCard("Top domains", listOf(domains), "domain"),
+        topCard("Top blocked domains", listOf(blocked), "blocked"),
+        topCard("Top clients", listOf(clients), "client"));
     });
     await loadProtection();
   }
@@ -70,14 +74,14 @@ export async function render(ctx) {
       stat("Queries", number(total)),
       stat("Blocked", number(blocked)),
       stat("Blocked share", percent(blocked, total)),
-      stat("Cache hits", pick(s, "cache_hit_ratio") !== undefined ? percent(pick(s, "cache_hit_ratio"), 1) : number(pick(s, "cached", "cache_hits"))),
-      stat("Clients", number(pick(s, "clients", "unique_clients"))));
+      stat("Answered from cache", percent(Number(pick(s.by_decision || {}, "cached") || 0), total)),
+      stat("Clients", number(pick(s, "clients"))));
   }
 
   async function loadProtection() {
     let state;
     try {
-      state = await api.get("/api/protection/pause");
+      state = await api.get("/api/protection");
     } catch (err) {
       replace(protection, h("p", { class: "muted" }, err.message));
       return;
@@ -129,16 +133,16 @@ function stat(label, value) {
   return h("div", { class: "card stat" }, h("span", { class: "label" }, label), h("span", { class: "value" }, value));
 }
 
-function topCard(title, items, kind) {
-  const list = listOf(items || []);
-  const max = Math.max(1, ...list.map((i) => Number(pick(i, "count", "queries") || 0)));
+function topCard(title, list, kind) {
+  const max = Math.max(1, ...list.map((i) => Number(i.count || 0)));
   return card(title, list.length ? h("ol", { class: "toplist" }, list.map((i) => {
-    const name = kind === "client" ? (pick(i, "client_name", "name") ? `${pick(i, "client_name", "name")} (${pick(i, "client_ip", "client", "ip")})` : pick(i, "client_ip", "client", "ip")) : pick(i, "domain", "qname", "name");
-    const count = Number(pick(i, "count", "queries") || 0);
+    const count = Number(i.count || 0);
     const bar = h("span");
     bar.style.width = `${(100 * count) / max}%`;
+    const filter = kind === "client" ? { client: i.name } : { domain: i.name, decision: kind === "blocked" ? "blocked" : "" };
+    const label = kind === "client" && i.client_name ? `${i.client_name} (${i.name})` : i.name;
     return h("li", {}, h("div", { class: "name" },
-      kind === "client" ? name : h("a", { href: `/query-log?domain=${encodeURIComponent(name)}` }, name),
+      h("a", { href: "/query-log" + query(filter) }, label),
       h("div", { class: "bar", "aria-hidden": "true" }, bar)),
     h("span", { class: "count" }, number(count)));
   })) : h("p", { class: "empty" }, "Nothing yet."));

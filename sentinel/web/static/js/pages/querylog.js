@@ -1,7 +1,7 @@
 // Query log: newest first, filters (client, domain, decision, time range),
 // the reason of every block, one-click allow/block of a domain.
 
-import { api, listOf, pick, query } from "../api.js";
+import { api, listOf, query } from "../api.js";
 import { errorBox, field, h, replace, select } from "../dom.js";
 import { dateTime, duration, fromLocalInput, time, toLocalInput } from "../format.js";
 import { createRule } from "../filtering/rules.js";
@@ -24,6 +24,7 @@ export async function render(ctx) {
   const more = h("button", { class: "btn", type: "button", hidden: true }, "Load older");
   let rows = [];
   let cursor = null;
+  const names = await reasonNames();
 
   const p = ctx.params;
   const form = h("form", { class: "card", role: "search", "aria-label": "Filter the query log" },
@@ -75,11 +76,10 @@ export async function render(ctx) {
       const q = apiQuery(filters());
       if (older && cursor !== null) Object.assign(q, cursor);
       const data = await api.get("/api/query-logs" + query(q));
-      const page = listOf(data, "logs", "entries", "queries");
+      const page = listOf(data, "items");
       rows = older ? rows.concat(page) : page;
-      const next = pick(data, "next_before", "next_cursor", "before");
-      cursor = next !== undefined ? { before: next } : page.length ? { before_id: page[page.length - 1].id } : null;
-      more.hidden = page.length < PAGE;
+      cursor = data.next_before_id ? { before_id: data.next_before_id } : null;
+      more.hidden = cursor === null;
       draw();
     });
   }
@@ -91,27 +91,27 @@ export async function render(ctx) {
     }
     replace(body, h("div", { class: "table-wrap" }, h("table", {},
       h("caption", { class: "visually-hidden" }, "Queries, newest first"),
-      h("thead", {}, h("tr", {}, ["Time", "Client", "Domain", "Type", "Decision", "Reason", "Answer", "Time taken", ""].map((t) =>
+      h("thead", {}, h("tr", {}, ["Time", "Client", "Domain", "Type", "Decision", "Reason", "Answer", "Took", ""].map((t) =>
         h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Actions"))))),
       h("tbody", {}, rows.map(row)))));
   }
 
   function row(r) {
-    const decision = pick(r, "decision") || "";
-    const domain = pick(r, "qname", "domain", "name") || "";
+    const decision = r.decision || "";
+    const domain = r.qname || "";
     const blocked = decision === "blocked" || decision === "shadow-blocked";
-    const when = pick(r, "time", "ts", "created_at", "at");
-    const clientName = pick(r, "client_name");
-    const clientIp = pick(r, "client_ip", "client");
+    const when = r.ts;
+    const clientName = r.client_name;
+    const clientIp = r.client_ip;
     return h("tr", { class: blocked ? "blocked" : null },
-      h("td", {}, h("time", { title: dateTime(when) }, time(when))),
+      h("td", { class: "nowrap" }, h("time", { title: dateTime(when) }, time(when))),
       h("td", {}, clientName ? [clientName, h("div", { class: "small muted" }, clientIp)] : clientIp),
       h("td", { class: "mono" }, domain),
-      h("td", {}, pick(r, "qtype_name", "qtype", "type") ?? ""),
+      h("td", {}, r.qtype_name || String(r.qtype ?? "")),
       h("td", {}, badge(decision)),
-      h("td", { class: "small" }, pick(r, "reason") || ""),
-      h("td", { class: "small" }, [pick(r, "rcode_name", "rcode") ?? "", pick(r, "upstream") ? h("div", { class: "muted" }, pick(r, "upstream")) : null]),
-      h("td", { class: "num" }, duration(pick(r, "duration_ms", "duration"))),
+      h("td", { class: "small" }, explain(r.reason, names)),
+      h("td", { class: "small" }, [r.rcode_name || "", r.upstream ? h("div", { class: "muted" }, r.upstream) : null]),
+      h("td", { class: "num" }, duration(r.duration_ms)),
       h("td", { class: "actions" }, domain ? edit(h("button", {
         class: `btn small${blocked ? "" : " danger"}`, type: "button",
         "aria-label": `${blocked ? "Allow" : "Block"} ${domain}`,
@@ -132,4 +132,23 @@ export async function render(ctx) {
 
 function clearInputs(form) {
   for (const el of form.elements) if (el.name) el.value = "";
+}
+
+/** Names for reasons like "blocklist:3" and "rule:7" (best effort). */
+async function reasonNames() {
+  const names = new Map();
+  const [lists, rules, clients] = await Promise.all(["/api/blocklists", "/api/rules", "/api/clients"]
+    .map((p) => api.get(p, { quiet: true }).catch(() => [])));
+  for (const b of listOf(lists, "blocklists")) names.set(`blocklist:${b.id}`, `blocklist ${b.name}`);
+  for (const r of listOf(rules, "rules")) names.set(`rule:${r.id}`, `rule ${r.pattern}`);
+  for (const c of listOf(clients, "clients")) names.set(`client:${c.id}`, `client ${c.name}`);
+  return names;
+}
+
+function explain(reason, names) {
+  if (!reason) return "";
+  const [kind, id, ...rest] = String(reason).split(":");
+  const known = names.get(`${kind}:${id}`);
+  if (!known) return reason;
+  return h("span", { title: reason }, [known, ...rest].join(": "));
 }

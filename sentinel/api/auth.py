@@ -1,0 +1,185 @@
+"""
+Authentication endpoints: /api/auth/status, setup, login, logout,
+change-password, me, and API tokens (/api/auth/tokens).
+"""
+
+from sentinel.api.base import ApiError, Reply, endpoint, not_found, validation_error
+from sentinel.api.schemas import (
+    NAME, PASSWORD, TIMESTAMP, USERNAME, ID, ID_PARAM, array_of, nullable, obj,
+)
+from sentinel.auth import (
+    COOKIE, AlreadyConfigured, DuplicateName, PasswordPolicyError, WrongPassword,
+)
+from sentinel.auth.authenticator import session_cookie
+from sentinel.auth.passwords import check_policy
+
+CREDENTIALS = obj({"username": USERNAME, "password": PASSWORD},
+                  required=["username", "password"])
+LOGIN = obj({"username": {"type": "string", "minLength": 1, "maxLength": 64},
+             "password": {"type": "string", "minLength": 1, "maxLength": 1024}},
+            required=["username", "password"])
+SESSION = obj({"username": {"type": "string"}, "expires_at": TIMESTAMP},
+              required=["username", "expires_at"])
+STATUS = obj({"configured": {"type": "boolean"}, "authenticated": {"type": "boolean"},
+              "username": nullable({"type": "string"})},
+             required=["configured", "authenticated", "username"])
+ME = obj({"username": {"type": "string"},
+          "method": {"type": "string", "enum": ["session", "token", "cluster"]},
+          "expires_at": nullable(TIMESTAMP), "token_id": nullable(ID)},
+         required=["username", "method"])
+CHANGE_PASSWORD = obj({"current_password": {"type": "string", "maxLength": 1024},
+                       "new_password": PASSWORD},
+                      required=["current_password", "new_password"])
+TOKEN = obj({"id": ID, "name": {"type": "string"}, "created_at": TIMESTAMP,
+             "created_by": {"type": "string"}},
+            required=["id", "name", "created_at", "created_by"])
+NEW_TOKEN = dict(TOKEN, properties=dict(TOKEN["properties"], token={
+    "type": "string", "description": "shown only now; send as Authorization: Bearer"}),
+    required=TOKEN["required"] + ["token"])
+TOKEN_LIST = obj({"tokens": array_of(TOKEN)}, required=["tokens"])
+
+
+def client_of(request):
+    """Who to throttle: the peer address (forwarding headers not trusted)."""
+    address = request.getClientAddress()
+    return getattr(address, "host", None) or str(address)
+
+
+class AuthApi:
+    def __init__(self, users, sessions, api_tokens, throttle, authenticator,
+                 trust_forwarded_proto=False):
+        self._users = users
+        self._sessions = sessions
+        self._tokens = api_tokens
+        self._throttle = throttle
+        self._authenticator = authenticator
+        self._trust_forwarded_proto = trust_forwarded_proto
+
+    # -- cookies ----------------------------------------------------------
+
+    def _secure(self, request):
+        if request.isSecure():
+            return True
+        if self._trust_forwarded_proto:
+            return (request.getHeader("x-forwarded-proto") or "").lower() == "https"
+        return False
+
+    def _set_cookie(self, request, token):
+        request.addCookie(COOKIE, token, path="/", httpOnly=True, sameSite="strict",
+                          secure=True if self._secure(request) else None)
+
+    def _clear_cookie(self, request):
+        request.addCookie(COOKIE, "", path="/", httpOnly=True, sameSite="strict",
+                          max_age="0", expires="Thu, 01 Jan 1970 00:00:00 GMT",
+                          secure=True if self._secure(request) else None)
+
+    def _throttled(self, request):
+        wait = self._throttle.retry_after(client_of(request))
+        if wait:
+            raise ApiError(429, "TOO_MANY_ATTEMPTS",
+                           f"Too many failed attempts; try again in {wait} s.",
+                           headers={"retry-after": str(wait)})
+
+    # -- endpoints --------------------------------------------------------
+
+    @endpoint("GET", "/api/auth/status", auth="none", tag="auth", response=STATUS,
+              summary="Whether an admin account exists and whether the caller is logged in")
+    async def status(self, call):
+        principal = await self._authenticator.authenticate(call.request)
+        return {"configured": await self._users.configured(),
+                "authenticated": principal is not None,
+                "username": principal.username if principal else None}
+
+    @endpoint("POST", "/api/auth/setup", auth="none", tag="auth", body=CREDENTIALS,
+              response=SESSION, status=201, errors=(409,),
+              summary="Create the admin account (only while none exists) and log in")
+    async def setup(self, call):
+        try:
+            check_policy(call.body["password"])
+            username = await self._users.setup(call.body["username"], call.body["password"])
+        except PasswordPolicyError as e:
+            raise validation_error(str(e), "password") from None
+        except AlreadyConfigured:
+            raise ApiError(409, "ALREADY_CONFIGURED",
+                           "An admin account exists already; log in instead.") from None
+        token, expires = await self._sessions.open(username)
+        self._set_cookie(call.request, token)
+        return Reply(201, {"username": username, "expires_at": expires})
+
+    @endpoint("POST", "/api/auth/login", auth="none", tag="auth", body=LOGIN,
+              response=SESSION, readonly_exempt=True, errors=(401, 429),
+              summary="Log in: sets the session cookie (HttpOnly, SameSite=Strict)")
+    async def login(self, call):
+        request = call.request
+        self._throttled(request)
+        user = await self._users.check(call.body["username"], call.body["password"])
+        if user is None:
+            self._throttle.failed(client_of(request))
+            raise ApiError(401, "INVALID_CREDENTIALS", "Wrong username or password.")
+        self._throttle.succeeded(client_of(request))
+        token, expires = await self._sessions.open(user["username"])
+        self._set_cookie(request, token)
+        return {"username": user["username"], "expires_at": expires}
+
+    @endpoint("POST", "/api/auth/logout", auth="none", tag="auth", status=204,
+              readonly_exempt=True,
+              summary="Log out: ends the session on the server and clears the cookie")
+    async def logout(self, call):
+        cookie = session_cookie(call.request)
+        if cookie is not None:
+            await self._sessions.close(cookie)
+        self._clear_cookie(call.request)
+        return Reply(204)
+
+    @endpoint("POST", "/api/auth/change-password", tag="auth", body=CHANGE_PASSWORD,
+              status=204, errors=(403, 429),
+              summary="Change the password; ends every other session of the user")
+    async def change_password(self, call):
+        request = call.request
+        self._throttled(request)
+        try:
+            check_policy(call.body["new_password"])
+        except PasswordPolicyError as e:
+            raise validation_error(str(e), "new_password") from None
+        try:
+            await self._users.change_password(
+                call.principal.username, call.body["current_password"],
+                call.body["new_password"], keep_session=call.principal.session_id)
+        except WrongPassword:
+            self._throttle.failed(client_of(request))
+            raise ApiError(403, "WRONG_PASSWORD", "The current password is wrong.") from None
+        return Reply(204)
+
+    @endpoint("GET", "/api/auth/me", tag="auth", response=ME,
+              summary="Who is logged in, and how")
+    async def me(self, call):
+        p = call.principal
+        return {"username": p.username, "method": p.method,
+                "expires_at": p.expires_at, "token_id": p.token_id}
+
+    @endpoint("GET", "/api/auth/tokens", tag="auth", response=TOKEN_LIST,
+              summary="List API tokens (never the tokens themselves)")
+    async def list_tokens(self, call):
+        return {"tokens": await self._tokens.list()}
+
+    @endpoint("POST", "/api/auth/tokens", tag="auth", status=201, errors=(409,),
+              body=obj({"name": NAME}, required=["name"]), response=NEW_TOKEN,
+              summary="Create an API token; the answer is the only time it is shown")
+    async def create_token(self, call):
+        name = call.body["name"].strip()
+        if not name:
+            raise validation_error("the name cannot be blank", "name")
+        try:
+            public, token = await self._tokens.create(name, call.principal.username)
+        except DuplicateName:
+            raise ApiError(409, "DUPLICATE", f"A token named {name!r} exists already.") \
+                from None
+        return Reply(201, dict(public, token=token))
+
+    @endpoint("DELETE", "/api/auth/tokens/{token_id}", tag="auth", status=204,
+              params={"token_id": ID_PARAM}, errors=(404,),
+              summary="Revoke an API token (it stops working at once)")
+    async def revoke_token(self, call, token_id):
+        if not await self._tokens.revoke(token_id):
+            raise not_found("API token")
+        return Reply(204)

@@ -1,0 +1,233 @@
+"""
+The policy engine: keeps L{FilterConfig} current from store change
+notifications, compiles a new L{Policy} when something relevant changed or
+a time boundary (pause expiry, schedule start/end) is reached, and swaps
+``policy_source.current`` in one assignment.
+
+When every blocklist set the new policy needs is already merged (a rule,
+client, rewrite or pause change), the rebuild runs synchronously inside the
+store's commit notification, so the change is enforced before the API call
+that made it returns.  New list contents are read from the store (blobs),
+decoded and merged in a thread first.
+"""
+
+import time
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from sentinel.filtering import compiler
+from sentinel.filtering.listcache import ListCache, decode_blob, merge, trim_memory
+from sentinel.filtering.listformat import ListFormatError
+
+log = Logger()
+RETRY_DELAY = 5.0
+
+
+def in_thread(fn, *args):
+    return deferToThread(fn, *args)
+
+
+def when_started(store_service):
+    """
+    A ``ready`` callable for our services: each call returns a new Deferred
+    firing when the store service has opened the store, leaving the
+    service's own Deferred (shared by several waiters) untouched.
+    """
+
+    def ready():
+        started = store_service.started
+        if started is None:
+            return succeed(None)
+        out = Deferred()
+
+        def relay(result):
+            if isinstance(result, Failure):
+                out.errback(result)
+            else:
+                out.callback(None)
+            return result
+
+        started.addBoth(relay)
+        return out
+
+    return ready
+
+
+class PolicyEngine(Service):
+    """
+    store: IStore; clock: IReactorTime; source: PolicySource; ready:
+    callable() -> Deferred firing when the store is usable; run: how to run
+    a function off the reactor thread (tests pass a synchronous one).
+    """
+
+    def __init__(self, store, clock, source, ready=None, run=in_thread):
+        self.store = store
+        self.clock = clock
+        self.source = source
+        self._ready = ready or (lambda: succeed(None))
+        self._run = run
+        self.config = compiler.FilterConfig()
+        self.cache = ListCache()
+        self.loaded = False
+        self.unavailable = set()  # shas whose blob is missing or unreadable
+        self.policy = None
+        self.signature = None
+        self.builds = 0
+        self.last_build_seconds = 0.0
+        self._pending = []  # notifications that arrive while loading
+        self._busy = False
+        self._dirty = False
+        self._timer = None
+        self._unsubscribe = None
+        self._waiters = []
+        self._trim_after_install = False
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def startService(self):
+        super().startService()
+        self._unsubscribe = self.store.subscribe(self._changed)
+        d = self._ready()
+        d.addCallback(lambda _: self._load())
+        d.addErrback(lambda f: log.failure("filtering could not start", f))
+
+    def stopService(self):
+        super().stopService()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._cancel_timer()
+
+    def _load(self):
+        if not self.running:
+            return None
+        d = self.store.snapshot(kinds=compiler.KINDS + ("setting",))
+        d.addCallbacks(self._loaded, self._load_failed)
+        return d
+
+    def _load_failed(self, failure):
+        log.warn("filtering: reading the configuration failed ({e}); retrying",
+                 e=failure.getErrorMessage())
+        self._timer = self.clock.callLater(RETRY_DELAY, self._load)
+
+    def _loaded(self, changes):
+        for entity in changes.entities:
+            self.config.apply(entity)
+        self.config.revision = changes.revision
+        pending, self._pending = self._pending, None
+        for entity in pending:
+            if entity.revision > changes.revision:
+                self.config.apply(entity)
+                self.config.revision = max(self.config.revision, entity.revision)
+        self.loaded = True
+        self.rebuild()
+
+    def _changed(self, revision, entities):
+        if self._pending is not None:
+            self._pending.extend(entities)
+            return
+        relevant = False
+        for entity in entities:
+            relevant = self.config.apply(entity) or relevant
+        self.config.revision = max(self.config.revision, revision)
+        if relevant:
+            self.unavailable.clear()  # new contents may have arrived: try again
+            self.rebuild()
+
+    # -- building -------------------------------------------------------------
+
+    def rebuild(self):
+        """Compile now if possible; otherwise as soon as the lists are ready."""
+        if not self.loaded:
+            return
+        if self._busy:
+            self._dirty = True
+            return
+        self._dirty = False
+        plan = compiler.Plan(self.config, self.clock.seconds(), frozenset(self.unavailable))
+        missing = [key for key in plan.needed() if key not in self.cache.merged]
+        if not missing:
+            self._install(plan)
+            return
+        self._busy = True
+        d = ensureDeferred(self._prepare(missing))
+        d.addErrback(lambda f: log.failure("filtering: preparing blocklists failed", f))
+        d.addBoth(self._prepared)
+
+    def _prepared(self, _):
+        self._busy = False
+        self.rebuild()
+
+    async def _prepare(self, keys):
+        for sha in self.cache.missing_shas(keys):
+            try:
+                blob = await self.store.get_blob(sha)
+                if blob is None:
+                    raise ListFormatError("contents not in the store (yet)")
+                self.cache.decoded[sha] = await self._run(decode_blob, blob)
+            except ListFormatError as e:
+                log.warn("filtering: blocklist contents {sha} unusable: {e}", sha=sha[:12], e=e)
+                self.unavailable.add(sha)
+            except Exception as e:
+                log.warn("filtering: reading blocklist contents {sha} failed: {e}",
+                         sha=sha[:12], e=e)
+                self.unavailable.add(sha)
+                self._retry_later()
+        for key in keys:
+            if all(sha in self.cache.decoded for _, sha in key):
+                self.cache.merged[key] = await self._run(merge, key, self.cache.decoded)
+        self._trim_after_install = True
+
+    def _retry_later(self):
+        def retry():
+            self.unavailable.clear()
+            self.rebuild()
+
+        self.clock.callLater(RETRY_DELAY, retry)
+
+    def _install(self, plan):
+        started = time.perf_counter()
+        signature = plan.signature()
+        if signature != self.signature:
+            self.policy = plan.build(self.cache.merged, self.config.revision)
+            self.source.current = self.policy
+            self.signature = signature
+            self.builds += 1
+            self.last_build_seconds = time.perf_counter() - started
+        elif self.policy is not None:
+            self.policy.revision = self.config.revision
+        self.cache.retain(plan.needed(), plan.kept_shas())
+        if self._trim_after_install:
+            self._trim_after_install = False
+            self._run(trim_memory)
+        self._schedule(plan.next_change)
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(self.policy)
+
+    def _schedule(self, when):
+        self._cancel_timer()
+        if when is not None and self.running:
+            delay = max(0.0, when - self.clock.seconds())
+            self._timer = self.clock.callLater(delay, self._tick)
+
+    def _tick(self):
+        self._timer = None
+        self.rebuild()
+
+    def _cancel_timer(self):
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def settled(self):
+        """A Deferred firing with the policy once no rebuild is pending."""
+        if self.loaded and not self._busy and not self._dirty and self.policy is not None:
+            return succeed(self.policy)
+        d = Deferred()
+        self._waiters.append(d)
+        return d

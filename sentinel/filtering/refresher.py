@@ -1,0 +1,256 @@
+"""
+Blocklist refresh (leader or standalone only; followers receive contents
+by sync).  Refreshes every list at start, each list again when it is due
+(``refresh_hours``), a new list or changed URL at once, and on request.
+
+A successful download is parsed off the reactor thread, stored as a blob
+(normalized, compressed; see L{sentinel.filtering.listformat}) and
+referenced from the blocklist entity together with its status, in one
+transaction.  A failure records the error, keeps the last good contents
+and adds a notification.
+"""
+
+import time
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredLock, ensureDeferred, succeed
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from sentinel.filtering import listformat, model, settings
+from sentinel.filtering.engine import in_thread
+from sentinel.filtering.fetch import FetchError, fetch, text_of
+
+log = Logger()
+
+
+def parse_and_encode(body):
+    """Downloaded bytes -> (ParsedList, blob) (runs in a thread)."""
+    parsed = listformat.parse(text_of(body))
+    return parsed, listformat.encode(parsed)
+
+
+class BlocklistRefresher(Service):
+    def __init__(self, store, clock, http, ready=None, run=in_thread, check_interval=60.0,
+                 fetch_options=None):
+        self.store = store
+        self.clock = clock
+        self.http = http
+        self._ready = ready or (lambda: succeed(None))
+        self._run = run
+        self.check_interval = check_interval
+        self.fetch_options = dict(fetch_options or {})
+        self._lock = DeferredLock()  # one download/parse at a time (memory)
+        self._inflight = {}  # list id -> Deferred of the running refresh
+        self._loop = None
+        self._unsubscribe = None
+        self._started = False
+        self.checking = succeed(None)  # the latest refresh_due (tests wait on it)
+
+    def startService(self):
+        super().startService()
+        self._unsubscribe = self.store.subscribe(self._changed)
+
+        def ready(_):
+            if not self.running:
+                return
+            self._started = True
+            first = [True]
+
+            def tick():
+                force, first[0] = first[0], False
+                return self.refresh_due(force=force)
+
+            self._loop = LoopingCall(tick)
+            self._loop.clock = self.clock
+            self._loop.start(self.check_interval, now=True).addErrback(
+                lambda f: log.failure("blocklist refresh loop stopped", f))
+
+        self._ready().addCallback(ready)
+
+    def stopService(self):
+        super().stopService()
+        if self._unsubscribe:
+            self._unsubscribe()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def _changed(self, revision, entities):
+        if not self._started or not self.running:
+            return
+        for e in entities:
+            if e.kind == model.BLOCKLIST and isinstance(e.data, dict) and _needs_download(e.data):
+                self.refresh(int(e.key))
+
+    async def _due(self, force):
+        lists = await self.store.list(model.BLOCKLIST)
+        clients = await self.store.list(model.CLIENT)
+        opts = settings.filtering((await self.store.get("setting", settings.FILTERING) or
+                                   _NoEntity).data)
+        used = _referenced(clients)
+        now = self.clock.seconds()
+        due = []
+        for e in lists:
+            data = e.data
+            list_id = int(e.key)
+            if data.get("mode") == "disabled" and list_id not in used:
+                continue
+            checked = (data.get("status") or {}).get("checked_at") or 0
+            if force or _needs_download(data) or now - checked >= opts["refresh_hours"] * 3600:
+                due.append(list_id)
+        return due
+
+    def refresh_due(self, force=False):
+        """Refresh every list that is due (all of them with force)."""
+        d = ensureDeferred(self._due(force))
+
+        def go(ids):
+            return _gather([self.refresh(i) for i in ids])
+
+        d.addCallback(go)
+        d.addErrback(lambda f: log.warn("blocklist refresh failed: {e}",
+                                        e=getattr(f.value, "subFailure", f).getErrorMessage()))
+        self.checking = Deferred()
+        d.addBoth(lambda _: self.checking.callback(None))
+        return d
+
+    def refresh(self, list_id):
+        """Refresh one list now; Deferred of its data afterwards (or None if gone)."""
+        waiter = Deferred()
+        waiters = self._inflight.get(list_id)
+        if waiters is not None:
+            waiters.append(waiter)
+            return waiter
+        waiters = self._inflight[list_id] = [waiter]
+
+        def done(result):
+            del self._inflight[list_id]
+            for w in waiters:
+                if isinstance(result, Failure):
+                    w.errback(result)
+                else:
+                    w.callback(result)
+
+        self._lock.run(lambda: ensureDeferred(self._refresh(list_id))).addBoth(done)
+        return waiter
+
+    async def _refresh(self, list_id):
+        entity = await self.store.get(model.BLOCKLIST, list_id)
+        if entity is None:
+            return None
+        data = entity.data
+        url = data.get("url", "")
+        content = data.get("content") if isinstance(data.get("content"), dict) else {}
+        same_source = content.get("url") == url
+        started = time.perf_counter()
+        try:
+            fetched = await fetch(
+                self.http, self.clock, url,
+                etag=content.get("etag", "") if same_source else "",
+                last_modified=content.get("last_modified", "") if same_source else "",
+                **self.fetch_options,
+            )
+            if not fetched.modified:
+                return await self._record(list_id, url, None, None, fetched)
+            parsed, blob = await self._run(parse_and_encode, fetched.body)
+            if not parsed.blocked and not parsed.allowed:
+                raise FetchError(
+                    f"no domains found ({parsed.skipped} lines skipped); is this a blocklist?")
+        except FetchError as e:
+            return await self._failed(list_id, url, str(e))
+        log.info("blocklist {id} downloaded: {n} domains, {s} lines skipped ({t:.1f}s)",
+                 id=list_id, n=len(parsed.blocked), s=parsed.skipped,
+                 t=time.perf_counter() - started)
+        return await self._record(list_id, url, parsed, blob, fetched)
+
+    def _record(self, list_id, url, parsed, blob, fetched):
+        now = self.clock.seconds()
+
+        async def tx(ctx):
+            entity = await ctx.get(model.BLOCKLIST, list_id)
+            if entity is None or entity.data.get("url") != url:
+                return entity.data if entity else None  # changed meanwhile
+            data = dict(entity.data)
+            old = data.get("content") if isinstance(data.get("content"), dict) else None
+            if parsed is not None:
+                sha = await ctx.put_blob(blob)
+                content = {
+                    "sha256": sha, "domains": len(parsed.blocked), "allows": len(parsed.allowed),
+                    "skipped": parsed.skipped, "skipped_examples": list(parsed.examples),
+                    "url": url, "etag": fetched.etag, "last_modified": fetched.last_modified,
+                    "updated_at": now if not old or old.get("sha256") != sha
+                    else old.get("updated_at", now),
+                    "bytes": len(fetched.body),
+                }
+                data["content"] = content
+                if old and old.get("sha256") != sha:
+                    await release_blob(ctx, old.get("sha256"), list_id)
+            data["status"] = {"checked_at": now, "ok": True, "error": ""}
+            return (await ctx.put(model.BLOCKLIST, list_id, data)).data
+
+        return self.store.transact(tx)
+
+    async def _failed(self, list_id, url, error):
+        now = self.clock.seconds()
+
+        async def tx(ctx):
+            entity = await ctx.get(model.BLOCKLIST, list_id)
+            if entity is None or entity.data.get("url") != url:
+                return None, False
+            data = dict(entity.data)
+            previous = data.get("status") or {}
+            data["status"] = {"checked_at": now, "ok": False, "error": error}
+            put = await ctx.put(model.BLOCKLIST, list_id, data)
+            return put.data, previous.get("error") != error
+        result, new_error = await self.store.transact(tx)
+        if result is not None:
+            log.warn("blocklist {id} refresh failed: {e}", id=list_id, e=error)
+            if new_error:
+                name = result.get("name", list_id)
+                kept = "the previous contents stay in use" if result.get("content") \
+                    else "it has no contents yet"
+                await self.store.add_notification(
+                    "warning", "blocklist",
+                    f"Blocklist '{name}' could not be refreshed: {error} ({kept}).")
+        return result
+
+
+async def release_blob(ctx, sha, list_id):
+    """Delete a list's old contents unless another list still uses them."""
+    if not sha:
+        return
+    for other in await ctx.list(model.BLOCKLIST):
+        content = other.data.get("content") if isinstance(other.data, dict) else None
+        if int(other.key) != list_id and isinstance(content, dict) \
+                and content.get("sha256") == sha:
+            return
+    await ctx.delete_blobs([sha])
+
+
+def _needs_download(data):
+    content = data.get("content")
+    return not isinstance(content, dict) or content.get("url") != data.get("url")
+
+
+def _referenced(clients):
+    used = set()
+    for c in clients:
+        data = c.data if isinstance(c.data, dict) else {}
+        if not data.get("use_global_blocklists", True):
+            used.update(i for i in data.get("blocklists") or () if isinstance(i, int))
+        for s in data.get("schedules") or ():
+            if isinstance(s, dict):
+                used.update(i for i in s.get("blocklists") or () if isinstance(i, int))
+    return used
+
+
+class _NoEntity:
+    data = None
+
+
+def _gather(ds):
+    from twisted.internet.defer import gatherResults
+
+    return gatherResults(ds, consumeErrors=True)

@@ -1,0 +1,1 @@
+"""Tests of the admin HTTP API (sentinel.api, sentinel.auth)."""

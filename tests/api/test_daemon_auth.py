@@ -1,0 +1,43 @@
+"""End to end: a real ``twistd sentinel`` with real HTTP clients."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.api.daemon_admin import PASSWORD, create_token, login, setup_admin
+from tests.support.daemon import Daemon
+
+
+class DaemonAuthTests(SynchronousTestCase):
+    def test_setup_login_token_logout(self):
+        d = Daemon(self).start()
+        self.assertEqual(d.get("/api/auth/status").json()["configured"], False)
+        self.assertEqual(d.get("/api/auth/me").status, 401)
+        setup_admin(d)
+        r = d.post("/api/auth/login", {"username": "admin", "password": "wrong password"})
+        self.assertEqual(r.status, 401)
+        cookie = login(d)
+        self.assertEqual(d.get("/api/auth/me", headers={"Cookie": cookie}).json()["method"],
+                         "session")
+        r = d.post("/api/auth/tokens", {"name": "e2e"}, headers={
+            "Cookie": cookie, "Origin": d.base_url})
+        self.assertEqual(r.status, 201, r.body)
+        token = r.json()["token"]
+        r = d.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+        self.assertEqual(r.json()["method"], "token")
+        r = d.post("/api/auth/tokens", {"name": "evil"}, headers={
+            "Cookie": cookie, "Origin": "http://evil.example"})
+        self.assertEqual(r.status, 403)
+        self.assertEqual(d.post("/api/auth/logout", headers={"Cookie": cookie}).status, 204)
+        self.assertEqual(d.get("/api/auth/me", headers={"Cookie": cookie}).status, 401)
+
+    def test_sessions_and_tokens_survive_a_restart(self):
+        d = Daemon(self).start()
+        setup_admin(d)
+        cookie = login(d)
+        token = create_token(d, cookie)
+        d.stop()
+        d.start()
+        self.assertEqual(d.get("/api/auth/me", headers={"Cookie": cookie}).status, 200)
+        self.assertEqual(
+            d.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"}).status, 200)
+        r = d.post("/api/auth/login", {"username": "admin", "password": PASSWORD})
+        self.assertEqual(r.status, 200)

@@ -1,0 +1,231 @@
+"""The API framework: routing, admission order, body/query/param handling, errors."""
+
+import json
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from sentinel.api.base import ApiError, Raw, Reply, endpoint
+from sentinel.api.site import MAX_REQUEST_BODY, Gate, Site
+from sentinel.api.base import Principal
+from sentinel.store import StoreUnavailable
+from tests.api.harness import EVIL_ORIGIN, Client
+
+ITEM = {"type": "object", "required": ["n"], "additionalProperties": False,
+        "properties": {"n": {"type": "integer"}, "ip": {"type": "string", "format": "ipv4"}}}
+
+
+class Example:
+    calls = 0
+
+    @endpoint("GET", "/api/things", auth="none", query={"limit": {"type": "integer",
+                                                                  "minimum": 1}})
+    async def list(self, call):
+        return {"limit": call.query.get("limit")}
+
+    @endpoint("POST", "/api/things", body=ITEM, status=201, max_body=100)
+    async def create(self, call):
+        Example.calls += 1
+        return Reply(201, {"got": call.body, "who": call.principal.username})
+
+    @endpoint("GET", "/api/things/{thing_id}", auth="none",
+              params={"thing_id": {"type": "integer", "minimum": 1}})
+    async def get(self, call, thing_id):
+        return {"id": thing_id, "type": type(thing_id).__name__}
+
+    @endpoint("DELETE", "/api/things/{thing_id}", auth="none", status=204)
+    async def delete(self, call, thing_id):
+        return Reply(204)
+
+    @endpoint("GET", "/api/boom", auth="none")
+    async def boom(self, call):
+        raise KeyError("secret internals")
+
+    @endpoint("GET", "/api/down", auth="none")
+    async def down(self, call):
+        raise StoreUnavailable("db gone")
+
+    @endpoint("GET", "/metrics", auth="none", content_type="text/plain")
+    async def metrics(self, call):
+        return Raw(b"x 1\n", "text/plain; version=0.0.4")
+
+
+class Everyone:
+    async def authenticate(self, request):
+        if request.getHeader("authorization") == "Bearer ok":
+            return Principal("tester", "token")
+        return None
+
+
+class Guard:
+    def __init__(self):
+        self.seen = []
+
+    async def check(self, call):
+        self.seen.append(call.spec.path)
+        raise ApiError(409, "FOLLOWER_READONLY", "read-only")
+
+
+def make(guard=None):
+    site = Site([Example()], Gate({"admin": Everyone()}, guard=guard))
+    return site, Client(site.resource())
+
+
+AUTH = {"authorization": "Bearer ok"}
+
+
+class RoutingTests(TestCase):
+    async def test_unknown_path_404_wrong_method_405(self):
+        _, client = make()
+        r = await client.get("/api/nothing")
+        self.assertEqual((r.status, r.json()["error"]), (404, "NOT_FOUND"))
+        r = await client.request("PUT", "/api/things")
+        self.assertEqual((r.status, r.json()["error"]), (405, "METHOD_NOT_ALLOWED"))
+        self.assertIn("POST", r.header("allow"))
+        self.assertIn("GET", r.header("allow"))
+        r = await client.get("/elsewhere")
+        self.assertEqual(r.status, 404)
+
+    async def test_security_headers_and_json(self):
+        _, client = make()
+        r = await client.get("/api/things?limit=5")
+        self.assertEqual(r.json(), {"limit": 5})
+        self.assertEqual(r.header("content-type"), "application/json; charset=utf-8")
+        self.assertEqual(r.header("cache-control"), "no-store")
+        self.assertEqual(r.header("x-content-type-options"), "nosniff")
+
+    async def test_query_errors(self):
+        _, client = make()
+        for q in ("limit=abc", "limit=0"):
+            r = await client.get("/api/things?" + q)
+            self.assertEqual((r.status, r.json()["error"]), (400, "VALIDATION_ERROR"), q)
+            self.assertEqual(r.json()["details"][0]["field"], "limit")
+        r = await client.get("/api/things?unknown=1")
+        self.assertEqual(r.status, 200)
+
+    async def test_path_params_converted_or_404(self):
+        _, client = make()
+        r = await client.get("/api/things/7")
+        self.assertEqual(r.json(), {"id": 7, "type": "int"})
+        for bad in ("0", "x", "1.5", "%00"):
+            r = await client.get("/api/things/" + bad)
+            self.assertEqual((r.status, r.json()["error"]), (404, "NOT_FOUND"), bad)
+
+    async def test_internal_errors_are_500_without_details(self):
+        _, client = make()
+        r = await client.get("/api/boom")
+        self.assertEqual(r.status, 500)
+        self.assertEqual(r.json()["error"], "INTERNAL_ERROR")
+        self.assertNotIn(b"secret internals", r.body)
+        self.assertNotIn(b"Traceback", r.body)
+        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+
+    async def test_store_unavailable_is_503(self):
+        _, client = make()
+        r = await client.get("/api/down")
+        self.assertEqual((r.status, r.json()["error"]), (503, "STORE_UNAVAILABLE"))
+        self.assertEqual(r.header("retry-after"), "5")
+
+    async def test_raw_and_204(self):
+        _, client = make()
+        r = await client.get("/metrics")
+        self.assertEqual((r.status, r.body), (200, b"x 1\n"))
+        self.assertEqual(r.header("content-type"), "text/plain; version=0.0.4")
+        r = await client.delete("/api/things/1", headers={"origin": "http://sentinel.test"})
+        self.assertEqual((r.status, r.body), (204, b""))
+
+    def test_duplicate_routes_refused(self):
+        self.assertRaises(ValueError, Site, [Example(), Example()], Gate())
+
+    def test_params_must_be_in_the_path(self):
+        self.assertRaises(ValueError, endpoint, "GET", "/api/x", params={"y": {}})
+
+
+class BodyTests(TestCase):
+    async def test_order_and_errors(self):
+        _, client = make()
+        post = client.post
+        # Authentication comes before anything about the body.
+        r = await post("/api/things", data=b"{", headers={"content-type": "application/json"})
+        self.assertEqual(r.status, 401)
+        cases = [
+            (b"{", "application/json", 400, "BAD_JSON"),
+            (b'{"n": NaN}', "application/json", 400, "BAD_JSON"),
+            (b"[" * 5000 + b"]" * 5000, "application/json", 413, "BODY_TOO_LARGE"),
+            (b'{"n": 1}', "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE"),
+            (b'{"n": "1"}', "application/json", 400, "VALIDATION_ERROR"),
+            (b'{"n": 1, "ip": "1.2.3.999"}', "application/json", 400, "VALIDATION_ERROR"),
+            (b'{"n": 1, "x": 2}', "application/json", 400, "VALIDATION_ERROR"),
+            (b"", "application/json", 400, "VALIDATION_ERROR"),  # {} lacks "n"
+            (b"\xff\xfe", "application/json", 400, "BAD_JSON"),
+            (b'{"n": 1, "ip": "\\udc00"}', "application/json", 400, "BAD_JSON"),  # lone surrogate
+        ]
+        for body, ctype, status, code in cases:
+            r = await post("/api/things", data=body, headers=dict(AUTH, **{
+                "content-type": ctype}))
+            self.assertEqual((r.status, r.json()["error"]), (status, code), body[:20])
+        r = await post("/api/things", json={"n": 1, "ip": "10.0.0.1"}, headers=AUTH)
+        self.assertEqual(r.status, 201)
+        self.assertEqual(r.json(), {"got": {"n": 1, "ip": "10.0.0.1"}, "who": "tester"})
+        r = await post("/api/things", data=b'{"n": 3, "ip": "\\ud83d\\ude00"}', headers=dict(
+            AUTH, **{"content-type": "application/json"}))  # a valid pair is fine (then 400: not ipv4)
+        self.assertEqual((r.status, r.json()["details"][0]["field"]), (400, "ip"))
+        r = await post("/api/things", data=b'{"n": 2}', headers=dict(AUTH, **{
+            "content-type": "application/json; charset=utf-8"}))
+        self.assertEqual(r.status, 201)
+
+    async def test_deep_nesting_is_400_not_500(self):
+        site = Site([Deep()], Gate())
+        client = Client(site.resource())
+        r = await client.post("/api/deep", data=b"[" * 100000 + b"]" * 100000,
+                              headers={"content-type": "application/json"})
+        self.assertEqual(r.status, 400)
+
+    async def test_cross_site_before_authentication(self):
+        _, client = make()
+        r = await client.post("/api/things", json={"n": 1}, headers={"origin": EVIL_ORIGIN})
+        self.assertEqual((r.status, r.json()["error"]), (403, "CROSS_SITE_REQUEST"))
+
+    async def test_guard_after_authentication_before_the_handler(self):
+        guard = Guard()
+        _, client = make(guard)
+        before = Example.calls
+        r = await client.post("/api/things", json={"n": 1})
+        self.assertEqual(r.status, 401)
+        self.assertEqual(guard.seen, [])
+        r = await client.post("/api/things", json={"n": 1}, headers=AUTH)
+        self.assertEqual((r.status, r.json()["error"]), (409, "FOLLOWER_READONLY"))
+        self.assertEqual(Example.calls, before)
+        r = await client.get("/api/things")  # reads are never guarded
+        self.assertEqual(r.status, 200)
+
+
+class Deep:
+    @endpoint("POST", "/api/deep", auth="none", body={"type": "array"},
+              max_body=1024 * 1024)
+    async def deep(self, call):
+        return {}
+
+
+class HardCapTests(SynchronousTestCase):
+    def test_body_over_the_hard_cap_is_refused_without_buffering(self):
+        site, _ = make()
+        factory = site.site()
+        proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5))
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        size = MAX_REQUEST_BODY + 10
+        proto.dataReceived(
+            b"POST /api/things HTTP/1.1\r\nHost: sentinel.test\r\nAuthorization: Bearer ok\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size)
+        chunk = b"x" * (1024 * 1024)
+        sent = 0
+        while sent < size:
+            piece = chunk[: size - sent]
+            proto.dataReceived(piece)
+            sent += len(piece)
+        out = transport.value()
+        self.assertIn(b"413", out.split(b"\r\n", 1)[0])
+        self.assertIn(b"BODY_TOO_LARGE", out)
+        proto.connectionLost(None)

@@ -1,0 +1,238 @@
+"""
+The filtering API over HTTP (in memory): validation, duplicates, unknown
+ids, references, and that a change is enforced by the policy as soon as
+the request that made it has been answered.
+"""
+
+import re
+
+from twisted.trial.unittest import TestCase
+
+from sentinel.dns.decision import ALLOW, BLOCK, PASS, REWRITE
+from tests.filtering.apihelp import ApiHarness
+
+
+class ApiCase(TestCase):
+    timeout = 15
+
+    async def setUp(self):
+        self.api = await ApiHarness().start(self)
+
+    async def ok(self, method, path, body=None, status=200):
+        r = await self.api.call(method, path, body)
+        self.assertEqual(r.code, status, r.body)
+        return r.json() if r.body else None
+
+    async def error(self, method, path, body, status, code, field=None):
+        r = await self.api.call(method, path, body)
+        self.assertEqual(r.code, status, r.body)
+        out = r.json()
+        self.assertEqual(out["error"], code, out)
+        if field is not None:
+            self.assertIn(field, [d["field"] for d in out.get("details", [])], out)
+        return out
+
+
+class AuthTests(ApiCase):
+    async def test_every_filtering_endpoint_requires_an_admin(self):
+        specs = [spec for spec, _ in self.api.site.endpoints]
+        self.assertGreater(len(specs), 30)
+        for spec in specs:
+            r = await self.api.call(spec.method, re.sub(r"\{\w+\}", "1", spec.path),
+                                    auth=False)
+            self.assertEqual((spec.method, spec.path, r.code),
+                             (spec.method, spec.path, 401), r.body)
+            self.assertEqual(spec.auth, "admin")
+
+
+class RuleApiTests(ApiCase):
+    async def test_rule_is_enforced_when_the_answer_arrives(self):
+        rule = await self.ok("POST", "/api/rules", {"pattern": "Ads.Example.com.",
+                                                    "action": "block"}, 201)
+        self.assertEqual(rule, {"id": 1, "pattern": "ads.example.com", "action": "block",
+                                "client_id": None, "enabled": True, "comment": ""})
+        self.assertEqual(self.api.decide("x.ads.example.com"), (BLOCK, "rule:1"))
+        await self.ok("PATCH", "/api/rules/1", {"enabled": False})
+        self.assertEqual(self.api.decide("x.ads.example.com"), (PASS, ""))
+        await self.ok("PUT", "/api/rules/1", {"pattern": "*.ads.example.com",
+                                              "action": "allow"})
+        self.assertEqual(self.api.decide("x.ads.example.com"), (ALLOW, "rule:1"))
+        await self.ok("DELETE", "/api/rules/1", status=204)
+        self.assertEqual(self.api.decide("x.ads.example.com"), (PASS, ""))
+
+    async def test_validation_duplicates_and_unknown_ids(self):
+        await self.error("POST", "/api/rules", {"pattern": "a b", "action": "block"}, 400,
+                         "VALIDATION_ERROR", "pattern")
+        await self.error("POST", "/api/rules", {"pattern": "a.com", "action": "deny"}, 400,
+                         "VALIDATION_ERROR", "action")
+        await self.error("POST", "/api/rules", {"pattern": "a.com"}, 400, "VALIDATION_ERROR")
+        await self.error("POST", "/api/rules", {"pattern": "a.com", "action": "block",
+                                                "client_id": 9}, 400, "VALIDATION_ERROR",
+                         "client_id")
+        await self.ok("POST", "/api/rules", {"pattern": "a.com", "action": "block"}, 201)
+        await self.error("POST", "/api/rules", {"pattern": "A.COM", "action": "block"}, 409,
+                         "DUPLICATE")
+        await self.ok("POST", "/api/rules", {"pattern": "a.com", "action": "allow"}, 201)
+        for bad in ("/api/rules/99", "/api/rules/abc", "/api/rules/0"):
+            await self.error("GET", bad, None, 404, "NOT_FOUND")
+            await self.error("DELETE", bad, None, 404, "NOT_FOUND")
+        await self.error("PATCH", "/api/rules/99", {"enabled": False}, 404, "NOT_FOUND")
+
+    async def test_list_filters(self):
+        await self.ok("POST", "/api/clients", {"name": "tv", "addresses": ["10.0.0.5"]}, 201)
+        await self.ok("POST", "/api/rules", {"pattern": "a.com", "action": "block"}, 201)
+        await self.ok("POST", "/api/rules", {"pattern": "b.com", "action": "block",
+                                             "client_id": 1}, 201)
+        everything = await self.ok("GET", "/api/rules")
+        self.assertEqual([r["pattern"] for r in everything["items"]], ["a.com", "b.com"])
+        mine = await self.ok("GET", "/api/rules?client_id=1")
+        self.assertEqual([r["pattern"] for r in mine["items"]], ["b.com"])
+        globals_ = await self.ok("GET", "/api/rules?client_id=0")
+        self.assertEqual([r["pattern"] for r in globals_["items"]], ["a.com"])
+        found = await self.ok("GET", "/api/rules?q=B.C")
+        self.assertEqual([r["pattern"] for r in found["items"]], ["b.com"])
+
+
+class ClientApiTests(ApiCase):
+    async def test_client_lifecycle_and_kill_switch(self):
+        c = await self.ok("POST", "/api/clients", {"name": "Tablet",
+                                                   "addresses": ["192.168.1.7", "fd00::7/128"]},
+                          201)
+        self.assertEqual(c["addresses"], ["192.168.1.7", "fd00::7"])
+        self.assertTrue(c["use_global_blocklists"])
+        await self.ok("POST", "/api/rules", {"pattern": "games.example", "action": "block",
+                                             "client_id": 1}, 201)
+        self.assertEqual(self.api.decide("games.example", "192.168.1.7"), (BLOCK, "rule:1"))
+        self.assertEqual(self.api.decide("games.example"), (PASS, ""))
+        await self.ok("PATCH", "/api/clients/1", {"kill_switch": True})
+        self.assertEqual(self.api.decide("any.example", "fd00::7"), (BLOCK, "client:1:paused"))
+        await self.ok("DELETE", "/api/clients/1", status=204)
+        self.assertEqual((await self.ok("GET", "/api/rules"))["items"], [])
+        self.assertEqual(self.api.decide("any.example", "fd00::7"), (PASS, ""))
+
+    async def test_client_validation(self):
+        await self.error("POST", "/api/clients", {"name": "x", "addresses": ["300.1.1.1"]},
+                         400, "VALIDATION_ERROR", "addresses.0")
+        await self.error("POST", "/api/clients", {"name": "x", "addresses": ["10.0.0.1/24"]},
+                         400, "VALIDATION_ERROR", "addresses.0")
+        await self.error("POST", "/api/clients", {"name": "x", "addresses": []}, 400,
+                         "VALIDATION_ERROR")
+        await self.error("POST", "/api/clients", {
+            "name": "x", "addresses": ["10.0.0.1"],
+            "schedules": [{"days": ["mon"], "start": "25:00", "end": "07:00"}]},
+            400, "VALIDATION_ERROR")
+        await self.error("POST", "/api/clients", {
+            "name": "x", "addresses": ["10.0.0.1"],
+            "schedules": [{"days": ["mon"], "start": "21:00", "end": "07:00",
+                           "block": "lists"}]}, 400, "VALIDATION_ERROR", "schedules.0.blocklists")
+        await self.error("POST", "/api/clients", {"name": "x", "addresses": ["10.0.0.1"],
+                                                  "blocklists": [4]},
+                         400, "VALIDATION_ERROR", "blocklists")
+        await self.ok("POST", "/api/clients", {"name": "Kids", "addresses": ["10.0.0.0/24"]},
+                      201)
+        await self.error("POST", "/api/clients", {"name": "kids", "addresses": ["10.0.1.1"]},
+                         409, "DUPLICATE")
+        await self.error("POST", "/api/clients", {"name": "y", "addresses": ["10.0.0.0/24"]},
+                         409, "DUPLICATE")
+        # Re-saving a client with its own name and addresses is fine.
+        await self.ok("PUT", "/api/clients/1", {"name": "Kids", "addresses": ["10.0.0.0/24"],
+                                                "comment": "bedroom"})
+
+
+class BlocklistApiTests(ApiCase):
+    async def test_create_refresh_and_enforce(self):
+        self.api.lists.serve("/ads.txt", "0.0.0.0 ads.example.com\n")
+        self.api.refresher.startService()
+        self.addCleanup(self.api.refresher.stopService)
+        created = await self.ok("POST", "/api/blocklists", {
+            "name": "Ads", "url": "http://lists.test/ads.txt"}, 201)
+        self.assertEqual((created["mode"], created["global"], created["domains"]),
+                         ("enabled", True, 0))
+        refreshed = await self.ok("POST", "/api/blocklists/1/refresh")
+        self.assertEqual((refreshed["domains"], refreshed["ok"], refreshed["last_error"]),
+                         (1, True, ""))
+        await self.api.engine.settled()
+        self.assertEqual(self.api.decide("ads.example.com"), (BLOCK, "blocklist:1"))
+        await self.ok("PATCH", "/api/blocklists/1", {"mode": "shadow"})
+        self.assertEqual(self.api.decide("ads.example.com"), (PASS, ""))
+        self.api.lists.serve("/ads.txt", "", status=503)
+        failed = await self.error("POST", "/api/blocklists/1/refresh", None, 502,
+                                  "REFRESH_FAILED")
+        self.assertIn("previous contents stay in use", failed["message"])
+        self.assertEqual((await self.ok("GET", "/api/blocklists/1"))["domains"], 1)
+
+    async def test_refresh_refused_where_the_refresher_is_not_running(self):
+        await self.ok("POST", "/api/blocklists", {"name": "A", "url": "http://x.test/a"}, 201)
+        await self.error("POST", "/api/blocklists/1/refresh", None, 503, "UNAVAILABLE")
+        await self.error("POST", "/api/blocklists/2/refresh", None, 404, "NOT_FOUND")
+
+    async def test_validation_duplicates_and_in_use(self):
+        await self.error("POST", "/api/blocklists", {"name": "A", "url": "ftp://x/a"}, 400,
+                         "VALIDATION_ERROR", "url")
+        await self.error("POST", "/api/blocklists", {"name": "A", "url": "http://x.test/a",
+                                                     "mode": "on"}, 400, "VALIDATION_ERROR")
+        await self.ok("POST", "/api/blocklists", {"name": "A", "url": "http://x.test/a"}, 201)
+        await self.error("POST", "/api/blocklists", {"name": "B", "url": "http://x.test/a"},
+                         409, "DUPLICATE")
+        await self.ok("POST", "/api/clients", {"name": "kid", "addresses": ["10.0.0.9"],
+                                               "use_global_blocklists": False,
+                                               "blocklists": [1]}, 201)
+        await self.error("DELETE", "/api/blocklists/1", None, 409, "IN_USE")
+        await self.ok("PATCH", "/api/clients/1", {"blocklists": []})
+        await self.ok("DELETE", "/api/blocklists/1", status=204)
+
+
+class RewriteApiTests(ApiCase):
+    async def test_rewrites(self):
+        r = await self.ok("POST", "/api/dns/rewrites", {"domain": "NAS.home",
+                                                        "answer": "192.168.1.10"}, 201)
+        self.assertEqual((r["domain"], r["ttl"]), ("nas.home", 300))
+        self.assertEqual(self.api.decide("nas.home"), (REWRITE, "rewrite:1"))
+        await self.error("POST", "/api/dns/rewrites", {"domain": "nas.home",
+                                                       "answer": "192.168.1.10"}, 409,
+                         "DUPLICATE")
+        await self.error("POST", "/api/dns/rewrites", {"domain": "nas.home",
+                                                       "answer": "other.home"}, 409, "CONFLICT")
+        await self.error("POST", "/api/dns/rewrites", {"domain": "x.home", "answer": "a b"},
+                         400, "VALIDATION_ERROR", "answer")
+        await self.error("POST", "/api/dns/rewrites", {"domain": "*x.home", "answer": "1.2.3.4"},
+                         400, "VALIDATION_ERROR", "domain")
+        await self.ok("POST", "/api/dns/rewrites", {"domain": "*.lab.home", "answer": "fd00::1",
+                                                    "ttl": 60}, 201)
+        self.assertEqual(self.api.decide("a.lab.home", qtype=28), (REWRITE, "rewrite:2"))
+
+
+class ProtectionApiTests(ApiCase):
+    async def test_pause_for_a_while_and_resume(self):
+        await self.ok("POST", "/api/rules", {"pattern": "ads.example", "action": "block"}, 201)
+        state = await self.ok("POST", "/api/protection/pause", {"minutes": 1.5})
+        self.assertEqual((state["paused"], state["remaining_seconds"]), (True, 90))
+        self.assertEqual(self.api.decide("ads.example"), (PASS, "protection:paused"))
+        self.api.clock.advance(90)
+        self.assertEqual(self.api.decide("ads.example"), (BLOCK, "rule:1"))
+        self.assertEqual((await self.ok("GET", "/api/protection"))["enabled"], True)
+        state = await self.ok("POST", "/api/protection/pause", {})
+        self.assertEqual((state["paused"], state["until"]), (True, None))
+        self.api.clock.advance(86400 * 30)
+        self.assertEqual(self.api.decide("ads.example"), (PASS, "protection:paused"))
+        state = await self.ok("DELETE", "/api/protection/pause")
+        self.assertEqual(state["enabled"], True)
+        self.assertEqual(self.api.decide("ads.example"), (BLOCK, "rule:1"))
+        await self.error("POST", "/api/protection/pause", {"minutes": 1, "seconds": 5}, 400,
+                         "VALIDATION_ERROR")
+        await self.error("POST", "/api/protection/pause", {"minutes": -1}, 400,
+                         "VALIDATION_ERROR")
+
+
+class SettingsApiTests(ApiCase):
+    async def test_settings(self):
+        s = await self.ok("GET", "/api/filtering/settings")
+        self.assertEqual((s["query_log_days"], s["refresh_hours"]), (7, 24))
+        await self.error("PUT", "/api/filtering/settings", {"time_zone": "Nowhere/Land"}, 400,
+                         "VALIDATION_ERROR", "time_zone")
+        s = await self.ok("PUT", "/api/filtering/settings", {"time_zone": "Asia/Tokyo",
+                                                             "query_log_days": 2})
+        self.assertEqual((s["effective_time_zone"], s["query_log_days"], s["refresh_hours"]),
+                         ("Asia/Tokyo", 2, 24))
+        status = await self.ok("GET", "/api/filtering/status")
+        self.assertEqual(status["time_zone"], "Asia/Tokyo")

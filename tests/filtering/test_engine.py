@@ -1,0 +1,147 @@
+"""
+The policy engine against a real store: configuration changes become a new
+snapshot (synchronously when no list contents must be loaded), time
+boundaries swap snapshots by themselves, list work is cached by content.
+"""
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+
+from sentinel.dns.decision import BLOCK, PASS, PolicySource
+from sentinel.filtering import engine as engine_module
+from sentinel.filtering import listcache
+from sentinel.filtering.engine import PolicyEngine
+from tests.filtering.helpers import list_blob, wire
+from tests.filtering.storehelp import inline, open_store
+
+
+class EngineTests(TestCase):
+    async def start(self, now=1000.0):
+        self.store = await open_store(self)
+        self.clock = Clock()
+        self.clock.advance(now)
+        self.source = PolicySource()
+        self.engine = PolicyEngine(self.store, self.clock, self.source, run=inline)
+        self.engine.startService()
+        self.addCleanup(self.engine.stopService)
+        await self.engine.settled()
+
+    def decide(self, name, ip="192.168.1.50"):
+        d = self.source.current.decide(ip, wire(name), 1)
+        return d.action, d.reason
+
+    async def add_list(self, text, **fields):
+        sha, blob = list_blob(text)
+
+        async def tx(ctx):
+            await ctx.put_blob(blob)
+            data = {"name": "l", "url": "http://127.0.0.1/l", "content": {"sha256": sha}}
+            data.update(fields)
+            return await ctx.create("blocklist", data)
+
+        entity = await self.store.transact(tx)
+        await self.engine.settled()
+        return int(entity.key)
+
+    async def test_loads_existing_configuration_at_start(self):
+        store = await open_store(self)
+        await store.create("rule", {"pattern": "ads.example", "action": "block"})
+        self.store, self.source = store, PolicySource()
+        engine = PolicyEngine(store, Clock(), self.source, run=inline)
+        engine.startService()
+        self.addCleanup(engine.stopService)
+        await engine.settled()
+        self.assertEqual(self.decide("x.ads.example"), (BLOCK, "rule:1"))
+
+    async def test_rule_is_enforced_when_the_write_returns(self):
+        await self.start()
+        await self.store.create("rule", {"pattern": "ads.example", "action": "block"})
+        # No waiting: the commit notification rebuilt the snapshot already.
+        self.assertEqual(self.decide("ads.example"), (BLOCK, "rule:1"))
+        await self.store.delete("rule", 1)
+        self.assertEqual(self.decide("ads.example"), (PASS, ""))
+
+    async def test_rule_change_reuses_merged_lists(self):
+        await self.start()
+        merges = []
+        real = listcache.merge
+        self.patch(engine_module, "merge", lambda *a: merges.append(a) or real(*a))
+        list_id = await self.add_list("ads.example.com\n")
+        self.assertEqual(len(merges), 1)
+        merged = self.source.current.default.lists
+        await self.store.create("rule", {"pattern": "x.example", "action": "block"})
+        await self.store.create("client", {"name": "c", "addresses": ["10.0.0.1"]})
+        self.assertEqual(len(merges), 1)
+        self.assertIs(self.source.current.default.lists, merged)
+        self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{list_id}"))
+        self.assertEqual(self.decide("x.example"), (BLOCK, "rule:1"))
+
+    async def test_new_contents_replace_old(self):
+        await self.start()
+        list_id = await self.add_list("old.example\n")
+        sha, blob = list_blob("new.example\n")
+
+        async def tx(ctx):
+            await ctx.put_blob(blob)
+            e = await ctx.get("blocklist", list_id)
+            await ctx.put("blocklist", list_id, dict(e.data, content={"sha256": sha}))
+
+        await self.store.transact(tx)
+        await self.engine.settled()
+        self.assertEqual(self.decide("old.example"), (PASS, ""))
+        self.assertEqual(self.decide("new.example"), (BLOCK, f"blocklist:{list_id}"))
+        self.assertEqual(set(self.engine.cache.decoded), {sha})
+
+    async def test_missing_blob_skips_that_list_only(self):
+        await self.start()
+        await self.store.create("blocklist", {"name": "x", "url": "http://127.0.0.1/x",
+                                              "content": {"sha256": "0" * 64}})
+        good = await self.add_list("ads.example\n")
+        await self.store.create("rule", {"pattern": "r.example", "action": "block"})
+        await self.engine.settled()
+        self.assertEqual(self.decide("ads.example"), (BLOCK, f"blocklist:{good}"))
+        self.assertEqual(self.decide("r.example"), (BLOCK, "rule:1"))
+
+    async def test_status_only_change_keeps_the_snapshot(self):
+        await self.start()
+        list_id = await self.add_list("ads.example\n")
+        before = self.source.current
+        e = await self.store.get("blocklist", list_id)
+        await self.store.put("blocklist", list_id, dict(e.data, status={"checked_at": 1}))
+        await self.engine.settled()
+        self.assertIs(self.source.current, before)
+
+    async def test_pause_expires_by_itself(self):
+        await self.start(now=1000.0)
+        await self.store.create("rule", {"pattern": "ads.example", "action": "block"})
+        await self.store.put("setting", "protection", {"paused": True, "until": 1060.0})
+        self.assertEqual(self.decide("ads.example"), (PASS, "protection:paused"))
+        self.clock.advance(59.9)
+        self.assertEqual(self.decide("ads.example"), (PASS, "protection:paused"))
+        self.clock.advance(0.1)
+        self.assertEqual(self.decide("ads.example"), (BLOCK, "rule:1"))
+
+    async def test_schedule_boundaries_swap_snapshots(self):
+        # 1704067200 = Monday 2024-01-01 00:00 UTC
+        await self.start(now=1704067200.0 + 8 * 3600 - 1)
+        await self.store.put("setting", "filtering", {"time_zone": "UTC"})
+        await self.store.create("client", {
+            "name": "tablet", "addresses": ["192.168.1.7"],
+            "schedules": [{"days": ["mon"], "start": "08:00", "end": "08:30"}]})
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (PASS, ""))
+        self.clock.advance(1)
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
+        self.clock.advance(1800 - 1)
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
+        self.clock.advance(1)
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (PASS, ""))
+        # ...and next Monday again, with nothing but the clock moving.
+        self.clock.advance(7 * 86400 - 1800)
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
+
+    async def test_invalid_entity_from_sync_is_skipped(self):
+        await self.start()
+        await self.store.create("rule", {"pattern": "ok.example", "action": "block"})
+        await self.store.create("rule", {"pattern": 42})
+        await self.store.create("client", {"addresses": "nonsense"})
+        self.assertEqual(self.decide("ok.example"), (BLOCK, "rule:1"))

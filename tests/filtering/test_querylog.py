@@ -1,0 +1,128 @@
+"""
+The query-log buffer and writer: O(1) bounded appends, batched flushes,
+DNS never waits and nothing is lost while the store merely hiccups,
+retention by age and count.
+"""
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from sentinel.filtering.querylog import QueryLog, QueryLogService
+from sentinel.store import QueryLogFilter
+from tests.filtering.helpers import wire
+from tests.filtering.storehelp import open_store
+
+
+def record(log, n=1, name="ads.example.com", ts=1000.0, decision="blocked"):
+    for i in range(n):
+        log.record(ts + i, "192.168.1.5", "tv", wire(name), 1, decision, "blocklist:1", "",
+                   3, 0.25)
+
+
+class FlakyStore:
+    """Stands in for a store whose writes hang or fail (the rest is unused)."""
+
+    def __init__(self):
+        self.batches = []
+        self.mode = "ok"
+        self.pending = []
+
+    def subscribe(self, observer):
+        return lambda: None
+
+    def append_query_logs(self, rows):
+        if self.mode == "fail":
+            return fail(RuntimeError("database is down"))
+        if self.mode == "hang":
+            d = Deferred()
+            self.pending.append((d, rows))
+            return d
+        self.batches.append(rows)
+        return succeed(None)
+
+
+class BufferTests(SynchronousTestCase):
+    def setUp(self):
+        self.log = QueryLog(capacity=5)
+        self.store = FlakyStore()
+        self.service = QueryLogService(self.log, self.store, Clock(), batch=2)
+
+    def test_bounded_drops_are_counted(self):
+        record(self.log, 8)
+        self.assertEqual((len(self.log.buffer), self.log.dropped), (5, 3))
+        self.assertEqual(self.log.decisions, {"blocked": 8})
+
+    def test_bad_rows_do_not_wedge_the_writer(self):
+        self.log.record(None, None, None, None, None, None, None, None, None, None)
+        self.log.record("x", "1.2.3.4", "", b"\x01a\x00", "A", "forwarded", "", "", "?", "")
+        record(self.log, 1)
+        self.successResultOf(self.service.flush())
+        self.assertEqual([len(b) for b in self.store.batches], [1])
+        self.assertEqual((len(self.log.buffer), self.log.dropped), (0, 2))
+
+    def test_flush_in_batches_with_names_decoded(self):
+        record(self.log, 5)
+        self.successResultOf(self.service.flush())
+        self.assertEqual([len(b) for b in self.store.batches], [2, 2, 1])
+        row = self.store.batches[0][0]
+        self.assertEqual(row, (1000.0, "192.168.1.5", "tv", "ads.example.com", 1, "blocked",
+                               "blocklist:1", "", 3, 0.25))
+        self.assertEqual((len(self.log.buffer), self.log.written), (0, 5))
+
+    def test_store_down_keeps_rows_and_dns_is_not_delayed(self):
+        record(self.log, 3)
+        self.store.mode = "fail"
+        self.successResultOf(self.service.flush())
+        self.assertEqual((len(self.log.buffer), self.log.failures, self.log.dropped), (3, 1, 0))
+        record(self.log, 4)  # still O(1) appends; only what does not fit is dropped
+        self.assertEqual((len(self.log.buffer), self.log.dropped), (5, 2))
+        self.store.mode = "ok"
+        self.successResultOf(self.service.flush())
+        self.assertEqual(sum(len(b) for b in self.store.batches), 5)
+        self.assertEqual([r[0] for b in self.store.batches for r in b],
+                         [1000.0, 1001.0, 1002.0, 1000.0, 1001.0])
+
+    def test_slow_store_one_flush_at_a_time(self):
+        record(self.log, 2)
+        self.store.mode = "hang"
+        first = self.service.flush()
+        again = self.service.flush()
+        self.assertIs(first, again)
+        record(self.log, 2)  # recording goes on meanwhile
+        self.assertEqual(len(self.store.pending), 1)
+        d, rows = self.store.pending.pop()
+        d.callback(None)
+        self.successResultOf(first)
+        self.assertEqual(len(self.log.buffer), 2)
+
+
+class WriterTests(TestCase):
+    async def test_periodic_flush_retention_and_disabling(self):
+        store = await open_store(self)
+        clock = Clock()
+        clock.advance(10 * 86400)
+        log = QueryLog()
+        service = QueryLogService(log, store, clock, interval=1.0)
+        service.startService()
+        self.addCleanup(service.stopService)
+        old = 10 * 86400 - 8 * 86400
+        record(log, 3, ts=old)
+        record(log, 3, ts=clock.seconds() - 60)
+        clock.advance(1.0)
+        await service.flush()
+        self.assertEqual(await store.count_query_logs(), 6)
+        await service.retention()
+        self.assertEqual(await store.count_query_logs(), 3)  # 7 days by default
+        await store.put("setting", "filtering", {"query_log_max_rows": 1000,
+                                                 "query_log_days": 365})
+        record(log, 1200, ts=clock.seconds())
+        await service.flush()
+        await service.retention()
+        rows = await store.query_logs(QueryLogFilter(limit=5000))
+        self.assertEqual(len(rows), 1000)
+        self.assertEqual(rows[0]["ts"], clock.seconds() + 1199)  # the newest are kept
+        await store.put("setting", "filtering", {"query_log_enabled": False})
+        record(log, 5)
+        self.assertEqual(len(log.buffer), 0)
+        self.assertEqual(log.decisions["blocked"], 1211)  # metrics still count

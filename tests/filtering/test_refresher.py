@@ -1,0 +1,185 @@
+"""
+Blocklist downloads (in memory via StubTreq): formats stored and enforced,
+conditional requests, limits, failures that keep the last good contents
+and raise one notification, refresh at start / on schedule / for new lists.
+"""
+
+from treq.testing import StubTreq
+from twisted.internet import reactor
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import TestCase
+
+from sentinel.dns.decision import ALLOW, BLOCK, PASS, PolicySource
+from sentinel.filtering.engine import PolicyEngine
+from sentinel.filtering.listformat import decode
+from sentinel.filtering.names import key_to_name
+from sentinel.filtering.refresher import BlocklistRefresher
+from tests.filtering.helpers import wire
+from tests.filtering.listserver import ListResource
+from tests.filtering.storehelp import inline, open_store
+
+HOSTS = "# hosts\n127.0.0.1 localhost\n0.0.0.0 ads.example.com\n0.0.0.0 track.example.net\n"
+ADBLOCK = "[Adblock Plus 2.0]\n||ads.example.org^\n@@||ok.ads.example.org^\nx.com##.ad\n"
+PLAIN = "# plain\nplain.example.com\n*.wild.example.com\nbücher.example\n"
+
+
+class RefresherTests(TestCase):
+    async def setUp(self):
+        self.store = await open_store(self)
+        self.clock = Clock()
+        self.clock.advance(1_000_000)
+        self.lists = ListResource()
+        self.http = StubTreq(self.lists)
+        self.source = PolicySource()
+        self.engine = PolicyEngine(self.store, self.clock, self.source, run=inline)
+        self.engine.startService()
+        self.addCleanup(self.engine.stopService)
+        await self.engine.settled()
+        self.refresher = BlocklistRefresher(self.store, self.clock, self.http, run=inline,
+                                            fetch_options={"max_bytes": 10_000})
+
+    def start_refresher(self):
+        self.refresher.startService()
+        self.addCleanup(self.refresher.stopService)
+
+    async def add(self, path, **fields):
+        data = {"name": path, "url": f"http://lists.test{path}"}
+        data.update(fields)
+        return int((await self.store.create("blocklist", data)).key)
+
+    async def refresh(self, list_id):
+        data = await self.refresher.refresh(list_id)
+        await self.engine.settled()
+        return data
+
+    async def checked(self):
+        """Wait for the refresher's latest due-check (and let its loop reschedule)."""
+        await self.refresher.checking
+        await deferLater(reactor, 0)
+
+    def decide(self, name):
+        d = self.source.current.decide("192.168.1.2", wire(name), 1)
+        return d.action, d.reason
+
+    async def stored_names(self, list_id):
+        data = (await self.store.get("blocklist", list_id)).data
+        blocked, allowed = decode(await self.store.get_blob(data["content"]["sha256"]))
+        return sorted(map(key_to_name, blocked)), sorted(map(key_to_name, allowed))
+
+    async def test_each_format_is_stored_normalized_and_enforced(self):
+        self.lists.serve("/hosts", HOSTS)
+        self.lists.serve("/adblock", ADBLOCK)
+        self.lists.serve("/plain", PLAIN)
+        ids = [await self.add(p) for p in ("/hosts", "/adblock", "/plain")]
+        for i in ids:
+            data = await self.refresh(i)
+            self.assertTrue(data["status"]["ok"], data)
+        self.assertEqual(await self.stored_names(ids[0]),
+                         (["ads.example.com", "track.example.net"], []))
+        self.assertEqual(await self.stored_names(ids[1]),
+                         (["ads.example.org"], ["ok.ads.example.org"]))
+        self.assertEqual(await self.stored_names(ids[2]), (
+            ["plain.example.com", "wild.example.com", "xn--bcher-kva.example"], []))
+        content = (await self.store.get("blocklist", ids[1])).data["content"]
+        self.assertEqual((content["domains"], content["allows"], content["skipped"]), (1, 1, 1))
+        self.assertEqual(self.decide("x.ads.example.com"), (BLOCK, f"blocklist:{ids[0]}"))
+        self.assertEqual(self.decide("ads.example.org"), (BLOCK, f"blocklist:{ids[1]}"))
+        self.assertEqual(self.decide("ok.ads.example.org"), (ALLOW, f"blocklist:{ids[1]}"))
+        self.assertEqual(self.decide("a.wild.example.com"), (BLOCK, f"blocklist:{ids[2]}"))
+
+    async def test_conditional_request_and_unchanged_contents(self):
+        self.lists.serve("/l", HOSTS, etag='"v1"')
+        list_id = await self.add("/l")
+        first = await self.refresh(list_id)
+        self.clock.advance(10)
+        revision = await self.store.revision()
+        second = await self.refresh(list_id)
+        self.assertEqual(self.lists.requests[-1][1], '"v1"')
+        self.assertEqual(second["content"], first["content"])
+        self.assertEqual(await self.store.revision(), revision + 1)  # status only
+
+    async def test_failure_keeps_contents_and_notifies_once_per_error(self):
+        self.lists.serve("/l", HOSTS)
+        list_id = await self.add("/l")
+        await self.refresh(list_id)
+        self.lists.serve("/l", "oops", status=500)
+        for _ in range(2):
+            data = await self.refresh(list_id)
+        self.assertEqual(data["status"]["ok"], False)
+        self.assertIn("HTTP 500", data["status"]["error"])
+        self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{list_id}"))
+        notes = await self.store.list_notifications()
+        self.assertEqual(len(notes), 1)
+        self.assertIn("previous contents stay in use", notes[0]["message"])
+        self.lists.serve("/l", "<html>error page</html>\n<body>x</body>")
+        data = await self.refresh(list_id)
+        self.assertIn("no domains found", data["status"]["error"])
+        self.assertEqual(len(await self.store.list_notifications()), 2)
+        self.lists.serve("/l", "new.example.com\n")
+        data = await self.refresh(list_id)
+        self.assertEqual((data["status"]["ok"], data["content"]["domains"]), (True, 1))
+        self.assertEqual(self.decide("ads.example.com"), (PASS, ""))
+
+    async def test_limits_size_redirects_scheme(self):
+        self.lists.serve("/big", "a.example.com\n" * 2000)
+        self.lists.serve("/loop", "", status=302, headers={"Location": "/loop"})
+        self.lists.serve("/ftp", "", status=301, headers={"Location": "ftp://x/y"})
+        self.lists.serve("/moved", "", status=301, headers={"Location": "/real"})
+        self.lists.serve("/real", "real.example.com\n")
+        errors = {}
+        for path in ("/big", "/loop", "/ftp", "/moved", "/missing"):
+            data = await self.refresh(await self.add(path))
+            errors[path] = data["status"]["error"]
+        self.assertIn("larger than the limit", errors["/big"])
+        self.assertIn("more than 5 redirects", errors["/loop"])
+        self.assertIn("only http and https", errors["/ftp"])
+        self.assertEqual(errors["/moved"], "")
+        self.assertIn("HTTP 404", errors["/missing"])
+
+    async def test_timeout(self):
+        self.lists.serve("/slow", "", status="hang")
+        list_id = await self.add("/slow")
+        d = self.refresher.refresh(list_id)
+        while not self.lists.hanging:
+            await deferLater(reactor, 0.01)
+        self.assertNoResult(d)
+        self.clock.advance(60)
+        data = await d
+        self.assertIn("within 60 seconds", data["status"]["error"])
+
+    async def test_refresh_at_start_on_schedule_and_for_new_lists(self):
+        self.lists.serve("/a", HOSTS)
+        self.lists.serve("/b", PLAIN)
+        self.lists.serve("/c", PLAIN)
+        a = await self.add("/a")
+        await self.add("/c", mode="disabled")  # disabled and unused: not downloaded
+        self.start_refresher()
+        await self.checked()
+        await self.engine.settled()
+        self.assertEqual(self.lists.count("/a"), 1)
+        self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{a}"))
+        b = await self.add("/b")  # a new list is downloaded at once
+        await self.refresher.refresh(b)
+        self.assertEqual(self.lists.count("/b"), 1)
+        self.clock.advance(23 * 3600)
+        await self.checked()
+        self.assertEqual(self.lists.count("/a"), 1)
+        self.clock.advance(3600)
+        await self.checked()
+        self.assertEqual(self.lists.count("/a"), 2)
+        self.assertEqual(self.lists.count("/c"), 0)
+
+    async def test_url_change_downloads_new_source_without_condition(self):
+        self.lists.serve("/a", HOSTS, etag='"x"')
+        self.lists.serve("/b", PLAIN, etag='"x"')
+        list_id = await self.add("/a")
+        await self.refresh(list_id)
+        data = (await self.store.get("blocklist", list_id)).data
+        await self.store.put("blocklist", list_id, dict(data, url="http://lists.test/b"))
+        data = await self.refresh(list_id)
+        self.assertEqual(self.lists.requests[-1], ("/b", None, None))
+        self.assertEqual(data["content"]["domains"], 3)
+        # The old contents are gone from the store.
+        self.assertEqual(len(await self.store.db.run(
+            lambda tx: tx.execute("SELECT sha256 FROM blobs"), write=False)), 1)
+

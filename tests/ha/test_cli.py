@@ -1,0 +1,59 @@
+"""sentinel-keepalived's command line: options, environment, render."""
+
+import io
+import os
+import tempfile
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from sentinel.ha import cli
+from tests.ha.fakes import write_config
+
+
+class ParseTests(SynchronousTestCase):
+    def test_defaults_follow_the_data_dir(self):
+        command, opts = cli.parse([], {})
+        self.assertEqual(command, "run")
+        self.assertEqual(opts["data-dir"], "/var/lib/sentinel")
+        self.assertEqual(opts["role-file"], "/var/lib/sentinel/sentinel/cluster_role")
+        self.assertEqual(opts["runtime-dir"], "/run/sentinel-keepalived")
+
+    def test_environment_and_options(self):
+        env = {"SENTINEL_DATA_DIR": "/data", "CLUSTER_ROLE_FILE": "/data/role",
+               "SENTINEL_HA_RUNTIME_DIR": "/run/x", "SENTINEL_NETINFO_INTERVAL": "10"}
+        _, opts = cli.parse(["run", "--runtime-dir=/run/y"], env)
+        self.assertEqual((opts["data-dir"], opts["role-file"], opts["runtime-dir"],
+                          opts["netinfo-interval"]), ("/data", "/data/role", "/run/y", 10.0))
+
+    def test_mistakes(self):
+        for argv in (["bogus"], ["--nope", "1"], ["--data-dir"], ["--netinfo-interval", "0"],
+                     ["--data-dir", " "]):
+            self.assertRaises(cli.UsageError, cli.parse, argv, {})
+        self.assertEqual(cli.main(["--nope"], {}), 2)
+
+    def test_help(self):
+        self.assertRaises(cli.HelpRequested, cli.parse, ["--help"], {})
+
+
+class RenderCommandTests(SynchronousTestCase):
+    def test_render_hides_the_password(self):
+        data = tempfile.mkdtemp()
+        write_config(data, password="a|b&c")
+        _, opts = cli.parse(["render", "--data-dir", data], {})
+        out = io.StringIO()
+        self.assertEqual(cli.render_command(opts, out), 0)
+        text = out.getvalue()
+        self.assertIn("auth_pass <hidden>", text)
+        self.assertNotIn("a|b&c", text)
+        self.assertIn("virtual_router_id 53", text)
+
+    def test_render_reports_a_broken_file(self):
+        data = tempfile.mkdtemp()
+        path = write_config(data)
+        with open(path, "w") as f:
+            f.write("{")
+        _, opts = cli.parse(["render", "--data-dir", data], {})
+        out = io.StringIO()
+        self.assertEqual(cli.render_command(opts, out), 1)
+        self.assertIn("not valid JSON", out.getvalue())
+        self.assertTrue(os.path.exists(path))

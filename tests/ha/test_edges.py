@@ -1,0 +1,123 @@
+"""The sidecar's real edges on loopback: daemon liveness, the notify FIFO, keepalived processes."""
+
+import os
+import sys
+import tempfile
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.protocol import Factory, Protocol
+from twisted.trial.unittest import TestCase
+
+from sentinel.ha.keepalived import Keepalived, Launcher
+from sentinel.ha.liveness import DaemonWatch
+from sentinel.ha.notify import FifoReader
+
+
+def wait_for(predicate, timeout=5.0):
+    async def poll():
+        for _ in range(int(timeout / 0.01)):
+            if predicate():
+                return True
+            await task.deferLater(reactor, 0.01, lambda: None)
+        raise AssertionError("condition not reached")
+    return defer.ensureDeferred(poll())
+
+
+class _Server(Protocol):
+    def connectionMade(self):
+        self.factory.connections.append(self)
+
+
+class LivenessTests(TestCase):
+    async def test_port_vanishing_is_noticed_at_once(self):
+        factory = Factory.forProtocol(_Server)
+        factory.connections = []
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        number = port.getHost().port
+        changes = []
+        watch = DaemonWatch(reactor, "127.0.0.1", number, changes.append)
+        watch.start()
+        self.addCleanup(watch.stop)
+        await wait_for(lambda: changes == [True])
+        # The daemon "dies": listener closed, its connections dropped.
+        await port.stopListening()
+        for c in factory.connections:
+            c.transport.abortConnection()
+        started = reactor.seconds()
+        await wait_for(lambda: changes == [True, False])
+        self.assertLess(reactor.seconds() - started, 0.5)
+        # It comes back on the same port.
+        port = reactor.listenTCP(number, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        await wait_for(lambda: changes == [True, False, True])
+
+    async def test_idle_close_by_the_daemon_is_not_a_death(self):
+        factory = Factory.forProtocol(_Server)
+        factory.connections = []
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        changes = []
+        watch = DaemonWatch(reactor, "127.0.0.1", port.getHost().port, changes.append)
+        watch.start()
+        self.addCleanup(watch.stop)
+        await wait_for(lambda: factory.connections)
+        factory.connections[0].transport.loseConnection()
+        await wait_for(lambda: len(factory.connections) == 2)  # reconnected
+        self.assertEqual(changes, [True])
+
+
+class FifoTests(TestCase):
+    async def test_lines_in_order_across_writer_reopen(self):
+        path = os.path.join(tempfile.mkdtemp(), "notify.fifo")
+        lines = []
+        fifo = FifoReader(path, lines.append, reactor)
+        fifo.startReading()
+        self.addCleanup(fifo.close)
+        for states in (("BACKUP", "MASTER"), ("FAULT",)):  # keepalived restarts in between
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            os.write(fd, "".join(f'INSTANCE "sentinel" {s} 120\n' for s in states).encode())
+            os.close(fd)
+        await wait_for(lambda: len(lines) == 3)
+        self.assertEqual([line.split()[2] for line in lines], ["BACKUP", "MASTER", "FAULT"])
+
+
+FAKE_KEEPALIVED = """
+import signal, sys, time
+signal.signal(signal.SIGHUP, lambda *a: print("reloaded", flush=True))
+signal.signal(signal.SIGTERM, lambda *a: (print("stopping", flush=True), sys.exit(0)))
+if "--config-test" in sys.argv:
+    print("(line 1) nonsense", flush=True)
+    sys.exit(5 if "bad" in " ".join(sys.argv) else 0)
+print("started", " ".join(sys.argv[1:]), flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+class ProcessTests(TestCase):
+    """Keepalived supervision with a real child process (a stand-in script)."""
+
+    def setUp(self):
+        d = tempfile.mkdtemp()
+        self.binary = os.path.join(d, "keepalived")
+        with open(self.binary, "w") as f:
+            f.write(f"#!{sys.executable}\n{FAKE_KEEPALIVED}")
+        os.chmod(self.binary, 0o755)
+        self.lines = []
+        self.ka = Keepalived(reactor, Launcher(reactor), self.binary, d, self.lines.append)
+        self.addCleanup(self.ka.stop)
+
+    async def test_config_test_start_reload_stop(self):
+        ok, errors = await self.ka.config_test("/x/good.conf")
+        self.assertTrue(ok)
+        ok, errors = await self.ka.config_test("/x/bad.conf")
+        self.assertFalse(ok)
+        self.assertIn("(line 1) nonsense", errors)
+        self.ka.start("/x/good.conf")
+        await wait_for(lambda: any(line.startswith("started") for line in self.lines))
+        self.ka.reload()
+        await wait_for(lambda: "reloaded" in self.lines)
+        self.assertEqual(self.ka.state, "running")
+        await self.ka.stop()
+        self.assertIn("stopping", self.lines)
+        self.assertEqual(self.ka.state, "stopped")
