@@ -16,9 +16,15 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from sentinel.api.auth import AuthApi
+from sentinel.api.backup_checks import default_validators
 from sentinel.api.ha import HaApi, treq_fetch
 from sentinel.api.health import HealthApi
+from sentinel.api.maintenance import MaintenanceApi
+from sentinel.api.notifications import NotificationsApi
 from sentinel.api.openapi import OpenApiApi
+from sentinel.api.secrets import SecretsApi
+from sentinel.api.settings import SettingsApi
+from sentinel.api.system import SystemApi
 from sentinel.auth import (
     AdminAuthenticator, ApiTokens, LoginThrottle, PasswordHasher, Sessions, Users,
 )
@@ -216,6 +222,19 @@ def _wire_web(w):
 
 def _wire_http(w):
     w.areas.insert(0, HealthApi(w.store, w.health_checks))
+    for kind, validate in default_validators().items():
+        w.entity_validators.setdefault(kind, validate)
+    if getattr(w, "dns_stats", None) is not None:
+        w.status_providers.setdefault("dns", w.dns_stats.snapshot)
+    if getattr(w, "readiness", None) is not None:
+        w.status_providers.setdefault("cluster", w.readiness.answer)
+    w.areas += [
+        SettingsApi(w.store),
+        SecretsApi(w.secrets, w.secret_catalog),
+        NotificationsApi(w.store),
+        MaintenanceApi(w.store, w.secrets, w.entity_validators, w.reactor),
+        SystemApi(w.store, w.status_providers, w.reactor),
+    ]
     w.areas.append(OpenApiApi(lambda: site.endpoints, w.authenticators))
     gate = Gate(authenticators=w.authenticators, guard=w.guard)
     w.site = site = Site(w.areas, gate, fallback=w.web)

@@ -5,6 +5,7 @@ error handler; anything else is served by the web UI resource.
 """
 
 import json
+import re
 
 import jsonschema
 from klein import Klein
@@ -129,7 +130,22 @@ def _read_body(call, validator):
         raise ApiError(400, "BAD_JSON", f"The body is not valid JSON: {e}") from None
     except RecursionError:
         raise ApiError(400, "BAD_JSON", "The body is nested too deeply.") from None
+    if _MAYBE_SURROGATE.search(raw) and not _encodable(body):
+        # "\ud800" alone is valid JSON but no valid text: it could not be
+        # stored or sent on as UTF-8.
+        raise ApiError(400, "BAD_JSON", "The body contains a lone surrogate (\\ud800-\\udfff).")
     call.body = check(validator, body)
+
+
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _encodable(value):
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _no_constant(name):

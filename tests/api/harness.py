@@ -20,7 +20,12 @@ from zope.interface import implementer
 
 from sentinel.api.auth import AuthApi
 from sentinel.api.health import HealthApi
+from sentinel.api.maintenance import MaintenanceApi
+from sentinel.api.notifications import NotificationsApi
 from sentinel.api.openapi import OpenApiApi
+from sentinel.api.secrets import SecretsApi
+from sentinel.api.settings import SettingsApi
+from sentinel.api.system import SystemApi
 from sentinel.api.site import Gate, Site
 from sentinel.auth import (
     AdminAuthenticator, ApiTokens, LoginThrottle, PasswordHasher, Sessions, Users,
@@ -178,6 +183,13 @@ class Api:
             HealthApi(self.store),
             AuthApi(self.users, self.sessions, self.api_tokens, self.throttle,
                     self.authenticator),
+        ]
+        self.areas += [
+            SettingsApi(self.store),
+            SecretsApi(self.secrets, self.secret_catalog),
+            NotificationsApi(self.store),
+            MaintenanceApi(self.store, self.secrets, self.entity_validators, self.clock),
+            SystemApi(self.store, self.status_providers, self.clock),
         ]
         self.areas += list(extra_areas)
         self.areas.append(OpenApiApi(lambda: self.site.endpoints, self.authenticators))

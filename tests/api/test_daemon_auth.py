@@ -1,12 +1,9 @@
 """End to end: a real ``twistd sentinel`` with real HTTP clients."""
 
-from http.cookies import SimpleCookie
-
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.api.daemon_admin import PASSWORD, create_token, login, setup_admin
 from tests.support.daemon import Daemon
-
-PASSWORD = "correct horse battery"
 
 
 class DaemonAuthTests(SynchronousTestCase):
@@ -14,14 +11,10 @@ class DaemonAuthTests(SynchronousTestCase):
         d = Daemon(self).start()
         self.assertEqual(d.get("/api/auth/status").json()["configured"], False)
         self.assertEqual(d.get("/api/auth/me").status, 401)
-        r = d.post("/api/auth/setup", {"username": "admin", "password": PASSWORD})
-        self.assertEqual(r.status, 201, r.body)
+        setup_admin(d)
         r = d.post("/api/auth/login", {"username": "admin", "password": "wrong password"})
         self.assertEqual(r.status, 401)
-        r = d.post("/api/auth/login", {"username": "admin", "password": PASSWORD})
-        self.assertEqual(r.status, 200, r.body)
-        jar = SimpleCookie(r.headers["Set-Cookie"])
-        cookie = f"sentinel_session={jar['sentinel_session'].value}"
+        cookie = login(d)
         self.assertEqual(d.get("/api/auth/me", headers={"Cookie": cookie}).json()["method"],
                          "session")
         r = d.post("/api/auth/tokens", {"name": "e2e"}, headers={
@@ -38,12 +31,13 @@ class DaemonAuthTests(SynchronousTestCase):
 
     def test_sessions_and_tokens_survive_a_restart(self):
         d = Daemon(self).start()
-        d.post("/api/auth/setup", {"username": "admin", "password": PASSWORD})
-        r = d.post("/api/auth/login", {"username": "admin", "password": PASSWORD})
-        cookie = f"sentinel_session={SimpleCookie(r.headers['Set-Cookie'])['sentinel_session'].value}"
-        token = d.post("/api/auth/tokens", {"name": "t"}, headers={"Cookie": cookie}).json()["token"]
+        setup_admin(d)
+        cookie = login(d)
+        token = create_token(d, cookie)
         d.stop()
         d.start()
         self.assertEqual(d.get("/api/auth/me", headers={"Cookie": cookie}).status, 200)
         self.assertEqual(
             d.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"}).status, 200)
+        r = d.post("/api/auth/login", {"username": "admin", "password": PASSWORD})
+        self.assertEqual(r.status, 200)

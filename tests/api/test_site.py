@@ -159,6 +159,7 @@ class BodyTests(TestCase):
             (b'{"n": 1, "x": 2}', "application/json", 400, "VALIDATION_ERROR"),
             (b"", "application/json", 400, "VALIDATION_ERROR"),  # {} lacks "n"
             (b"\xff\xfe", "application/json", 400, "BAD_JSON"),
+            (b'{"n": 1, "ip": "\\udc00"}', "application/json", 400, "BAD_JSON"),  # lone surrogate
         ]
         for body, ctype, status, code in cases:
             r = await post("/api/things", data=body, headers=dict(AUTH, **{
@@ -167,6 +168,9 @@ class BodyTests(TestCase):
         r = await post("/api/things", json={"n": 1, "ip": "10.0.0.1"}, headers=AUTH)
         self.assertEqual(r.status, 201)
         self.assertEqual(r.json(), {"got": {"n": 1, "ip": "10.0.0.1"}, "who": "tester"})
+        r = await post("/api/things", data=b'{"n": 3, "ip": "\\ud83d\\ude00"}', headers=dict(
+            AUTH, **{"content-type": "application/json"}))  # a valid pair is fine (then 400: not ipv4)
+        self.assertEqual((r.status, r.json()["details"][0]["field"]), (400, "ip"))
         r = await post("/api/things", data=b'{"n": 2}', headers=dict(AUTH, **{
             "content-type": "application/json; charset=utf-8"}))
         self.assertEqual(r.status, 201)

@@ -1,0 +1,168 @@
+"""
+Configuration backup and restore.
+
+GET /api/maintenance/export: every configuration entity as one JSON
+document (a download), except what must not leave the node in it: secret
+values (only their names are listed), admin accounts (password hashes),
+sessions and API tokens.
+
+POST /api/maintenance/import (``?dry_run=true`` first): validates the whole
+document, then makes each kind it contains match it -- adding, changing and
+removing entities -- in ONE store transaction (all or nothing; one
+revision bump, so followers and the DNS policy see one change).  Kinds the
+document does not contain are left alone.  ``validators`` (kind ->
+callable(key, data) raising ValueError) are the owning subsystems' checks.
+"""
+
+import re
+import time
+
+from sentinel import __version__
+from sentinel.api.base import ApiError, Reply, endpoint
+from sentinel.api.schemas import TIMESTAMP, array_of, nullable, obj
+from sentinel.api.site import MAX_REQUEST_BODY
+from sentinel.store.entities import encode
+
+FORMAT, VERSION = "sentinel-backup", 1
+NEVER = ("secret", "user", "session", "api_token")  # never exported or imported
+INTEGER_KEYED = ("client", "rule", "blocklist", "rewrite")
+KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+DIGITS = re.compile(r"^[1-9][0-9]{0,17}$")
+
+BACKUP = obj({
+    "format": {"const": FORMAT},
+    "version": {"const": VERSION},
+    "sentinel_version": {"type": "string"},
+    "exported_at": TIMESTAMP,
+    "revision": {"type": "integer", "minimum": 0},
+    "entities": {
+        "type": "object",
+        "description": "kind -> key -> data",
+        "propertyNames": {"pattern": KIND_PATTERN},
+        "additionalProperties": {
+            "type": "object",
+            "propertyNames": {"minLength": 1, "maxLength": 200,
+                              "pattern": "^[^\\x00-\\x1f\\x7f]+$"},
+            "additionalProperties": {"not": {"type": "null"}},
+        },
+    },
+    "secrets": array_of({"type": "string"}, description="names of the secrets that were set"),
+}, required=["format", "version", "entities"])
+KEYS = array_of({"type": "string"})
+RESULT = obj({
+    "dry_run": {"type": "boolean"},
+    "applied": {"type": "boolean"},
+    "revision": nullable({"type": "integer"}),
+    "changes": {"type": "object", "additionalProperties": obj(
+        {"added": KEYS, "changed": KEYS, "removed": KEYS},
+        required=["added", "changed", "removed"])},
+    "unchanged": {"type": "integer", "minimum": 0},
+    "secrets_missing": KEYS,
+}, required=["dry_run", "applied", "revision", "changes", "unchanged", "secrets_missing"])
+
+
+def _key_order(key):
+    return (0, int(key), "") if key.isdigit() else (1, 0, key)
+
+
+def check_document(document, validators):
+    """400 with every problem found (nothing is applied on any)."""
+    problems = []
+    for kind, items in document["entities"].items():
+        if kind in NEVER:
+            problems.append({"field": f"entities.{kind}",
+                             "message": f"{kind} entities are never imported"})
+            continue
+        validate = validators.get(kind)
+        for key, data in items.items():
+            field = f"entities.{kind}.{key}"
+            if kind in INTEGER_KEYED and not DIGITS.match(key):
+                problems.append({"field": field, "message": "keys of this kind are ids (1, 2, ...)"})
+                continue
+            if validate is not None:
+                try:
+                    validate(key, data)
+                except (ValueError, TypeError, KeyError) as e:
+                    problems.append({"field": field, "message": str(e) or type(e).__name__})
+    if problems:
+        first = problems[0]
+        raise ApiError(400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}",
+                       problems[:100])
+
+
+async def _plan(ctx, entities):
+    changes, unchanged, work = {}, 0, []
+    for kind in sorted(entities):
+        wanted = entities[kind]
+        current = {e.key: e.data for e in await ctx.list(kind)}
+        added = [k for k in wanted if k not in current]
+        changed = [k for k in wanted if k in current and encode(current[k]) != encode(wanted[k])]
+        removed = [k for k in current if k not in wanted]
+        unchanged += len(wanted) - len(added) - len(changed)
+        changes[kind] = {name: sorted(keys, key=_key_order) for name, keys in
+                         (("added", added), ("changed", changed), ("removed", removed))}
+        work += [(kind, k, wanted[k]) for k in added + changed]
+        work += [(kind, k, None) for k in removed]
+    return changes, unchanged, work
+
+
+class MaintenanceApi:
+    def __init__(self, store, secrets, validators=None, clock=None):
+        self._store = store
+        self._secrets = secrets
+        self._validators = validators if validators is not None else {}
+        self._clock = clock
+
+    def _now(self):
+        return self._clock.seconds() if self._clock is not None else time.time()
+
+    @endpoint("GET", "/api/maintenance/export", tag="maintenance", response=BACKUP,
+              summary="Download a configuration backup (no secret values, accounts, "
+                      "sessions or tokens)")
+    async def export(self, call):
+        snapshot = await self._store.snapshot()
+        entities = {}
+        for e in snapshot.entities:
+            if e.kind not in NEVER:
+                entities.setdefault(e.kind, {})[e.key] = e.data
+        now = self._now()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+        return Reply(200, {
+            "format": FORMAT, "version": VERSION, "sentinel_version": __version__,
+            "exported_at": now, "revision": snapshot.revision, "entities": entities,
+            "secrets": sorted(await self._secrets.names()),
+        }, headers={"content-disposition":
+                    f'attachment; filename="sentinel-backup-{stamp}.json"'})
+
+    @endpoint("POST", "/api/maintenance/import", tag="maintenance", body=BACKUP,
+              response=RESULT, max_body=MAX_REQUEST_BODY,
+              query={"dry_run": {"type": "boolean"}},
+              summary="Restore a backup (dry_run=true: only say what would change); "
+                      "all or nothing")
+    async def restore(self, call):
+        document = call.body
+        check_document(document, self._validators)
+        entities = document["entities"]
+        dry_run = call.query.get("dry_run", False)
+
+        async def preview(ctx):
+            changes, unchanged, _ = await _plan(ctx, entities)
+            return changes, unchanged, await ctx.current_revision()
+
+        async def apply(ctx):
+            changes, unchanged, work = await _plan(ctx, entities)
+            for kind, key, data in work:
+                if data is None:
+                    await ctx.delete(kind, key)
+                else:
+                    await ctx.put(kind, key, data)
+            return changes, unchanged, await ctx.current_revision()
+
+        run = self._store.read(preview) if dry_run else self._store.transact(apply)
+        changes, unchanged, revision = await run
+        have = set(await self._secrets.names())
+        return {
+            "dry_run": dry_run, "applied": not dry_run, "revision": revision,
+            "changes": changes, "unchanged": unchanged,
+            "secrets_missing": sorted(set(document.get("secrets", [])) - have),
+        }
