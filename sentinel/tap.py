@@ -16,6 +16,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from sentinel.api.auth import AuthApi
+from sentinel.api.backup_checks import default_validators
 from sentinel.api.ha import HaApi, treq_fetch
 from sentinel.api.health import HealthApi
 from sentinel.api.maintenance import MaintenanceApi
@@ -221,6 +222,12 @@ def _wire_web(w):
 
 def _wire_http(w):
     w.areas.insert(0, HealthApi(w.store, w.health_checks))
+    for kind, validate in default_validators().items():
+        w.entity_validators.setdefault(kind, validate)
+    if getattr(w, "dns_stats", None) is not None:
+        w.status_providers.setdefault("dns", w.dns_stats.snapshot)
+    if getattr(w, "readiness", None) is not None:
+        w.status_providers.setdefault("cluster", w.readiness.answer)
     w.areas += [
         SettingsApi(w.store),
         SecretsApi(w.secrets, w.secret_catalog),
