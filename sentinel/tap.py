@@ -228,6 +228,10 @@ def _wire_http(w):
     w.areas.insert(0, HealthApi(w.store, w.health_checks))
     for kind, validate in default_validators().items():
         w.entity_validators.setdefault(kind, validate)
+    if getattr(w, "dns_stats", None) is not None:
+        w.status_providers.setdefault("dns", w.dns_stats.snapshot)
+    if getattr(w, "readiness", None) is not None:
+        w.status_providers.setdefault("cluster", w.readiness.answer)
     w.areas += [
         SettingsApi(w.store),
         SecretsApi(w.secrets, w.secret_catalog),

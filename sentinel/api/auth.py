@@ -11,7 +11,7 @@ from sentinel.auth import (
     COOKIE, AlreadyConfigured, DuplicateName, PasswordPolicyError, WrongPassword,
 )
 from sentinel.auth.authenticator import session_cookie
-from sentinel.auth.passwords import check_policy
+from sentinel.auth.passwords import HasherBusy, check_policy
 
 CREDENTIALS = obj({"username": USERNAME, "password": PASSWORD},
                   required=["username", "password"])
@@ -37,6 +37,11 @@ NEW_TOKEN = dict(TOKEN, properties=dict(TOKEN["properties"], token={
     "type": "string", "description": "shown only now; send as Authorization: Bearer"}),
     required=TOKEN["required"] + ["token"])
 TOKEN_LIST = obj({"tokens": array_of(TOKEN)}, required=["tokens"])
+
+
+def _busy():
+    return ApiError(503, "BUSY", "Too many logins at once; try again in a moment.",
+                    headers={"retry-after": "2"})
 
 
 def client_of(request):
@@ -97,6 +102,8 @@ class AuthApi:
         try:
             check_policy(call.body["password"])
             username = await self._users.setup(call.body["username"], call.body["password"])
+        except HasherBusy:
+            raise _busy() from None
         except PasswordPolicyError as e:
             raise validation_error(str(e), "password") from None
         except AlreadyConfigured:
@@ -107,12 +114,15 @@ class AuthApi:
         return Reply(201, {"username": username, "expires_at": expires})
 
     @endpoint("POST", "/api/auth/login", auth="none", tag="auth", body=LOGIN,
-              response=SESSION, readonly_exempt=True, errors=(401, 429),
+              response=SESSION, readonly_exempt=True, errors=(401, 429, 503),
               summary="Log in: sets the session cookie (HttpOnly, SameSite=Strict)")
     async def login(self, call):
         request = call.request
         self._throttled(request)
-        user = await self._users.check(call.body["username"], call.body["password"])
+        try:
+            user = await self._users.check(call.body["username"], call.body["password"])
+        except HasherBusy:
+            raise _busy() from None
         if user is None:
             self._throttle.failed(client_of(request))
             raise ApiError(401, "INVALID_CREDENTIALS", "Wrong username or password.")
@@ -148,6 +158,8 @@ class AuthApi:
         except WrongPassword:
             self._throttle.failed(client_of(request))
             raise ApiError(403, "WRONG_PASSWORD", "The current password is wrong.") from None
+        except HasherBusy:
+            raise _busy() from None
         return Reply(204)
 
     @endpoint("GET", "/api/auth/me", tag="auth", response=ME,

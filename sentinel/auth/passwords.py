@@ -9,7 +9,9 @@ user costs as much as for a known one (L{PasswordHasher.verify} with
 
 Hashing takes ~0.1 s of CPU and 32 MiB: it runs in a thread (``run``,
 injected; tests pass a synchronous one) and at most ``concurrency`` at a
-time, so logins can never take both cores away from DNS.
+time, so logins can never take both cores away from DNS; when more than
+``max_waiting`` checks queue up, further ones fail at once with
+L{HasherBusy} (HTTP 503) instead of piling up.
 """
 
 import base64
@@ -17,7 +19,7 @@ import hmac
 import os
 
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from twisted.internet.defer import DeferredSemaphore, maybeDeferred
+from twisted.internet.defer import DeferredSemaphore, fail, maybeDeferred
 
 # OWASP's scrypt equivalent of N=2^17/r=8/p=1 with 32 MiB instead of 128 MiB.
 DEFAULT_PARAMS = (15, 8, 3)  # log2 n, r, p
@@ -29,6 +31,10 @@ MAX_LENGTH = 1024
 
 class PasswordPolicyError(ValueError):
     pass
+
+
+class HasherBusy(Exception):
+    """Too many password checks are already waiting (answer 503, retry)."""
 
 
 def check_policy(password):
@@ -99,14 +105,19 @@ class PasswordHasher:
     inline (tests).
     """
 
-    def __init__(self, params=DEFAULT_PARAMS, run=None, concurrency=1):
+    def __init__(self, params=DEFAULT_PARAMS, run=None, concurrency=1, max_waiting=32):
         self.params = tuple(params)
         self._run = run or _synchronous
         self._sem = DeferredSemaphore(concurrency)
+        self._max_waiting = max_waiting
         # Verifying against this costs what a real check costs.
         self._dummy = hash_password("not a real password", self.params)
 
     def _limited(self, fn, *args):
+        # A flood of logins (from many addresses, so not throttled) must
+        # not queue without bound: beyond max_waiting, refuse at once.
+        if len(self._sem.waiting) >= self._max_waiting:
+            return fail(HasherBusy())
         return self._sem.run(lambda: maybeDeferred(self._run, fn, *args))
 
     def hash(self, password):

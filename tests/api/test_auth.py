@@ -184,6 +184,17 @@ class LoginTests(TestCase):
         api.clock.advance(30)
         await api.login()  # the window has passed
 
+    async def test_too_many_concurrent_password_checks_is_503(self):
+        api = await make_api(self)
+        await api.setup_admin()
+        api.hasher._max_waiting = -1  # as if the queue were full
+        r = await api.client.post("/api/auth/login",
+                                  json={"username": ADMIN, "password": PASSWORD})
+        self.assertEqual((r.status, r.json()["error"]), (503, "BUSY"))
+        self.assertEqual(r.header("retry-after"), "2")
+        api.hasher._max_waiting = 32
+        await api.login()  # and it did not count as a failed attempt
+
     async def test_login_body_errors(self):
         api = await make_api(self)
         r = await api.client.post("/api/auth/login", data=b"{nope",

@@ -132,3 +132,27 @@ class ThrottleTests(SynchronousTestCase):
         self.assertEqual(len(t._failures), 5)
         self.assertGreater(t.retry_after("19"), 0)
         self.assertEqual(t.retry_after("0"), 0)
+
+
+class HasherBusyTests(SynchronousTestCase):
+    def test_a_flood_is_refused_not_queued(self):
+        from twisted.internet.defer import Deferred
+
+        from sentinel.auth.passwords import HasherBusy
+
+        pending = []
+
+        def run(fn, *args):
+            d = Deferred()
+            pending.append(d)
+            return d
+
+        hasher = PasswordHasher(CHEAP, run=run, concurrency=1, max_waiting=2)
+        running = hasher.verify("x", None)
+        waiting = [hasher.verify("x", None), hasher.verify("x", None)]
+        refused = hasher.verify("x", None)
+        self.failureResultOf(refused, HasherBusy)
+        self.assertEqual(len(pending), 1)
+        pending.pop().callback(False)
+        self.assertFalse(self.successResultOf(running))
+        self.assertNoResult(waiting[0])

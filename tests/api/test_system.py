@@ -53,3 +53,14 @@ class SystemStatusTests(TestCase):
     async def test_needs_auth(self):
         api = await make_api(self)
         self.assertEqual((await api.client.get("/api/system/status")).status, 401)
+
+
+class WiredSystemStatusTests(TestCase):
+    async def test_the_daemon_reports_dns_and_cluster(self):
+        from tests.api.wiring import wired_api
+
+        w, client, token, _ = await wired_api(self)
+        body = (await client.get("/api/system/status", token=token)).json()
+        self.assertIn("queries", body["components"]["dns"])
+        self.assertEqual(body["components"]["cluster"]["role"], "leader")
+        self.assertEqual(body["store_backend"], "sqlite")
