@@ -65,8 +65,8 @@ def wire(w):
 
 def _component(state, machine, readiness, client):
     """The cluster's line in /api/system/status."""
-    out = {"configuredRole": state.role if state.loaded else None,
-           "effectiveRole": machine.effective, "ready": readiness.answer()}
+    out = dict(readiness.answer())  # ok, role (effective), lastSync, reason
+    out["configuredRole"] = state.role if state.loaded else None
     if state.role == "follower":
         error = client.status.last_error
         out["lastError"] = error["code"] if error and client.status.failures else None
