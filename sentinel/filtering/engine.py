@@ -17,7 +17,6 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from sentinel.filtering import compiler
 from sentinel.filtering.listcache import ListCache, decode_blob, merge, trim_memory
@@ -29,32 +28,6 @@ RETRY_DELAY = 5.0
 
 def in_thread(fn, *args):
     return deferToThread(fn, *args)
-
-
-def when_started(store_service):
-    """
-    A ``ready`` callable for our services: each call returns a new Deferred
-    firing when the store service has opened the store, leaving the
-    service's own Deferred (shared by several waiters) untouched.
-    """
-
-    def ready():
-        started = store_service.started
-        if started is None:
-            return succeed(None)
-        out = Deferred()
-
-        def relay(result):
-            if isinstance(result, Failure):
-                out.errback(result)
-            else:
-                out.callback(None)
-            return result
-
-        started.addBoth(relay)
-        return out
-
-    return ready
 
 
 class PolicyEngine(Service):
