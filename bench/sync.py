@@ -33,6 +33,7 @@ import dns.message  # noqa: E402
 import dns.query  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
+from tests.api.daemon_admin import create_token, setup_admin  # noqa: E402
 from tests.support.daemon import Daemon  # noqa: E402
 from tests.support.upstream import Upstream  # noqa: E402
 
@@ -134,15 +135,7 @@ def wait(predicate, timeout, what):
 
 
 def admin_token(daemon):
-    r = daemon.post("/api/auth/setup", {"username": "admin", "password": "bench-password-123"})
-    if r.status not in (200, 201):
-        raise SystemExit(f"bench: admin setup failed: {r.status} {r.body[:200]!r}")
-    cookie = r.headers.get("Set-Cookie", "").split(";")[0]
-    r = daemon.post("/api/auth/tokens", {"name": "bench"},
-                    headers={"Cookie": cookie, "Origin": daemon.base_url})
-    if r.status != 201:
-        raise SystemExit(f"bench: token creation failed: {r.status} {r.body[:200]!r}")
-    return {"Authorization": "Bearer " + r.json()["token"]}
+    return {"Authorization": "Bearer " + create_token(daemon, setup_admin(daemon), "bench")}
 
 
 def percentile(values, p):
