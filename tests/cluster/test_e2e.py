@@ -204,3 +204,23 @@ def _pairings(*bases):
 globals().update(_pairings(SyncEndToEnd, RoleFlips))
 globals().update({"SignedRequestsTests": type(
     "SignedRequestsTests", (SignedRequests, SynchronousTestCase), {})})
+
+
+class QuietLogTests(SynchronousTestCase):
+    def test_readiness_and_sync_polls_stay_out_of_the_access_log(self):
+        secret = os.urandom(32)
+        d = make_daemon(self, "sqlite")
+        nodetool(d, "membership", {"role": "leader", "secret": secret.hex(),
+                                   "leaderUrl": d.base_url})
+        d.start()
+        for _ in range(5):
+            self.assertEqual(d.get("/api/cluster/ready").status, 200)
+        path = changes_path()
+        self.assertEqual(d.get(path, headers=signed(d, secret, "GET", path)).status, 200)
+        self.assertEqual(d.get("/api/version").status, 200)
+        r = d.get(path)  # rejected: logged
+        self.assertEqual(r.status, 401)
+        wait_until(lambda: "/api/version" in d.log(), 5, what="access log written")
+        log = d.log()
+        self.assertNotIn("GET /api/cluster/ready", log)
+        self.assertEqual(log.count("GET /api/cluster/sync/changes"), 1)  # the rejected one
