@@ -250,7 +250,7 @@ def report(n, parse, build, daemon, command):
         f"| rebuild after a rule change (lists cached) | | "
         f"{build['rule_rebuild_s'] * 1000:.2f} ms |",
         f"| RSS of the daemon, idle, no lists | | {daemon['idle']:.0f} MB |",
-        f"| RSS of the daemon with the list (downloaded and parsed in this process) | "
+        f"| RSS of the daemon with the list (just downloaded; parsed in its child process) | "
         f"≤ 200 MB | **{daemon['with_list']['VmRSS']:.0f} MB** (peak "
         f"{daemon['with_list']['VmHWM']:.0f} MB) |",
         f"| RSS of the daemon after a restart (contents from the store, as on a follower) | "
@@ -271,8 +271,8 @@ def report(n, parse, build, daemon, command):
         "Why it is small and fast: list names are stored in wire format so loading needs no "
         "text processing; in memory each name is a 60-bit hash in one dict (a small int is "
         "32 bytes, a bytes object ~64); decoding is streamed so only one piece of name "
-        "objects exists at a time; memory freed by a rebuild is returned to the OS "
-        "(malloc_trim). A rule change is enforced before the API call returns because the "
+        "objects exists at a time; downloads are parsed in a niced child process; memory "
+        "freed by a rebuild is returned to the OS (malloc_trim). A rule change is enforced before the API call returns because the "
         "store's commit notification rebuilds the snapshot synchronously when the merged "
         "lists are cached (docs/FILTERING.md).",
     ]
