@@ -33,6 +33,7 @@ import dns.message  # noqa: E402
 import dns.query  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
+from tests.api.daemon_admin import create_token, setup_admin  # noqa: E402
 from tests.support.daemon import Daemon  # noqa: E402
 from tests.support.upstream import Upstream  # noqa: E402
 
@@ -134,15 +135,7 @@ def wait(predicate, timeout, what):
 
 
 def admin_token(daemon):
-    r = daemon.post("/api/auth/setup", {"username": "admin", "password": "bench-password-123"})
-    if r.status not in (200, 201):
-        raise SystemExit(f"bench: admin setup failed: {r.status} {r.body[:200]!r}")
-    cookie = r.headers.get("Set-Cookie", "").split(";")[0]
-    r = daemon.post("/api/auth/tokens", {"name": "bench"},
-                    headers={"Cookie": cookie, "Origin": daemon.base_url})
-    if r.status != 201:
-        raise SystemExit(f"bench: token creation failed: {r.status} {r.body[:200]!r}")
-    return {"Authorization": "Bearer " + r.json()["token"]}
+    return {"Authorization": "Bearer " + create_token(daemon, setup_admin(daemon), "bench")}
 
 
 def percentile(values, p):
@@ -157,6 +150,7 @@ def ms(v):
 
 
 def run(args, cl):
+    load = os.getloadavg()[0]
     up = Upstream({"www.bench.test": {"A": ["198.18.0.10"]}})
     up.run()
     cl.addCleanup(up.close)
@@ -221,7 +215,7 @@ def run(args, cl):
     return {
         "follower": follower_lat, "leader": leader_lat, "idle_up": up_b, "idle_down": down_b,
         "polls": polls, "idle_seconds": args.idle, "flips": flips,
-        "apply_ms": status.get("sync", {}).get("lastSyncDurationMs"),
+        "apply_ms": status.get("sync", {}).get("lastSyncDurationMs"), "load": load,
     }
 
 
@@ -232,8 +226,9 @@ def report(r, args):
     per_min = (r["idle_up"] + r["idle_down"]) * 60 / r["idle_seconds"]
     return f"""\
 Command: `.venv/bin/python -m bench.sync --changes {args.changes} --idle {args.idle} --flips {args.flips}`
-({time.strftime('%Y-%m-%d')}, {platform.node()}, 2 shared cores, both daemons on SQLite on
-loopback; the follower reaches the leader through a counting TCP proxy; numbers from one run).
+({time.strftime('%Y-%m-%d')}, {platform.node()}, 2 shared cores, load average
+{r['load']:.1f} when it started; both daemons on SQLite on loopback; the follower reaches the
+leader through a counting TCP proxy; numbers from one run).
 
 Leader write (a rewrite added through the API) -> the name answered with it by DNS, polled
 every ~2 ms on both nodes, {len(f)} changes spaced 0.2-0.5 s apart (the follower idle in its

@@ -1,11 +1,15 @@
 """Small generic services used by the wiring in L{sentinel.tap}."""
 
 from twisted.application.service import Service
-from twisted.internet.defer import maybeDeferred
+import sqlite3
+
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from sentinel.startup import explain_listen_error, fatal
+from sentinel.store.database import StoreUnavailable
+from sentinel.store.migrations import MigrationError
 
 log = Logger()
 
@@ -49,21 +53,68 @@ class ListeningService(Service):
 
 
 class StoreService(Service):
-    """Opens the store in the background: nothing waits for it to start."""
+    """
+    Opens the store in the background: nothing waits for it, DNS included.
+    If opening fails (database unreachable, disk trouble) it logs one line
+    and tries again with backoff until it works or the daemon stops.
 
-    def __init__(self, store):
+    ``started`` fires once the store is open and migrated; it never fails.
+    ``when_ready()`` gives each caller its own Deferred for the same moment.
+    """
+
+    first_retry = 1.0
+    max_retry = 30.0
+
+    def __init__(self, store, clock=None):
         self.store = store
-        self.started = None  # Deferred firing once the store is usable
+        self._clock = clock
+        self.ready = False
+        self.started = Deferred()
+        self._waiters = []
+        self._retry = None
+
+    def when_ready(self):
+        d = Deferred()
+        if self.ready:
+            d.callback(None)
+        else:
+            self._waiters.append(d)
+        return d
 
     def startService(self):
         super().startService()
-        self.started = self.store.start()
-        self.started.addErrback(self._failed)
+        if self._clock is None:
+            from twisted.internet import reactor
 
-    def _failed(self, failure):
-        log.failure("could not open the store", failure)
-        return failure
+            self._clock = reactor
+        self._attempt(self.first_retry)
+
+    def _attempt(self, delay):
+        self._retry = None
+        self.store.start().addCallbacks(self._opened, self._failed, errbackArgs=(delay,))
+
+    def _opened(self, _):
+        if not self.running:
+            return
+        self.ready = True
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
+        self.started.callback(None)
+
+    def _failed(self, failure, delay):
+        if not self.running:
+            return None  # stopped while opening: nothing to report
+        log.error(
+            "could not open the store ({error}); retrying in {delay:.0f}s",
+            error=failure.getErrorMessage() or failure.type.__name__, delay=delay,
+        )
+        if not failure.check(OSError, StoreUnavailable, MigrationError, sqlite3.Error):
+            log.failure("unexpected error opening the store", failure)
+        self._retry = self._clock.callLater(delay, self._attempt, min(delay * 2, self.max_retry))
 
     def stopService(self):
         super().stopService()
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
         return self.store.stop()

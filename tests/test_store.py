@@ -295,3 +295,47 @@ async def _until(predicate, timeout=10.0):
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         await deferLater(reactor, 0.01, lambda: None)
+
+
+class StoreServiceTests(TestCase):
+    """The daemon opens its store in the background and keeps trying."""
+
+    def test_retries_until_the_store_opens(self):
+        from twisted.internet.defer import fail, succeed
+        from twisted.internet.task import Clock
+
+        from sentinel.services import StoreService
+
+        attempts = []
+
+        class FlakyStore:
+            available = False
+
+            def start(self):
+                attempts.append(clock.seconds())
+                if len(attempts) < 3:
+                    return fail(StoreUnavailable("disk on fire"))
+                return succeed(None)
+
+            def stop(self):
+                return succeed(None)
+
+        clock = Clock()
+        service = StoreService(FlakyStore(), clock=clock)
+        early, late = service.when_ready(), None
+        service.startService()
+        self.assertNoResult(service.started)
+        clock.advance(1.0)
+        self.assertNoResult(early)
+        clock.advance(2.0)
+        self.assertEqual(attempts, [0.0, 1.0, 3.0])
+        self.successResultOf(service.started)
+        self.successResultOf(early)
+        late = service.when_ready()
+        self.successResultOf(late)
+        self.flushLoggedErrors()
+
+    def test_operations_wait_for_migrations(self):
+        store = Store(SqliteDatabase(os.path.join(tempfile.mkdtemp(), "s.db"), reactor), reactor)
+        self.assertFalse(store.available)
+        self.failureResultOf(store.list("rule"), StoreUnavailable)

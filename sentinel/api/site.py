@@ -166,10 +166,22 @@ class Site:
         return root
 
     def site(self, reactor=None):
-        factory = server.Site(self.resource())
+        factory = _QuietableSite(self.resource())
         factory.requestFactory = SentinelRequest
         factory.displayTracebacks = False
         return factory
+
+
+class _QuietableSite(server.Site):
+    """
+    Skips the access-log line of requests a handler marked
+    ``request.quiet_log = True``: keepalived's readiness check every
+    second and followers' sync polls would otherwise flood the log.
+    """
+
+    def log(self, request):
+        if not getattr(request, "quiet_log", False):
+            super().log(request)
 
 
 class _Root(Resource):

@@ -8,12 +8,17 @@ starts and stops the service groups to match it.
     leader       -/leader   leader         leader_only
     leader       follower   follower       follower_only (nothing to follow: idle)
     follower     -/follower follower       follower_only (the sync client)
-    follower     leader     leader         leader_only  ("failover active")
+    follower     leader     leader         follower_only ("failover active")
 
 A standalone node ignores the override: without cluster sync there is
-nothing to lead or follow, and its configuration is its own.  Write
-permission does not follow the effective role: a configured follower stays
-read-only even while it owns the VIP (see L{sentinel.cluster.guard}).
+nothing to lead or follow, and its configuration is its own.
+
+A configured follower that owns the VIP (failover) is reported as leader
+but keeps its follower services: it serves DNS with its last
+configuration, stays read-only (see L{sentinel.cluster.guard}) and keeps
+trying to reach the leader.  The leader-only services write configuration
+(blocklist downloads, session pruning) or serve it (sync); running them
+there would make the follower diverge from the leader it follows.
 
 The machine is I/O-free: switching is delegated to ``apply(group)`` (a
 Deferred-returning callable).  A change that arrives while a switch is
@@ -38,8 +43,11 @@ def effective_role(configured, override):
     return override if override in (LEADER, FOLLOWER) else configured
 
 
-def group_for(role):
-    return FOLLOWER_GROUP if role == FOLLOWER else LEADER_GROUP
+def group_for(configured, override):
+    """The service group for a configured role and a role-file override."""
+    if configured == FOLLOWER:
+        return FOLLOWER_GROUP  # also in failover: see the module docstring
+    return FOLLOWER_GROUP if effective_role(configured, override) == FOLLOWER else LEADER_GROUP
 
 
 def is_failover(configured, override):
@@ -66,8 +74,9 @@ class RoleMachine:
 
     @property
     def desired(self):
-        role = self.effective
-        return None if role is None else group_for(role)
+        if self.configured is None:
+            return None
+        return group_for(self.configured, self.override)
 
     def set_configured(self, role):
         if role not in ROLES:

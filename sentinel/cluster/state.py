@@ -64,9 +64,8 @@ class ClusterState:
     def read_only(self):
         """
         True on a configured follower (also while it owns the VIP): its
-        configuration comes from the leader only.  Leader-only services that
-        change configuration themselves (blocklist refresh) must skip their
-        work while this is true, or a follower in failover would diverge.
+        configuration comes from the leader only.  (Leader-only services
+        never run on one; see L{sentinel.cluster.roles}.)
         """
         return self.membership.role == FOLLOWER
 

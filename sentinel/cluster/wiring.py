@@ -60,6 +60,17 @@ def wire(w):
         role_file=config.role_file, vip=lambda: _configured_vip(w),
         is_local=is_local_address))
     w.areas.append(ClusterSyncApi(server))
+    w.status_providers["cluster"] = lambda: _component(state, machine, w.readiness, client)
+
+
+def _component(state, machine, readiness, client):
+    """The cluster's line in /api/system/status."""
+    out = dict(readiness.answer())  # ok, role (effective), lastSync, reason
+    out["configuredRole"] = state.role if state.loaded else None
+    if state.role == "follower":
+        error = client.status.last_error
+        out["lastError"] = error["code"] if error and client.status.failures else None
+    return out
 
 
 def poll_wait(freshness):

@@ -54,6 +54,11 @@ class Access:
         self.burst = max(float(burst), 1.0)
         self.slip = slip
         self._clients = {}  # ip text -> OK, DENIED or a _Bucket
+        # ip text -> True: allowed and not limited (read by the fast path,
+        # which keeps a reference: cleared in place, never replaced)
+        if not hasattr(self, "unlimited"):
+            self.unlimited = {}
+        self.unlimited.clear()
 
     def _classify(self, ip):
         try:
@@ -75,8 +80,11 @@ class Access:
         if state is None:
             if len(self._clients) >= _MAX_CLIENTS:
                 self._clients.clear()
+                self.unlimited.clear()
             kind = self._classify(ip)
             state = self._clients[ip] = kind if kind is not None else _Bucket(self.burst, now)
+            if kind == OK:
+                self.unlimited[ip] = True
         if state.__class__ is int:
             return state
         tokens = state.tokens + (now - state.last) * self.rate

@@ -17,7 +17,9 @@ offset 12, which has the same length whatever the case of the name.
 
 import struct
 
-from sentinel.dns.wire import AD, NOERROR, NXDOMAIN, OPT, QR, RA, RD, SOA, TC, Malformed
+from sentinel.dns.wire import (
+    AD, NOERROR, NXDOMAIN, OPT, QR, RA, RD, SOA, TC, Malformed, opt_record,
+)
 
 _pack_into = struct.pack_into
 _unpack_from = struct.unpack_from
@@ -44,7 +46,7 @@ def skip_name(data, i):
 class Answer:
     __slots__ = (
         "rcode", "ad", "counts", "body", "offsets", "ttls", "ttl", "negative",
-        "stored", "expires", "_age", "_body", "hdr", "size",
+        "stored", "expires", "_age", "_body", "hdr",
     )
 
     def __init__(self, rcode, ad, counts, body, offsets, ttls, ttl, negative):
@@ -58,19 +60,15 @@ class Answer:
         self.negative = negative  # NXDOMAIN / NODATA
         self.stored = 0
         self.expires = 0.0
-        self._age = -1
+        self._age = 0
         self._body = body
-        an, ns, ar = counts
-        b3 = RA | (AD if ad else 0) | (rcode & 0xF)
-        self.hdr = tuple(
-            bytes([QR | rd, b3]) + struct.pack("!HHHH", 1, an, ns, ar + edns)
-            for edns in (0, 1) for rd in (0, 1)
-        )  # index: rd | edns << 1
-        self.size = 12 + len(body)  # plus question and OPT
+        self.hdr = _headers(RA | (AD if ad else 0) | (rcode & 0xF), counts)
 
     def stamp(self, now):
         self.stored = int(now)
         self.expires = now + self.ttl
+        self._age = 0
+        self._body = self.body
 
     def body_at(self, now):
         """The records with TTLs counted down to ``now``."""
@@ -106,10 +104,26 @@ class Answer:
         return out
 
 
+_HEADERS = {}
+
+
+def _headers(b3, counts):
+    """Header bytes 2-11 per (RD, EDNS), index rd | edns << 1; shared between answers."""
+    key = (b3, counts)
+    hdr = _HEADERS.get(key)
+    if hdr is None:
+        an, ns, ar = counts
+        hdr = tuple(
+            bytes([QR | rd, b3]) + struct.pack("!HHHH", 1, an, ns, ar + edns)
+            for edns in (0, 1) for rd in (0, 1))
+        if len(_HEADERS) > 10000:
+            _HEADERS.clear()
+        _HEADERS[key] = hdr
+    return hdr
+
+
 def truncated(q, rcode=NOERROR, ad=False):
     """TC set, question only (plus OPT): the client retries over TCP."""
-    from sentinel.dns.wire import opt_record
-
     b3 = RA | (AD if ad else 0) | (rcode & 0xF)
     out = q.id + bytes([QR | TC | q.rd, b3]) + struct.pack(
         "!HHHH", 1, 0, 0, 1 if q.edns else 0) + q.question
@@ -122,44 +136,50 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
     An L{Answer} from a response whose header and question (ending at
     ``qend``) were already checked.  Raises Malformed.
     """
-    if len(data) < qend:
+    end = len(data)
+    if end < qend:
         raise Malformed("short response")
     rcode = data[3] & 0xF
     an = data[6] << 8 | data[7]
-    ns = data[8] << 8 | data[9]
-    ar = data[10] << 8 | data[11]
+    auth_end = an + (data[8] << 8 | data[9])
+    total = auth_end + (data[10] << 8 | data[11])
     i = qend
-    end = len(data)
     offsets, ttls = [], []
     soa_ttl = None
     cut = None  # where the upstream's OPT record starts (additional records stop there)
     kept_ar = 0
-    for n in range(an + ns + ar):
-        start = i
-        i = skip_name(data, i)
-        if i + 10 > end:
-            raise Malformed("truncated record")
-        rtype, _, ttl, rdlen = _unpack_from("!HHIH", data, i)
-        rdata = i + 10
-        i = rdata + rdlen
-        if i > end:
-            raise Malformed("truncated rdata")
-        if n >= an + ns:
-            if rtype == OPT or cut is not None:
-                if cut is None:
-                    cut = start
-                continue
-            kept_ar += 1
-        if ttl > MAX_TTL:
-            ttl = 0
-        if rtype == SOA and an <= n < an + ns:
-            j = skip_name(data, skip_name(data, rdata))
-            if j + 20 != i:
-                raise Malformed("bad SOA")
-            minimum = _unpack_from("!I", data, j + 16)[0]
-            soa_ttl = min(ttl, minimum)
-        offsets.append(rdata - 6 - qend)
-        ttls.append(ttl)
+    dirty = False  # a TTL in the body must be rewritten
+    try:
+        for n in range(total):
+            start = i
+            if data[i] >= 0xC0:  # the usual case: a pointer (to the question)
+                i += 2
+            else:
+                i = skip_name(data, i)
+            rtype, _, ttl, rdlen = _unpack_from("!HHIH", data, i)
+            rdata = i + 10
+            i = rdata + rdlen
+            if i > end:
+                raise Malformed("truncated rdata")
+            if n >= auth_end:
+                if rtype == OPT or cut is not None:
+                    if cut is None:
+                        cut = start
+                    continue
+                kept_ar += 1
+            if ttl > MAX_TTL:
+                ttl = 0
+                dirty = True
+            if rtype == SOA and n >= an and n < auth_end:
+                j = skip_name(data, skip_name(data, rdata))
+                if j + 20 != i:
+                    raise Malformed("bad SOA")
+                minimum = _unpack_from("!I", data, j + 16)[0]
+                soa_ttl = ttl if ttl < minimum else minimum
+            offsets.append(rdata - 6 - qend)
+            ttls.append(ttl)
+    except (IndexError, struct.error):
+        raise Malformed("truncated record") from None
     if i != end:
         raise Malformed("trailing bytes")
     body = data[qend:cut] if cut is not None else data[qend:]
@@ -168,26 +188,29 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
         ttl = 0
         if soa_ttl is not None:
             ttl = min(max(soa_ttl, min_ttl), max_negative_ttl)
-        ttls = [min(t, ttl) for t in ttls]
+        clamped = [t if t < ttl else ttl for t in ttls]
     elif rcode == NOERROR:
-        ttls = [min(max(t, min_ttl), max_ttl) for t in ttls]
-        ttl = min(ttls[:an]) if an else 0
+        clamped = [min_ttl if t < min_ttl else (max_ttl if t > max_ttl else t) for t in ttls]
+        ttl = min(clamped)
     else:
         ttl = 0
-    if ttls:
+        clamped = ttls
+    if dirty or clamped != ttls:
         body = bytearray(body)
-        for off, t in zip(offsets, ttls):
+        for off, t in zip(offsets, clamped):
             _pack_into("!I", body, off, t)
         body = bytes(body)
     ad = show_ad and bool(data[3] & AD)
-    return Answer(rcode, ad, (an, ns, kept_ar), body, offsets, ttls, ttl, negative)
+    return Answer(rcode, ad, (an, auth_end - an, kept_ar), body, offsets, clamped, ttl,
+                  negative)
+
+
+_QUERY_HEAD = tuple(
+    bytes([RD, (0x10 if f & 2 else 0) | (0x20 if f & 4 else 0)])
+    + b"\x00\x01\x00\x00\x00\x00\x00\x01" for f in range(8))
+_QUERY_TAIL = tuple(opt_record(f & 1) for f in range(8))
 
 
 def upstream_query(qid, question, flags):
-    """The query we send upstream (lowercase question, RD, our OPT)."""
-    do, cd, ad = flags & 1, flags & 2, flags & 4
-    b3 = (0x10 if cd else 0) | (0x20 if ad else 0)
-    from sentinel.dns.wire import opt_record
-
-    return qid + bytes([RD, b3]) + b"\x00\x01\x00\x00\x00\x00\x00\x01" + question + \
-        opt_record(do)
+    """The query we send upstream (lowercase question, RD, CD/AD as asked, our OPT)."""
+    return qid + _QUERY_HEAD[flags] + question + _QUERY_TAIL[flags]

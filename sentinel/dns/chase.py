@@ -20,6 +20,7 @@ class _ChasePort:
     """Receives the target's answer and finishes the client's reply."""
 
     tcp = False
+    sendto = None
 
     def __init__(self, chaser, ctx, chain):
         self.chaser, self.ctx, self.chain = chaser, ctx, chain
@@ -107,8 +108,7 @@ class Chaser:
 
     def _send(self, ctx, reply, logname, reason=None):
         engine = self.engine
-        ctx.port.send(reply, ctx.addr, ctx.cmsg)
-        engine.stats.answered += 1
+        engine._send(ctx.port, reply, ctx.addr, ctx.cmsg)
         now = engine.clock.seconds()
         engine.querylog.record(
             now, ctx.ip, ctx.decision.client_name, ctx.q.qname, ctx.q.qtype, logname,

@@ -54,13 +54,15 @@ class Engine:
 
     # -- entry point ---------------------------------------------------------
 
-    def handle(self, data, addr, port, cmsg):
+    def handle(self, data, addr, port, cmsg, checked=False):
+        """``checked``: the fast path already applied the access checks."""
         stats = self.stats
         now = self.clock.seconds()
         ip = addr[0]
-        verdict = self.access.check(ip, now)
-        if verdict:
-            return self._refuse_access(verdict, data, addr, port, cmsg)
+        if not checked:
+            verdict = self.access.check(ip, now)
+            if verdict:
+                return self._refuse_access(verdict, data, addr, port, cmsg)
         if addr[1] in self.loop_ports and not port.tcp and self._is_loop(ip, port, cmsg):
             return self._loop(data, addr, port, cmsg)
         try:
@@ -105,12 +107,17 @@ class Engine:
         except Exception:
             log.failure("policy decide() failed; answering as if not filtered")
             decision = PASS_DECISION
+        self.dispatch(q, decision, ip, port, addr, cmsg, limit, now)
+
+    def dispatch(self, q, decision, ip, port, addr, cmsg, limit, now):
+        """Answer a parsed, counted, decided query (the fast path joins here)."""
+        stats = self.stats
+        qtype = q.qtype
         action = decision.action
         stats.decisions[action] += 1
         if action == BLOCK:
             reply = self.blocker.answer(q, decision)
-            port.send(reply, addr, cmsg)
-            stats.answered += 1
+            self._send(port, reply, addr, cmsg)
             self.querylog.record(now, ip, decision.client_name, q.qname, qtype, LOG_BLOCKED,
                                  decision.reason, "", reply[3] & 0xF, 0.0)
             return
@@ -124,16 +131,14 @@ class Engine:
             reason = decision.reason
         if qtype == ANY:
             reply = local.minimal_any(q)
-            port.send(reply, addr, cmsg)
-            stats.answered += 1
+            self._send(port, reply, addr, cmsg)
             self.querylog.record(now, ip, decision.client_name, q.qname, qtype,
                                  logname or LOG_LOCAL, reason, "", 0, 0.0)
             return
         entry = self.cache.get(q.key, now)
         if entry is not None:
             stats.cache_hits += 1
-            port.send(entry.render(q, entry.body_at(now), limit), addr, cmsg)
-            stats.answered += 1
+            self._send(port, entry.render(q, entry.body_at(now), limit), addr, cmsg)
             self.querylog.record(now, ip, decision.client_name, q.qname, qtype,
                                  logname or LOG_CACHED, reason, "", entry.rcode, 0.0)
             return
@@ -165,8 +170,7 @@ class Engine:
         record = self.querylog.record
         stats = self.stats
         for port, addr, cmsg, q, limit, t0, ip, name, logname, reason in inflight.waiters:
-            port.send(answer.render(q, body, limit), addr, cmsg)
-            stats.answered += 1
+            self._send(port, answer.render(q, body, limit), addr, cmsg)
             record(now, ip, name, q.qname, q.qtype, logname or LOG_FORWARDED, reason, text,
                    answer.rcode, (now - t0) * 1000.0)
 
@@ -181,8 +185,7 @@ class Engine:
         else:
             self.stats.servfail += 1
             reply, rcode, logname = local.servfail(q), SERVFAIL, logname or LOG_FORWARDED
-        port.send(reply, addr, cmsg)
-        self.stats.answered += 1
+        self._send(port, reply, addr, cmsg)
         self.querylog.record(now, ip, name, q.qname, q.qtype, logname, reason, "", rcode,
                              (now - t0) * 1000.0)
 
@@ -194,14 +197,17 @@ class Engine:
         else:
             self.stats.queries_udp += 1
 
-    def _reply(self, port, addr, cmsg, reply, rcode):
+    def _send(self, port, reply, addr, cmsg):
+        stats = self.stats
+        stats.answered += 1
+        stats.rcodes[reply[3] & 0xF] += 1
         port.send(reply, addr, cmsg)
-        self.stats.answered += 1
-        self.stats.rcode(rcode)
+
+    def _reply(self, port, addr, cmsg, reply, rcode):
+        self._send(port, reply, addr, cmsg)
 
     def _local(self, q, ip, port, addr, cmsg, rcode, now):
-        port.send(local.error(q, rcode), addr, cmsg)
-        self.stats.answered += 1
+        self._send(port, local.error(q, rcode), addr, cmsg)
         self.querylog.record(now, ip, "", q.qname, q.qtype, LOG_LOCAL, "", "", rcode, 0.0)
 
     def _refuse_access(self, verdict, data, addr, port, cmsg):
@@ -222,7 +228,7 @@ class Engine:
             except (Garbage, Malformed, Unusual):
                 stats.drop("rate_limit")
                 return port.drop(addr)
-            return port.send(truncated(q), addr, cmsg)
+            return self._send(port, truncated(q), addr, cmsg)
         stats.drop("rate_limit")
         return port.drop(addr)
 
@@ -238,7 +244,7 @@ class Engine:
             q = parse_query(data)
         except (Garbage, Malformed, Unusual):
             return port.drop(addr)
-        port.send(local.error(q, REFUSED), addr, cmsg)
+        self._send(port, local.error(q, REFUSED), addr, cmsg)
 
 
 def _with_ede(reply, code):

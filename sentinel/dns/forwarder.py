@@ -180,6 +180,7 @@ class Forwarder:
     def _answered(self, attempt, data, qend):
         attempt.done = True
         inflight, up = attempt.inflight, attempt.upstream
+        attempt.inflight = None  # the timeout queue keeps the attempt a while
         now = self.clock.seconds()
         up.stats.latency(now - attempt.t0)
         if data[2] & TC and up.tcp is not None and attempt.transport is not up.tcp:
@@ -201,9 +202,10 @@ class Forwarder:
             self._next(inflight, now)
             return
         up.stats.answers += 1
-        up.fails = 0
-        up.down_until = 0.0
-        up.stats.healthy = True
+        if up.fails:
+            up.fails = 0
+            up.down_until = 0.0
+            up.stats.healthy = True
         self._finish(inflight, answer, up)
 
     def _failed(self, attempt, kind):
@@ -212,8 +214,9 @@ class Forwarder:
         up.stats.error(kind)
         now = self.clock.seconds()
         self._unhealthy(up, now)
-        if self.inflight.get(attempt.inflight.key) is attempt.inflight:
-            self._next(attempt.inflight, now)
+        inflight, attempt.inflight = attempt.inflight, None
+        if self.inflight.get(inflight.key) is inflight:
+            self._next(inflight, now)
 
     def _unhealthy(self, up, now):
         up.fails += 1

@@ -53,17 +53,19 @@ class Blocker:
         self._templates = {}
 
     def answer(self, q, decision):
+        return self.answer_raw(q.id, q.rd, q.question, q.qtype, q.edns, q.do, decision)
+
+    def answer_raw(self, qid, rd, question, qtype, edns, do, decision):
         mode = decision.block_mode
-        qtype = q.qtype
-        kind = qtype if mode == "null" and qtype in (A, AAAA) else 0
-        ede = EDE_FILTERED if decision.reason.startswith("client:") else EDE_BLOCKED
-        tkey = (mode, decision.ttl, kind, q.edns, q.do, ede)
+        kind = qtype if mode == "null" and (qtype == A or qtype == AAAA) else 0
+        ede = EDE_FILTERED if decision.reason[:7] == "client:" else EDE_BLOCKED
+        tkey = (mode, decision.ttl, kind, edns, do, ede)
         t = self._templates.get(tkey)
         if t is None:
-            if len(self._templates) > 1024:
+            if len(self._templates) > 4096:
                 self._templates.clear()
-            t = self._templates[tkey] = self._build(mode, decision.ttl, kind, q.edns, q.do, ede)
-        return q.id + t[q.rd] + q.question + t[2]
+            t = self._templates[tkey] = self._build(mode, decision.ttl, kind, edns, do, ede)
+        return b"".join((qid, t[rd], question, t[2]))
 
     @staticmethod
     def _build(mode, ttl, kind, edns, do, ede):

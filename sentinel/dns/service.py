@@ -8,6 +8,7 @@ from twisted.internet.defer import gatherResults, maybeDeferred
 from twisted.logger import Logger
 
 from sentinel.dns.engine import Engine
+from sentinel.dns.fastpath import FastPath
 from sentinel.dns.listeners import listen_dns, probe_target
 from sentinel.dns.probe import DnsProbe, ProbeSocket
 from sentinel.dns.runtime import DnsRuntime
@@ -17,6 +18,23 @@ from sentinel.dns.tcpserver import DnsTcpFactory
 from sentinel.services import ListeningService
 
 log = Logger()
+
+
+# Garbage collection: a DNS server allocates a few short-lived objects per
+# query and keeps many long-lived ones (cache entries, policy).  With the
+# default thresholds (700, 10, 10) the collector runs constantly and full
+# collections rescan the whole cache; measured on the forwarding benchmark
+# this cost ~35% of the throughput.  Objects alive at start-up are frozen
+# (never rescanned) and collections run less often.
+GC_THRESHOLDS = (100_000, 50, 1000)
+
+
+def tune_gc():
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class DnsService(MultiService):
@@ -29,7 +47,8 @@ class DnsService(MultiService):
         self.store_started = store_started  # callable() -> Deferred, or None
         self.stats = DnsStats()
         self.engine = Engine(reactor, policy_source, querylog, stats=self.stats)
-        self.tcp_factory = DnsTcpFactory(self.engine, self.stats)
+        self.fast = FastPath(self.engine)
+        self.tcp_factory = DnsTcpFactory(self.fast, self.stats)
         self.stats.tcp = self.tcp_factory
         self.runtime = DnsRuntime(
             reactor, self.engine, self.tcp_factory, config.upstreams, config.dns_port,
@@ -37,7 +56,7 @@ class DnsService(MultiService):
         self.runtime.apply(DEFAULTS)
         self.listening = ListeningService(
             "DNS", config.dns_port, "udp/tcp",
-            lambda: listen_dns(reactor, self.engine.handle, self.tcp_factory,
+            lambda: listen_dns(reactor, self.fast.handle, self.tcp_factory,
                                config.dns_interfaces, config.dns_port, self._send_error))
         self.listening.setName("dns-listeners")
         self.listening.setServiceParent(self)
@@ -49,6 +68,7 @@ class DnsService(MultiService):
         self.stats.drop("send_error")
 
     def startService(self):
+        tune_gc()
         super().startService()
         self.runtime.start()
         started = self.store_started() if self.store_started is not None else None

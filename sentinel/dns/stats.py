@@ -18,7 +18,7 @@ Snapshot shape (all values are counts since start unless noted)::
       "dropped": {reason: int},  # acl, rate_limit, garbage, loop, overload, send_error
       "formerr": int, "servfail": int,
       "decisions": {"pass": n, "allow": n, "block": n, "rewrite": n, "shadow": n},
-      "rcodes": {"NOERROR": n, ...},  # replies by RCODE
+      "rcodes": {"NOERROR": n, ...},  # replies sent, by header RCODE
       "upstreams": {spec: {"queries": n, "answers": n,
                             "errors": {"timeout": n, "servfail": n, ...},
                             "latency_sum": seconds, "latency_count": n,
@@ -84,7 +84,7 @@ class DnsStats:
         self.dropped = {}
         self.decisions = [0, 0, 0, 0]  # indexed by Decision.action
         self.shadow = 0
-        self.rcodes = {}
+        self.rcodes = [0] * 16  # by the RCODE in the reply header
         self.upstreams = {}
         # Gauges, read through callables set by the wiring.
         self.cache = None
@@ -93,9 +93,6 @@ class DnsStats:
 
     def drop(self, reason):
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
-
-    def rcode(self, rcode):
-        self.rcodes[rcode] = self.rcodes.get(rcode, 0) + 1
 
     def upstream(self, text):
         stats = self.upstreams.get(text)
@@ -121,7 +118,7 @@ class DnsStats:
             "formerr": self.formerr,
             "servfail": self.servfail,
             "decisions": dict(zip(DECISION_NAMES, self.decisions)) | {"shadow": self.shadow},
-            "rcodes": {RCODE_NAMES.get(k, str(k)): v for k, v in self.rcodes.items()},
+            "rcodes": {RCODE_NAMES.get(k, str(k)): v for k, v in enumerate(self.rcodes) if v},
             "upstreams": {k: v.snapshot() for k, v in self.upstreams.items()},
             "tcp_connections": self.tcp.connections if self.tcp is not None else 0,
         }

@@ -16,6 +16,7 @@ log = Logger()
 class DnsTcpProtocol(Int16StringReceiver, TimeoutMixin):
     MAX_LENGTH = 65535
     tcp = True
+    sendto = None  # the fast path replies through send()
     max_outstanding = 32
 
     def __init__(self, factory):

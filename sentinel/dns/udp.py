@@ -14,8 +14,8 @@ question is the one we asked; anything else is dropped and counted as
 from twisted.logger import Logger
 
 from sentinel.dns.answer import upstream_query
-from sentinel.dns.sockets import UdpClientSocket
-from sentinel.dns.wire import QR, random_ids
+from sentinel.dns.sockets import RECV_SIZE, UdpClientSocket
+from sentinel.dns.wire import QR, TC, random_ids
 
 log = Logger()
 
@@ -107,6 +107,8 @@ class UdpTransport:
             self._spoofed()
             return
         del sock.pending[data[:2]]
+        if len(data) >= RECV_SIZE:  # possibly cut: get the whole answer over TCP
+            data = data[:2] + bytes([data[2] | TC]) + data[3:]
         if not sock.pending and sock in self._retired:
             self._retired.remove(sock)
             self._close(sock)

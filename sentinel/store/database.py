@@ -79,11 +79,14 @@ class SqliteDatabase:
 
     @inlineCallbacks
     def start(self):
+        """Open both connections (again, after a failed attempt)."""
         for write in (True, False):
-            pool = ThreadPool(1, 1, name=f"sqlite-{'w' if write else 'r'}")
-            pool.start()
-            self._pools[write] = pool
-            yield self._call(write, self._connect, write)
+            if write not in self._pools:
+                pool = ThreadPool(1, 1, name=f"sqlite-{'w' if write else 'r'}")
+                pool.start()
+                self._pools[write] = pool
+            if write not in self._conns:
+                yield self._call(write, self._connect, write)
         self.available = True
 
     def _connect(self, write):
@@ -101,7 +104,9 @@ class SqliteDatabase:
             if write in self._pools:
                 yield self._locks[write].acquire()
                 try:
-                    yield self._call(write, self._conns.pop(write).close)
+                    conn = self._conns.pop(write, None)
+                    if conn is not None:
+                        yield self._call(write, conn.close)
                 finally:
                     self._locks[write].release()
                 self._pools.pop(write).stop()

@@ -6,12 +6,12 @@ contract; L{tests.test_store} runs it against both backends.
 
 from datetime import datetime, timezone
 
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import ensureDeferred, fail
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from sentinel.store import records
-from sentinel.store.database import open_database
+from sentinel.store.database import StoreUnavailable, open_database
 from sentinel.store.entities import ConfigTx
 from sentinel.store.interface import IStore
 from sentinel.store.migrations import migrate
@@ -25,6 +25,7 @@ class Store:
         self.db = database
         self._clock = clock
         self._observers = []
+        self._migrated = False
 
     @classmethod
     def from_url(cls, url, reactor):
@@ -36,7 +37,8 @@ class Store:
 
     @property
     def available(self):
-        return self.db.available
+        """True once open and migrated, while the database is reachable."""
+        return self._migrated and self.db.available
 
     def start(self):
         return ensureDeferred(self._start())
@@ -45,9 +47,16 @@ class Store:
         await self.db.start()
         now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc).isoformat()
         await migrate(self.db, now)
+        self._migrated = True
 
     def stop(self):
+        self._migrated = False
         return self.db.stop()
+
+    def _run(self, fn, *args, write=True):
+        if not self._migrated:
+            return fail(StoreUnavailable("the store is still opening"))
+        return self.db.run(fn, *args, write=write)
 
     # -- change notification -----------------------------------------------
 
@@ -85,7 +94,7 @@ class Store:
             self._notify(ctx)
             return result
 
-        return self.db.run(body, write=True).addCallback(committed)
+        return self._run(body, write=True).addCallback(committed)
 
     def read(self, fn, *args):
         """Run ``await fn(ctx, *args)`` in one read-only transaction."""
@@ -93,7 +102,7 @@ class Store:
         async def body(tx):
             return await fn(ConfigTx(tx, self._clock.seconds), *args)
 
-        return self.db.run(body, write=False)
+        return self._run(body, write=False)
 
     # -- configuration conveniences -------------------------------------------
 
@@ -139,7 +148,7 @@ class Store:
     # -- node-local records ---------------------------------------------------
 
     def _records(self, fn, *args, write=True):
-        return self.db.run(fn, *args, write=write)
+        return self._run(fn, *args, write=write)
 
     def append_query_logs(self, rows):
         return self._records(records.append_query_logs, rows)

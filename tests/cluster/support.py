@@ -53,7 +53,6 @@ async def live(node):
 # -- a whole node's cluster side, in memory (no sockets) ---------------------
 
 from twisted.internet.task import LoopingCall  # noqa: E402
-from treq.testing import StubTreq  # noqa: E402
 
 from sentinel.api.base import Principal  # noqa: E402
 from sentinel.api.cluster import ClusterApi  # noqa: E402

@@ -25,9 +25,13 @@ class EffectiveRoleTests(SynchronousTestCase):
                              (configured, override))
 
     def test_groups_and_failover(self):
-        self.assertEqual(group_for(STANDALONE), LEADER_GROUP)
-        self.assertEqual(group_for(LEADER), LEADER_GROUP)
-        self.assertEqual(group_for(FOLLOWER), FOLLOWER_GROUP)
+        self.assertEqual(group_for(STANDALONE, FOLLOWER), LEADER_GROUP)
+        self.assertEqual(group_for(LEADER, None), LEADER_GROUP)
+        self.assertEqual(group_for(LEADER, FOLLOWER), FOLLOWER_GROUP)
+        self.assertEqual(group_for(FOLLOWER, None), FOLLOWER_GROUP)
+        # Failover: acts as leader for the VIP, but never runs the services
+        # that write or serve configuration.
+        self.assertEqual(group_for(FOLLOWER, LEADER), FOLLOWER_GROUP)
         self.assertTrue(is_failover(FOLLOWER, LEADER))
         self.assertFalse(is_failover(LEADER, LEADER))
         self.assertFalse(is_failover(FOLLOWER, None))
@@ -61,7 +65,7 @@ class RoleMachineTests(SynchronousTestCase):
         m.set_override(FOLLOWER)
         self.assertEqual(rec.calls, [])
         self.assertIsNone(m.effective)
-        m.set_configured(FOLLOWER)
+        m.set_configured(LEADER)
         self.assertEqual(rec.calls, [FOLLOWER_GROUP])
         self.assertEqual(m.active, FOLLOWER_GROUP)
 
@@ -89,14 +93,13 @@ class RoleMachineTests(SynchronousTestCase):
                 before = list(rec.calls)
                 m.set_configured(end[0])
                 m.set_override(end[1])
-                want = group_for(effective_role(*end))
+                want = group_for(*end)
                 self.assertEqual(m.active, want, (start, end))
                 # No switch unless the group changed (leader <-> standalone
                 # keeps the leader group running).
                 switched = rec.calls[len(before):]
                 self.assertTrue(len(switched) <= 2, (start, end, switched))
-                if group_for(effective_role(*start)) == want and \
-                        group_for(effective_role(end[0], start[1])) == want:
+                if group_for(*start) == want and group_for(end[0], start[1]) == want:
                     self.assertEqual(switched, [], (start, end))
 
     def test_role_flip_switches_groups(self):
@@ -111,26 +114,36 @@ class RoleMachineTests(SynchronousTestCase):
     def test_change_mid_switch_is_applied_after(self):
         rec = Recorder()
         m = RoleMachine(rec)
-        m.set_configured(FOLLOWER)
-        self.assertEqual(rec.calls, [FOLLOWER_GROUP])
-        m.set_override(LEADER)  # arrives while the first switch runs
-        self.assertEqual(rec.calls, [FOLLOWER_GROUP])  # never two at once
-        rec.finish()
-        self.assertEqual(m.active, FOLLOWER_GROUP)
-        self.assertEqual(rec.calls, [FOLLOWER_GROUP, LEADER_GROUP])
+        m.set_configured(LEADER)
+        self.assertEqual(rec.calls, [LEADER_GROUP])
+        m.set_override(FOLLOWER)  # arrives while the first switch runs
+        self.assertEqual(rec.calls, [LEADER_GROUP])  # never two at once
         rec.finish()
         self.assertEqual(m.active, LEADER_GROUP)
-        self.assertEqual(m.effective, LEADER)
+        self.assertEqual(rec.calls, [LEADER_GROUP, FOLLOWER_GROUP])
+        rec.finish()
+        self.assertEqual(m.active, FOLLOWER_GROUP)
+        self.assertEqual(m.effective, FOLLOWER)
 
     def test_change_and_revert_mid_switch_needs_no_second_switch(self):
         rec = Recorder()
         m = RoleMachine(rec)
+        m.set_configured(LEADER)
+        m.set_override(FOLLOWER)
+        m.set_override(LEADER)
+        rec.finish()
+        self.assertEqual(rec.calls, [LEADER_GROUP])
+        self.assertEqual(m.active, LEADER_GROUP)
+
+    def test_failover_keeps_follower_services(self):
+        rec = Recorder(auto=True)
+        m = RoleMachine(rec)
         m.set_configured(FOLLOWER)
         m.set_override(LEADER)
-        m.set_override(FOLLOWER)
-        rec.finish()
+        self.assertEqual(m.effective, LEADER)
         self.assertEqual(rec.calls, [FOLLOWER_GROUP])
-        self.assertEqual(m.active, FOLLOWER_GROUP)
+        m.set_configured(LEADER)  # promoted (leave + enable-leader)
+        self.assertEqual(rec.calls, [FOLLOWER_GROUP, LEADER_GROUP])
 
     def test_many_changes_mid_switch_end_on_latest(self):
         rec = Recorder()

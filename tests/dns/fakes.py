@@ -15,6 +15,8 @@ CLIENT = ("192.168.1.20", 40000)
 
 
 class FakePort:
+    sendto = None
+
     def __init__(self, tcp=False, local="192.168.1.2"):
         self.tcp = tcp
         self.sent = []

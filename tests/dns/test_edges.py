@@ -188,4 +188,5 @@ class StatsTests(SynchronousTestCase):
         self.assertEqual((up["queries"], up["answers"], up["latency_count"]), (1, 1, 1))
         self.assertTrue(up["healthy"])
         self.assertEqual(snap["cache_entries"], 1)
+        self.assertEqual(snap["rcodes"], {"NOERROR": 2, "NXDOMAIN": 1})
         self.assertIsInstance(DnsStats().snapshot()["dropped"], dict)

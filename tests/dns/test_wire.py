@@ -138,7 +138,9 @@ class ParseResponseTests(SynchronousTestCase):
         # A TTL with the top bit set means 0 (RFC 2181).
         raw = bytearray(resp)
         raw[qend + 6:qend + 10] = b"\x80\x00\x00\x01"
-        self.assertEqual(parse_response(bytes(raw), qend).ttl, 0)
+        a = parse_response(bytes(raw), qend)
+        self.assertEqual(a.ttl, 0)
+        self.assertEqual(a.body[6:10], b"\x00\x00\x00\x00")
 
     def test_negative_ttl_from_soa(self):
         wire = make(use_edns=False)

@@ -5,6 +5,7 @@ daemon quickly where the UI itself is not under test) and ``dig``.
 
 import re
 import subprocess
+import time
 
 from tests.support.daemon import http
 
@@ -26,14 +27,23 @@ class Admin:
                 self.cookie = pair
         return result
 
+    def _post(self, path, body):
+        """POST, waiting out 503 STARTING right after the daemon came up."""
+        deadline = time.monotonic() + 15
+        while True:
+            r = self.daemon.post(path, body)
+            if r.status != 503 or time.monotonic() > deadline:
+                return r
+            time.sleep(0.1)
+
     def setup(self, username=USERNAME, password=PASSWORD):
-        r = self.daemon.post("/api/auth/setup", {"username": username, "password": password})
+        r = self._post("/api/auth/setup", {"username": username, "password": password})
         assert r.status == 201, (r.status, r.body)
         self._keep_cookie(r)
         return self
 
     def login(self, username=USERNAME, password=PASSWORD):
-        r = self.daemon.post("/api/auth/login", {"username": username, "password": password})
+        r = self._post("/api/auth/login", {"username": username, "password": password})
         assert r.status == 200, (r.status, r.body)
         self._keep_cookie(r)
         return self
@@ -54,6 +64,17 @@ class Admin:
         return r.json() if r.body else None
 
 
+def wait_started(daemon, timeout=15):
+    """/api/health answers before the cluster state is loaded (mutations
+    get 503 STARTING until then): wait for /api/cluster/ready to be 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.get("/api/cluster/ready").status == 200:
+            return daemon
+        time.sleep(0.05)
+    raise AssertionError(f"{daemon.base_url} not ready after {timeout}s:\n{daemon.log()}")
+
+
 def require_api(daemon, *paths):
     """Skip (not fail) while an API these tests drive has not landed yet."""
     from twisted.trial.unittest import SkipTest
@@ -62,6 +83,7 @@ def require_api(daemon, *paths):
         r = daemon.get(path)
         if r.status == 404 and b"No such API endpoint" in r.body:
             raise SkipTest(f"{path} is not on this branch yet")
+    wait_started(daemon)
 
 
 def dig(daemon, name, qtype="A", source=None):

@@ -46,6 +46,18 @@ def _shutdown():
             pw.stop()
 
 
+def keep_log(testcase, daemon, name):
+    """Copy the daemon's log next to the screenshots when the test ends."""
+
+    def copy():
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        with open(os.path.join(ARTIFACTS, f"{name}.log"), "w") as f:
+            f.write(daemon.log())
+
+    testcase.addCleanup(copy)
+    return daemon
+
+
 class BrowserMixin:
     """For SynchronousTestCase: ``self.open_page(base_url)``."""
 

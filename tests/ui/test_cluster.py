@@ -8,35 +8,53 @@ moved to the follower.
 """
 
 import re
+import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.daemon import Daemon
-from tests.ui.admin import PASSWORD, USERNAME, Admin, require_api
-from tests.ui.browser import BrowserMixin
+from tests.ui.admin import PASSWORD, USERNAME, Admin, require_api, wait_started
+from tests.ui.browser import BrowserMixin, keep_log
 from tests.ui.vip import Vip
 
 READONLY = "This node is a follower. Make changes on the leader/VIP."
 
 
 def log_in(page, path="/"):
+    """Open ``path`` through the login page (which skips itself when the
+    session is still valid)."""
+    from urllib.parse import quote
+
     from playwright.sync_api import expect
 
-    page.goto(path)
-    expect(page).to_have_url(re.compile(r"/login"))
-    page.get_by_label("Username").fill(USERNAME)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).not_to_have_url(re.compile(r"/login"))
+    page.goto("/login?next=" + quote(path))
+    password = page.locator("input[name=password]")
+    expect(password.or_(page.get_by_role("navigation", name="Main"))).to_be_visible()
+    if password.count():
+        page.get_by_label("Username").fill(USERNAME)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"^http://[^/]+" + re.escape(path) + "$"))
+
+
+def wait_ready(daemon, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = daemon.get("/api/cluster/ready")
+        if r.status == 200 and r.json().get("role") == "follower":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{daemon.base_url} never became a ready follower: {r.body!r}")
 
 
 class ClusterWizardTests(BrowserMixin, SynchronousTestCase):
     def test_wizard_follower_status_banner_and_409(self):
         from playwright.sync_api import expect
 
-        node_a = Daemon(self).start()
-        node_b = Daemon(self).start()
+        node_a = keep_log(self, Daemon(self).start(), "cluster-node-a")
+        node_b = keep_log(self, Daemon(self).start(), "cluster-node-b")
         require_api(node_a, "/api/cluster/status", "/api/rules")
+        wait_started(node_b)
         Admin(node_a).setup()
         Admin(node_b).setup()
         vip = Vip(self, node_a.http_port)  # node A owns the "VIP"
@@ -49,7 +67,7 @@ class ClusterWizardTests(BrowserMixin, SynchronousTestCase):
         expect(url).to_have_value(vip.url)  # prefilled with the address in use
         expect(step2.locator(".alert.warn")).to_contain_text("No VIP is configured")
         step2.get_by_role("button", name="Load Join Code").click()
-        expect(step2.locator(".alert.error")).to_contain_text("enable leader mode first")
+        expect(step2.get_by_role("alert").filter(has_text="enable leader mode first")).to_be_visible()
         step2.get_by_role("button", name="Enable Leader").click()
         expect(leader.locator("#effective-role")).to_have_text("leader")
         expect(leader.locator("#cluster-badge")).to_contain_text("Leader")
@@ -57,7 +75,7 @@ class ClusterWizardTests(BrowserMixin, SynchronousTestCase):
         code = step2.locator("#join-code")
         expect(code).not_to_have_value("")
         step2.get_by_role("button", name="Copy").click()
-        expect(leader.locator(".toast")).to_contain_text("Join code copied.")
+        expect(leader.locator(".toast").filter(has_text="Join code copied.")).to_be_visible()
         copied = leader.evaluate("navigator.clipboard.readText()")
         self.assertEqual(copied, code.input_value())
 
@@ -77,9 +95,8 @@ class ClusterWizardTests(BrowserMixin, SynchronousTestCase):
 
         # The follower's status: role follower, last sync fresh and updating.
         # (Its accounts are the leader's now: log in again if asked.)
-        follower.goto("/status")
-        if "/login" in follower.url:
-            log_in(follower, "/status")
+        wait_ready(node_b)  # synced once: it has the leader's accounts now
+        log_in(follower, "/status")
         expect(follower.locator("#effective-role")).to_have_text("follower")
         expect(follower.locator("#last-sync")).to_contain_text(re.compile(r"just now|\d+ s ago"))
         expect(follower.locator("#last-error")).to_have_text("none")

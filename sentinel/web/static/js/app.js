@@ -39,8 +39,11 @@ onApiError((err) => {
   }
 });
 
+let firstSeq = null;
+
 async function show(loc) {
   const mySeq = ++seq;
+  if (firstSeq === null) firstSeq = mySeq;
   if (current) for (const fn of current.cleanup) fn();
   const found = matchRoute(ROUTES, loc.pathname);
   const route = found ? found.route : { module: "notfound", title: "Not found" };
@@ -107,8 +110,11 @@ async function show(loc) {
     root.append(box);
   }
   if (mySeq !== seq) return;
+  // After an in-app navigation, move focus to the new page's heading (so
+  // screen readers announce it); on the first load, keep the browser's
+  // focus order (Tab reaches the skip link first).
   const heading = root.querySelector("h1");
-  if (heading && !document.activeElement?.matches("input, select, textarea")) {
+  if (mySeq > firstSeq && heading && !document.activeElement?.matches("input, select, textarea")) {
     heading.setAttribute("tabindex", "-1");
     heading.focus({ preventScroll: true });
   }

@@ -103,8 +103,8 @@ function renderBanner(banner, c) {
     banner.hidden = true;
     return;
   }
-  const parts = [h("strong", {}, "Read-only:"),
-    "this node is a follower. Make changes on the leader/VIP."];
+  const parts = [h("strong", {}, "Read-only:"), " ",
+    "This node is a follower. Make changes on the leader/VIP."];
   if (c.leaderUrl && /^https?:\/\//i.test(c.leaderUrl)) {
     parts.push(h("a", { href: c.leaderUrl, "data-external": "", rel: "noopener" }, `Open the leader UI (${c.leaderUrl})`));
   }

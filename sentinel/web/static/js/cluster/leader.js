@@ -32,7 +32,7 @@ export function vipWarning(url, vip) {
   return null;
 }
 
-export async function render(root, { vip }) {
+export async function render(root, { vip, onChange = () => {} }) {
   const c = session.cluster || {};
   const errors = errorBox();
   const warning = h("p", { class: "alert warn", role: "status" });
@@ -56,6 +56,7 @@ export async function render(root, { vip }) {
     replace(serverWarnings, warnings.map((w) => h("p", { class: "alert warn" }, String(w))));
     toast("This node is now the leader.");
     await refreshCluster();
+    await onChange();
     loadBtn.disabled = false;
   });
 

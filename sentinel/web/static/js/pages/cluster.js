@@ -52,7 +52,7 @@ export async function render(ctx) {
     try {
       ha = await api.get("/api/cluster/ha/config", { quiet: true });
     } catch { /* Step 1 shows the error */ }
-    await part(leader, () => renderLeader(leader, { vip: ha.vip }));
+    await part(leader, () => renderLeader(leader, { vip: ha.vip, onChange: refreshStatus }));
   }
 
   ctx.root.append(

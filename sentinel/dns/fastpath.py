@@ -1,0 +1,155 @@
+"""
+The hot path in front of L{sentinel.dns.engine.Engine}: the listeners call
+``FastPath.handle``, which answers the common cases inline, by byte
+indexing, without building a L{Query} object:
+
+- a client that is allowed and not rate limited, a standard query (one
+  question of class IN, optionally one EDNS version 0 OPT record), and
+- a BLOCK decision (a prebuilt answer with the ID and question spliced
+  in), or a PASS/ALLOW decision answered from the cache (stored record
+  bytes with the TTLs counted down once per second, not per query).
+
+A cache miss gets its Query object and joins the engine at
+``Engine.dispatch``; anything else (access refusals, unusual shapes,
+malformed packets, rewrites, ANY) goes through ``Engine.handle`` as if the
+fast path did not exist.  ``tests/dns/test_fastpath.py`` checks that both
+paths give byte-identical answers.
+"""
+
+from sentinel.dns.answer import truncated
+from sentinel.dns.decision import ALLOW, BLOCK, LOG_ALLOWED, LOG_BLOCKED, LOG_CACHED, PASS
+from sentinel.dns.wire import (
+    AXFR, IXFR, KEY_FLAGS, ONE_QUESTION, ONE_QUESTION_OPT, OPT_DO, OPT_NODO, Query,
+)
+
+_IN = b"\x00\x01"
+_OPT_HEAD = b"\x00\x00\x29"
+_SLOW_TYPES = frozenset([255, AXFR, IXFR, 41])  # ANY, zone transfers, OPT
+
+
+class FastPath:
+    def __init__(self, engine):
+        self.engine = engine
+        # Long-lived objects the engine mutates in place (never replaces).
+        self._unlimited = engine.access.unlimited
+        self._loop_ports = engine.loop_ports
+        self._seconds = engine.clock.seconds
+        self._cache = engine.cache._data
+        self._policy = engine.policy_source
+        self._stats = engine.stats
+        self._decisions = engine.stats.decisions
+        self._blocker = engine.blocker
+
+    def handle(self, data, addr, port, cmsg):
+        engine = self.engine
+        ip = addr[0]
+        now = self._seconds()
+        if ip not in self._unlimited:
+            verdict = engine.access.check(ip, now)
+            if verdict:
+                return engine._refuse_access(verdict, data, addr, port, cmsg)
+        if len(data) < 17 or data[2] & 0xF8 or addr[1] in self._loop_ports:
+            return engine.handle(data, addr, port, cmsg, True)
+        counts = data[4:12]
+        if counts == ONE_QUESTION:
+            edns = 0
+        elif counts == ONE_QUESTION_OPT:
+            edns = 1
+        else:
+            return engine.handle(data, addr, port, cmsg, True)
+        # The question name, label by label (no compression in a question).
+        i = 12
+        try:
+            n = data[12]
+            while n:
+                if n > 63:
+                    return engine.handle(data, addr, port, cmsg, True)
+                i += n + 1
+                n = data[i]
+        except IndexError:
+            return engine.handle(data, addr, port, cmsg, True)
+        i += 1
+        qend = i + 4
+        size = len(data)
+        if i > 267 or qend > size or data[i + 2:qend] != _IN:
+            return engine.handle(data, addr, port, cmsg, True)
+        do = 0
+        tcp = port.tcp
+        if edns:
+            if (data[qend:qend + 3] != _OPT_HEAD or qend + 11 > size or data[qend + 6]
+                    or qend + 11 + (data[qend + 9] << 8 | data[qend + 10]) != size):
+                return engine.handle(data, addr, port, cmsg, True)
+            if tcp:
+                limit = 0
+            else:
+                limit = data[qend + 3] << 8 | data[qend + 4]
+                limit = 512 if limit < 512 else (1232 if limit > 1232 else limit)
+            do = data[qend + 7] >> 7
+        elif qend != size:
+            return engine.handle(data, addr, port, cmsg, True)
+        else:
+            limit = 0 if tcp else 512
+        qtype = data[i] << 8 | data[i + 1]
+        if qtype in _SLOW_TYPES:
+            return engine.handle(data, addr, port, cmsg, True)
+
+        stats = self._stats
+        if tcp:
+            stats.queries_tcp += 1
+        else:
+            stats.queries_udp += 1
+        qname = data[12:i].lower()
+        try:
+            decision = self._policy.current.decide(ip, qname, qtype)
+        except Exception:
+            return engine.handle(data, addr, port, cmsg, True)  # logs it, answers unfiltered
+        action = decision.action
+        rd = data[2] & 1
+        if action == BLOCK:
+            self._decisions[BLOCK] += 1
+            reply = self._blocker.answer_raw(data[:2], rd, data[12:qend], qtype, edns, do,
+                                             decision)
+            self._send(port, reply, addr, cmsg)
+            engine.querylog.record(now, ip, decision.client_name, qname, qtype, LOG_BLOCKED,
+                                   decision.reason, "", reply[3] & 0xF, 0.0)
+            return
+        flags = do | (data[3] >> 3) & 6  # DO | CD << 1 | AD << 2
+        question = data[12:qend]
+        key = b"".join((qname, question[-4:], KEY_FLAGS[flags]))
+        if (action == PASS or action == ALLOW) and not decision.shadow:
+            entry = self._cache.get(key)
+            if entry is not None and now < entry.expires:
+                self._cache.move_to_end(key)
+                self._decisions[action] += 1
+                stats.cache_hits += 1
+                age = int(now) - entry.stored
+                body = entry._body if age == entry._age else entry.body_at(now)
+                reply = b"".join((data[:2], entry.hdr[rd | edns << 1], question, body,
+                                  (OPT_DO if do else OPT_NODO) if edns else b""))
+                if limit and len(reply) > limit:
+                    reply = truncated(self._query(data, rd, qname, question, qtype, edns, do,
+                                                  limit, flags), entry.rcode, entry.ad)
+                self._send(port, reply, addr, cmsg)
+                engine.querylog.record(now, ip, decision.client_name, qname, qtype,
+                                       LOG_ALLOWED if action == ALLOW else LOG_CACHED,
+                                       decision.reason, "", entry.rcode, 0.0)
+                return
+        q = self._query(data, rd, qname, question, qtype, edns, do, limit, flags)
+        engine.dispatch(q, decision, ip, port, addr, cmsg, limit, now)
+
+    def _send(self, port, reply, addr, cmsg):
+        stats = self._stats
+        stats.answered += 1
+        stats.rcodes[reply[3] & 0xF] += 1
+        sendto = port.sendto
+        if sendto is None:
+            return port.send(reply, addr, cmsg)
+        try:
+            sendto(reply, addr)
+        except OSError:
+            self._stats.drop("send_error")
+
+    @staticmethod
+    def _query(data, rd, qname, question, qtype, edns, do, limit, flags):
+        return Query(data[:2], rd, qname, question, qtype, 1, bool(edns), do,
+                     limit or 512, flags, 0, flags >> 1 & 1, flags >> 2 & 1)
