@@ -272,9 +272,9 @@ def report(n, parse, build, daemon, command):
         "text processing; in memory each name is a 60-bit hash in one dict (a small int is "
         "32 bytes, a bytes object ~64); decoding is streamed so only one piece of name "
         "objects exists at a time; downloads are parsed in a niced child process; memory "
-        "freed by a rebuild is returned to the OS (malloc_trim). A rule change is enforced before the API call returns because the "
-        "store's commit notification rebuilds the snapshot synchronously when the merged "
-        "lists are cached (docs/FILTERING.md).",
+        "freed by a rebuild is returned to the OS (malloc_trim). A rule change is enforced "
+        "before the API call returns because the store's commit notification rebuilds the "
+        "snapshot synchronously when the merged lists are cached (docs/FILTERING.md).",
     ]
     return "\n".join(lines)
 

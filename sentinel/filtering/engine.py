@@ -59,6 +59,7 @@ class PolicyEngine(Service):
         self._unsubscribe = None
         self._waiters = []
         self._trim_after_install = False
+        self._retry = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -75,6 +76,8 @@ class PolicyEngine(Service):
             self._unsubscribe()
             self._unsubscribe = None
         self._cancel_timer()
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
 
     def _load(self):
         if not self.running:
@@ -129,17 +132,28 @@ class PolicyEngine(Service):
             return
         self._busy = True
         d = ensureDeferred(self._prepare(missing))
-        d.addErrback(lambda f: log.failure("filtering: preparing blocklists failed", f))
-        d.addBoth(self._prepared)
 
-    def _prepared(self, _):
+        def failed(failure):
+            log.failure("filtering: preparing blocklists failed; retrying", failure)
+            return True
+
+        d.addErrback(failed)
+        d.addCallback(self._prepared)
+
+    def _prepared(self, transient):
         self._busy = False
-        self.rebuild()
+        if transient:
+            # The store could not be read: keep the snapshot in force (a
+            # list must not silently stop being enforced) and try again.
+            self._retry_later()
+        else:
+            self.rebuild()
 
     async def _prepare(self, keys):
+        """Load and merge list contents; True if a transient error stopped it."""
         started = time.perf_counter()
         try:
-            await self._load_lists(keys)
+            return await self._load_lists(keys)
         finally:
             self.last_prepare_seconds = time.perf_counter() - started
 
@@ -151,24 +165,28 @@ class PolicyEngine(Service):
                     raise ListFormatError("contents not in the store (yet)")
                 self.cache.decoded[sha] = await self._run(decode_blob, blob)
             except ListFormatError as e:
+                # Nothing will change until the entity does: go on without it.
                 log.warn("filtering: blocklist contents {sha} unusable: {e}", sha=sha[:12], e=e)
                 self.unavailable.add(sha)
             except Exception as e:
                 log.warn("filtering: reading blocklist contents {sha} failed: {e}",
                          sha=sha[:12], e=e)
-                self.unavailable.add(sha)
-                self._retry_later()
+                return True
         for key in keys:
             if all(sha in self.cache.decoded for _, sha in key):
                 self.cache.merged[key] = await self._run(merge, key, self.cache.decoded)
         self._trim_after_install = True
+        return False
 
     def _retry_later(self):
+        if self._retry is not None and self._retry.active():
+            return
+
         def retry():
-            self.unavailable.clear()
+            self._retry = None
             self.rebuild()
 
-        self.clock.callLater(RETRY_DELAY, retry)
+        self._retry = self.clock.callLater(RETRY_DELAY, retry)
 
     def _install(self, plan):
         started = time.perf_counter()
