@@ -23,7 +23,9 @@ from bench.dnsperfrun import Files, latency_at, max_rate, profile
 from bench.report import write_section
 
 SCENARIOS = ("hits", "blocked", "forwarded", "mix")
-SERVERS = ("sentinel", "sentinel-any", "dnsmasq", "unbound", "naive")
+SERVERS = ("sentinel", "sentinel-nolog", "sentinel-any", "dnsmasq", "unbound", "naive")
+# Variants measured for information, on fewer scenarios.
+PARTIAL = {"sentinel-any": ("hits", "forwarded"), "sentinel-nolog": ("hits", "forwarded")}
 SERVER_CORE, LOAD_CORE = 1, 0
 
 
@@ -34,6 +36,8 @@ def run_server(name, files, upstream, work, seconds, profile_it):
         url = f"http://127.0.0.1:{list_server.server_address[1]}/list.txt"
         proc = S.start_sentinel(work, upstream.port, url, files.blocked_names[0], SERVER_CORE,
                                 interface="" if name == "sentinel-any" else "127.0.0.1")
+        if name == "sentinel-nolog":
+            proc.api("PUT", "/api/filtering/settings", {"query_log_enabled": False})
     elif name == "dnsmasq":
         proc = S.start_dnsmasq(work, upstream.port, files.hosts, SERVER_CORE)
     elif name == "unbound":
@@ -50,7 +54,7 @@ def run_server(name, files, upstream, work, seconds, profile_it):
         dnsperf(proc.port, files.blocked, 3, outstanding=50)
         sources = {"hits": lambda: files.hits, "blocked": lambda: files.blocked,
                    "forwarded": files.fresh_misses, "mix": files.fresh_mix}
-        scenarios = SCENARIOS if name != "sentinel-any" else ("hits", "forwarded")
+        scenarios = PARTIAL.get(name, SCENARIOS)
         for scenario in scenarios:
             source = sources[scenario]
             best = max_rate(proc.port, source, seconds)

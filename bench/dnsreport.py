@@ -2,6 +2,7 @@
 
 NAMES = {
     "sentinel": "Sentinel (127.0.0.1)",
+    "sentinel-nolog": "Sentinel, query log off",
     "sentinel-any": "Sentinel (all addresses, pktinfo)",
     "dnsmasq": "dnsmasq (addn-hosts, cache 10000)",
     "unbound": "unbound (1 thread, local-zone)",

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -185,7 +186,7 @@ def _api(base, method, path, body=None, headers=None):
 
 def start_sentinel(work, upstream_port, list_url, probe_blocked, core, interface="127.0.0.1"):
     port, http_port = free_port(), free_port()
-    data = os.path.join(work, "sentinel-data")
+    data = tempfile.mkdtemp(prefix="sentinel-data-", dir=work)
     argv = TWISTD + ["--nodaemon", "--pidfile=", "sentinel", "--data-dir", data,
                      "--dns-port", str(port), "--dns-interface", interface,
                      "--http-port", str(http_port), "--http-interface", "127.0.0.1",

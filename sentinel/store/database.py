@@ -28,6 +28,7 @@ from twisted.internet.defer import (
 )
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from txpostgres import txpostgres
 
@@ -122,7 +123,7 @@ class SqliteDatabase:
         return []
 
     def run(self, fn, *args, write=True):
-        return self._locks[write].run(self._transaction, fn, args, write)
+        return _shielded(self._locks[write].run(self._transaction, fn, args, write))
 
     @inlineCallbacks
     def _transaction(self, fn, args, write):
@@ -254,7 +255,7 @@ class PostgresDatabase:
         return succeed(None)
 
     def run(self, fn, *args, write=True):
-        return self._locks[write].run(self._transaction, fn, args, write)
+        return _shielded(self._locks[write].run(self._transaction, fn, args, write))
 
     @inlineCallbacks
     def _transaction(self, fn, args, write):
@@ -281,6 +282,30 @@ class PostgresDatabase:
         self.log.warn("database connection lost ({error}); reconnecting", error=str(error).strip())
         self._connecting = True
         self._attempt(self.first_backoff)
+
+
+def _shielded(inner):
+    """
+    The result of ``inner`` in a Deferred the caller may cancel without
+    cancelling ``inner``.  Callers do cancel (Klein cancels a handler when
+    its client disconnects; timeouts cancel): a cancellation reaching a
+    transaction half-way could skip its COMMIT/ROLLBACK and leave the
+    connection inside a transaction, failing every later call.  A started
+    transaction always runs to its end; a cancelled caller just stops
+    waiting for it.
+    """
+    outer = Deferred(lambda _: None)  # cancel(): errback CancelledError now
+
+    def done(result):
+        if not outer.called:
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+        return None  # a cancelled caller's late failure is nobody's to handle
+
+    inner.addBoth(done)
+    return outer
 
 
 def _close_quietly(conn):
