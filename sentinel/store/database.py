@@ -28,12 +28,37 @@ from twisted.internet.defer import (
 )
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from txpostgres import txpostgres
 
 
 class StoreUnavailable(Exception):
     """The database cannot be reached right now (PostgreSQL down)."""
+
+
+def _shielded(d):
+    """
+    A Deferred for ``d``'s result whose cancellation does not reach ``d``:
+    a transaction, once started, always ends with COMMIT or ROLLBACK and
+    releases its connection properly.  (Cancelling mid-BEGIN used to leave
+    the connection inside a transaction nobody owned, and the next call
+    failed with "cannot start a transaction within a transaction".)  The
+    caller gets CancelledError at once; the transaction's own outcome is
+    dropped.
+    """
+    outer = Deferred(lambda _: None)
+
+    def done(result):
+        if not outer.called:
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+        return None
+
+    d.addBoth(done)
+    return outer
 
 
 def _sync_call(fn, args):
@@ -122,7 +147,7 @@ class SqliteDatabase:
         return []
 
     def run(self, fn, *args, write=True):
-        return self._locks[write].run(self._transaction, fn, args, write)
+        return _shielded(self._locks[write].run(self._transaction, fn, args, write))
 
     @inlineCallbacks
     def _transaction(self, fn, args, write):
@@ -254,7 +279,7 @@ class PostgresDatabase:
         return succeed(None)
 
     def run(self, fn, *args, write=True):
-        return self._locks[write].run(self._transaction, fn, args, write)
+        return _shielded(self._locks[write].run(self._transaction, fn, args, write))
 
     @inlineCallbacks
     def _transaction(self, fn, args, write):
