@@ -308,6 +308,30 @@ class PostgresDatabase:
         self._attempt(self.first_backoff)
 
 
+def _shielded(inner):
+    """
+    The result of ``inner`` in a Deferred the caller may cancel without
+    cancelling ``inner``.  Callers do cancel (Klein cancels a handler when
+    its client disconnects; timeouts cancel): a cancellation reaching a
+    transaction half-way could skip its COMMIT/ROLLBACK and leave the
+    connection inside a transaction, failing every later call.  A started
+    transaction always runs to its end; a cancelled caller just stops
+    waiting for it.
+    """
+    outer = Deferred(lambda _: None)  # cancel(): errback CancelledError now
+
+    def done(result):
+        if not outer.called:
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+        return None  # a cancelled caller's late failure is nobody's to handle
+
+    inner.addBoth(done)
+    return outer
+
+
 def _close_quietly(conn):
     try:
         conn.close()

@@ -35,7 +35,7 @@ class RefresherTests(TestCase):
         self.engine.startService()
         self.addCleanup(self.engine.stopService)
         await self.engine.settled()
-        self.refresher = BlocklistRefresher(self.store, self.clock, self.http, run=inline,
+        self.refresher = BlocklistRefresher(self.store, self.clock, self.http,
                                             fetch_options={"max_bytes": 10_000})
 
     def start_refresher(self):
