@@ -37,30 +37,6 @@ class StoreUnavailable(Exception):
     """The database cannot be reached right now (PostgreSQL down)."""
 
 
-def _shielded(d):
-    """
-    A Deferred for ``d``'s result whose cancellation does not reach ``d``:
-    a transaction, once started, always ends with COMMIT or ROLLBACK and
-    releases its connection properly.  (Cancelling mid-BEGIN used to leave
-    the connection inside a transaction nobody owned, and the next call
-    failed with "cannot start a transaction within a transaction".)  The
-    caller gets CancelledError at once; the transaction's own outcome is
-    dropped.
-    """
-    outer = Deferred(lambda _: None)
-
-    def done(result):
-        if not outer.called:
-            if isinstance(result, Failure):
-                outer.errback(result)
-            else:
-                outer.callback(result)
-        return None
-
-    d.addBoth(done)
-    return outer
-
-
 def _sync_call(fn, args):
     result = fn(*args)
     if hasattr(result, "send"):
