@@ -239,6 +239,8 @@ class SyncClient(Service):
                     self._applier.apply, batch, fetched, force,
                     lambda: state.epoch == epoch and not self._stopped)
             except ApplyError as e:
+                if e.code == "ABORTED":  # membership changed or stopping: not an error
+                    raise CancelledError() from None
                 raise SyncError(e.code, e.message) from None
             self._marker = {"history": batch.history, "revision": batch.revision,
                             "leader": batch.leader}
