@@ -47,10 +47,12 @@ class BlocklistRefresher(Service):
         self._loop = None
         self._unsubscribe = None
         self._started = False
+        self._stopped = False
         self.checking = succeed(None)  # the latest refresh_due (tests wait on it)
 
     def startService(self):
         super().startService()
+        self._stopped = False
         self._unsubscribe = self.store.subscribe(self._changed)
 
         def ready(_):
@@ -71,9 +73,14 @@ class BlocklistRefresher(Service):
         self._ready().addCallback(ready)
 
     def stopService(self):
+        """Stop; downloads still running finish but write nothing (a leader-only
+        service: this node may be a follower now, whose configuration comes
+        from the leader alone)."""
         super().stopService()
+        self._stopped = True
         if self._unsubscribe:
             self._unsubscribe()
+            self._unsubscribe = None
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
@@ -177,6 +184,8 @@ class BlocklistRefresher(Service):
 
     def _record(self, list_id, url, parsed, blob, size, fetched):
         now = self.clock.seconds()
+        if self._stopped:
+            return succeed(None)  # e.g. this node became a follower meanwhile
 
         async def tx(ctx):
             entity = await ctx.get(model.BLOCKLIST, list_id)
@@ -204,6 +213,8 @@ class BlocklistRefresher(Service):
 
     async def _failed(self, list_id, url, error):
         now = self.clock.seconds()
+        if self._stopped:
+            return None
 
         async def tx(ctx):
             entity = await ctx.get(model.BLOCKLIST, list_id)

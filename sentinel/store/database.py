@@ -155,12 +155,26 @@ class _PostgresTx:
 
     @inlineCallbacks
     def executemany(self, sql, seq):
-        # txpostgres has no executemany; one round trip per row is fine for
-        # the batch sizes we use, and it stays inside the transaction.
-        sql = _pg_sql(sql)
-        for params in seq:
-            yield self._cursor.execute(sql, tuple(params))
+        """
+        txpostgres has no executemany: a plain ``INSERT ... VALUES (?, ...)``
+        becomes multi-row INSERTs (one round trip per chunk); anything else
+        runs row by row.  Either way it stays inside the transaction.
+        """
+        rows = [tuple(params) for params in seq]
+        head, sep, values = sql.rpartition(" VALUES ")
+        if sep and head.lstrip().upper().startswith("INSERT") and values.strip().startswith("("):
+            group = values.strip()
+            for start in range(0, len(rows), self.chunk):
+                chunk = rows[start:start + self.chunk]
+                statement = f"{head} VALUES " + ", ".join([group] * len(chunk))
+                yield self._cursor.execute(_pg_sql(statement), sum(chunk, ()))
+            return []
+        statement = _pg_sql(sql)
+        for params in rows:
+            yield self._cursor.execute(statement, params)
         return []
+
+    chunk = 500
 
 
 def _pg_sql(sql):
