@@ -8,6 +8,7 @@ import collections
 import os
 import re
 import subprocess
+import sys
 import tempfile
 
 LOSS_LIMIT = 0.1  # percent
@@ -121,8 +122,7 @@ def latency_at(port, datafile, rate, seconds=5):
 
 def profile(pid, port, datafile, seconds=6, core=0):
     """Top self-time lines of a py-spy profile taken under saturating load."""
-    spy = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       ".venv", "bin", "py-spy")
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(spy):
         return None
     raw = tempfile.mktemp(suffix=".txt")
