@@ -80,6 +80,49 @@ class StoreContract:
         other = await store.create("client", {"n": 1})
         self.assertEqual(other.key, "1")
 
+    async def test_reserved_keys_are_never_allocated(self):
+        # Keys allocated elsewhere (a cluster leader) are reserved here, so
+        # this node never hands them out if it becomes the leader.
+        store = await self.open_store()
+        seen = []
+        store.subscribe(lambda rev, changed: seen.append((rev, changed)))
+        await store.create("rule", {"p": "a"})
+        reserved = await store.transact(lambda ctx: ctx.reserve("rule", 7))
+        self.assertTrue(reserved)
+        self.assertEqual(seen[-1][1][0].key, "7")
+        self.assertTrue(seen[-1][1][0].deleted)
+        self.assertIsNone(await store.get("rule", "7"))
+        revision = await store.revision()
+        # Lower or equal: already covered, not a change.
+        for key in (7, 3):
+            self.assertFalse(await store.transact(lambda ctx: ctx.reserve("rule", key)))
+        self.assertEqual(await store.revision(), revision)
+        self.assertEqual((await store.create("rule", {"p": "b"})).key, "8")
+        self.assertEqual((await store.create("client", {"n": 1})).key, "1")
+        # A live key is never turned into a tombstone.
+        self.assertFalse(await store.transact(lambda ctx: ctx.reserve("rule", 8)))
+        self.assertEqual((await store.get("rule", "8")).data, {"p": "b"})
+        with self.assertRaises(ValueError):
+            await store.transact(lambda ctx: ctx.reserve("rule", 0))
+
+    async def test_key_marks_cover_tombstones_and_ignore_other_keys(self):
+        store = await self.open_store()
+        for _ in range(3):
+            await store.create("blocklist", {"u": 1})
+        await store.delete("blocklist", "3")
+        await store.create("client", {"n": 1})
+        await store.put("setting", "dns", {"x": 1})
+        await store.put("user", "admin", {"x": 1})
+        await store.put("session", "ab12", {"x": 1})
+        await store.put("rule", "99999999999999999999", {"too": "long"})  # not a BIGINT
+        marks = await store.read(lambda ctx: ctx.key_marks())
+        self.assertEqual(marks, {"blocklist": 3, "client": 1})
+        self.assertEqual(await store.read(lambda ctx: ctx.max_key("user")), 0)
+        # create() is not confused by keys that are not integers (PostgreSQL
+        # cannot CAST them).
+        await store.put("client", "laptop", {"n": 2})
+        self.assertEqual((await store.create("client", {"n": 3})).key, "2")
+
     async def test_concurrent_creates_get_distinct_keys(self):
         store = await self.open_store()
         made = await gatherResults([store.create("rule", {"i": i}) for i in range(20)])

@@ -10,7 +10,9 @@ The sync payload (pure).  One JSON envelope per answer::
 data) to the request's nonce and to the envelope fields, over::
 
     {"entities": [[kind, key, revision, data], ...],   # data null: deleted
-     "blobs": [sha256, ...]}                           # blob contents to have
+     "blobs": [sha256, ...],                           # blob contents to have
+     "marks": {kind: N, ...}}                          # "full": highest integer
+                                                       # key ever used, per kind
 
 so configuration (including password hashes and sessions) never crosses
 the network in clear, and secrets travel as plaintext only inside it: the
@@ -59,6 +61,10 @@ class Batch:
     since: int = 0
     entities: tuple = ()
     blobs: tuple = ()
+    # {kind: highest integer key the leader ever used, deleted ones included}
+    # (full snapshots only: they carry no tombstones).  A follower reserves
+    # these keys so it never hands them out again if it becomes the leader.
+    marks: dict = attr.ib(factory=dict)
 
 
 def _dumps(value) -> bytes:
@@ -78,6 +84,7 @@ def encode(batch, wire_key, request_nonce) -> bytes:
         inner = _dumps({
             "entities": [[e.kind, e.key, e.revision, e.data] for e in batch.entities],
             "blobs": sorted(set(batch.blobs)),
+            "marks": dict(batch.marks),
         })
         nonce = os.urandom(12)
         aad = _aad(request_nonce, batch)
@@ -126,12 +133,25 @@ def decode(body: bytes, wire_key, request_nonce) -> Batch:
     for sha in blobs:
         if not isinstance(sha, str) or not SHA256.match(sha):
             raise CodecError("bad blob reference")
+    marks = _marks(inner.get("marks", {}))
     seen = set()
     for e in entities:
         if (e.kind, e.key) in seen:
             raise CodecError(f"entity {e.kind}/{e.key} sent twice")
         seen.add((e.kind, e.key))
-    return attr.evolve(head, entities=entities, blobs=blobs)
+    return attr.evolve(head, entities=entities, blobs=blobs, marks=marks)
+
+
+MAX_MARK = 10**18 - 1  # integer keys have at most 18 digits (a BIGINT)
+
+
+def _marks(value):
+    if not isinstance(value, dict):
+        raise CodecError("marks is not an object")
+    for kind, top in value.items():
+        if not KIND.match(kind) or type(top) is not int or not 0 < top <= MAX_MARK:
+            raise CodecError(f"bad key mark for {kind!r}")
+    return value
 
 
 def _json(raw):

@@ -23,6 +23,7 @@ MARKER = "cluster.sync"  # node_state: the leader position this node holds
 # kept in node_state by design; should one ever be an entity, it must not
 # cross the wire in either direction.
 LOCAL_SETTING = re.compile(r"^(cluster|ha|listen)([._:-]|$)")
+INT_KEY = re.compile(r"[0-9]{1,18}")  # as the store's create() allocates them
 
 
 class ApplyError(Exception):
@@ -113,10 +114,12 @@ class Applied:
     counts: dict
     blobs_added: int
     blobs_removed: int
+    ids_reserved: int = 0  # integer keys recorded as used (see key_marks)
 
     @property
     def changed(self):
-        return bool(self.counts) or self.blobs_added or self.blobs_removed
+        return bool(self.counts) or bool(self.blobs_added or self.blobs_removed
+                                         or self.ids_reserved)
 
 
 class Applier:
@@ -178,11 +181,29 @@ class Applier:
         removed = 0
         if touched or (batch.mode == "full" and not todo.empty):
             removed = await _collect_blobs(ctx, have)
+        reserved = 0
+        for kind, top in sorted(key_marks(batch).items()):
+            reserved += await ctx.reserve(kind, top)
         if not still_valid():
             raise ApplyError("ABORTED", "Cluster configuration changed during the sync.")
         await ctx.set_local(MARKER, {"history": batch.history, "revision": batch.revision,
                                      "leader": batch.leader})
-        return Applied(batch.mode, batch.revision, ctx.revision, todo.counts(), added, removed)
+        return Applied(batch.mode, batch.revision, ctx.revision, todo.counts(), added, removed,
+                       reserved)
+
+
+def key_marks(batch):
+    """
+    {kind: highest integer key} this follower must never allocate: the
+    leader's marks (full snapshots, which carry no tombstones) and every
+    integer key in the batch — deletions of entities this node never had
+    included — so a follower promoted to leader never reuses an id.
+    """
+    marks = dict(batch.marks)
+    for e in batch.entities:
+        if INT_KEY.fullmatch(e.key) and int(e.key) > 0 and synced(e.kind, e.key):
+            marks[e.kind] = max(marks.get(e.kind, 0), int(e.key))
+    return marks
 
 
 async def _collect_blobs(ctx, have):

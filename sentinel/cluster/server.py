@@ -111,12 +111,14 @@ class SyncServer:
         if history == mine and since == current:
             return Batch("unchanged", leader, mine, current, current)
         have = await ctx.blob_shas()
+        marks = {}
         if history == mine and since < current:
             found = await ctx.changes_since(since)
             current, mode = found.revision, "changes"
         else:
             found = await ctx.snapshot()
             current, mode, since = found.revision, "full", 0
+            marks = await ctx.key_marks()
         entities, blobs = [], set()
         for e in found.entities:
             if not synced(e.kind, e.key):
@@ -132,7 +134,8 @@ class SyncServer:
             elif data is not None:
                 blobs |= blob_refs(data, have)
             entities.append(WireEntity(e.kind, e.key, e.revision, data))
-        return Batch(mode, leader, mine, current, since, tuple(entities), tuple(sorted(blobs)))
+        return Batch(mode, leader, mine, current, since, tuple(entities), tuple(sorted(blobs)),
+                     marks)
 
     def blob(self, sha):
         return self._store.get_blob(sha)

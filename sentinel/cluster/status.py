@@ -49,7 +49,7 @@ class SyncStatus:
             self.last_apply = {
                 "at": now, "mode": applied.mode, "counts": applied.counts,
                 "localRevision": applied.local_revision, "blobsAdded": applied.blobs_added,
-                "blobsRemoved": applied.blobs_removed,
+                "blobsRemoved": applied.blobs_removed, "idsReserved": applied.ids_reserved,
             }
 
     def failed(self, error, now):

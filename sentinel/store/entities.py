@@ -132,11 +132,52 @@ class ConfigTx:
     async def create(self, kind, data):
         """Insert with the next integer key of this kind (never reused)."""
         await self._bump()  # also serialises id allocation on PostgreSQL
-        rows = await self._tx.execute(
-            "SELECT MAX(CAST(key AS BIGINT)) FROM config WHERE kind = ?", (kind,)
-        )
-        key = (rows[0][0] or 0) + 1
+        key = await self.max_key(kind) + 1
         return await self.put(kind, str(key), data)
+
+    def _int_key(self):
+        # Keys that are integers (at most 18 digits: they fit a BIGINT).
+        if self._tx.dialect == "postgres":
+            return "key ~ '^[0-9]{1,18}$'"
+        return "key <> '' AND key NOT GLOB '*[^0-9]*' AND LENGTH(key) <= 18"
+
+    async def max_key(self, kind) -> int:
+        """The highest integer key of ``kind`` ever used here (live or
+        deleted), 0 if none: create() allocates above it."""
+        rows = await self._tx.execute(
+            f"SELECT MAX(CAST(key AS BIGINT)) FROM config WHERE kind = ? AND {self._int_key()}",
+            (kind,),
+        )
+        return int(rows[0][0] or 0)
+
+    async def key_marks(self) -> dict:
+        """{kind: max_key(kind)} for every kind with integer keys."""
+        rows = await self._tx.execute(
+            f"SELECT kind, MAX(CAST(key AS BIGINT)) FROM config WHERE {self._int_key()} "
+            "GROUP BY kind"
+        )
+        return {kind: int(top) for kind, top in rows if top}
+
+    async def reserve(self, kind, key) -> bool:
+        """
+        Make sure create() never hands out integer ``key`` (or a lower one)
+        of ``kind`` here: if no key that high is known, record a tombstone
+        for it (a change: the revision is bumped).  For keys allocated
+        elsewhere (cluster sync).  Returns True if a tombstone was written.
+        """
+        key = int(key)
+        if not 0 < key < 10**18:
+            raise ValueError(f"cannot reserve {kind} key {key}")
+        if await self.max_key(kind) >= key:
+            return False
+        revision = await self._bump()
+        await self._tx.execute(
+            "INSERT INTO config (kind, key, revision, data) VALUES (?, ?, ?, NULL) "
+            "ON CONFLICT (kind, key) DO NOTHING",
+            (kind, str(key), revision),
+        )
+        self.changed.append(Entity(kind, str(key), revision, None))
+        return True
 
     async def delete(self, kind, key):
         """Delete, leaving a tombstone. Returns False if there was nothing."""

@@ -206,6 +206,52 @@ class ApplyTests(TestCase):
         self.assertEqual(applied.blobs_removed, 1)
         self.assertEqual(applied.counts["rule"], {"put": 0, "deleted": 1})
 
+    async def test_full_snapshot_reserves_ids_deleted_before_joining(self):
+        s = self.leader.store
+        for name in ("ads", "malware", "old"):
+            await s.create("blocklist", {"name": name})
+        await s.create("client", {"name": "kid", "blocklists": [3]})  # a stale reference
+        await s.delete("blocklist", "3")
+        for _ in range(5):
+            await s.create("api_token", {"name": "t"})
+        for key in ("1", "2", "3", "4", "5"):
+            await s.delete("api_token", key)
+        batch, applied = await self.sync()
+        self.assertEqual(batch.mode, "full")
+        self.assertEqual(batch.marks, {"blocklist": 3, "client": 1, "api_token": 5})
+        self.assertEqual(applied.ids_reserved, 2)  # blocklist 3, api_token 5
+        await self.assertConverged()
+        # Promoted, this node would allocate after the leader's ids, never
+        # one the kid's stale reference points at.
+        self.assertEqual((await self.follower.store.create("blocklist", {})).key, "4")
+        self.assertEqual((await self.follower.store.create("api_token", {})).key, "6")
+
+    async def test_reserved_ids_are_no_change_on_the_next_full_resync(self):
+        await self.leader.store.create("rule", {"p": "a"})
+        await self.leader.store.create("rule", {"p": "b"})
+        await self.leader.store.delete("rule", "2")
+        await self.sync()
+        before = list(self.follower_revisions)
+        batch, applied = await self.sync(force=True)
+        self.assertEqual(batch.marks, {"rule": 2})
+        self.assertFalse(applied.changed)
+        self.assertEqual(self.follower_revisions, before)
+
+    async def test_changes_reserve_ids_this_node_never_saw(self):
+        await self.populate()
+        await self.sync()
+        s = self.leader.store
+        # Created and deleted between two polls: the follower only ever sees
+        # the tombstone of an entity it never had.
+        rule = await s.create("rule", {"pattern": "brief.example"})
+        await s.delete("rule", rule.key)
+        batch, applied = await self.sync()
+        self.assertEqual(batch.mode, "changes")
+        self.assertEqual(applied.counts, {})
+        self.assertEqual(applied.ids_reserved, 1)
+        self.assertEqual(int((await self.follower.store.create("rule", {})).key),
+                         int(rule.key) + 1)
+
     async def test_missing_blob_applies_nothing(self):
         await self.populate()
         revision = await self.follower.store.revision()

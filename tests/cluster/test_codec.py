@@ -29,6 +29,15 @@ class CodecTests(SynchronousTestCase):
         body = codec.encode(b, KEY, NONCE)
         self.assertEqual(codec.decode(body, KEY, NONCE), b)
 
+    def test_key_marks_travel_sealed(self):
+        b = attr.evolve(batch("full", since=0), marks={"blocklist": 3, "rule": 12})
+        body = codec.encode(b, KEY, NONCE)
+        self.assertEqual(codec.decode(body, KEY, NONCE).marks, {"blocklist": 3, "rule": 12})
+        self.assertNotIn(b"blocklist", body)
+        # From a leader that sends none (older version): nothing to reserve.
+        inner = {"entities": [], "blobs": []}
+        self.assertEqual(codec.decode(self.sealed_with(inner), KEY, NONCE).marks, {})
+
     def test_configuration_never_in_clear(self):
         b = batch(entities=[WireEntity("secret", "smtp", 7, {"value": "hunter2"}),
                             WireEntity("user", "admin", 7, {"hash": "$argon2id$xyz"})])
@@ -85,6 +94,12 @@ class CodecTests(SynchronousTestCase):
             {"entities": [["secret", "x", 2, {"sealed": "abc"}]], "blobs": []},
             {"entities": [], "blobs": ["../etc/passwd"]},
             {"entities": [], "blobs": ["A" * 64]},
+            {"entities": [], "blobs": [], "marks": [["rule", 3]]},
+            {"entities": [], "blobs": [], "marks": {"rule": "3"}},
+            {"entities": [], "blobs": [], "marks": {"rule": 0}},
+            {"entities": [], "blobs": [], "marks": {"rule": 10 ** 18}},
+            {"entities": [], "blobs": [], "marks": {"rule": True}},
+            {"entities": [], "blobs": [], "marks": {"Rule!": 3}},
         ]
         for inner in bad:
             self.assertRaises(CodecError, codec.decode, self.sealed_with(inner), KEY, NONCE)

@@ -130,6 +130,23 @@ class JoinTests(SyncTestCase):
                                        {"leaderUrl": "http://198.18.0.99:8080"})
         self.assertEqual((status, body["error"]), (409, "NOT_FOLLOWER"))
 
+    async def test_promoted_follower_never_reuses_ids_deleted_before_it_joined(self):
+        s = self.leader.store
+        for name in ("ads", "malware", "old"):
+            await s.create("blocklist", {"name": name})
+        await s.create("client", {"name": "kid", "blocklists": [3]})
+        await s.delete("blocklist", "3")  # the kid's reference is stale now
+        await self.join()
+        await self.sync()
+        # The leader is gone for good: the follower is promoted.
+        status, _ = await self.call(self.to_follower, "POST", "/api/cluster/leave", {})
+        self.assertEqual(status, 200)
+        status, _ = await self.call(self.to_follower, "POST", "/api/cluster/enable-leader",
+                                    {"leaderUrl": "http://198.18.0.53:8080"})
+        self.assertEqual(status, 200)
+        created = await self.follower.store.create("blocklist", {"name": "new"})
+        self.assertEqual(created.key, "4")  # not 3: the kid does not get the new list
+
     async def test_leave_keeps_configuration(self):
         await self.leader.store.create("rule", {"pattern": "ads.example"})
         await self.join()
