@@ -6,8 +6,12 @@ revision moves, and remembers which followers it has seen.
 It only answers while this node is the configured leader AND its
 leader-only services run (L{SyncServerService} sets ``serving``); anything
 else gets 409 NOT_LEADER, with this node's id in a header so a follower
-whose leader URL reaches itself (it owns the VIP) can say so.
+whose leader URL reaches itself (it owns the VIP) can say so.  The
+signature is checked first: a caller that does not hold the cluster secret
+gets 401 whatever this node's role, and learns nothing about it.
 """
+
+import os
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -24,6 +28,9 @@ from sentinel.cluster.roles import LEADER
 log = Logger()
 
 MAX_WAIT = 30.0
+# Verifies nothing: what a node without a cluster secret checks signatures
+# with, so every request fails exactly like one signed with a wrong secret.
+_NO_KEYS = signing.ClusterKeys.from_secret(os.urandom(signing.SECRET_SIZE))
 
 
 def not_leader(node_id, why="This node is not the cluster leader."):
@@ -52,8 +59,16 @@ class SyncServer:
                              "own the VIP right now (role file says follower).")
 
     async def authenticate(self, request):
-        """The Gate authenticator for auth="cluster" endpoints."""
-        self.check_leader()
+        """
+        The Gate authenticator for auth="cluster" endpoints: 401 unless the
+        request is signed with this node's cluster secret (any role), then
+        409 NOT_LEADER unless this node serves sync, then 401 REPLAYED for
+        a nonce seen before.  Nonces are only remembered by a serving
+        leader: a replayed request to any other node gets NOT_LEADER again,
+        which its first answer already said.
+        """
+        state = self._state
+        keys = state.keys if state.loaded and state.keys is not None else _NO_KEYS
         request.content.seek(0)
         body = request.content.read()
         request.content.seek(0)
@@ -63,12 +78,12 @@ class SyncServer:
         now = self._clock.seconds()
         try:
             signed = signing.verify_request(
-                self._state.keys, headers, request.method.decode("ascii", "replace"),
-                path, body, now)
+                keys, headers, request.method.decode("ascii", "replace"), path, body, now)
         except signing.SignatureError as e:
             log.warn("cluster: rejected sync request from {addr}: {code}",
                      addr=_address(request), code=e.code)
             raise ApiError(401, e.code, e.message) from None
+        self.check_leader()
         if not await self._store.remember_nonce(
                 f"{signed.node_id}:{signed.nonce}", signed.timestamp + signing.NONCE_TTL):
             log.warn("cluster: replayed sync request from {addr}", addr=_address(request))

@@ -11,6 +11,7 @@ from twisted.internet.defer import ensureDeferred
 from sentinel.cluster import signing
 from sentinel.cluster.status import SyncError
 from tests.cluster.pair import SyncTestCase
+from tests.cluster.support import ClusterNode, open_store
 
 
 class AuthenticationTests(SyncTestCase):
@@ -69,6 +70,36 @@ class AuthenticationTests(SyncTestCase):
     async def test_unsigned_rejected(self):
         status, body = await self.raw({})
         self.assertEqual((status, body["error"]), (401, "UNSIGNED"))
+
+    async def test_non_leader_authenticates_before_saying_not_leader(self):
+        # Unauthenticated callers learn nothing about a node's role: 401 on
+        # a follower and on a standalone node alike, no node id.
+        to_follower = self.to_follower
+        third = await ClusterNode(await open_store(self), self.clock).start()  # in no cluster
+        for stub in (to_follower, self.pump.add(StubTreq(third.resource))):
+            for headers in ({}, signing.sign_request(
+                    signing.ClusterKeys.from_secret(b"x" * 32), "ab" * 8, "GET", self.path,
+                    b"", self.clock.seconds())):
+                response = await stub.request("GET", "http://node" + self.path,
+                                              headers=headers)
+                body = json.loads(await response.content())
+                self.assertEqual(response.code, 401, body)
+                self.assertIn(body["error"], ("UNSIGNED", "BAD_SIGNATURE"))
+                self.assertIsNone(response.headers.getRawHeaders(signing.H_NODE))
+        # Holding the secret, a member is told the follower is not the leader
+        # (and which node it is: how a follower spots its own VIP).
+        headers = self.signed()
+        nonce = headers[signing.H_NONCE]
+        for _ in range(2):  # not remembered: a replay gets NOT_LEADER again
+            response = await to_follower.request("GET", "http://node" + self.path,
+                                                 headers=headers)
+            body = json.loads(await response.content())
+            self.assertEqual((response.code, body["error"]), (409, "NOT_LEADER"))
+            self.assertEqual(response.headers.getRawHeaders(signing.H_NODE),
+                             [self.follower.state.node_id])
+        # Non-leaders write no nonces (a follower in failover polls itself).
+        self.assertTrue(await self.follower.store.remember_nonce(
+            f"{self.follower.state.node_id}:{nonce}", self.clock.seconds() + 125))
 
     async def test_tampered_response_rejected_by_follower(self):
         from twisted.web.resource import Resource
@@ -219,12 +250,19 @@ class StatusAndReadinessTests(SyncTestCase):
 
     async def test_sync_errors_are_recorded_with_codes(self):
         await self.join()
-        await self.call(self.to_leader, "POST", "/api/cluster/leave", {})
+        self.leader.machine.set_override("follower")  # keepalived made it backup
         self.follower.client.running = True
         self.follower.client._failed(await self._failure())
         status, body = await self.call(self.to_follower, "GET", "/api/cluster/status")
         self.assertEqual(body["sync"]["lastError"]["code"], "NOT_LEADER")
         self.assertEqual(body["sync"]["consecutiveFailures"], 1)
+        # A leader that left the cluster holds no secret any more: to the
+        # follower that is a node of another cluster.
+        await self.call(self.to_leader, "POST", "/api/cluster/leave", {})
+        self.follower.client._failed(await self._failure())
+        status, body = await self.call(self.to_follower, "GET", "/api/cluster/status")
+        self.assertEqual(body["sync"]["lastError"]["code"], "BAD_SIGNATURE")
+        self.assertEqual(body["sync"]["consecutiveFailures"], 2)
         self.follower.client.running = False
         for call in self.clock.getDelayedCalls():
             call.cancel()
@@ -237,3 +275,4 @@ class StatusAndReadinessTests(SyncTestCase):
         except SyncError:
             return Failure()
         self.fail("sync should fail")
+
