@@ -14,7 +14,9 @@ The signed follower->leader endpoints are in L{sentinel.api.cluster_sync}.
 """
 
 import json
+import re
 
+from sentinel.api import cluster_schemas as schemas
 from sentinel.api.base import ApiError, Reply, endpoint
 from sentinel.cluster import joincode
 from sentinel.cluster.client import LeaderConnection
@@ -30,21 +32,8 @@ FAILOVER_MESSAGE = ("failover active: leader unreachable. This follower owns the
 STANDBY_MESSAGE = ("standby: this node is the configured leader but keepalived made it "
                    "backup (role file says follower); leader-only services are stopped.")
 
-READY_SCHEMA = {
-    "type": "object", "required": ["ok", "role"],
-    "properties": {"ok": {"type": "boolean"}, "role": {"type": "string"},
-                   "lastSync": {"type": ["string", "null"]}, "reason": {"type": "string"}},
-}
-LEADER_URL_BODY = {
-    "type": "object", "required": ["leaderUrl"], "additionalProperties": False,
-    "properties": {"leaderUrl": {"type": "string", "minLength": 1, "maxLength": 2000}},
-}
-JOIN_BODY = {
-    "type": "object", "required": ["joinCode"], "additionalProperties": False,
-    "properties": {"joinCode": {"type": "string", "minLength": 1, "maxLength": 4096}},
-}
-EMPTY_BODY = {"type": "object", "additionalProperties": False, "properties": {}}
 JOIN_STATUS = {"INVALID_JOIN_CODE": 400, "JOIN_CODE_EXPIRED": 400, "INVALID_LEADER_URL": 400}
+_NODE = re.compile(r"[0-9a-f]{8,64}")
 HELLO_STATUS = {"LEADER_UNREACHABLE": 502, "TIMEOUT": 504, "NOT_LEADER": 409, "SELF": 409}
 
 
@@ -73,14 +62,17 @@ class ClusterApi:
 
     @endpoint("GET", "/api/cluster/ready", auth="none", tag="cluster", readonly_exempt=True,
               summary="Readiness for keepalived: 200 when this node may own the VIP, else 503",
-              response=READY_SCHEMA, errors=(503,))
+              response=schemas.READY, errors=(503,))
     async def ready(self, call):
         call.request.quiet_log = True  # asked every second by keepalived
         body = self._ready.answer()
-        return body if body["ok"] else Reply(503, body)
+        if body["ok"]:
+            return body
+        # Also a well-formed error answer: {"error", "message"}.
+        return Reply(503, dict(body, error="NOT_READY", message=f"Not ready: {body['reason']}."))
 
     @endpoint("POST", "/api/cluster/enable-leader", tag="cluster", readonly_exempt=True,
-              body=LEADER_URL_BODY, errors=(400,),
+              body=schemas.LEADER_URL_BODY, response=schemas.ENABLE_LEADER, errors=(400,),
               summary="Make this node the leader; followers reach it at leaderUrl (the VIP URL)")
     async def enable_leader(self, call):
         self._require_loaded()
@@ -92,6 +84,7 @@ class ClusterApi:
         return {"ok": True, "role": LEADER, "leaderUrl": url, "warnings": warnings}
 
     @endpoint("GET", "/api/cluster/join-code", tag="cluster", errors=(409,),
+              response=schemas.JOIN_CODE,
               summary="A join code for followers (configured leader only)")
     async def join_code(self, call):
         self._require_loaded()
@@ -108,7 +101,8 @@ class ClusterApi:
         return body
 
     @endpoint("POST", "/api/cluster/configure-follower", tag="cluster", readonly_exempt=True,
-              body=JOIN_BODY, errors=(400, 409, 502, 504),
+              body=schemas.JOIN_BODY, response=schemas.CONFIGURE_FOLLOWER,
+              errors=(400, 409, 502, 504),
               summary="Join a cluster as follower with a join code (checked with the leader first)")
     async def configure_follower(self, call):
         self._require_loaded()
@@ -140,14 +134,17 @@ class ClusterApi:
             raise ApiError(status, e.code, f"Nothing was saved. {e.message}") from None
         except (ValueError, UnicodeDecodeError):
             raise ApiError(502, "BAD_PAYLOAD", "The leader's answer is not valid.") from None
-        if not isinstance(hello, dict):
+        if not (isinstance(hello, dict) and isinstance(hello.get("leader"), str)
+                and _NODE.fullmatch(hello["leader"]) and type(hello.get("revision")) is int
+                and hello["revision"] >= 0):
             raise ApiError(502, "BAD_PAYLOAD", "The leader's answer is not valid.")
         if hello.get("leader") == state.node_id:
             raise ApiError(409, "SELF", "The join code's leader URL reaches this node itself.")
         return hello
 
     @endpoint("POST", "/api/cluster/leader-url", tag="cluster", readonly_exempt=True,
-              body=LEADER_URL_BODY, errors=(400, 409),
+              body=schemas.LEADER_URL_BODY, response=schemas.LEADER_URL_CHANGED,
+              errors=(400, 409),
               summary="Follower: use another URL for the same leader (e.g. a new VIP); "
                       "saved even if it cannot be reached now")
     async def leader_url(self, call):
@@ -166,7 +163,8 @@ class ClusterApi:
         return body
 
     @endpoint("POST", "/api/cluster/leave", tag="cluster", readonly_exempt=True,
-              body=EMPTY_BODY, summary="Leave the cluster: standalone, configuration kept")
+              body=schemas.EMPTY_BODY, response=schemas.LEFT,
+              summary="Leave the cluster: standalone, configuration kept")
     async def leave(self, call):
         self._require_loaded()
         was = self._state.role
@@ -174,7 +172,7 @@ class ClusterApi:
         return {"ok": True, "role": STANDALONE, "was": was}
 
     @endpoint("POST", "/api/cluster/resync", tag="cluster", readonly_exempt=True,
-              body=EMPTY_BODY, errors=(409,),
+              body=schemas.EMPTY_BODY, response=schemas.OK, errors=(409,),
               summary="Follower: take a full snapshot from the leader next (even an older one)")
     async def resync(self, call):
         self._require_loaded()
@@ -183,7 +181,7 @@ class ClusterApi:
         self._client.resync()
         return {"ok": True}
 
-    @endpoint("GET", "/api/cluster/status", tag="cluster",
+    @endpoint("GET", "/api/cluster/status", tag="cluster", response=schemas.STATUS,
               summary="Cluster status: roles, sync health, followers seen")
     async def status(self, call):
         state, machine, now = self._state, self._machine, self._clock.seconds()

@@ -11,19 +11,25 @@ in the gate; every answer is signed back):
 import json
 import re
 
+from sentinel.api import cluster_schemas as schemas
 from sentinel.api.base import ApiError, Raw, endpoint
 from sentinel.cluster import codec
 
 HELLO_BODY = {
     "type": "object", "required": ["nodeId"],
-    "properties": {"nodeId": {"type": "string", "pattern": "^[0-9a-f]{8,64}$"}},
+    "properties": {"nodeId": schemas.NODE_ID},
 }
 CHANGES_QUERY = {
-    "since": {"type": "integer", "minimum": 0},
-    "history": {"type": "string", "pattern": "^[0-9a-f]{16,64}$"},
-    "wait": {"type": "number", "minimum": 0, "maximum": 60},
+    "since": {"type": "integer", "minimum": 0,
+              "description": "the leader revision the follower holds (default 0)"},
+    "history": dict(schemas.HISTORY, description="the history it belongs to (other or "
+                    "absent: a full snapshot)"),
+    "wait": {"type": "number", "minimum": 0, "maximum": 60,
+             "description": "seconds to hold the answer until something changes (max 30 "
+                            "used)"},
 }
-SHA = re.compile(r"^[0-9a-f]{64}$")
+SHA_PARAM = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+SHA = re.compile(SHA_PARAM["pattern"])
 SIGNED = (401, 409)
 
 
@@ -37,7 +43,7 @@ class ClusterSyncApi:
         return Raw(body, content_type, headers=headers)
 
     @endpoint("POST", "/api/cluster/sync/hello", auth="cluster", tag="cluster-sync",
-              readonly_exempt=True, body=HELLO_BODY, errors=SIGNED,
+              readonly_exempt=True, body=HELLO_BODY, response=schemas.HELLO, errors=SIGNED,
               summary="Follower joining: proves both sides hold the cluster secret")
     async def hello(self, call):
         self._server.seen(call.request)
@@ -47,7 +53,7 @@ class ClusterSyncApi:
         return self._signed(call, body)
 
     @endpoint("GET", "/api/cluster/sync/changes", auth="cluster", tag="cluster-sync",
-              query=CHANGES_QUERY, errors=SIGNED,
+              query=CHANGES_QUERY, response=schemas.CHANGES, errors=SIGNED,
               summary="Changes after ?since= for ?history=, waiting up to ?wait= s for one")
     async def changes(self, call):
         since = call.query.get("since", 0)
@@ -59,6 +65,7 @@ class ClusterSyncApi:
         return self._signed(call, codec.encode(batch, self._server.wire_key, nonce))
 
     @endpoint("GET", "/api/cluster/sync/blobs/{sha}", auth="cluster", tag="cluster-sync",
+              params={"sha": SHA_PARAM}, content_type="application/octet-stream",
               errors=SIGNED + (404,), summary="The contents of one blob (blocklist data)")
     async def blob(self, call, sha):
         if not SHA.match(sha):

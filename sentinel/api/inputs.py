@@ -94,7 +94,7 @@ def check(validator, value, where=""):
     if errors:
         details = [
             {"field": ".".join(str(p) for p in e.absolute_path) or where or "(body)",
-             "message": _short(e.message)}
+             "message": _message(e)}
             for e in errors[:20]
         ]
         first = details[0]
@@ -102,6 +102,13 @@ def check(validator, value, where=""):
             400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}", details
         )
     return value
+
+
+def _message(error):
+    # A schema may say in words what its pattern means ("x-error"): better
+    # than echoing a long regular expression.
+    custom = error.schema.get("x-error") if isinstance(error.schema, dict) else None
+    return custom if isinstance(custom, str) else _short(error.message)
 
 
 def _short(message, limit=300):

@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import ipaddress
 import json
+import re
 from urllib.parse import urlsplit
 
 import attr
@@ -42,29 +43,68 @@ class JoinCode:
         return f"<JoinCode {self.leader_url} expires={self.expires}>"
 
 
+def _leader_url_grammar():
+    """http(s)://HOST[:PORT][/] (RFC 3986 IPv4/IPv6 literals, ports 0-65535)."""
+    octet = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+    ipv4 = rf"{octet}(?:\.{octet}){{3}}"
+    h16 = "[0-9A-Fa-f]{1,4}"
+    ls32 = rf"(?:{h16}:{h16}|{ipv4})"
+
+    def head(n):  # [ *n( h16 ":" ) h16 ]
+        return rf"(?:(?:{h16}:){{0,{n}}}{h16})?"
+
+    ipv6 = "|".join([
+        rf"(?:{h16}:){{6}}{ls32}", rf"::(?:{h16}:){{5}}{ls32}",
+        rf"{head(0)}::(?:{h16}:){{4}}{ls32}", rf"{head(1)}::(?:{h16}:){{3}}{ls32}",
+        rf"{head(2)}::(?:{h16}:){{2}}{ls32}", rf"{head(3)}::{h16}:{ls32}",
+        rf"{head(4)}::{ls32}", rf"{head(5)}::{h16}", rf"{head(6)}::",
+    ])
+    host = rf"(?:[A-Za-z0-9._~-]+|\[(?:{ipv6})\])"
+    port = (r"(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
+            r"|6553[0-5])")
+    return rf"[Hh][Tt][Tt][Pp][Ss]?://{host}(?::{port})?/?"
+
+
+LEADER_URL = _leader_url_grammar()
+# What the API's JSON schema says (surrounding whitespace is tolerated), and
+# exactly what normalize_leader_url accepts.
+LEADER_URL_PATTERN = rf"^\s*{LEADER_URL}\s*$"
+LEADER_URL_RULE = ("an http(s) URL with a host and an optional port, nothing else "
+                   "(e.g. http://192.168.1.53:8080)")
+MAX_URL = 2000
+_LEADER_URL_RE = re.compile(rf"\s*({LEADER_URL})\s*")
+
+
 def normalize_leader_url(text):
     """
-    The leader URL, normalised (no trailing slash), or JoinCodeError
-    INVALID_LEADER_URL: http(s), a host, no credentials, query or fragment.
+    The leader URL, normalised (lowercase scheme, no trailing slash), or
+    JoinCodeError INVALID_LEADER_URL: only http(s)://HOST[:PORT] (the API
+    ends paths at /api/..., and signatures cover the path from there).
     """
-    if not isinstance(text, str) or not text.strip() or len(text) > 2000:
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_URL:
         raise _bad_url("a URL like http://192.168.1.53:8080 is required")
-    text = text.strip()
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as e:
-        raise _bad_url(str(e)) from None
-    if parts.scheme not in ("http", "https"):
-        raise _bad_url("use http:// or https://")
-    if not parts.hostname:
-        raise _bad_url("the URL has no host")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise _bad_url("no user, query or fragment allowed")
+    m = _LEADER_URL_RE.fullmatch(text)
+    if m is None:
+        raise _bad_url(_why(text.strip()))
+    scheme, rest = m.group(1).rstrip("/").split("://", 1)
+    url = f"{scheme.lower()}://{rest}"
+    urlsplit(url).port  # the grammar guarantees this parses (tested)
+    return url
+
+
+def _why(text):
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return "use http:// or https://"
     if any(c.isspace() for c in text):
-        raise _bad_url("no spaces allowed")
-    del port
-    return text.rstrip("/")
+        return "no spaces allowed"
+    if any(c in rest for c in "@?#"):
+        return "no user, query or fragment allowed"
+    if "/" in rest.rstrip("/"):
+        return "no path allowed: just http(s)://HOST[:PORT]"
+    if not rest.strip("/"):
+        return "the URL has no host"
+    return "expected http(s)://HOST[:PORT] with a valid host and port (0-65535)"
 
 
 def _bad_url(why):

@@ -12,16 +12,6 @@ from tests.api.wiring import wired_api
 # (their owners were told).  Listed exactly, so a new endpoint without a
 # schema fails this test, and so does an entry that got its schema.
 WITHOUT_RESPONSE_SCHEMA = {
-    "POST /api/cluster/configure-follower",
-    "POST /api/cluster/enable-leader",
-    "GET /api/cluster/join-code",
-    "POST /api/cluster/leader-url",
-    "POST /api/cluster/leave",
-    "POST /api/cluster/resync",
-    "GET /api/cluster/status",
-    "GET /api/cluster/sync/blobs/{sha}",
-    "GET /api/cluster/sync/changes",
-    "POST /api/cluster/sync/hello",
     "GET /api/cluster/netinfo",
     "GET /api/cluster/peer-status",
     "GET /api/cluster/ha/status",

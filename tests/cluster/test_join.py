@@ -30,9 +30,15 @@ class JoinTests(SyncTestCase):
         self.assertEqual(status, 401)
 
     async def test_enable_leader_validates_and_warns(self):
-        status, body = await self.call(self.to_leader, "POST", "/api/cluster/enable-leader",
-                                       {"leaderUrl": "192.168.1.53"})
-        self.assertEqual((status, body["error"]), (400, "INVALID_LEADER_URL"))
+        for bad in ("192.168.1.53", "ftp://192.168.1.53", "http://192.168.1.53:8080/cluster",
+                    "http://admin:pw@192.168.1.53", "http://192.168.1.53:80808"):
+            status, body = await self.call(self.to_leader, "POST", "/api/cluster/enable-leader",
+                                           {"leaderUrl": bad})
+            # The request schema says what a leader URL is (no long regex echoed).
+            self.assertEqual((status, body["error"]), (400, "VALIDATION_ERROR"), bad)
+            self.assertEqual(body["message"], "leaderUrl: must be an http(s) URL with a host "
+                             "and an optional port, nothing else (e.g. http://192.168.1.53:8080)")
+        self.assertEqual(self.leader.state.role, "standalone")
         status, body = await self.call(self.to_leader, "POST", "/api/cluster/enable-leader",
                                        {"leaderUrl": "http://127.0.0.1:8080"})
         self.assertEqual(status, 200)

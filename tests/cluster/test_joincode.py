@@ -1,5 +1,10 @@
 """Join codes and leader URLs."""
 
+import re
+from urllib.parse import urlsplit
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel.cluster import joincode
@@ -66,3 +71,51 @@ class LeaderUrlTests(SynchronousTestCase):
         self.assertIn("own address", w("http://10.0.0.5:8080", ["10.0.0.5"], vip="10.0.0.53")[0])
         self.assertIn("not the configured VIP", w("http://10.0.0.9:8080", [], vip="10.0.0.53")[0])
         self.assertIn("No VIP", w("http://10.0.0.9:8080", [], vip=None)[0])
+
+
+class LeaderUrlGrammarTests(SynchronousTestCase):
+    """The API schema's pattern and the code accept exactly the same URLs."""
+
+    def accepted(self, text):
+        try:
+            joincode.normalize_leader_url(text)
+            return True
+        except JoinCodeError:
+            return False
+
+    def schema_valid(self, text):
+        return len(text) <= joincode.MAX_URL and bool(
+            re.search(joincode.LEADER_URL_PATTERN, text))
+
+    @settings(max_examples=400, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.from_regex(joincode.LEADER_URL_PATTERN))
+    def test_every_url_matching_the_schema_is_accepted(self, text):
+        if len(text) > joincode.MAX_URL:
+            return
+        url = joincode.normalize_leader_url(text)
+        parts = urlsplit(url)  # parses: host and port are valid
+        self.assertIn(parts.scheme, ("http", "https"))
+        self.assertTrue(parts.hostname)
+        parts.port
+
+    @settings(max_examples=400, deadline=None, database=None)
+    @given(st.one_of(
+        st.text(max_size=40),
+        st.builds(lambda s, h, p, t: f"{s}://{h}{p}{t}",
+                  st.sampled_from(["http", "HTTPS", "ftp", "http:", ""]),
+                  st.text(alphabet="0123456789abcdef:.[]@-_~% ", max_size=30),
+                  st.sampled_from(["", ":", ":80", ":65535", ":65536", ":0", ":x"]),
+                  st.sampled_from(["", "/", "//", "/a", "?q", "#f", " ", "\n"]))))
+    def test_schema_and_code_agree(self, text):
+        self.assertEqual(self.schema_valid(text), self.accepted(text), repr(text))
+
+    def test_ipv6_literals(self):
+        for host in ("::", "::1", "1::", "fe80::1", "1:2:3:4:5:6:7:8", "::1:2:3:4:5:6:7",
+                     "1:2:3:4:5:6:7::", "::ffff:198.18.0.1", "64:ff9b::198.18.0.1"):
+            self.assertEqual(self.accepted(f"http://[{host}]:8080"), True, host)
+            self.assertTrue(self.schema_valid(f"http://[{host}]:8080"), host)
+        for host in ("::::", "1.2.3.4", "1:2:3:4:5:6:7:8:9", "::ffff:1.2.3.04", "fe80::1%eth0",
+                     "v1.x", "12345::"):
+            self.assertEqual(self.accepted(f"http://[{host}]:8080"), False, host)
+            self.assertFalse(self.schema_valid(f"http://[{host}]:8080"), host)
