@@ -85,9 +85,9 @@ LAST_APPLY = obj({
     "counts": {"type": "object", "additionalProperties": obj(
         {"put": COUNT, "deleted": COUNT}, required=["put", "deleted"])},
     "localRevision": nullable(REVISION), "blobsAdded": COUNT, "blobsRemoved": COUNT,
-    "idsReserved": COUNT,
+    "idsReserved": COUNT, "localSessionsEnded": COUNT,
 }, required=["at", "mode", "counts", "localRevision", "blobsAdded", "blobsRemoved",
-             "idsReserved"])
+             "idsReserved", "localSessionsEnded"])
 SYNC = obj({
     "running": {"type": "boolean"}, "lastSync": nullable(TIME),
     "lastSyncAgeSeconds": nullable(SECONDS), "lastAttempt": nullable(TIME),

@@ -16,6 +16,7 @@ import attr
 from sentinel.crypto import DecryptError
 from sentinel.store.entities import encode as canonical
 
+from sentinel.cluster import localsessions
 from sentinel.cluster.codec import blob_refs
 
 MARKER = "cluster.sync"  # node_state: the leader position this node holds
@@ -115,11 +116,12 @@ class Applied:
     blobs_added: int
     blobs_removed: int
     ids_reserved: int = 0  # integer keys recorded as used (see key_marks)
+    local_sessions_ended: int = 0  # see sentinel.cluster.localsessions
 
     @property
     def changed(self):
         return bool(self.counts) or bool(self.blobs_added or self.blobs_removed
-                                         or self.ids_reserved)
+                                         or self.ids_reserved or self.local_sessions_ended)
 
 
 class Applier:
@@ -184,12 +186,13 @@ class Applier:
         reserved = 0
         for kind, top in sorted(key_marks(batch).items()):
             reserved += await ctx.reserve(kind, top)
+        ended = await localsessions.follow(ctx, batch.mode, batch.entities)
         if not still_valid():
             raise ApplyError("ABORTED", "Cluster configuration changed during the sync.")
         await ctx.set_local(MARKER, {"history": batch.history, "revision": batch.revision,
                                      "leader": batch.leader})
         return Applied(batch.mode, batch.revision, ctx.revision, todo.counts(), added, removed,
-                       reserved)
+                       reserved, ended)
 
 
 def key_marks(batch):

@@ -50,6 +50,7 @@ class SyncStatus:
                 "at": now, "mode": applied.mode, "counts": applied.counts,
                 "localRevision": applied.local_revision, "blobsAdded": applied.blobs_added,
                 "blobsRemoved": applied.blobs_removed, "idsReserved": applied.ids_reserved,
+                "localSessionsEnded": applied.local_sessions_ended,
             }
 
     def failed(self, error, now):

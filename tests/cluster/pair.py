@@ -62,3 +62,17 @@ class SyncTestCase(TestCase):
 
     async def sync(self):
         return await self.follower.client.sync_once()
+
+
+async def _held(leader, timeout=10.0):
+    """Wait (real time) until the leader holds a follower's poll."""
+    import time
+
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    deadline = time.monotonic() + timeout
+    while not leader.server._waiters:
+        if time.monotonic() > deadline:
+            raise AssertionError("the follower's poll never reached the leader")
+        await deferLater(reactor, 0.005, lambda: None)

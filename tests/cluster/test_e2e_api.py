@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel import tap
 from sentinel.options import build_config
-from tests.api.daemon_admin import create_token, setup_admin
+from tests.api.daemon_admin import create_token, login, setup_admin
 from tests.cluster.e2e import make_daemon, wait_until, write_role
 from tests.filtering.e2ehelp import ListServer
 from tests.support import pg
@@ -144,6 +144,11 @@ class GuideEndToEnd:
         self.api(self.leader, "POST", "/api/rules",
                  {"pattern": "ok.example.test", "action": "block"}, expect=201)
 
+        # A session opened through the VIP (on the leader) reaches the follower...
+        cookie = {"Cookie": login(self.leader)}
+        wait_until(lambda: self.follower.get("/api/auth/me", headers=cookie).status == 200,
+                   10, what="the leader's session on the follower")
+
         # Failover: the follower owns the VIP, says so, stays read-only.
         write_role(self.follower, "leader")
         wait_until(lambda: self.follower.get("/api/cluster/ready").json()["role"] == "leader",
@@ -157,6 +162,10 @@ class GuideEndToEnd:
         self.assertEqual((r.status, r.json()["error"]), (409, "FOLLOWER_READONLY"))
         self.assertEqual(answer(self.follower, "www.example.test"),
                          ("NOERROR", ["198.18.0.10"]))
+        # ...and survives the failover; logging in on the follower works too.
+        self.assertEqual(self.follower.get("/api/auth/me", headers=cookie).status, 200)
+        own = {"Cookie": login(self.follower)}
+        self.assertEqual(self.follower.get("/api/cluster/status", headers=own).status, 200)
 
         # Recovery is always possible: leave, and the node is writable.
         self.api(self.follower, "POST", "/api/cluster/leave", {})

@@ -10,7 +10,7 @@ from twisted.internet.defer import ensureDeferred
 
 from sentinel.cluster import signing
 from sentinel.cluster.status import SyncError
-from tests.cluster.pair import SyncTestCase
+from tests.cluster.pair import SyncTestCase, _held
 from tests.cluster.support import ClusterNode, open_store
 
 
@@ -171,20 +171,6 @@ class LongPollTests(SyncTestCase):
 
     async def _settle(self):
         await _held(self.leader)
-
-
-async def _held(leader, timeout=10.0):
-    """Wait (real time) until the leader holds a follower's poll."""
-    import time
-
-    from twisted.internet import reactor
-    from twisted.internet.task import deferLater
-
-    deadline = time.monotonic() + timeout
-    while not leader.server._waiters:
-        if time.monotonic() > deadline:
-            raise AssertionError("the follower's poll never reached the leader")
-        await deferLater(reactor, 0.005, lambda: None)
 
 
 class StatusAndReadinessTests(SyncTestCase):
