@@ -24,15 +24,9 @@ from sentinel.cluster.guard import iso
 from sentinel.cluster.joincode import JoinCodeError
 from sentinel.cluster.roles import FOLLOWER, LEADER, STANDALONE, is_failover
 from sentinel.cluster.signing import ClusterKeys, new_secret
-from sentinel.cluster.status import SyncError
+from sentinel.cluster.status import SyncError, node_message
 from sentinel.store.database import StoreUnavailable
 
-FAILOVER_MESSAGE = ("failover active: leader unreachable. This follower owns the VIP and "
-                    "serves DNS with its last configuration; it stays read-only.")
-STANDBY_MESSAGE = ("standby: this node is the configured leader but keepalived made it "
-                   "backup (role file says follower); leader-only services are stopped.")
-
-JOIN_STATUS = {"INVALID_JOIN_CODE": 400, "JOIN_CODE_EXPIRED": 400, "INVALID_LEADER_URL": 400}
 _NODE = re.compile(r"[0-9a-f]{8,64}")
 HELLO_STATUS = {"LEADER_UNREACHABLE": 502, "TIMEOUT": 504, "NOT_LEADER": 409, "SELF": 409}
 
@@ -195,7 +189,7 @@ class ClusterApi:
             "failover": is_failover(configured, override),
             "leaderUrl": state.membership.leader_url, "history": state.history,
             "ready": self._ready.answer(), "problem": state.problem,
-            "message": self._message(configured, override),
+            "message": node_message(configured, override, self._sync),
         }
         try:
             snap = await self._store.snapshot()
@@ -214,17 +208,6 @@ class ClusterApi:
                 _follower_json(f, current, now)
                 for f in sorted(self._server.followers.values(), key=lambda f: f["nodeId"])]
         return body
-
-    def _message(self, configured, override):
-        if is_failover(configured, override):
-            return FAILOVER_MESSAGE
-        if configured == LEADER and override == FOLLOWER:
-            return STANDBY_MESSAGE
-        if configured == STANDALONE and override:
-            return "The role file is ignored: this node is not in a cluster."
-        if configured == FOLLOWER and self._sync.last_error and self._sync.failures:
-            return self._sync.last_error["message"]
-        return None
 
     def _sync_json(self, now):
         s = self._sync

@@ -1,6 +1,25 @@
-"""What the follower's sync client reports (status page, readiness)."""
+"""What the follower's sync client reports (status page, readiness), and
+the one-line message the status page and the UI show for a node's state."""
 
 import attr
+
+FAILOVER_MESSAGE = ("failover active: leader unreachable. This follower owns the VIP and "
+                    "serves DNS with its last configuration; it stays read-only.")
+STANDBY_MESSAGE = ("standby: this node is the configured leader but keepalived made it "
+                   "backup (role file says follower); leader-only services are stopped.")
+
+
+def node_message(configured, override, sync):
+    """The plain-words state of a node (None when all is normal)."""
+    if configured == "follower" and override == "leader":
+        return FAILOVER_MESSAGE
+    if configured == "leader" and override == "follower":
+        return STANDBY_MESSAGE
+    if configured == "standalone" and override:
+        return "The role file is ignored: this node is not in a cluster."
+    if configured == "follower" and sync.last_error and sync.failures:
+        return sync.last_error["message"]
+    return None
 
 
 class SyncError(Exception):

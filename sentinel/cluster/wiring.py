@@ -20,9 +20,10 @@ from sentinel.cluster.client import SyncClient
 from sentinel.cluster.guard import Readiness, ReadOnlyGuard
 from sentinel.cluster.plan import Applier
 from sentinel.cluster.rolefile import RoleFileWatcher
-from sentinel.cluster.roles import FOLLOWER_GROUP, LEADER_GROUP, RoleMachine
+from sentinel.cluster.roles import FOLLOWER_GROUP, LEADER_GROUP, RoleMachine, is_failover
 from sentinel.cluster.server import SyncServer, SyncServerService
 from sentinel.cluster.service import ClusterService, ServiceGroups
+from sentinel.cluster.status import node_message
 from sentinel.cluster.state import ClusterState
 
 
@@ -69,7 +70,10 @@ def wire(w):
 def _component(state, machine, readiness, client):
     """The cluster's line in /api/system/status."""
     out = dict(readiness.answer())  # ok, role (effective), lastSync, reason
-    out["configuredRole"] = state.role if state.loaded else None
+    configured = state.role if state.loaded else None
+    out["configuredRole"] = configured
+    out["failover"] = is_failover(configured, machine.override)
+    out["message"] = node_message(configured, machine.override, client.status)
     if state.role == "follower":
         error = client.status.last_error
         out["lastError"] = error["code"] if error and client.status.failures else None
