@@ -13,6 +13,7 @@ Parsing and the peer table are pure (tested with crafted packets); the
 socket reader is a thin FileDescriptor.
 """
 
+import ipaddress
 import socket
 import struct
 
@@ -93,6 +94,33 @@ class PeerTable:
             "advertInterval": advert.advert_interval,
         }
         return True
+
+    def remember(self, doc):
+        """
+        Take over the peers of an earlier table or peers.json (same virtual
+        router id), so peers are still known after a reload or a sidecar
+        restart: a BACKUP never advertises, and the VIP holder would
+        otherwise not know whom it could hand the VIP to.  Entries keep
+        their lastSeen, so they count as alive only if they were.
+        """
+        if not isinstance(doc, dict) or doc.get("vrid") != self.vrid:
+            return
+        peers = doc.get("peers")
+        for ip, info in (peers.items() if isinstance(peers, dict) else ()):
+            try:
+                if ipaddress.ip_address(ip).version != 4 or ip in self.own:
+                    continue
+            except ValueError:
+                continue
+            if ip in self.peers or not isinstance(info, dict):
+                continue
+            seen, prio, interval = (info.get("lastSeen"), info.get("priority"),
+                                    info.get("advertInterval"))
+            if isinstance(seen, (int, float)) and not isinstance(seen, bool) and \
+                    isinstance(prio, int) and not isinstance(prio, bool) and 0 <= prio <= 255:
+                self.peers[ip] = {"lastSeen": float(seen), "priority": prio,
+                                  "advertInterval": interval
+                                  if isinstance(interval, (int, float)) else None}
 
     def snapshot(self, now):
         return {
