@@ -150,6 +150,7 @@ def ms(v):
 
 
 def run(args, cl):
+    load = os.getloadavg()[0]
     up = Upstream({"www.bench.test": {"A": ["198.18.0.10"]}})
     up.run()
     cl.addCleanup(up.close)
@@ -214,7 +215,7 @@ def run(args, cl):
     return {
         "follower": follower_lat, "leader": leader_lat, "idle_up": up_b, "idle_down": down_b,
         "polls": polls, "idle_seconds": args.idle, "flips": flips,
-        "apply_ms": status.get("sync", {}).get("lastSyncDurationMs"),
+        "apply_ms": status.get("sync", {}).get("lastSyncDurationMs"), "load": load,
     }
 
 
@@ -225,8 +226,9 @@ def report(r, args):
     per_min = (r["idle_up"] + r["idle_down"]) * 60 / r["idle_seconds"]
     return f"""\
 Command: `.venv/bin/python -m bench.sync --changes {args.changes} --idle {args.idle} --flips {args.flips}`
-({time.strftime('%Y-%m-%d')}, {platform.node()}, 2 shared cores, both daemons on SQLite on
-loopback; the follower reaches the leader through a counting TCP proxy; numbers from one run).
+({time.strftime('%Y-%m-%d')}, {platform.node()}, 2 shared cores, load average
+{r['load']:.1f} when it started; both daemons on SQLite on loopback; the follower reaches the
+leader through a counting TCP proxy; numbers from one run).
 
 Leader write (a rewrite added through the API) -> the name answered with it by DNS, polled
 every ~2 ms on both nodes, {len(f)} changes spaced 0.2-0.5 s apart (the follower idle in its

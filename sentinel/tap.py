@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import maybeDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -137,12 +137,11 @@ def _wire_auth(w):
 
 def _wire_querylog(w):
     """Replaces w.querylog with the buffered query-log writer."""
-    from sentinel.filtering.engine import when_started
     from sentinel.filtering.querylog import QueryLog, QueryLogService
 
     w.querylog = QueryLog()
     w.querylog_service = QueryLogService(w.querylog, w.store, w.reactor,
-                                         ready=when_started(w.store_service))
+                                         ready=lambda: _store_ready(w))
     w.querylog_service.setName("querylog")
     w.querylog_service.setServiceParent(w.top)
 
@@ -163,6 +162,13 @@ def _wire_dns(w):
     w.areas.append(DnsSettingsApi(w.store, dns.runtime, dns.probe))
 
 
+def _store_ready(w):
+    """A Deferred firing when the store is usable (at once if it is)."""
+    if w.store.available:
+        return succeed(None)
+    return w.store_service.when_ready()
+
+
 def _wire_filtering(w):
     """Policy snapshots into w.policy_source, blocklists, rules, clients, metrics."""
     from sentinel.api.blocklists import BlocklistsApi
@@ -173,18 +179,22 @@ def _wire_filtering(w):
     from sentinel.api.rewrites import RewritesApi
     from sentinel.api.rules import RulesApi
     from sentinel.api.stats import StatsApi
-    from sentinel.filtering.engine import PolicyEngine, when_started
+    from sentinel.filtering.engine import PolicyEngine
     from sentinel.filtering.fetch import http_client
+    from sentinel.filtering.parsing import in_child
     from sentinel.filtering.refresher import BlocklistRefresher
 
-    ready = when_started(w.store_service)
+    ready = lambda: _store_ready(w)  # noqa: E731
     w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready)
     w.policy_engine.setName("filtering")
     w.policy_engine.setServiceParent(w.top)
+    w.status_providers["filtering"] = lambda: dict(
+        w.policy_engine.status(), querylog_buffered=len(w.querylog.buffer),
+        querylog_dropped=w.querylog.dropped)
     # Downloads run on the leader (or standalone) only; followers get the
     # stored contents by sync.
     w.blocklist_refresher = BlocklistRefresher(w.store, w.reactor, http_client(w.reactor),
-                                               ready=ready)
+                                               ready=ready, parse=in_child(w.reactor))
     w.blocklist_refresher.setName("blocklists")
     w.blocklist_refresher.setServiceParent(w.leader_only)
     w.areas += [

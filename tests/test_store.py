@@ -194,6 +194,14 @@ class StoreContract:
         ranged = await store.query_logs(QueryLogFilter(since=100.5, until=102.0))
         self.assertEqual([r["ts"] for r in ranged], [101.0])
 
+    async def test_query_log_large_batch(self):
+        store = await self.open_store()
+        rows = [self._row(float(t), qname=f"n{t}.example") for t in range(1203)]
+        await store.append_query_logs(rows)
+        self.assertEqual(await store.count_query_logs(), 1203)
+        newest = await store.query_logs(QueryLogFilter(limit=2))
+        self.assertEqual([r["qname"] for r in newest], ["n1202.example", "n1201.example"])
+
     async def test_query_log_retention(self):
         store = await self.open_store()
         await store.append_query_logs([self._row(float(t)) for t in range(10)])

@@ -7,7 +7,7 @@ their schema.  Each is ``validate(key, data)`` raising ValueError.
 """
 
 from sentinel.api.settings import PREFS
-from sentinel.api.site import compile_schema
+from sentinel.api.inputs import compile_schema
 
 FILTERING_KINDS = ("client", "rule", "blocklist", "rewrite")
 

@@ -24,6 +24,7 @@ STATUS_FIELDS = {
     "ok": {"type": ["boolean", "null"], "description": "outcome of the last attempt"},
     "last_error": {"type": "string"},
     "sha256": {"type": ["string", "null"]},
+    "refreshing": {"type": "boolean", "description": "a download is queued or running"},
 }
 ITEM = item_schema(model.BLOCKLIST, STATUS_FIELDS)
 ERRORS = (400, 404, 409)
@@ -51,6 +52,8 @@ class BlocklistsApi(EntityArea):
             checked_at=status.get("checked_at"), ok=status.get("ok"),
             last_error=status.get("error", ""),
         )
+        refresher = self._refresher()
+        out["refreshing"] = bool(refresher is not None and refresher.refreshing(list_id))
         return out
 
     async def check_refs(self, ctx, list_id, data):

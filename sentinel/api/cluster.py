@@ -75,6 +75,7 @@ class ClusterApi:
               summary="Readiness for keepalived: 200 when this node may own the VIP, else 503",
               response=READY_SCHEMA, errors=(503,))
     async def ready(self, call):
+        call.request.quiet_log = True  # asked every second by keepalived
         body = self._ready.answer()
         return body if body["ok"] else Reply(503, body)
 

@@ -32,6 +32,7 @@ class ClusterSyncApi:
         self._server = server
 
     def _signed(self, call, body, content_type="application/json"):
+        call.request.quiet_log = True  # polled continuously; failures are still logged
         headers = self._server.sign(call.request, 200, body)
         return Raw(body, content_type, headers=headers)
 

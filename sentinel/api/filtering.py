@@ -18,9 +18,12 @@ STATUS = {
     "properties": {
         "revision": {"type": "integer", "description": "configuration revision enforced"},
         "builds": {"type": "integer"},
-        "last_build_seconds": {"type": "number"},
+        "last_build_seconds": {"type": "number", "description": "compile + swap"},
+        "last_prepare_seconds": {"type": "number",
+                                 "description": "load, decode and merge new list contents"},
         "blocked_domains": {"type": "integer", "description": "names in merged list sets"},
         "paused_until": {"type": ["number", "null"]},
+        "paused": {"type": "boolean"},
         "next_change": {"type": ["number", "null"],
                         "description": "next pause expiry or schedule boundary"},
         "time_zone": {"type": "string"},
@@ -67,19 +70,4 @@ class FilteringApi:
     @endpoint("GET", "/api/filtering/status", tag="filtering",
               summary="The policy snapshot in force on this node", response=STATUS)
     async def status(self, call):
-        policy = self.engine.policy
-        info = policy.info if policy is not None else {}
-        return {
-            "revision": policy.revision if policy is not None else 0,
-            "builds": self.engine.builds,
-            "last_build_seconds": round(self.engine.last_build_seconds, 6),
-            "blocked_domains": self.engine.cache.domains(),
-            "paused_until": _finite(info.get("paused_until")),
-            "next_change": info.get("next_change"),
-            "time_zone": info.get("time_zone", ""),
-        }
-
-
-def _finite(value):
-    return None if value in (None, float("inf")) else value
-
+        return self.engine.status()

@@ -20,7 +20,7 @@ import time
 from sentinel import __version__
 from sentinel.api.base import ApiError, Reply, endpoint
 from sentinel.api.schemas import TIMESTAMP, array_of, nullable, obj
-from sentinel.api.site import MAX_REQUEST_BODY
+from sentinel.api.inputs import MAX_REQUEST_BODY
 from sentinel.store.entities import encode
 
 FORMAT, VERSION = "sentinel-backup", 1

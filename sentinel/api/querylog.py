@@ -13,13 +13,16 @@ from sentinel.store import QueryLogFilter
 DECISIONS = [LOG_ALLOWED, LOG_BLOCKED, LOG_REWRITTEN, LOG_CACHED, LOG_FORWARDED,
              LOG_SHADOW_BLOCKED, LOG_LOCAL]
 QUERY = {
-    "since": {"type": "number", "description": "from this time (epoch seconds)"},
-    "until": {"type": "number", "description": "before this time"},
+    "since": {"type": "number", "minimum": 0, "maximum": 1e11,
+              "description": "from this time (epoch seconds)"},
+    "until": {"type": "number", "minimum": 0, "maximum": 1e11,
+              "description": "before this time"},
     "client": {"type": "string", "maxLength": 100,
                "description": "client IP, or part of the client name"},
     "domain": {"type": "string", "maxLength": 255, "description": "part of the name"},
     "decision": {"enum": DECISIONS},
-    "before_id": {"type": "integer", "minimum": 1, "description": "next page: older rows"},
+    "before_id": {"type": "integer", "minimum": 1, "maximum": 2 ** 53,
+                  "description": "next page: older rows"},
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
 }
 ROW = {

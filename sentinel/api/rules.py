@@ -12,7 +12,7 @@ from sentinel.filtering.crud import EntityArea, duplicate, item_schema, list_sch
 ITEM = item_schema(model.RULE)
 ERRORS = (400, 404, 409)
 LIST_QUERY = {
-    "client_id": {"type": "integer", "minimum": 0,
+    "client_id": {"type": "integer", "minimum": 0, "maximum": 2 ** 53,
                   "description": "only this client's rules; 0 = only global rules"},
     "q": {"type": "string", "maxLength": 300, "description": "pattern substring"},
 }

@@ -5,9 +5,7 @@ error handler; anything else is served by the web UI resource.
 """
 
 import json
-import re
 
-import jsonschema
 from klein import Klein
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
@@ -16,11 +14,18 @@ from twisted.web.resource import Resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from sentinel.api.base import ApiError, Call, Raw, Reply, endpoints_of
+from sentinel.api.inputs import (
+    MAX_REQUEST_BODY, CompiledRoute, check, compile_schema, read_body, read_params,
+    read_query, validate,
+)
 from sentinel.store.database import StoreUnavailable
 
 log = Logger()
 
-MAX_REQUEST_BODY = 16 * 1024 * 1024  # hard cap for any request, any route
+# Re-exported: areas and tests import these from here.
+__all__ = ["Gate", "MAX_REQUEST_BODY", "SentinelRequest", "Site", "check", "check_same_origin",
+           "compile_schema", "validate"]
+
 JSON_TYPE = b"application/json; charset=utf-8"
 
 
@@ -109,144 +114,6 @@ def _cross_site():
     return ApiError(403, "CROSS_SITE_REQUEST", "Cross-site requests are not allowed.")
 
 
-def _read_body(call, validator):
-    request, spec = call.request, call.spec
-    if getattr(request, "too_large", False):
-        raise _too_large(MAX_REQUEST_BODY)
-    request.content.seek(0)
-    raw = request.content.read(spec.max_body + 1)
-    if len(raw) > spec.max_body:
-        raise _too_large(spec.max_body)
-    call.raw_body = raw
-    if spec.body is None:
-        return
-    ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
-    if raw.strip() and ctype != "application/json":
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
-    try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant) \
-            if raw.strip() else {}
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ApiError(400, "BAD_JSON", f"The body is not valid JSON: {e}") from None
-    except RecursionError:
-        raise ApiError(400, "BAD_JSON", "The body is nested too deeply.") from None
-    if _MAYBE_SURROGATE.search(raw) and not _encodable(body):
-        # "\ud800" alone is valid JSON but no valid text: it could not be
-        # stored or sent on as UTF-8.
-        raise ApiError(400, "BAD_JSON", "The body contains a lone surrogate (\\ud800-\\udfff).")
-    call.body = check(validator, body)
-
-
-_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
-
-
-def _encodable(value):
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
-def _no_constant(name):
-    raise ValueError(f"{name} is not JSON")
-
-
-def _too_large(limit):
-    return ApiError(413, "BODY_TOO_LARGE", f"The request body is larger than {limit} bytes.")
-
-
-def compile_schema(schema):
-    """A reusable validator for a JSON schema (formats are checked)."""
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
-def validate(schema, value, where=""):
-    """Validate against a JSON schema; 400 VALIDATION_ERROR with details."""
-    return check(compile_schema(schema), value, where)
-
-
-def check(validator, value, where=""):
-    """Validate with a compiled validator; 400 VALIDATION_ERROR with details."""
-    try:
-        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    except RecursionError:
-        raise ApiError(400, "VALIDATION_ERROR", f"{where or '(body)'}: nested too deeply") \
-            from None
-    if errors:
-        details = [
-            {"field": ".".join(str(p) for p in e.absolute_path) or where or "(body)",
-             "message": _short(e.message)}
-            for e in errors[:20]
-        ]
-        first = details[0]
-        raise ApiError(
-            400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}", details
-        )
-    return value
-
-
-def _short(message, limit=300):
-    # jsonschema quotes the offending value: keep error bodies small.
-    return message if len(message) <= limit else message[:limit] + "..."
-
-
-def _coerce(schema, text):
-    kind = schema.get("type")
-    try:
-        if kind == "integer":
-            return int(text)
-        if kind == "number":
-            return float(text)
-        if kind == "boolean":
-            from sentinel.options import parse_bool
-
-            return parse_bool(text)
-    except ValueError:
-        pass  # left as text; validation reports it
-    return text
-
-
-def _read_query(call, validator):
-    declared = call.spec.query or {}
-    query = {}
-    for raw_name, values in call.request.args.items():
-        name = raw_name.decode("utf-8", "replace")
-        if name in declared and values:
-            text = values[-1].decode("utf-8", "replace")
-            query[name] = _coerce(declared[name], text)
-    if validator is not None:
-        check(validator, query, where="query")
-    call.query = query
-
-
-def _read_params(spec, validators, params):
-    """Coerce and check path parameters; a value that cannot exist is 404."""
-    out = {}
-    for name, text in params.items():
-        value = _coerce(spec.param_schema(name), text)
-        if not validators[name].is_valid(value):
-            raise ApiError(404, "NOT_FOUND", f"No such {name}: {text[:100]!r}.")
-        out[name] = value
-    return out
-
-
-class _Route:
-    """One endpoint with its validators compiled once."""
-
-    def __init__(self, spec, handler):
-        self.spec, self.handler = spec, handler
-        self.body = compile_schema(spec.body) if spec.body is not None else None
-        self.query = None
-        if spec.query:
-            self.query = compile_schema({"type": "object", "properties": spec.query})
-        self.params = {n: compile_schema(spec.param_schema(n)) for n in spec.path_params}
-        if spec.response is not None:
-            compile_schema(spec.response)  # a broken schema fails at start-up
-
-
 class Site:
     """Builds the root resource from areas, a gate and the UI resource."""
 
@@ -270,7 +137,7 @@ class Site:
             app = self.apps[spec.mount] = Klein()
             app.handle_errors(Exception)(_render_error)
         self.endpoints.append((spec, handler))
-        compiled = _Route(spec, handler)
+        compiled = CompiledRoute(spec, handler)
 
         def route(request, **params):
             return ensureDeferred(self._dispatch(request, compiled, params))
@@ -286,9 +153,9 @@ class Site:
         _security_headers(request)
         call = Call(request=request, spec=spec)
         await self.gate.admit(call)
-        _read_body(call, route.body)
-        _read_query(call, route.query)
-        params = _read_params(spec, route.params, params)
+        read_body(call, route.body)
+        read_query(call, route.query)
+        params = read_params(spec, route.params, params)
         result = await route.handler(call, **params)
         return _render(request, spec, result)
 
@@ -299,10 +166,22 @@ class Site:
         return root
 
     def site(self, reactor=None):
-        factory = server.Site(self.resource())
+        factory = _QuietableSite(self.resource())
         factory.requestFactory = SentinelRequest
         factory.displayTracebacks = False
         return factory
+
+
+class _QuietableSite(server.Site):
+    """
+    Skips the access-log line of requests a handler marked
+    ``request.quiet_log = True``: keepalived's readiness check every
+    second and followers' sync polls would otherwise flood the log.
+    """
+
+    def log(self, request):
+        if not getattr(request, "quiet_log", False):
+            super().log(request)
 
 
 class _Root(Resource):

@@ -10,8 +10,10 @@ from sentinel.filtering import prometheus, statsdb
 
 DAY = 86400.0
 WINDOW = {
-    "since": {"type": "number", "description": "window start (epoch seconds); default now-24h"},
-    "until": {"type": "number", "description": "window end; default now"},
+    "since": {"type": "number", "minimum": 0, "maximum": 1e11,
+              "description": "window start (epoch seconds); default now-24h"},
+    "until": {"type": "number", "minimum": 0, "maximum": 1e11,
+              "description": "window end; default now"},
 }
 TOP_QUERY = dict(WINDOW, limit={"type": "integer", "minimum": 1, "maximum": 100})
 SERIES_QUERY = dict(WINDOW, bucket={"type": "integer", "minimum": 10, "maximum": 86400,

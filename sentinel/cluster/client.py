@@ -22,7 +22,7 @@ import treq
 
 from sentinel.store.database import StoreUnavailable
 from sentinel.cluster import codec, signing
-from sentinel.cluster.plan import MARKER, ApplyError, check_order
+from sentinel.cluster.plan import MARKER, ApplyError, check_order, valid_marker
 from sentinel.cluster.roles import FOLLOWER
 from sentinel.cluster.status import SyncError, SyncStatus
 
@@ -117,7 +117,9 @@ def _error_from(status, raw, responder, me):
                                  "failover active, leader unreachable.")
     if code == "NOT_FOUND" and status == 404:
         return SyncError("NOT_LEADER", "The leader URL does not reach a Sentinel leader.")
-    return SyncError(code, message)
+    if code == "STORE_UNAVAILABLE":
+        code = "LEADER_STORE_UNAVAILABLE"
+    return SyncError(code, f"The leader answered {status}: {message}")
 
 
 class SyncClient(Service):
@@ -203,7 +205,7 @@ class SyncClient(Service):
 
     async def _held_marker(self):
         if self._marker_epoch != self._state.epoch:
-            self._marker = await self._store.get_local(MARKER)
+            self._marker = valid_marker(await self._store.get_local(MARKER))
             self._marker_epoch = self._state.epoch
         return self._marker
 
@@ -237,6 +239,8 @@ class SyncClient(Service):
                     self._applier.apply, batch, fetched, force,
                     lambda: state.epoch == epoch and not self._stopped)
             except ApplyError as e:
+                if e.code == "ABORTED":  # membership changed or stopping: not an error
+                    raise CancelledError() from None
                 raise SyncError(e.code, e.message) from None
             self._marker = {"history": batch.history, "revision": batch.revision,
                             "leader": batch.leader}

@@ -36,6 +36,14 @@ def synced(kind, key):
     return not (kind == "setting" and LOCAL_SETTING.match(key))
 
 
+def valid_marker(marker):
+    """The stored sync position, or None if it is missing or damaged."""
+    if isinstance(marker, dict) and isinstance(marker.get("history"), str) \
+            and type(marker.get("revision")) is int:
+        return marker
+    return None
+
+
 def check_order(marker, batch, force=False):
     """
     Refuse a batch that would take this node back in time (same history,
@@ -138,7 +146,7 @@ class Applier:
         Apply ``batch`` in the transaction ``ctx``; fetched: {sha: bytes}
         (already verified).  Raises ApplyError (the transaction rolls back).
         """
-        marker = await ctx.get_local(MARKER)
+        marker = valid_marker(await ctx.get_local(MARKER))
         check_order(marker, batch, force)
         if batch.mode == "full":
             snap = await ctx.snapshot()

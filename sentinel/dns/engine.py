@@ -14,13 +14,13 @@ socket, so the pipeline is tested with fake ports and a Clock.
 from twisted.logger import Logger
 
 from sentinel.dns import local
-from sentinel.dns.access import DENIED, LIMITED, OK, SLIP, Access
+from sentinel.dns.access import DENIED, SLIP, Access
 from sentinel.dns.answer import parse_response, truncated
 from sentinel.dns.cache import Cache
 from sentinel.dns.chase import Chaser
 from sentinel.dns.decision import (
     ALLOW, BLOCK, LOG_ALLOWED, LOG_BLOCKED, LOG_CACHED, LOG_FORWARDED, LOG_LOCAL,
-    LOG_REWRITTEN, LOG_SHADOW_BLOCKED, PASS_DECISION, REWRITE,
+    LOG_SHADOW_BLOCKED, PASS_DECISION, REWRITE,
 )
 from sentinel.dns.forwarder import Forwarder
 from sentinel.dns.slowpath import NotImplementedOpcode, parse_unusual
@@ -109,8 +109,11 @@ class Engine:
             decision = PASS_DECISION
         self.dispatch(q, decision, ip, port, addr, cmsg, limit, now)
 
-    def dispatch(self, q, decision, ip, port, addr, cmsg, limit, now):
-        """Answer a parsed, counted, decided query (the fast path joins here)."""
+    def dispatch(self, q, decision, ip, port, addr, cmsg, limit, now, missed=False):
+        """
+        Answer a parsed, counted, decided query (the fast path joins here;
+        ``missed``: it already looked in the cache and found nothing fresh).
+        """
         stats = self.stats
         qtype = q.qtype
         action = decision.action
@@ -135,7 +138,7 @@ class Engine:
             self.querylog.record(now, ip, decision.client_name, q.qname, qtype,
                                  logname or LOG_LOCAL, reason, "", 0, 0.0)
             return
-        entry = self.cache.get(q.key, now)
+        entry = None if missed else self.cache.get(q.key, now)
         if entry is not None:
             stats.cache_hits += 1
             self._send(port, entry.render(q, entry.body_at(now), limit), addr, cmsg)
@@ -168,7 +171,6 @@ class Engine:
         body = answer.body_at(now)
         text = upstream.text
         record = self.querylog.record
-        stats = self.stats
         for port, addr, cmsg, q, limit, t0, ip, name, logname, reason in inflight.waiters:
             self._send(port, answer.render(q, body, limit), addr, cmsg)
             record(now, ip, name, q.qname, q.qtype, logname or LOG_FORWARDED, reason, text,
@@ -256,4 +258,3 @@ def _with_ede(reply, code):
     return reply[:-2] + rdlen.to_bytes(2, "big") + option
 
 
-__all__ = ["Engine", "OK", "LIMITED"]

@@ -116,8 +116,10 @@ class FastPath:
         flags = do | (data[3] >> 3) & 6  # DO | CD << 1 | AD << 2
         question = data[12:qend]
         key = b"".join((qname, question[-4:], KEY_FLAGS[flags]))
+        missed = False
         if (action == PASS or action == ALLOW) and not decision.shadow:
             entry = self._cache.get(key)
+            missed = entry is None
             if entry is not None and now < entry.expires:
                 self._cache.move_to_end(key)
                 self._decisions[action] += 1
@@ -135,7 +137,7 @@ class FastPath:
                                        decision.reason, "", entry.rcode, 0.0)
                 return
         q = self._query(data, rd, qname, question, qtype, edns, do, limit, flags)
-        engine.dispatch(q, decision, ip, port, addr, cmsg, limit, now)
+        engine.dispatch(q, decision, ip, port, addr, cmsg, limit, now, missed)
 
     def _send(self, port, reply, addr, cmsg):
         stats = self._stats

@@ -20,7 +20,7 @@ When the client sent EDNS, blocked answers carry an Extended DNS Error
 import struct
 
 from sentinel.dns.wire import (
-    AAAA, ANY, BADVERS, FORMERR, HINFO, NOERROR, NOTIMP, NXDOMAIN, QR, RA, REFUSED, SERVFAIL,
+    AAAA, BADVERS, FORMERR, HINFO, NOERROR, NOTIMP, NXDOMAIN, QR, RA, REFUSED, SERVFAIL,
     SOA, TXT, A, opt_record, ede_option, rr_header,
 )
 
@@ -128,7 +128,3 @@ def probe_answer(q):
     rdata = b"\x02ok"
     rr = b"\xc0\x0c" + struct.pack("!HHIH", TXT, 3, 0, len(rdata)) + rdata
     return q.id + _header(q.rd, NOERROR, an=1) + q.question + rr
-
-
-__all__ = ["ANY", "Blocker", "error", "servfail", "formerr", "notimp", "minimal_any",
-           "probe_answer", "soa_record"]

@@ -16,7 +16,6 @@ Values: A/AAAA an address, CNAME/PTR/NS a name, TXT text, MX
 
 from twisted.names import dns
 
-from sentinel.dns import local
 from sentinel.dns.wire import CNAME, NOERROR, OPT, add_opt
 
 DEFAULT_TTL = 300
@@ -127,6 +126,3 @@ def target_records(response):
     m.fromStr(response)
     authority = [rr for rr in m.authority if rr.type != OPT]
     return m.rCode, list(m.answers), authority
-
-
-__all__ = ["plan", "compose", "target_records", "soa_rr", "MAX_CHAIN", "local"]

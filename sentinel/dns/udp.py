@@ -80,7 +80,7 @@ class UdpTransport:
         sock.pending[qid] = attempt
         attempt.token = (sock, qid)
         try:
-            sock.send(upstream_query(qid, attempt.question, attempt.flags))
+            sock.sock.send(upstream_query(qid, attempt.question, attempt.flags))
         except OSError:
             del sock.pending[qid]
             attempt.failed("network")

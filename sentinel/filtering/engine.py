@@ -17,7 +17,6 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from sentinel.filtering import compiler
 from sentinel.filtering.listcache import ListCache, decode_blob, merge, trim_memory
@@ -29,32 +28,6 @@ RETRY_DELAY = 5.0
 
 def in_thread(fn, *args):
     return deferToThread(fn, *args)
-
-
-def when_started(store_service):
-    """
-    A ``ready`` callable for our services: each call returns a new Deferred
-    firing when the store service has opened the store, leaving the
-    service's own Deferred (shared by several waiters) untouched.
-    """
-
-    def ready():
-        started = store_service.started
-        if started is None:
-            return succeed(None)
-        out = Deferred()
-
-        def relay(result):
-            if isinstance(result, Failure):
-                out.errback(result)
-            else:
-                out.callback(None)
-            return result
-
-        started.addBoth(relay)
-        return out
-
-    return ready
 
 
 class PolicyEngine(Service):
@@ -77,7 +50,8 @@ class PolicyEngine(Service):
         self.policy = None
         self.signature = None
         self.builds = 0
-        self.last_build_seconds = 0.0
+        self.last_build_seconds = 0.0  # compiling + swapping the last snapshot
+        self.last_prepare_seconds = 0.0  # reading/decoding/merging new list contents
         self._pending = []  # notifications that arrive while loading
         self._busy = False
         self._dirty = False
@@ -85,6 +59,7 @@ class PolicyEngine(Service):
         self._unsubscribe = None
         self._waiters = []
         self._trim_after_install = False
+        self._retry = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -101,6 +76,8 @@ class PolicyEngine(Service):
             self._unsubscribe()
             self._unsubscribe = None
         self._cancel_timer()
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
 
     def _load(self):
         if not self.running:
@@ -155,14 +132,32 @@ class PolicyEngine(Service):
             return
         self._busy = True
         d = ensureDeferred(self._prepare(missing))
-        d.addErrback(lambda f: log.failure("filtering: preparing blocklists failed", f))
-        d.addBoth(self._prepared)
 
-    def _prepared(self, _):
+        def failed(failure):
+            log.failure("filtering: preparing blocklists failed; retrying", failure)
+            return True
+
+        d.addErrback(failed)
+        d.addCallback(self._prepared)
+
+    def _prepared(self, transient):
         self._busy = False
-        self.rebuild()
+        if transient:
+            # The store could not be read: keep the snapshot in force (a
+            # list must not silently stop being enforced) and try again.
+            self._retry_later()
+        else:
+            self.rebuild()
 
     async def _prepare(self, keys):
+        """Load and merge list contents; True if a transient error stopped it."""
+        started = time.perf_counter()
+        try:
+            return await self._load_lists(keys)
+        finally:
+            self.last_prepare_seconds = time.perf_counter() - started
+
+    async def _load_lists(self, keys):
         for sha in self.cache.missing_shas(keys):
             try:
                 blob = await self.store.get_blob(sha)
@@ -170,24 +165,28 @@ class PolicyEngine(Service):
                     raise ListFormatError("contents not in the store (yet)")
                 self.cache.decoded[sha] = await self._run(decode_blob, blob)
             except ListFormatError as e:
+                # Nothing will change until the entity does: go on without it.
                 log.warn("filtering: blocklist contents {sha} unusable: {e}", sha=sha[:12], e=e)
                 self.unavailable.add(sha)
             except Exception as e:
                 log.warn("filtering: reading blocklist contents {sha} failed: {e}",
                          sha=sha[:12], e=e)
-                self.unavailable.add(sha)
-                self._retry_later()
+                return True
         for key in keys:
             if all(sha in self.cache.decoded for _, sha in key):
                 self.cache.merged[key] = await self._run(merge, key, self.cache.decoded)
         self._trim_after_install = True
+        return False
 
     def _retry_later(self):
+        if self._retry is not None and self._retry.active():
+            return
+
         def retry():
-            self.unavailable.clear()
+            self._retry = None
             self.rebuild()
 
-        self.clock.callLater(RETRY_DELAY, retry)
+        self._retry = self.clock.callLater(RETRY_DELAY, retry)
 
     def _install(self, plan):
         started = time.perf_counter()
@@ -223,6 +222,23 @@ class PolicyEngine(Service):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+
+    def status(self):
+        """What the snapshot in force is (for the API and /api/system/status)."""
+        policy = self.policy
+        info = policy.info if policy is not None else {}
+        until = info.get("paused_until")
+        return {
+            "revision": policy.revision if policy is not None else 0,
+            "builds": self.builds,
+            "last_build_seconds": round(self.last_build_seconds, 6),
+            "last_prepare_seconds": round(self.last_prepare_seconds, 6),
+            "blocked_domains": self.cache.domains(),
+            "paused_until": None if until in (None, float("inf")) else until,
+            "paused": until is not None and until > self.clock.seconds(),
+            "next_change": info.get("next_change"),
+            "time_zone": info.get("time_zone", ""),
+        }
 
     def settled(self):
         """A Deferred firing with the policy once no rebuild is pending."""

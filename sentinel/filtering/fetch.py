@@ -141,12 +141,3 @@ async def _read(response, max_bytes):
 
     await treq.collect(response, collect)
     return b"".join(parts)
-
-
-def text_of(body):
-    """Downloaded bytes -> text (UTF-8, else Latin-1; a BOM is dropped)."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        text = body.decode("latin-1")
-    return text.lstrip("\ufeff")

@@ -55,6 +55,15 @@ class ParsedList:
     examples = attr.ib()  # a few skipped lines, for the status display
 
 
+def text_of(body):
+    """Downloaded bytes -> text (UTF-8, else Latin-1; a BOM is dropped)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("latin-1")
+    return text.lstrip("\ufeff")
+
+
 def parse(text):
     """Parse blocklist text (str) into a L{ParsedList}."""
     blocked, allowed = set(), set()

@@ -15,8 +15,9 @@ from sentinel.filtering.rulesyntax import parse_pattern
 CLIENT, RULE, BLOCKLIST, REWRITE, SETTING = "client", "rule", "blocklist", "rewrite", "setting"
 MODES = ("enabled", "disabled", "shadow")
 _TIME = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
-_IDS = {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": 1000,
-        "uniqueItems": True}
+MAX_ID = 2 ** 53
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_IDS = {"type": "array", "items": _ID, "maxItems": 100, "uniqueItems": True}
 _TEXT = {"type": "string", "maxLength": 500}
 
 
@@ -51,14 +52,14 @@ FIELDS = {
         "use_global_blocklists": {"type": "boolean"},
         "blocklists": _IDS,
         "kill_switch": {"type": "boolean", "description": "block everything for this client"},
-        "schedules": {"type": "array", "maxItems": 50, "items": SCHEDULE_SCHEMA},
+        "schedules": {"type": "array", "maxItems": 20, "items": SCHEDULE_SCHEMA},
         "comment": _TEXT,
     },
     RULE: {
         "pattern": {"type": "string", "minLength": 1, "maxLength": 300,
                     "description": "example.com | *.example.com | |example.com|"},
         "action": {"enum": ["block", "allow"]},
-        "client_id": {"type": ["integer", "null"], "minimum": 1},
+        "client_id": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ID},
         "enabled": {"type": "boolean"},
         "comment": _TEXT,
     },

@@ -133,6 +133,7 @@ class QueryLogService(Service):
         super().stopService()
         if self._unsubscribe:
             self._unsubscribe()
+            self._unsubscribe = None
         for loop in self._loops:
             if loop.running:
                 loop.stop()

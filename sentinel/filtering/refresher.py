@@ -3,7 +3,7 @@ Blocklist refresh (leader or standalone only; followers receive contents
 by sync).  Refreshes every list at start, each list again when it is due
 (``refresh_hours``), a new list or changed URL at once, and on request.
 
-A successful download is parsed off the reactor thread, stored as a blob
+A successful download is parsed in a child process (L{parsing}), stored as a blob
 (normalized, compressed; see L{sentinel.filtering.listformat}) and
 referenced from the blocklist entity together with its status, in one
 transaction.  A failure records the error, keeps the last good contents
@@ -12,33 +12,34 @@ and adds a notification.
 
 import time
 
+import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredLock, ensureDeferred, succeed
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from sentinel.filtering import listformat, model, settings
-from sentinel.filtering.engine import in_thread
-from sentinel.filtering.fetch import FetchError, fetch, text_of
+from sentinel.filtering import model, parsing, settings
+from sentinel.filtering.fetch import FetchError, fetch
+from sentinel.filtering.listcache import trim_memory
 
 log = Logger()
 
 
-def parse_and_encode(body):
-    """Downloaded bytes -> (ParsedList, blob) (runs in a thread)."""
-    parsed = listformat.parse(text_of(body))
-    return parsed, listformat.encode(parsed)
-
-
 class BlocklistRefresher(Service):
-    def __init__(self, store, clock, http, ready=None, run=in_thread, check_interval=60.0,
-                 fetch_options=None):
+    """
+    parse: body -> Deferred of (Summary, blob); the daemon passes
+    L{parsing.in_child}, unit tests the default L{parsing.inline}.
+    """
+
+    def __init__(self, store, clock, http, ready=None, parse=parsing.inline,
+                 check_interval=60.0, fetch_options=None):
         self.store = store
         self.clock = clock
         self.http = http
         self._ready = ready or (lambda: succeed(None))
-        self._run = run
+        self._parse = parse
         self.check_interval = check_interval
         self.fetch_options = dict(fetch_options or {})
         self._lock = DeferredLock()  # one download/parse at a time (memory)
@@ -46,10 +47,12 @@ class BlocklistRefresher(Service):
         self._loop = None
         self._unsubscribe = None
         self._started = False
+        self._stopped = False
         self.checking = succeed(None)  # the latest refresh_due (tests wait on it)
 
     def startService(self):
         super().startService()
+        self._stopped = False
         self._unsubscribe = self.store.subscribe(self._changed)
 
         def ready(_):
@@ -70,9 +73,14 @@ class BlocklistRefresher(Service):
         self._ready().addCallback(ready)
 
     def stopService(self):
+        """Stop; downloads still running finish but write nothing (a leader-only
+        service: this node may be a follower now, whose configuration comes
+        from the leader alone)."""
         super().stopService()
+        self._stopped = True
         if self._unsubscribe:
             self._unsubscribe()
+            self._unsubscribe = None
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
@@ -116,6 +124,10 @@ class BlocklistRefresher(Service):
         d.addBoth(lambda _: self.checking.callback(None))
         return d
 
+    def refreshing(self, list_id):
+        """True while a download of this list is queued or running."""
+        return list_id in self._inflight
+
     def refresh(self, list_id):
         """Refresh one list now; Deferred of its data afterwards (or None if gone)."""
         waiter = Deferred()
@@ -153,20 +165,27 @@ class BlocklistRefresher(Service):
                 **self.fetch_options,
             )
             if not fetched.modified:
-                return await self._record(list_id, url, None, None, fetched)
-            parsed, blob = await self._run(parse_and_encode, fetched.body)
-            if not parsed.blocked and not parsed.allowed:
+                return await self._record(list_id, url, None, None, 0, fetched)
+            parsed, blob = await self._parse(fetched.body)
+            if not parsed.domains and not parsed.allows:
                 raise FetchError(
                     f"no domains found ({parsed.skipped} lines skipped); is this a blocklist?")
-        except FetchError as e:
+        except (FetchError, parsing.ParseError) as e:
             return await self._failed(list_id, url, str(e))
         log.info("blocklist {id} downloaded: {n} domains, {s} lines skipped ({t:.1f}s)",
-                 id=list_id, n=len(parsed.blocked), s=parsed.skipped,
+                 id=list_id, n=parsed.domains, s=parsed.skipped,
                  t=time.perf_counter() - started)
-        return await self._record(list_id, url, parsed, blob, fetched)
+        size = len(fetched.body)
+        fetched = attr.evolve(fetched, body=b"")  # drop the download before storing
+        result = await self._record(list_id, url, parsed, blob, size, fetched)
+        del blob
+        deferToThread(trim_memory)  # the download's buffers back to the OS
+        return result
 
-    def _record(self, list_id, url, parsed, blob, fetched):
+    def _record(self, list_id, url, parsed, blob, size, fetched):
         now = self.clock.seconds()
+        if self._stopped:
+            return succeed(None)  # e.g. this node became a follower meanwhile
 
         async def tx(ctx):
             entity = await ctx.get(model.BLOCKLIST, list_id)
@@ -177,12 +196,12 @@ class BlocklistRefresher(Service):
             if parsed is not None:
                 sha = await ctx.put_blob(blob)
                 content = {
-                    "sha256": sha, "domains": len(parsed.blocked), "allows": len(parsed.allowed),
+                    "sha256": sha, "domains": parsed.domains, "allows": parsed.allows,
                     "skipped": parsed.skipped, "skipped_examples": list(parsed.examples),
                     "url": url, "etag": fetched.etag, "last_modified": fetched.last_modified,
                     "updated_at": now if not old or old.get("sha256") != sha
                     else old.get("updated_at", now),
-                    "bytes": len(fetched.body),
+                    "bytes": size,
                 }
                 data["content"] = content
                 if old and old.get("sha256") != sha:
@@ -194,6 +213,8 @@ class BlocklistRefresher(Service):
 
     async def _failed(self, list_id, url, error):
         now = self.clock.seconds()
+        if self._stopped:
+            return None
 
         async def tx(ctx):
             entity = await ctx.get(model.BLOCKLIST, list_id)

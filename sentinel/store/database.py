@@ -28,6 +28,7 @@ from twisted.internet.defer import (
 )
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from txpostgres import txpostgres
 
@@ -122,7 +123,7 @@ class SqliteDatabase:
         return []
 
     def run(self, fn, *args, write=True):
-        return self._locks[write].run(self._transaction, fn, args, write)
+        return _shielded(self._locks[write].run(self._transaction, fn, args, write))
 
     @inlineCallbacks
     def _transaction(self, fn, args, write):
@@ -154,12 +155,26 @@ class _PostgresTx:
 
     @inlineCallbacks
     def executemany(self, sql, seq):
-        # txpostgres has no executemany; one round trip per row is fine for
-        # the batch sizes we use, and it stays inside the transaction.
-        sql = _pg_sql(sql)
-        for params in seq:
-            yield self._cursor.execute(sql, tuple(params))
+        """
+        txpostgres has no executemany: a plain ``INSERT ... VALUES (?, ...)``
+        becomes multi-row INSERTs (one round trip per chunk); anything else
+        runs row by row.  Either way it stays inside the transaction.
+        """
+        rows = [tuple(params) for params in seq]
+        head, sep, values = sql.rpartition(" VALUES ")
+        if sep and head.lstrip().upper().startswith("INSERT") and values.strip().startswith("("):
+            group = values.strip()
+            for start in range(0, len(rows), self.chunk):
+                chunk = rows[start:start + self.chunk]
+                statement = f"{head} VALUES " + ", ".join([group] * len(chunk))
+                yield self._cursor.execute(_pg_sql(statement), sum(chunk, ()))
+            return []
+        statement = _pg_sql(sql)
+        for params in rows:
+            yield self._cursor.execute(statement, params)
         return []
+
+    chunk = 500
 
 
 def _pg_sql(sql):
@@ -254,7 +269,7 @@ class PostgresDatabase:
         return succeed(None)
 
     def run(self, fn, *args, write=True):
-        return self._locks[write].run(self._transaction, fn, args, write)
+        return _shielded(self._locks[write].run(self._transaction, fn, args, write))
 
     @inlineCallbacks
     def _transaction(self, fn, args, write):
@@ -281,6 +296,30 @@ class PostgresDatabase:
         self.log.warn("database connection lost ({error}); reconnecting", error=str(error).strip())
         self._connecting = True
         self._attempt(self.first_backoff)
+
+
+def _shielded(inner):
+    """
+    The result of ``inner`` in a Deferred the caller may cancel without
+    cancelling ``inner``.  Callers do cancel (Klein cancels a handler when
+    its client disconnects; timeouts cancel): a cancellation reaching a
+    transaction half-way could skip its COMMIT/ROLLBACK and leave the
+    connection inside a transaction, failing every later call.  A started
+    transaction always runs to its end; a cancelled caller just stops
+    waiting for it.
+    """
+    outer = Deferred(lambda _: None)  # cancel(): errback CancelledError now
+
+    def done(result):
+        if not outer.called:
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+        return None  # a cancelled caller's late failure is nobody's to handle
+
+    inner.addBoth(done)
+    return outer
 
 
 def _close_quietly(conn):

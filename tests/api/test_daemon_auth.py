@@ -9,7 +9,8 @@ from tests.support.daemon import Daemon
 class DaemonAuthTests(SynchronousTestCase):
     def test_setup_login_token_logout(self):
         d = Daemon(self).start()
-        self.assertEqual(d.get("/api/auth/status").json()["configured"], False)
+        r = d.get("/api/auth/status")
+        self.assertEqual((r.status, r.json().get("configured")), (200, False), r.body)
         self.assertEqual(d.get("/api/auth/me").status, 401)
         setup_admin(d)
         r = d.post("/api/auth/login", {"username": "admin", "password": "wrong password"})

@@ -8,7 +8,7 @@ when too large, 415 for another media type -- all in the one error shape.
 
 from twisted.trial.unittest import TestCase
 
-from sentinel.api.site import compile_schema
+from sentinel.api.inputs import compile_schema
 from tests.api.harness import EVIL_ORIGIN
 from tests.api.wiring import fill_path, wired_api
 

@@ -1,7 +1,5 @@
 """The API framework: routing, admission order, body/query/param handling, errors."""
 
-import json
-
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -97,7 +95,8 @@ class RoutingTests(TestCase):
 
     async def test_query_errors(self):
         _, client = make()
-        for q in ("limit=abc", "limit=0"):
+        for q in ("limit=abc", "limit=0", "limit=1_0", "limit=99999999999999999999999",
+                  "limit=1.5"):
             r = await client.get("/api/things?" + q)
             self.assertEqual((r.status, r.json()["error"]), (400, "VALIDATION_ERROR"), q)
             self.assertEqual(r.json()["details"][0]["field"], "limit")
@@ -108,7 +107,7 @@ class RoutingTests(TestCase):
         _, client = make()
         r = await client.get("/api/things/7")
         self.assertEqual(r.json(), {"id": 7, "type": "int"})
-        for bad in ("0", "x", "1.5", "%00"):
+        for bad in ("0", "x", "1.5", "%00", "1_0", "99999999999999999999", "+"):
             r = await client.get("/api/things/" + bad)
             self.assertEqual((r.status, r.json()["error"]), (404, "NOT_FOUND"), bad)
 
@@ -158,6 +157,9 @@ class BodyTests(TestCase):
             (b'{"n": 1, "ip": "1.2.3.999"}', "application/json", 400, "VALIDATION_ERROR"),
             (b'{"n": 1, "x": 2}', "application/json", 400, "VALIDATION_ERROR"),
             (b"", "application/json", 400, "VALIDATION_ERROR"),  # {} lacks "n"
+            (b" ", "application/json", 400, "BAD_JSON"),  # only no body at all is {}
+            (b"\x0c", "application/json", 400, "BAD_JSON"),
+            (b'{"n": 9223372036854775808}', "application/json", 400, "BAD_JSON"),  # > 64 bits
             (b"\xff\xfe", "application/json", 400, "BAD_JSON"),
             (b'{"n": 1, "ip": "\\udc00"}', "application/json", 400, "BAD_JSON"),  # lone surrogate
         ]

@@ -263,6 +263,16 @@ class ApplyTests(TestCase):
         await self.sync(force=True)
         await self.assertConverged()
 
+    async def test_damaged_sync_position_means_full_resync(self):
+        await self.populate()
+        await self.sync()
+        for damaged in (["x"], {"history": 5, "revision": "7"}, "garbage"):
+            await self.follower.store.set_local(MARKER, damaged)
+            batch = await self.server.batch(0, "")
+            applied = await self.follower.store.transact(self.applier.apply, batch, {})
+            self.assertFalse(applied.changed)
+            self.assertEqual((await self.marker())["revision"], batch.revision)
+
     async def test_unreadable_leader_secret_not_sent(self):
         await self.leader.store.put("secret", "broken", {"sealed": "AAAA"})
         await self.leader.secrets.set("good", "v")

@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.cluster.e2e import (
     changes_path, clear_role, entities, make_daemon, nodetool, signed, wait_until, write_role,
 )
+from tests.api.daemon_admin import create_token, setup_admin
 from tests.support import pg
 from tests.support.upstream import Upstream
 
@@ -112,17 +113,28 @@ class SyncEndToEnd(TwoNodes):
     def test_sync_does_not_flush_the_dns_cache(self):
         self.leader.start()
         self.follower.start()
-        wait_until(self.converged, 20, 0.2, "first sync")
+        auth = {"Authorization": "Bearer " + create_token(self.leader, setup_admin(self.leader))}
+        wait_until(self.converged, 20, 0.2, "first sync (the admin account included)")
+
+        def cache_hits():
+            r = self.follower.get("/api/system/status", headers=auth)
+            self.assertEqual(r.status, 200, r.body)
+            return r.json()["components"]["dns"]["cache_hits"]
+
         self.assertEqual(resolve(self.follower), ["198.18.0.10"])
+        hits = [cache_hits()]
         self.assertEqual(resolve(self.follower), ["198.18.0.10"])
-        self.assertEqual(self.upstream.count("www.example.test", "A"), 1)
+        hits.append(cache_hits())
         # Idle (no-op) syncs, then a change that does not affect answers.
         time.sleep(1.5)
         nodetool(self.leader, "put", [["session", "s9", {"user": "admin"}]])
         wait_until(self.converged, 20, 0.2, "session synced")
         for _ in range(3):
             self.assertEqual(resolve(self.follower), ["198.18.0.10"])
-        self.assertEqual(self.upstream.count("www.example.test", "A"), 1)  # all cache hits
+            hits.append(cache_hits())
+        self.assertEqual(hits, sorted(set(hits)))  # climbing, every query a hit
+        self.assertEqual(hits[-1] - hits[0], 4)
+        self.assertEqual(self.upstream.count("www.example.test", "A"), 1)
 
 
 class RoleFlips(TwoNodes):
@@ -204,3 +216,23 @@ def _pairings(*bases):
 globals().update(_pairings(SyncEndToEnd, RoleFlips))
 globals().update({"SignedRequestsTests": type(
     "SignedRequestsTests", (SignedRequests, SynchronousTestCase), {})})
+
+
+class QuietLogTests(SynchronousTestCase):
+    def test_readiness_and_sync_polls_stay_out_of_the_access_log(self):
+        secret = os.urandom(32)
+        d = make_daemon(self, "sqlite")
+        nodetool(d, "membership", {"role": "leader", "secret": secret.hex(),
+                                   "leaderUrl": d.base_url})
+        d.start()
+        for _ in range(5):
+            self.assertEqual(d.get("/api/cluster/ready").status, 200)
+        path = changes_path()
+        self.assertEqual(d.get(path, headers=signed(d, secret, "GET", path)).status, 200)
+        self.assertEqual(d.get("/api/version").status, 200)
+        r = d.get(path)  # rejected: logged
+        self.assertEqual(r.status, 401)
+        wait_until(lambda: "/api/version" in d.log(), 5, what="access log written")
+        log = d.log()
+        self.assertNotIn("GET /api/cluster/ready", log)
+        self.assertEqual(log.count("GET /api/cluster/sync/changes"), 1)  # the rejected one

@@ -58,8 +58,7 @@ class ApiHarness:
         self.querylog = QueryLog(capacity=1000)
         self.querylog_service = QueryLogService(self.querylog, self.store, self.clock)
         self.lists = ListResource()
-        self.refresher = BlocklistRefresher(self.store, self.clock, StubTreq(self.lists),
-                                            run=inline)
+        self.refresher = BlocklistRefresher(self.store, self.clock, StubTreq(self.lists))
         self.areas = [
             ClientsApi(self.store), RulesApi(self.store), RewritesApi(self.store),
             BlocklistsApi(self.store, lambda: self.refresher),

@@ -4,6 +4,7 @@ HTTP server on loopback (a thread, stopped in cleanup), and dnspython
 queries from chosen loopback source addresses.
 """
 
+import hashlib
 import http.server
 import sqlite3
 import threading
@@ -29,7 +30,7 @@ FILTER_ZONE = dict(ZONE, **{
 
 
 class ListServer:
-    """Serves {path: (status, body)}; change ``files`` any time."""
+    """Serves {path: (status, body)} with ETags; change ``files`` any time."""
 
     def __init__(self, testcase):
         self.files = {}
@@ -40,8 +41,15 @@ class ListServer:
             def do_GET(self):
                 server.hits.append(self.path)
                 status, body = server.files.get(self.path, (404, b"missing"))
+                etag = '"%s"' % hashlib.sha1(body).hexdigest()[:16]
+                if status == 200 and self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.end_headers()
+                    return
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
+                if status == 200:
+                    self.send_header("ETag", etag)
                 self.end_headers()
                 self.wfile.write(body)
 

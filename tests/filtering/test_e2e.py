@@ -131,7 +131,7 @@ class RuleAndClientTests(SynchronousTestCase):
         f.api("POST", "/api/rules", {"pattern": "ads.example.test", "action": "block"},
               expect=201)
         start = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) \
-            + datetime.timedelta(seconds=2)
+            + datetime.timedelta(seconds=3)
         end = start + datetime.timedelta(seconds=2)
         days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
         f.api("POST", "/api/clients", {"name": "kid", "addresses": ["127.0.0.2"], "schedules": [
@@ -143,7 +143,7 @@ class RuleAndClientTests(SynchronousTestCase):
         wait_until(lambda: f.answer("good.example.test", source="127.0.0.2")[0] == "NOERROR")
         self.assertGreaterEqual(time.time(), end.timestamp())
         # Pause for a moment: everything passes, then blocking resumes by itself.
-        state = f.api("POST", "/api/protection/pause", {"seconds": 1.5}, expect=200)
+        state = f.api("POST", "/api/protection/pause", {"seconds": 3}, expect=200)
         self.assertTrue(state["paused"])
         self.assertEqual(f.answer("ads.example.test")[0], "NOERROR")
         self.assertEqual(f.logs(domain="ads.example")[0]["reason"], "protection:paused")

@@ -145,3 +145,31 @@ class EngineTests(TestCase):
         await self.store.create("rule", {"pattern": 42})
         await self.store.create("client", {"addresses": "nonsense"})
         self.assertEqual(self.decide("ok.example"), (BLOCK, "rule:1"))
+
+    async def test_store_trouble_keeps_the_snapshot_in_force(self):
+        await self.start()
+        first = await self.add_list("ads.example\n")
+        sha, blob = list_blob("new.example\n")
+        real_get_blob = self.store.get_blob
+        calls = []
+
+        def broken(wanted):
+            calls.append(wanted)
+            raise RuntimeError("database is down")
+
+        self.patch(self.store, "get_blob", broken)
+
+        async def tx(ctx):
+            await ctx.put_blob(blob)
+            e = await ctx.get("blocklist", first)
+            await ctx.put("blocklist", first, dict(e.data, content={"sha256": sha}))
+
+        await self.store.transact(tx)
+        # The old contents stay enforced while the new ones cannot be read...
+        self.assertEqual(self.decide("ads.example"), (BLOCK, f"blocklist:{first}"))
+        self.assertEqual(calls, [sha])
+        self.patch(self.store, "get_blob", real_get_blob)
+        self.clock.advance(engine_module.RETRY_DELAY)  # ...and it tries again.
+        await self.engine.settled()
+        self.assertEqual(self.decide("ads.example"), (PASS, ""))
+        self.assertEqual(self.decide("new.example"), (BLOCK, f"blocklist:{first}"))

@@ -35,7 +35,7 @@ class RefresherTests(TestCase):
         self.engine.startService()
         self.addCleanup(self.engine.stopService)
         await self.engine.settled()
-        self.refresher = BlocklistRefresher(self.store, self.clock, self.http, run=inline,
+        self.refresher = BlocklistRefresher(self.store, self.clock, self.http,
                                             fetch_options={"max_bytes": 10_000})
 
     def start_refresher(self):
@@ -183,3 +183,20 @@ class RefresherTests(TestCase):
         self.assertEqual(len(await self.store.db.run(
             lambda tx: tx.execute("SELECT sha256 FROM blobs"), write=False)), 1)
 
+
+    async def test_stopped_refresher_writes_nothing(self):
+        """A download still running when the node turns follower is dropped."""
+        self.lists.serve("/slow", "", status="hang")
+        list_id = await self.add("/slow")
+        self.start_refresher()
+        while not self.lists.hanging:
+            await deferLater(reactor, 0.01)
+        revision = await self.store.revision()
+        self.refresher.stopService()
+        request = self.lists.hanging.pop()
+        request.write(HOSTS.encode())
+        request.finish()
+        self.http.flush()
+        await self.checked()
+        self.assertEqual(await self.store.revision(), revision)
+        self.assertIsNone((await self.store.get("blocklist", list_id)).data.get("content"))

@@ -19,7 +19,7 @@ import threading
 import time
 
 from tests.support.daemon import Daemon
-from tests.ui.admin import PASSWORD, USERNAME, Admin, dig
+from tests.ui.admin import PASSWORD, USERNAME, Admin, dig, wait_started
 from tests.ui.browser import ARGS, CHROMIUM
 from tests.ui.vip import Vip
 
@@ -80,6 +80,9 @@ def serve_blocklist(cleanups):
     cleanups.addCleanup(shutil.rmtree, directory, True)
     with open(os.path.join(directory, "ads.txt"), "w") as f:
         f.write(BLOCKLIST)
+    with open(os.path.join(directory, "trackers.txt"), "w") as f:
+        f.write("||tracker.metrics.test^\n||beacon.telemetry.test^\n||graph.social.test^\n"
+                "@@||cdn.example.test^\n##.cosmetic-banner\n")
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *a, **kw):
@@ -94,8 +97,49 @@ def serve_blocklist(cleanups):
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def items(data, key):
-    return data[key] if isinstance(data, dict) else data
+def seed_history(daemon, hours=24, seed=7):
+    """
+    A day of query-log history in node A's SQLite database, so the
+    dashboard chart has a shape (demo traffic made now would all fall in
+    the last bucket).  Rows go in with the store's own column list.
+    """
+    import math
+    import random
+    import sqlite3
+
+    from sentinel.store.records import QUERY_LOG_COLUMNS
+
+    rng = random.Random(seed)
+    now = time.time()
+    rows = []
+    for step in range(hours * 6):  # every 10 minutes
+        ts0 = now - hours * 3600 + step * 600
+        hour = time.localtime(ts0).tm_hour
+        busy = 0.25 + 0.75 * max(0.0, math.sin((hour - 6) / 24 * 2 * math.pi))
+        for _ in range(int(4 + 26 * busy * rng.uniform(0.7, 1.3))):
+            ip, name = rng.choice(CLIENTS)
+            if rng.random() < 0.22:
+                qname = rng.choice(BLOCKED)
+                decision, reason, rcode, ms = "blocked", rng.choice(["blocklist:1", "rule:1"]), 3, 0.1
+                upstream = ""
+            else:
+                qname = rng.choice(NAMES)
+                cached = rng.random() < 0.55
+                decision, reason, rcode = ("cached" if cached else "forwarded"), "", 0
+                ms = rng.uniform(0.05, 0.3) if cached else rng.uniform(4, 40)
+                upstream = "" if cached else "127.0.0.1"
+            rows.append(dict(ts=ts0 + rng.uniform(0, 600), client_ip=ip, client_name=name,
+                             qname=qname, qtype=rng.choice([1, 1, 1, 28]), decision=decision,
+                             reason=reason, upstream=upstream, rcode=rcode,
+                             duration_ms=round(ms, 3)))
+    db = sqlite3.connect(os.path.join(daemon.data_dir, "sentinel.db"), timeout=10)
+    with db:
+        db.executemany(
+            f"INSERT INTO query_log ({', '.join(QUERY_LOG_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in QUERY_LOG_COLUMNS)})",
+            [tuple(r[c] for c in QUERY_LOG_COLUMNS) for r in rows])
+    db.close()
+
 
 
 def populate(a, b, vip, list_base, upstream):
@@ -103,8 +147,8 @@ def populate(a, b, vip, list_base, upstream):
     Admin(b).setup()
     lists = [
         admin.post("/api/blocklists", {"name": "Ads and trackers (demo)", "url": f"{list_base}/ads.txt"}),
-        admin.post("/api/blocklists", {"name": "Trackers — shadow test", "url": f"{list_base}/ads.txt",
-                                       "mode": "shadow", "global": False}),
+        admin.post("/api/blocklists", {"name": "Trackers — shadow test", "url": f"{list_base}/trackers.txt",
+                                       "mode": "shadow"}),
     ]
     for bl in lists:
         admin.post(f"/api/blocklists/{bl['id']}/refresh")
@@ -129,7 +173,7 @@ def populate(a, b, vip, list_base, upstream):
     admin.post("/api/dns/rewrites", {"domain": "printer.home.test", "answer": "www.example.test", "ttl": 60})
     time.sleep(1.0)  # blocklist downloads
 
-    for round_ in range(3):
+    for round_ in range(2):
         for i, (source, _) in enumerate(CLIENTS):
             for name in NAMES[: 3 + (i + round_) % 4]:
                 dig(a, name, source=source)
@@ -138,6 +182,9 @@ def populate(a, b, vip, list_base, upstream):
         dig(a, "nas.home.test", source="127.0.0.2")
         dig(a, "printer.home.test", source="127.0.0.3")
 
+    admin.request("PUT", "/api/cluster/ha/config", {
+        "enabled": True, "vip": "198.18.0.53/24", "interface": "eth0", "priority": 120,
+        "password": "s3cret", "mode": "multicast"}, expect=200)
     admin.post("/api/cluster/enable-leader", {"leaderUrl": vip.url})
     code = admin.get("/api/cluster/join-code")["joinCode"]
     Admin(b).login().post("/api/cluster/configure-follower", {"joinCode": code})
@@ -167,6 +214,14 @@ def shoot(base_url, out, phone_out=None, only=None):
                         continue
                     page.goto(base_url + path)
                     page.wait_for_load_state("networkidle")
+                    if name == "cluster":
+                        load = page.get_by_role("button", name="Load Join Code")
+                        try:
+                            load.click(timeout=10000)
+                        except Exception as e:  # noqa: BLE001 - say why, shoot anyway
+                            print(f"warning: Load Join Code not clicked ({e}) on {page.url}:"
+                                  f" {page.locator('body').inner_text()[:800]!r}", file=sys.stderr)
+                        page.evaluate("window.scrollTo(0, 0)")
                     page.wait_for_timeout(400)
                     suffix = "" if width > 600 else "-phone"
                     file = os.path.join(target, f"{name}{suffix}.png")
@@ -207,10 +262,11 @@ def main(argv=None):
         zone.update({f"x.{n}": {"A": ["198.18.0.11"]} for n in NAMES})
         upstream = Upstream.start(cleanups, zone)
         list_base = serve_blocklist(cleanups)
-        a = Daemon(cleanups, upstreams=[upstream.spec]).start()
-        b = Daemon(cleanups, upstreams=[upstream.spec]).start()
+        a = wait_started(Daemon(cleanups, upstreams=[upstream.spec]).start())
+        b = wait_started(Daemon(cleanups, upstreams=[upstream.spec]).start())
         shoot_public(b.base_url, args.out)
         vip = Vip(cleanups, a.http_port)
+        seed_history(a)
         populate(a, b, vip, list_base, upstream)
         time.sleep(1.5)  # the follower's first sync, the query-log flush
         shoot(vip.url, args.out, args.out, args.only)

@@ -59,13 +59,37 @@ class ClusterWizardTests(BrowserMixin, SynchronousTestCase):
         Admin(node_b).setup()
         vip = Vip(self, node_a.http_port)  # node A owns the "VIP"
 
-        # Step 2 on node A, through the VIP URL.
+        # Step 1 on node A: the VIP settings; a bad value is explained.
         leader = self.open_page(vip.url, name="cluster-leader")
         log_in(leader, "/cluster")
         step2 = leader.locator("#step-leader")
-        url = step2.get_by_label("Leader URL")
-        expect(url).to_have_value(vip.url)  # prefilled with the address in use
         expect(step2.locator(".alert.warn")).to_contain_text("No VIP is configured")
+        step1 = leader.locator("#step-vip")
+        step1.get_by_label("Enable VIP failover").check()
+        step1.get_by_label("VIP", exact=True).fill("198.18.0.300")
+        step1.get_by_label("Shared VRRP password").fill("s3cret")
+        step1.get_by_label("Interface").fill("eth0")
+        step1.get_by_label("Priority").fill("120")
+        step1.get_by_role("button", name="Save & Apply").click()
+        expect(step1.get_by_role("alert").filter(has_text="198.18.0.300")).to_be_visible()
+        expect(step1.get_by_label("VIP", exact=True)).to_have_attribute("aria-invalid", "true")
+        step1.get_by_label("VIP", exact=True).fill("198.18.0.53/24")
+        step1.get_by_role("button", name="Save & Apply").click()
+        expect(leader.locator(".toast").filter(has_text="Saved.")).to_be_visible()
+        leader.reload()
+        expect(step1.get_by_label("VIP", exact=True)).to_have_value("198.18.0.53/24")
+        expect(step1.get_by_label("Priority")).to_have_value("120")
+        expect(step1.get_by_label("Shared VRRP password")).to_have_attribute(
+            "placeholder", "(set; leave empty to keep)")
+
+        # Step 2 on node A: the leader URL is prefilled with the VIP URL (the
+        # VIP address, this UI's port); another address gets a warning.  The
+        # test's stand-in VIP is a loopback port, so that is what we use.
+        url = step2.get_by_label("Leader URL")
+        expect(url).to_have_value(f"http://198.18.0.53:{vip.port}")
+        expect(step2.locator(".alert.warn")).to_be_empty()
+        url.fill(vip.url)
+        expect(step2.locator(".alert.warn")).to_contain_text("This is not the VIP URL (VIP 198.18.0.53)")
         step2.get_by_role("button", name="Load Join Code").click()
         expect(step2.get_by_role("alert").filter(has_text="enable leader mode first")).to_be_visible()
         step2.get_by_role("button", name="Enable Leader").click()

@@ -20,13 +20,18 @@ export class Bell {
     this.markAll = h("button", { class: "btn small", type: "button", onclick: () => this.readAll() }, "Mark all read");
     this.panel = h("section", {
       class: "popover", id: "notifications", hidden: true, "aria-label": "Notifications",
-      onkeydown: (e) => { if (e.key === "Escape") { this.close(); this.button.focus(); } },
     },
     h("header", { class: "row" }, h("h2", { class: "small", tabindex: "-1" }, "Notifications"),
       h("span", { class: "spacer" }), this.markAll),
     this.errors, this.list);
     this.el = h("span", {}, this.button, this.panel);
     this._outside = (e) => { if (!this.el.contains(e.target)) this.close(); };
+    this._escape = (e) => {
+      if (e.key === "Escape") {
+        this.close();
+        this.button.focus();
+      }
+    };
   }
 
   setCount(n) {
@@ -44,6 +49,7 @@ export class Bell {
     this.panel.hidden = false;
     this.button.setAttribute("aria-expanded", "true");
     document.addEventListener("click", this._outside);
+    document.addEventListener("keydown", this._escape);
     this.panel.querySelector("h2").focus();
     await this.load();
   }
@@ -52,6 +58,7 @@ export class Bell {
     this.panel.hidden = true;
     this.button.setAttribute("aria-expanded", "false");
     document.removeEventListener("click", this._outside);
+    document.removeEventListener("keydown", this._escape);
   }
 
   async load() {

@@ -19,12 +19,12 @@ export async function render(root) {
   const current = config.interface || suggested || "";
   const ifaceOptions = interfaces.map((i) => [i.name,
     `${i.name}${i.addresses && i.addresses.length ? " — " + i.addresses.filter((a) => !a.includes(":")).join(", ") : ""}${i.name === suggested ? " (default route)" : ""}${i.up === false ? " (down)" : ""}`]);
-  if (current && !ifaceOptions.some(([n]) => n === current)) ifaceOptions.unshift([current, `${current} (not detected)`]);
-  const iface = ifaceOptions.length
+  if (interfaces.length && current && !ifaceOptions.some(([n]) => n === current)) ifaceOptions.unshift([current, `${current} (not detected)`]);
+  const iface = interfaces.length
     ? select({ name: "interface", id: "ha-interface" }, [["", "Choose…"], ...ifaceOptions], current)
     : h("input", { name: "interface", id: "ha-interface", type: "text", value: current, placeholder: "eth0" });
-  const detected = netinfo.error || netinfo.available === false
-    ? `${netinfo.error || netinfo.message || "Interfaces not detected."} Type the interface name.`
+  const detected = !interfaces.length
+    ? "Not detected (the sidecar has not reported): type the LAN interface name, e.g. eth0."
     : pick(netinfo, "detectedAt") ? `Detected by the keepalived sidecar ${ago(pick(netinfo, "detectedAt"))}.` : "Detected by the keepalived sidecar.";
   const passwordSet = Boolean(pick(config, "passwordSet", "password_set", "hasPassword"));
 

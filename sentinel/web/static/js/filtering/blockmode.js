@@ -14,7 +14,7 @@ const MODES = [
 export async function render(root) {
   const errors = errorBox();
   const settings = await api.get("/api/dns/settings");
-  const form = h("form", { novalidate: true, "aria-label": "Blocking mode" },
+  const form = h("form", { novalidate: true },
     edit(h("fieldset", {},
       field("Blocking mode", select({ name: "blocking_mode" }, MODES, settings.blocking_mode || "nxdomain")),
       field("TTL of blocked answers (seconds)", h("input", {

@@ -106,7 +106,7 @@ export async function render(ctx) {
     return h("tr", { class: blocked ? "blocked" : null },
       h("td", { class: "nowrap" }, h("time", { title: dateTime(when) }, time(when))),
       h("td", {}, clientName ? [clientName, h("div", { class: "small muted" }, clientIp)] : clientIp),
-      h("td", { class: "mono" }, domain),
+      h("td", { class: "mono domain" }, domain),
       h("td", {}, r.qtype_name || String(r.qtype ?? "")),
       h("td", {}, badge(decision)),
       h("td", { class: "small" }, explain(r.reason, names)),
@@ -137,11 +137,12 @@ function clearInputs(form) {
 /** Names for reasons like "blocklist:3" and "rule:7" (best effort). */
 async function reasonNames() {
   const names = new Map();
-  const [lists, rules, clients] = await Promise.all(["/api/blocklists", "/api/rules", "/api/clients"]
+  const [lists, rules, clients, rewrites] = await Promise.all(["/api/blocklists", "/api/rules", "/api/clients", "/api/dns/rewrites"]
     .map((p) => api.get(p, { quiet: true }).catch(() => [])));
   for (const b of listOf(lists, "blocklists")) names.set(`blocklist:${b.id}`, `blocklist ${b.name}`);
   for (const r of listOf(rules, "rules")) names.set(`rule:${r.id}`, `rule ${r.pattern}`);
   for (const c of listOf(clients, "clients")) names.set(`client:${c.id}`, `client ${c.name}`);
+  for (const r of listOf(rewrites, "rewrites")) names.set(`rewrite:${r.id}`, `rewrite ${r.domain} → ${r.answer}`);
   return names;
 }
 

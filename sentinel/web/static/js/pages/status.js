@@ -1,19 +1,54 @@
 // Status: this node at a glance — cluster role and sync freshness,
 // readiness, DNS and storage health, version.
 
-import { api, pick } from "../api.js";
+import { api } from "../api.js";
 import { errorBox, h, replace } from "../dom.js";
-import { ago, dateTime, number } from "../format.js";
+import { dateTime, duration, number } from "../format.js";
 import { renderPeers, renderStatus } from "../cluster/status.js";
 import { humanize } from "../schemaform.js";
-import { badge, card, kv, pageHead } from "../widgets.js";
+import { badge, card, dataTable, kv, pageHead } from "../widgets.js";
 
 export const title = "Status";
+
+function uptime(seconds) {
+  const s = Math.floor(seconds || 0);
+  const d = Math.floor(s / 86400);
+  const hours = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d) return `${d} d ${hours} h`;
+  if (hours) return `${hours} h ${m} min`;
+  return `${m} min ${s % 60} s`;
+}
+
+function scalarPairs(obj) {
+  return Object.entries(obj || {})
+    .filter(([, v]) => v === null || ["string", "number", "boolean"].includes(typeof v))
+    .map(([k, v]) => [humanize(k), typeof v === "number" ? number(v) : String(v)]);
+}
+
+function dnsCard(dns) {
+  const pairs = [
+    ["Queries", `${number(dns.queries)} (UDP ${number(dns.queries_udp)}, TCP ${number(dns.queries_tcp)})`],
+    ["Cache", `${number(dns.cache_hits)} hits, ${number(dns.cache_misses)} misses, ${number(dns.cache_entries)} entries`],
+    ["Served stale", number(dns.cache_stale)],
+    ["Rate limited", number(dns.rate_limited)],
+    ["SERVFAIL / FORMERR", `${number(dns.servfail)} / ${number(dns.formerr)}`],
+  ];
+  const ups = Object.entries(dns.upstreams || {}).map(([spec, u]) => ({ spec, ...u }));
+  return [kv(pairs), ups.length ? dataTable([
+    { label: "Upstream", cell: (u) => h("code", {}, u.spec) },
+    { label: "Queries", class: "num", cell: (u) => number(u.queries) },
+    { label: "Answers", class: "num", cell: (u) => number(u.answers) },
+    { label: "Errors", class: "num", cell: (u) => number(Object.values(u.errors || {}).reduce((a, b) => a + b, 0)) },
+    { label: "Mean latency", class: "num", cell: (u) => (u.latency_count ? duration((1000 * u.latency_sum) / u.latency_count) : "–") },
+  ], ups, { caption: "Upstreams" }) : null];
+}
 
 export async function render(ctx) {
   const cluster = h("div", { id: "cluster-status" });
   const peers = h("div");
   const system = h("div");
+  const components = h("div", { class: "grid" });
   const errors = errorBox();
 
   async function load() {
@@ -24,25 +59,33 @@ export async function render(ctx) {
       errors.set(err);
     }
     await renderPeers(peers);
-    const [ready, health, version, sys] = await Promise.all([
+    const [ready, health, sys] = await Promise.all([
       api.get("/api/cluster/ready", { quiet: true }).catch((e) => ({ error: e })),
       api.get("/api/health", { quiet: true }).catch((e) => ({ error: e })),
-      api.get("/api/version", { quiet: true }).catch(() => ({})),
-      api.get("/api/system/status", { quiet: true }).catch(() => null),
+      api.get("/api/system/status").catch((e) => ({ error: e })),
     ]);
     const pairs = [
       ["Ready (for keepalived)", ready.error ? ready.error.message : badge(ready.ok ? "ready" : "not ready", ready.ok ? "ok" : "bad")],
-      ["Health", health.error && !health.ok ? health.error.message : badge(health.ok ? "ok" : "degraded", health.ok ? "ok" : "bad")],
-      ["Storage", pick(health, "store") || "–"],
-      ...Object.entries(pick(health, "checks") || {}).map(([k, v]) => [`Check: ${k}`, badge(v ? "ok" : "failing", v ? "ok" : "bad")]),
-      ["Version", pick(version, "version") || "–"],
+      ["Health", health.error ? health.error.message : badge(health.ok ? "ok" : "degraded", health.ok ? "ok" : "bad")],
+      ...Object.entries((health && health.checks) || {}).map(([k, v]) => [`Check: ${k}`, badge(v ? "ok" : "failing", v ? "ok" : "bad")]),
     ];
-    if (sys && typeof sys === "object") {
-      for (const [k, v] of Object.entries(sys)) {
-        if (v === null || typeof v === "object") continue;
-        pairs.push([humanize(k), /(_at|At|since|started)$/.test(k) && typeof v === "number" ? `${ago(v)} (${dateTime(v)})` : typeof v === "number" ? number(v) : String(v)]);
+    const extra = [];
+    if (sys.error) {
+      pairs.push(["System", sys.error.message]);
+    } else {
+      pairs.push(
+        ["Version", `Sentinel ${sys.version} (Python ${sys.python}, Twisted ${sys.twisted})`],
+        ["Up for", h("span", { title: dateTime(sys.started_at) }, uptime(sys.uptime_seconds))],
+        ["Database", `${sys.store_backend === "postgres" ? "PostgreSQL" : "SQLite"}${sys.store_available ? "" : " (unreachable)"}`],
+        ["Configuration revision", number(sys.revision)],
+      );
+      for (const [name, comp] of Object.entries(sys.components || {})) {
+        if (name === "cluster") continue; // shown in the cluster card
+        if (name === "dns" && !comp.error) extra.push(card("DNS server", dnsCard(comp)));
+        else extra.push(card(humanize(name), comp.error ? h("p", { class: "alert error" }, comp.error) : kv(scalarPairs(comp))));
       }
     }
+    replace(components, extra);
     replace(system, kv(pairs));
   }
 
@@ -51,7 +94,7 @@ export async function render(ctx) {
     h("div", { class: "grid" },
       card("Cluster", cluster, h("p", {}, h("a", { href: "/cluster" }, "Cluster / HA setup"))),
       card("This node", system)),
-    h("div", { class: "stack" }, h("span"), card("VRRP peers", peers)));
+    h("div", { class: "stack section-gap" }, components, card("VRRP peers", peers)));
   ctx.every(load, 5000);
   await load();
 }

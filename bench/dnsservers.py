@@ -1,0 +1,217 @@
+"""
+The servers the DNS benchmark compares, each started on 127.0.0.1 and
+pinned to one core: Sentinel (the real ``twistd sentinel``, blocklist
+loaded through its API, query log on), dnsmasq (blocklist as addn-hosts,
+cache 10000 like Pi-hole), unbound (one thread, forwarder, local-zone
+blocks) and a naive twisted.names forwarder; plus the authoritative
+upstream (dnsmasq answering the benchmark zones itself).
+"""
+
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+if not os.path.exists(PYTHON):
+    PYTHON = sys.executable
+TWISTD = [PYTHON, "-c", "import sys; sys.argv[0] = 'twistd'; "
+          "from twisted.scripts.twistd import run; run()"]
+
+
+def free_port():
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port")
+
+
+def wait_dns(port, name, timeout=120, want=None):
+    """Wait until ``dig`` gets an answer (with status ``want`` if given)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+tries=1", "+time=1",
+                              name], capture_output=True, text=True).stdout
+        if "status:" in out and (want is None or f"status: {want}" in out):
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"DNS on port {port} did not answer {name} ({want})")
+
+
+class Process:
+    def __init__(self, name, argv, core, workdir, env=None):
+        self.name = name
+        self.log = open(os.path.join(workdir, f"{name}.log"), "wb")
+        self.proc = subprocess.Popen(["taskset", "-c", str(core)] + argv, stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=env, cwd=workdir)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def rss_kb(self):
+        """(current, peak) resident set size in KiB."""
+        out = {}
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(value.split()[0])
+        return out.get("VmRSS", 0), out.get("VmHWM", 0)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+def start_upstream(work, zones, core):
+    """dnsmasq answering every name under ``zones`` itself (TTL 3600)."""
+    port = free_port()
+    conf = os.path.join(work, "upstream.conf")
+    with open(conf, "w") as f:
+        f.write(f"port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\n"
+                f"no-hosts\ncache-size=0\nlocal-ttl=3600\n")
+        for zone, address in zones.items():
+            f.write(f"address=/{zone}/{address}\n")
+    p = Process("upstream", ["dnsmasq", "-k", "-C", conf, "--pid-file="], core, work)
+    p.port = port
+    wait_dns(port, "x." + next(iter(zones)))
+    return p
+
+
+def start_dnsmasq(work, upstream_port, hosts_file, core):
+    port = free_port()
+    conf = os.path.join(work, "dnsmasq.conf")
+    with open(conf, "w") as f:
+        f.write(f"port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\n"
+                f"no-hosts\nserver=127.0.0.1#{upstream_port}\naddn-hosts={hosts_file}\n"
+                f"cache-size=10000\n")
+    p = Process("dnsmasq", ["dnsmasq", "-k", "-C", conf, "--pid-file="], core, work)
+    p.port = port
+    return p
+
+
+def start_unbound(work, upstream_port, blocked, core):
+    port = free_port()
+    zones = os.path.join(work, "unbound-blocks.conf")
+    with open(zones, "w") as f:
+        for name in blocked:
+            f.write(f'local-zone: "{name}." always_nxdomain\n')
+    conf = os.path.join(work, "unbound.conf")
+    with open(conf, "w") as f:
+        f.write(f"""server:
+    interface: 127.0.0.1
+    port: {port}
+    num-threads: 1
+    do-daemonize: no
+    chroot: ""
+    username: ""
+    pidfile: ""
+    directory: "{work}"
+    use-syslog: no
+    logfile: ""
+    access-control: 127.0.0.0/8 allow
+    do-not-query-localhost: no
+    module-config: "iterator"
+    local-zone: "test." nodefault
+    include: "{zones}"
+forward-zone:
+    name: "."
+    forward-addr: 127.0.0.1@{upstream_port}
+""")
+    p = Process("unbound", ["unbound", "-d", "-c", conf], core, work)
+    p.port = port
+    return p
+
+
+def start_naive(work, upstream_port, blocked_file, core):
+    port = free_port()
+    p = Process("naive", [PYTHON, os.path.join(REPO, "bench", "naive_forwarder.py"),
+                          str(port), str(upstream_port), blocked_file], core, work)
+    p.port = port
+    return p
+
+
+class _ListHandler(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve_list(text):
+    """Serve a blocklist over HTTP on loopback (for Sentinel to download)."""
+    handler = type("Handler", (_ListHandler,), {"body": text.encode()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _api(base, method, path, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers=dict(headers or {}, **({"Content-Type":
+                                              "application/json"} if data else {})))
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read() or b"null"), r.headers
+
+
+def start_sentinel(work, upstream_port, list_url, probe_blocked, core, interface="127.0.0.1"):
+    port, http_port = free_port(), free_port()
+    data = tempfile.mkdtemp(prefix="sentinel-data-", dir=work)
+    argv = TWISTD + ["--nodaemon", "--pidfile=", "sentinel", "--data-dir", data,
+                     "--dns-port", str(port), "--dns-interface", interface,
+                     "--http-port", str(http_port), "--http-interface", "127.0.0.1",
+                     "--upstream", f"127.0.0.1:{upstream_port}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
+    env["PYTHONPATH"] = REPO
+    p = Process("sentinel", argv, core, work, env=env)
+    p.port = port
+    base = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _api(base, "GET", "/api/health")
+            break
+        except OSError:
+            if time.monotonic() > deadline or p.proc.poll() is not None:
+                raise RuntimeError("Sentinel did not start; see sentinel.log")
+            time.sleep(0.2)
+    _, headers = _api(base, "POST", "/api/auth/setup",
+                      {"username": "bench", "password": "bench bench bench"})
+    cookie = headers.get("Set-Cookie", "").split(";")[0]
+    token = _api(base, "POST", "/api/auth/tokens", {"name": "bench"},
+                 {"Cookie": cookie})[0]["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    _api(base, "POST", "/api/blocklists", {"name": "bench", "url": list_url}, auth)
+    wait_dns(port, probe_blocked, timeout=300, want="NXDOMAIN")
+    p.api = lambda method, path, body=None: _api(base, method, path, body, auth)[0]
+    return p

@@ -1,0 +1,176 @@
+"""
+Reading a request's inputs for an endpoint: the JSON body (size limit,
+media type, JSON, schema), query parameters and path parameters, each
+checked against the endpoint's JSON schemas, compiled once per route
+(L{CompiledRoute}).  Errors are L{ApiError}s with details per field.
+"""
+
+import json
+import math
+import re
+
+import jsonschema
+
+from sentinel.api.base import ApiError
+
+MAX_REQUEST_BODY = 16 * 1024 * 1024  # hard cap for any request, any route
+INT_LIMIT = 2**63 - 1  # no integer beyond 64 bits is meaningful here (or storable)
+
+
+def read_body(call, validator):
+    request, spec = call.request, call.spec
+    if getattr(request, "too_large", False):
+        raise _too_large(MAX_REQUEST_BODY)
+    request.content.seek(0)
+    raw = request.content.read(spec.max_body + 1)
+    if len(raw) > spec.max_body:
+        raise _too_large(spec.max_body)
+    call.raw_body = raw
+    if spec.body is None:
+        return
+    ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+    empty = not raw  # no body at all: as if {} was sent
+    if not empty and ctype != "application/json":
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
+                          parse_int=_int) if not empty else {}
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ApiError(400, "BAD_JSON", f"The body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ApiError(400, "BAD_JSON", "The body is nested too deeply.") from None
+    if _MAYBE_SURROGATE.search(raw) and not _encodable(body):
+        # "\ud800" alone is valid JSON but no valid text: it could not be
+        # stored or sent on as UTF-8.
+        raise ApiError(400, "BAD_JSON", "The body contains a lone surrogate (\\ud800-\\udfff).")
+    call.body = check(validator, body)
+
+
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _encodable(value):
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _int(text):
+    value = int(text)
+    if abs(value) > INT_LIMIT:
+        raise ValueError(f"{text[:30]} is out of range (64-bit integers only)")
+    return value
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_large(limit):
+    return ApiError(413, "BODY_TOO_LARGE", f"The request body is larger than {limit} bytes.")
+
+
+def compile_schema(schema):
+    """A reusable validator for a JSON schema (formats are checked)."""
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def validate(schema, value, where=""):
+    """Validate against a JSON schema; 400 VALIDATION_ERROR with details."""
+    return check(compile_schema(schema), value, where)
+
+
+def check(validator, value, where=""):
+    """Validate with a compiled validator; 400 VALIDATION_ERROR with details."""
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    except RecursionError:
+        raise ApiError(400, "VALIDATION_ERROR", f"{where or '(body)'}: nested too deeply") \
+            from None
+    if errors:
+        details = [
+            {"field": ".".join(str(p) for p in e.absolute_path) or where or "(body)",
+             "message": _short(e.message)}
+            for e in errors[:20]
+        ]
+        first = details[0]
+        raise ApiError(
+            400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}", details
+        )
+    return value
+
+
+def _short(message, limit=300):
+    # jsonschema quotes the offending value: keep error bodies small.
+    return message if len(message) <= limit else message[:limit] + "..."
+
+
+_INTEGER = re.compile(r"^[+-]?[0-9]{1,19}$")
+
+
+def _coerce(schema, text):
+    """Query/path text -> the schema's type where it clearly is one; text
+    that is not (e.g. "12abc", "1_0", "inf", a 30-digit number) stays text
+    and fails validation."""
+    kinds = schema.get("type")
+    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    if "integer" in kinds and _INTEGER.match(text) and abs(int(text)) <= INT_LIMIT:
+        return int(text)
+    if "number" in kinds:
+        try:
+            value = float(text)
+        except ValueError:
+            return text
+        if math.isfinite(value) and "_" not in text:
+            return int(value) if _INTEGER.match(text) else value
+        return text
+    if "boolean" in kinds:
+        from sentinel.options import parse_bool
+
+        try:
+            return parse_bool(text)
+        except ValueError:
+            return text
+    return text
+
+
+def read_query(call, validator):
+    declared = call.spec.query or {}
+    query = {}
+    for raw_name, values in call.request.args.items():
+        name = raw_name.decode("utf-8", "replace")
+        if name in declared and values:
+            text = values[-1].decode("utf-8", "replace")
+            query[name] = _coerce(declared[name], text)
+    if validator is not None:
+        check(validator, query, where="query")
+    call.query = query
+
+
+def read_params(spec, validators, params):
+    """Coerce and check path parameters; a value that cannot exist is 404."""
+    out = {}
+    for name, text in params.items():
+        value = _coerce(spec.param_schema(name), text)
+        if not validators[name].is_valid(value):
+            raise ApiError(404, "NOT_FOUND", f"No such {name}: {text[:100]!r}.")
+        out[name] = value
+    return out
+
+
+class CompiledRoute:
+    """One endpoint with its validators compiled once."""
+
+    def __init__(self, spec, handler):
+        self.spec, self.handler = spec, handler
+        self.body = compile_schema(spec.body) if spec.body is not None else None
+        self.query = None
+        if spec.query:
+            self.query = compile_schema({"type": "object", "properties": spec.query})
+        self.params = {n: compile_schema(spec.param_schema(n)) for n in spec.path_params}
+        if spec.response is not None:
+            compile_schema(spec.response)  # a broken schema fails at start-up

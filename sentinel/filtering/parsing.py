@@ -1,0 +1,137 @@
+"""
+Parsing a downloaded list into its stored form, in a child process.
+
+Parsing 1M lines allocates a few hundred MB of short-lived strings; done in
+the daemon that would hold the GIL against DNS for seconds and leave the
+process' RSS high afterwards (freed small objects are not returned to the
+OS).  So the daemon hands the bytes to ``python -m
+sentinel.filtering.parsing`` (niced) and gets back a summary and the blob;
+a hostile list can at worst make that child fail.
+
+Protocol: body on stdin; on stdout a 4-byte length, a JSON summary, then
+the blob (see L{sentinel.filtering.listformat}).
+"""
+
+import json
+import os
+import struct
+import sys
+
+import attr
+from twisted.internet import protocol
+from twisted.internet.defer import Deferred
+
+from sentinel.filtering import listformat
+
+CHILD_TIMEOUT = 300.0
+_LEN = struct.Struct("!I")
+
+
+class ParseError(Exception):
+    pass
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Summary:
+    domains: int
+    allows: int
+    skipped: int
+    examples: tuple
+
+
+def parse_and_encode(body):
+    """Downloaded bytes -> (Summary, blob).  Pure; used in the child and in tests."""
+    parsed = listformat.parse(listformat.text_of(body))
+    summary = Summary(len(parsed.blocked), len(parsed.allowed), parsed.skipped,
+                      tuple(parsed.examples))
+    return summary, listformat.encode(parsed)
+
+
+def inline(body):
+    """Parse in this process (unit tests); a fired Deferred."""
+    from twisted.internet.defer import succeed
+
+    return succeed(parse_and_encode(body))
+
+
+class _Child(protocol.ProcessProtocol):
+    def __init__(self, body, done):
+        self.body = body
+        self.done = done
+        self.out = []
+        self.err = []
+
+    def connectionMade(self):
+        self.transport.write(self.body)
+        self.body = None
+        self.transport.closeStdin()
+
+    def outReceived(self, data):
+        self.out.append(data)
+
+    def errReceived(self, data):
+        if sum(map(len, self.err)) < 8192:
+            self.err.append(data)
+
+    def processEnded(self, reason):
+        out, self.out = b"".join(self.out), []
+        code = getattr(reason.value, "exitCode", None)
+        if code != 0 or len(out) < _LEN.size:
+            tail = b"".join(self.err).decode("utf-8", "replace").strip().splitlines()
+            self.done.errback(ParseError(
+                f"the list parser failed ({tail[-1] if tail else f'exit status {code}'})"))
+            return
+        (n,) = _LEN.unpack_from(out)
+        meta = json.loads(out[_LEN.size:_LEN.size + n])
+        summary = Summary(meta["domains"], meta["allows"], meta["skipped"],
+                          tuple(meta["examples"]))
+        self.done.callback((summary, out[_LEN.size + n:]))
+
+
+def in_child(reactor, clock=None, timeout=CHILD_TIMEOUT):
+    """A parse function: body -> Deferred of (Summary, blob) from a child process."""
+    clock = clock or reactor
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def parse(body):
+        done = Deferred()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        child = _Child(body, done)
+        process = reactor.spawnProcess(
+            child, sys.executable, [sys.executable, "-m", "sentinel.filtering.parsing"],
+            env=env)
+
+        def kill():
+            try:
+                process.signalProcess("KILL")
+            except Exception:
+                pass
+
+        timer = clock.callLater(timeout, kill)
+
+        def stop(result):
+            if timer.active():
+                timer.cancel()
+            return result
+
+        return done.addBoth(stop)
+
+    return parse
+
+
+def main():
+    try:
+        os.nice(10)  # DNS first
+    except OSError:
+        pass
+    summary, blob = parse_and_encode(sys.stdin.buffer.read())
+    meta = json.dumps(attr.asdict(summary)).encode()
+    out = sys.stdout.buffer
+    out.write(_LEN.pack(len(meta)) + meta)
+    out.write(blob)
+    out.flush()
+
+
+if __name__ == "__main__":
+    main()
