@@ -31,7 +31,7 @@ from sentinel.ha.layout import ConfigProblem, load_config, render_paths
 from sentinel.ha.notify import parse_line
 from sentinel.ha.release import Releaser
 from sentinel.ha.render import RenderError, describe, render
-from sentinel.ha.vrrpwatch import PeerTable
+from sentinel.ha.vrrpwatch import PeerWatch
 
 log = Logger()
 
@@ -54,12 +54,11 @@ class Sidecar(Service):
         self.releaser = Releaser(
             reactor, paths.release_request, paths.release_file, self._write_status,
             vrrp_state=lambda: self.status.get("vrrpState") if self.settings else None)
-        self._remembered = None  # peers.json of an earlier sidecar run
         self.settings = None  # applied, enabled HaSettings
         self.applied_text = None
         self.watch = None
         self.fifo = None
-        self.peer_table = None
+        self.peers = None  # PeerWatch, from startService on
         self.raw_reader = None
         self.netinfo = None
         self.status = {"haEnabled": False, "vrrpState": None,
@@ -67,7 +66,6 @@ class Sidecar(Service):
         self._seen = None  # config.json bytes last looked at
         self._retry_at = None  # when to try a failed configuration again
         self._busy = False
-        self._last_peers_write = 0.0
         self._loops = []
 
     # -- service ---------------------------------------------------------------
@@ -76,11 +74,8 @@ class Sidecar(Service):
         super().startService()
         os.makedirs(self.paths.runtime_dir, mode=0o700, exist_ok=True)
         os.makedirs(self.paths.ha_dir, exist_ok=True)
-        try:
-            self._remembered = files.read_json(self.paths.peers_file)
-        except files.FileFormatError:
-            self._remembered = None
-        files.remove_file(self.paths.peers_file)
+        self.peers = PeerWatch(self._reactor, self.paths.peers_file,
+                               lambda: self.raw_reader is not None)
         files.remove_file(self.paths.release_request)  # nobody waits for it any more
         pid = stop_stale(os.path.join(self.paths.runtime_dir, "keepalived.pid"),
                          self.paths.conf)
@@ -197,8 +192,7 @@ class Sidecar(Service):
         if self.fifo is not None:
             self.fifo.close()
             self.fifo = None
-        self.peer_table = None
-        files.remove_file(self.paths.peers_file)
+        self.peers.clear()
 
     async def _enable(self, settings, password, daemon):
         try:
@@ -207,11 +201,7 @@ class Sidecar(Service):
             self._problem(f"cannot render keepalived.conf: {e}")
             return
         self._track_daemon(daemon)
-        old, self.peer_table = self.peer_table, PeerTable(settings.vrid, password,
-                                                          self._own_addresses())
-        self.peer_table.remember(old.snapshot(self._reactor.seconds()) if old is not None
-                                 else self._remembered)
-        self._write_peers(force=True)
+        self.peers.configure(settings.vrid, password, self._own_addresses())
         if text == self.applied_text and self.keepalived.wanted:
             return
         candidate = self.paths.conf + ".new"
@@ -286,25 +276,11 @@ class Sidecar(Service):
     # -- peers and netinfo ----------------------------------------------------
 
     def _advert(self, advert):
-        if self.peer_table is not None and self.peer_table.observe(
-                advert, self._reactor.seconds()):
+        if self.peers is not None and self.peers.observe(advert):
             self.releaser.advert(advert.source, advert.priority)
-            self._write_peers()
 
     def poll_release(self):
         self.releaser.poll()
-
-    def _write_peers(self, force=False):
-        now = self._reactor.seconds()
-        if self.peer_table is None or (not force and now - self._last_peers_write < 0.5):
-            return
-        self._last_peers_write = now
-        doc = self.peer_table.snapshot(now)
-        doc["listening"] = self.raw_reader is not None
-        if not doc["listening"]:
-            files.remove_file(self.paths.peers_file)
-            return
-        files.write_json(self.paths.peers_file, doc, 0o644)
 
     def _own_addresses(self):
         own = set()
@@ -324,8 +300,8 @@ class Sidecar(Service):
             info = {"detectedAt": self._reactor.seconds(), "interfaces": [],
                     "defaultRoute": None, "suggestedInterface": None, "error": str(e)}
         self.netinfo = info
-        if self.peer_table is not None:
-            self.peer_table.own = self._own_addresses()
+        if self.peers is not None:
+            self.peers.set_own(self._own_addresses())
         files.write_json(self.paths.netinfo_file, info, 0o644)
 
     def _write_status(self):

@@ -21,6 +21,8 @@ import attr
 from twisted.internet.abstract import FileDescriptor
 from twisted.logger import Logger
 
+from sentinel.ha import files
+
 log = Logger()
 VRRP_PROTO = 112
 
@@ -166,3 +168,59 @@ class RawVrrpReader(FileDescriptor):
     def close(self):
         self.stopReading()
         self.connectionLost(None)
+
+
+class PeerWatch:
+    """
+    The sidecar's view of the other nodes: a L{PeerTable} for the current
+    settings, written to peers.json (at most every 0.5 s).  A new table
+    (reload, re-enable, sidecar restart) remembers the peers of the one
+    before (see L{PeerTable.remember}).
+    """
+
+    def __init__(self, clock, path, listening):
+        self._clock = clock
+        self.path = path
+        self._listening = listening  # callable: is the raw socket open?
+        self.table = None
+        self._last_write = 0.0
+        try:
+            self._remembered = files.read_json(path)
+        except files.FileFormatError:
+            self._remembered = None
+        files.remove_file(path)
+
+    def configure(self, vrid, password, own):
+        now = self._clock.seconds()
+        old, self.table = self.table, PeerTable(vrid, password, own)
+        self.table.remember(old.snapshot(now) if old is not None else self._remembered)
+        self.write(force=True)
+
+    def clear(self):
+        if self.table is not None:
+            self._remembered = self.table.snapshot(self._clock.seconds())
+        self.table = None
+        files.remove_file(self.path)
+
+    def set_own(self, own):
+        if self.table is not None:
+            self.table.own = set(own)
+
+    def observe(self, advert):
+        """True if the advert is from another node of ours (password checked)."""
+        if self.table is None or not self.table.observe(advert, self._clock.seconds()):
+            return False
+        self.write()
+        return True
+
+    def write(self, force=False):
+        now = self._clock.seconds()
+        if self.table is None or (not force and now - self._last_write < 0.5):
+            return
+        self._last_write = now
+        doc = self.table.snapshot(now)
+        doc["listening"] = bool(self._listening())
+        if not doc["listening"]:
+            files.remove_file(self.path)
+            return
+        files.write_json(self.path, doc, 0o644)

@@ -341,7 +341,7 @@ class SidecarTests(SynchronousTestCase):
         self.enable()
         self.advert("198.18.0.3", 110)
         self.enable(priority=100)  # reload: a new peer table
-        self.assertIn("198.18.0.3", self.sidecar.peer_table.peers)
+        self.assertIn("198.18.0.3", self.sidecar.peers.table.peers)
         d = self.sidecar.stopService()
         self.launcher.spawned[0].exit(0)
         self.successResultOf(d)
@@ -351,5 +351,5 @@ class SidecarTests(SynchronousTestCase):
             "198.18.0.4": {"lastSeen": "x", "priority": 110}}})
         self.sidecar.startService()
         self.enable(priority=90)
-        self.assertEqual(list(self.sidecar.peer_table.peers), ["198.18.0.3"])
-        self.assertEqual(self.sidecar.peer_table.peers["198.18.0.3"]["lastSeen"], 5.0)
+        self.assertEqual(list(self.sidecar.peers.table.peers), ["198.18.0.3"])
+        self.assertEqual(self.sidecar.peers.table.peers["198.18.0.3"]["lastSeen"], 5.0)
