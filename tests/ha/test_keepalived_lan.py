@@ -148,9 +148,13 @@ class KeepalivedLanTests(SynchronousTestCase):
         self.assert_handover("b")
         self.lan.wait_for(lambda: self.nodes["a"].role() is None, 10, "a's role file removed")
 
-    def test_release_hands_the_vip_to_the_ready_peer_and_comes_back_as_backup(self):
-        """The sidecar's half of POST /api/cluster/ha/release (the API is tested with
-        real daemons in test_failover)."""
+    def test_release_and_sidecar_restart_hand_the_vip_to_the_ready_peer(self):
+        """
+        The sidecar's half of POST /api/cluster/ha/release (the API is tested with
+        real daemons in test_cluster_failover), there; and back by restarting the
+        sidecar, the manual way in docs/CLUSTER_HA.md "Moving the VIP back" (and the
+        control for the gating test).
+        """
         self.start_pair()
         prober = Prober(self.lan, self.nodes["a"].data_dir)
         prober.wait_answering(self.lan)
@@ -169,9 +173,16 @@ class KeepalivedLanTests(SynchronousTestCase):
         gap = prober.gap(at - 0.5, time.time())
         sys.stderr.write(f"\n[harness] release gap: {gap:.2f}s\n")
         self.assertLess(gap, 5.0)
-        time.sleep(4)  # a is BACKUP (nopreempt): the VIP stays on b
-        self.assertEqual(self.lan.vip_owners(), ["b"])
         self.assertEqual(a.role(), "follower")
+
+        # Back to a by restarting b's sidecar (keepalived stops: priority 0).
+        self.restart_sidecar("b")
+        self.wait_master("a")
+        self.assert_handover("a")
+        self.wait_state("b", "BACKUP")
+        time.sleep(4)  # b is back as BACKUP and does not preempt
+        self.assertEqual(self.lan.vip_owners(), ["a"])
+        self.assertEqual(self.nodes["b"].role(), "follower")
 
     def test_readiness_gating_and_the_lone_node_rule(self):
         self.start_pair()
@@ -180,7 +191,7 @@ class KeepalivedLanTests(SynchronousTestCase):
             f.write("no")
         self.wait_state("b", "FAULT")
         # a hands the VIP over (sidecar restart: priority-0 advert). A ready b
-        # would take it at once (test_sidecar_restart_moves_the_vip...); a
+        # would take it at once (test_release_and_sidecar_restart...); a
         # not-ready b stays out, and a takes the VIP back once it is up again.
         self.restart_sidecar("a")
         self.wait_master("a")
@@ -188,15 +199,3 @@ class KeepalivedLanTests(SynchronousTestCase):
         # a's daemon dies for good: b, not ready but alone, serves after all.
         self.fakes["a"].send_signal(signal.SIGKILL)
         self.wait_master("b", timeout=40)
-
-    def test_sidecar_restart_moves_the_vip_to_a_ready_peer(self):
-        """The manual way of 'Moving the VIP back' in docs/CLUSTER_HA.md (and the
-        control for the gating test)."""
-        self.start_pair()
-        self.restart_sidecar("a")
-        self.wait_master("b")
-        self.assert_handover("b")
-        self.wait_state("a", "BACKUP")
-        time.sleep(4)  # a is back as BACKUP and does not preempt
-        self.assertEqual(self.lan.vip_owners(), ["b"])
-        self.assertEqual(self.nodes["a"].role(), "follower")
