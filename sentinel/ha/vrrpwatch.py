@@ -90,10 +90,16 @@ class PeerTable:
                     vrid=self.vrid, peer=advert.source)
             return False
         self.mismatched.discard(advert.source)
+        before = self.peers.get(advert.source) or {}
         self.peers[advert.source] = {
             "lastSeen": now,
             "priority": advert.priority,
             "advertInterval": advert.advert_interval,
+            # The last advert with a priority: a priority-0 advert says the
+            # node is leaving (crash, restart, hand-over), not that it was
+            # never there; the readiness check's lone-node window counts
+            # from here.
+            "lastAlive": now if advert.priority > 0 else before.get("lastAlive"),
         }
         return True
 
@@ -116,13 +122,13 @@ class PeerTable:
                 continue
             if ip in self.peers or not isinstance(info, dict):
                 continue
-            seen, prio, interval = (info.get("lastSeen"), info.get("priority"),
-                                    info.get("advertInterval"))
-            if isinstance(seen, (int, float)) and not isinstance(seen, bool) and \
-                    isinstance(prio, int) and not isinstance(prio, bool) and 0 <= prio <= 255:
+            seen, prio, interval, alive = (info.get("lastSeen"), info.get("priority"),
+                                           info.get("advertInterval"), info.get("lastAlive"))
+            if _number(seen) and isinstance(prio, int) and not isinstance(prio, bool) \
+                    and 0 <= prio <= 255:
                 self.peers[ip] = {"lastSeen": float(seen), "priority": prio,
-                                  "advertInterval": interval
-                                  if isinstance(interval, (int, float)) else None}
+                                  "advertInterval": interval if _number(interval) else None,
+                                  "lastAlive": float(alive) if _number(alive) else None}
 
     def snapshot(self, now):
         return {
@@ -131,6 +137,10 @@ class PeerTable:
             "peers": {ip: dict(p) for ip, p in sorted(self.peers.items())},
             "passwordMismatch": sorted(self.mismatched),
         }
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class RawVrrpReader(FileDescriptor):

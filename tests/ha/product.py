@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -31,7 +32,7 @@ PASSWORDS = {"a": "leader-password-1", "b": "follower-password-1"}
 DNS_SETTINGS = {"allowed_networks": ["198.18.0.0/15"]}
 
 
-def http(method, url, body=None, headers=None, timeout=10):
+def http(method, url, body=None, headers=None, timeout=30):
     """(status, JSON body, headers); call it inside a namespace (in_namespace)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method,
@@ -59,16 +60,25 @@ def record(name, seconds):
             f.write(json.dumps({"scenario": name, "seconds": round(seconds, 3)}) + "\n")
 
 
-def ask(lan, server, name, host="c"):
-    """(rcode text, [A answers]) of one query from host's namespace (dnspython stub)."""
+def ask(lan, server, name, host="c", patience=15):
+    """
+    (rcode text, [A answers]) from host's namespace (dnspython stub); a
+    query that gets no answer is asked again for up to ``patience`` s (a
+    busy machine may drop one), then ("Timeout", []).
+    """
     def query():
-        try:
-            reply = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=1)
-        except Exception as e:  # timeouts etc. are an answer here
-            return type(e).__name__, []
-        return dns.rcode.to_text(reply.rcode()), sorted(
-            r.to_text() for rrset in reply.answer for r in rrset)
-    return in_namespace(lan.ns(host), query)
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                reply = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=1)
+            except (dns.exception.Timeout, OSError):
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                return "Timeout", []
+            return dns.rcode.to_text(reply.rcode()), sorted(
+                r.to_text() for rrset in reply.answer for r in rrset)
+    return in_namespace(lan.ns(host), query, timeout=patience + 15)
 
 
 class SentinelNode(Node):
@@ -86,7 +96,7 @@ class SentinelNode(Node):
     def http(self, method, path, body=None, headers=None, base=None):
         """(status, JSON body) of a request made from inside this node's namespace."""
         status, body, _ = in_namespace(self.lan.ns(self.host), http, method,
-                                       (base or self.url) + path, body, headers)
+                                       (base or self.url) + path, body, headers, timeout=45)
         return status, body
 
     def api(self, method, path, body=None, expect=200, auth=None, base=None):
@@ -148,7 +158,7 @@ class SentinelNode(Node):
         """First-run setup (the admin account), then an API token for the tests."""
         status, body, headers = in_namespace(
             self.lan.ns(self.host), http, "POST", self.url + "/api/auth/setup",
-            {"username": "admin", "password": PASSWORDS[self.host]})
+            {"username": "admin", "password": PASSWORDS[self.host]}, timeout=45)
         assert status == 201, (self.host, status, body)
         cookie = (headers.get("Set-Cookie") or "").split(";")[0]
         self.auth = self.new_token({"Cookie": cookie, "Origin": self.url})

@@ -190,10 +190,16 @@ class KeepalivedLanTests(SynchronousTestCase):
         with open(self.ready["b"], "w") as f:
             f.write("no")
         self.wait_state("b", "FAULT")
-        # a hands the VIP over (sidecar restart: priority-0 advert). A ready b
-        # would take it at once (test_release_and_sidecar_restart...); a
-        # not-ready b stays out, and a takes the VIP back once it is up again.
-        self.restart_sidecar("a")
+        # a leaves the election anyway (a release without the API's readiness
+        # check: FAULT, priority-0 advert, for 4 s). A ready b would take the VIP
+        # at once (test_release_and_sidecar_restart...); a not-ready b stays out
+        # for 3 advert intervals + 2 s after a's last real advert, and a, back
+        # as BACKUP after 4 s, takes the VIP again 3.5 s later (all keepalived
+        # timers, ~2 s ahead of b).
+        a = self.nodes["a"]
+        write_request(a.paths.release_request, "forced", time.time())
+        self.lan.wait_for(lambda: (a.status().get("release") or {}).get("state") == "not-taken",
+                          20, "a's release to find no taker")
         self.wait_master("a")
         self.assertNotIn("Entering MASTER STATE", self.nodes["b"].sidecar_log())
         # a's daemon dies for good: b, not ready but alone, serves after all.
