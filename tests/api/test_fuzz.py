@@ -50,7 +50,7 @@ class SchemathesisTests(SynchronousTestCase):
             "--header", f"Authorization: Bearer {token}",
             "--checks", CHECKS,
             "--exclude-path-regex", EXCLUDE,
-            "--phases", "examples,coverage,fuzzing",
+            "--phases", "examples,coverage,fuzzing,stateful",
             "--max-examples", examples,
             "--seed", os.environ.get("SENTINEL_FUZZ_SEED", "20261127"),
             "--generation-database", "none",  # same seed, same run: no replays
