@@ -50,7 +50,11 @@ class SentinelRequest(server.Request):
 
 
 def json_bytes(value):
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in stored data: escape it
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 class Gate:

@@ -76,9 +76,9 @@ class Users:
         stored = user["password"] if user else None
         if not await self._hasher.verify(password, stored):
             return None
-        if self._hasher.needs_rehash(stored):
-            await self._set_password(user["username"], password, keep_session=None,
-                                     revoke=False)
+        # No rehash to newer parameters here: logins also run on followers,
+        # where rewriting the (synced) account would fork it from the
+        # leader's; the next password change stores the current parameters.
         return user
 
     async def change_password(self, username, current, new, keep_session=None):
@@ -89,10 +89,7 @@ class Users:
         """
         if await self.check(username, current) is None:
             raise WrongPassword()
-        await self._set_password(username, new, keep_session, revoke=True)
-
-    async def _set_password(self, username, password, keep_session, revoke):
-        stored = await self._hasher.hash(password)
+        stored = await self._hasher.hash(new)
         now = self._clock.seconds()
 
         async def change(ctx):
@@ -101,7 +98,6 @@ class Users:
                 return
             await ctx.put(KIND, entity.key, dict(
                 entity.data, password=stored, password_changed_at=now))
-            if revoke:
-                await sessions_mod.revoke_user_sessions(ctx, username, keep_session)
+            await sessions_mod.revoke_user_sessions(ctx, username, keep_session)
 
         await self._store.transact(change)

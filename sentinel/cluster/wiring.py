@@ -52,6 +52,9 @@ def wire(w):
     cluster.setServiceParent(w.top)
 
     w.guard = ReadOnlyGuard(state)
+    # /api/health is 200 only once cluster membership is loaded (before
+    # that, mutations answer 503 STARTING).
+    w.health_checks["cluster"] = lambda: state.loaded
     w.readiness = Readiness(state, machine, client.status, reactor,
                             lambda: _dns_healthy(w), window=config.sync_freshness)
     w.areas.append(ClusterApi(

@@ -1,9 +1,19 @@
 """Blocking helpers to get an admin session/token on a real daemon."""
 
+import shutil
+import tempfile
 import time
 from http.cookies import SimpleCookie
 
 ADMIN, PASSWORD = "admin", "correct horse battery"
+
+
+def scratch_dir(testcase):
+    """A data directory removed after the test (register before the daemon,
+    so the daemon is stopped first)."""
+    path = tempfile.mkdtemp(prefix="sentinel-api-e2e-")
+    testcase.addCleanup(shutil.rmtree, path, True)
+    return path
 
 
 def _retrying(call, timeout=15):

@@ -7,6 +7,7 @@ L{task.Clock}; password hashing uses cheap scrypt parameters.
 
 import json as jsonlib
 import os
+import shutil
 import tempfile
 from http.cookies import SimpleCookie
 
@@ -164,6 +165,7 @@ class Api:
     def __init__(self, testcase, guard=None, extra_areas=()):
         self.testcase = testcase
         self.dir = tempfile.mkdtemp(prefix="sentinel-api-test-")
+        testcase.addCleanup(shutil.rmtree, self.dir, True)
         self.clock = task.Clock()
         self.clock.advance(START)
         db = SqliteDatabase(os.path.join(self.dir, "sentinel.db"), reactor)

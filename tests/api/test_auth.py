@@ -96,6 +96,20 @@ class LoginTests(TestCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json()["username"], ADMIN)
 
+    async def test_login_never_rewrites_the_account(self):
+        # e.g. a hash made with other scrypt parameters (an older version):
+        # it still verifies, and a login (also allowed on followers) leaves
+        # the synced account as it is.
+        from sentinel.auth.passwords import hash_password
+
+        api = await make_api(self)
+        stored = hash_password(PASSWORD, (11, 2, 1))
+        await api.store.put("user", ADMIN, {"username": ADMIN, "password": stored,
+                                            "role": "admin"})
+        before = await api.store.get("user", ADMIN)
+        await api.login()
+        self.assertEqual(await api.store.get("user", ADMIN), before)
+
     async def test_only_the_session_hash_is_stored(self):
         api = await make_api(self)
         await api.setup_admin()

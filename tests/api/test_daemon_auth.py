@@ -2,13 +2,13 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.api.daemon_admin import PASSWORD, create_token, login, setup_admin
+from tests.api.daemon_admin import PASSWORD, create_token, login, scratch_dir, setup_admin
 from tests.support.daemon import Daemon
 
 
 class DaemonAuthTests(SynchronousTestCase):
     def test_setup_login_token_logout(self):
-        d = Daemon(self).start()
+        d = Daemon(self, data_dir=scratch_dir(self)).start()
         r = d.get("/api/auth/status")
         self.assertEqual((r.status, r.json().get("configured")), (200, False), r.body)
         self.assertEqual(d.get("/api/auth/me").status, 401)
@@ -31,7 +31,7 @@ class DaemonAuthTests(SynchronousTestCase):
         self.assertEqual(d.get("/api/auth/me", headers={"Cookie": cookie}).status, 401)
 
     def test_sessions_and_tokens_survive_a_restart(self):
-        d = Daemon(self).start()
+        d = Daemon(self, data_dir=scratch_dir(self)).start()
         setup_admin(d)
         cookie = login(d)
         token = create_token(d, cookie)

@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.api import isolated
-from tests.api.daemon_admin import create_token, setup_admin
+from tests.api.daemon_admin import create_token, scratch_dir, setup_admin
 
 CHECKS = ",".join([
     "not_a_server_error",
@@ -41,7 +41,7 @@ class SchemathesisTests(SynchronousTestCase):
         if reason:
             raise SkipTest(reason)
         ns = isolated.loopback_namespace(self)
-        d = isolated.IsolatedDaemon(self, ns).start()
+        d = isolated.IsolatedDaemon(self, ns, data_dir=scratch_dir(self)).start()
         token = create_token(d, setup_admin(d))
         examples = os.environ.get("SENTINEL_FUZZ_EXAMPLES", "25")
         report = os.path.join(d.data_dir, "schemathesis")
@@ -50,7 +50,7 @@ class SchemathesisTests(SynchronousTestCase):
             "--header", f"Authorization: Bearer {token}",
             "--checks", CHECKS,
             "--exclude-path-regex", EXCLUDE,
-            "--phases", "examples,coverage,fuzzing",
+            "--phases", "examples,coverage,fuzzing,stateful",
             "--max-examples", examples,
             "--seed", os.environ.get("SENTINEL_FUZZ_SEED", "20261127"),
             "--generation-database", "none",  # same seed, same run: no replays
@@ -62,7 +62,8 @@ class SchemathesisTests(SynchronousTestCase):
         r = d.run_inside(argv, capture_output=True, text=True, timeout=600,
                          cwd=d.data_dir, env=dict(os.environ, NO_COLOR="1"))
         out = r.stdout + r.stderr
-        self.assertEqual(r.returncode, 0, f"schemathesis found problems:\n{out[-20000:]}")
+        self.assertEqual(r.returncode, 0, f"schemathesis found problems:\n{out[-20000:]}\n"
+                                          f"daemon log (end):\n{d.log()[-8000:]}")
         self.assertIn("Tested:", out)
         self.assertNotIn("Errors:", out)
         # Every documented operation was exercised, except the excluded one

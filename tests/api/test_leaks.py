@@ -16,7 +16,7 @@ import sqlite3
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.api import isolated
-from tests.api.daemon_admin import PASSWORD, create_token, login, setup_admin
+from tests.api.daemon_admin import PASSWORD, create_token, login, scratch_dir, setup_admin
 
 NEW_PASSWORD = "another long password " + pyrandom.token_hex(4)
 
@@ -40,7 +40,7 @@ class LeakScanTests(SynchronousTestCase):
         if reason:
             raise SkipTest(reason)
         ns = isolated.loopback_namespace(self)
-        d = isolated.IsolatedDaemon(self, ns).start()
+        d = isolated.IsolatedDaemon(self, ns, data_dir=scratch_dir(self)).start()
         forbidden = {}
 
         def forbid(label, value):

@@ -126,3 +126,25 @@ class MatrixTests(TestCase):
                         f"no detail names the field: {fields}")
         self.assertGreater(count, 3)
         self.assertNoFailures()
+
+    async def test_unknown_ids_are_404(self):
+        """Every route with ids in its path answers 404 for one that does not
+        exist (routes with a body are covered by their own tests: the body
+        is checked before the id)."""
+        count = 0
+        unknown = 987654321
+        for spec in self.endpoints:
+            creds = self._credentials(spec)
+            if creds is None or spec.body is not None or not spec.path_params:
+                continue
+            schemas = [spec.param_schema(n) for n in spec.path_params]
+            # Typed params get the id as a number, untyped ones as text.
+            if not all(compile_schema(s).is_valid(unknown if s.get("type") == "integer"
+                                                  else str(unknown)) for s in schemas):
+                continue
+            count += 1
+            path = fill_path(spec, {n: unknown for n in spec.path_params})
+            r = await self.client.request(spec.method, path, headers=creds)
+            self.expect(spec, "unknown id", r, 404, "NOT_FOUND")
+        self.assertGreaterEqual(count, 8)
+        self.assertNoFailures()

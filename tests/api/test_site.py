@@ -231,3 +231,11 @@ class HardCapTests(SynchronousTestCase):
         self.assertIn(b"413", out.split(b"\r\n", 1)[0])
         self.assertIn(b"BODY_TOO_LARGE", out)
         proto.connectionLost(None)
+
+
+class JsonOutputTests(SynchronousTestCase):
+    def test_lone_surrogates_in_data_are_escaped_not_a_500(self):
+        from sentinel.api.site import json_bytes
+
+        self.assertEqual(json_bytes({"a": "é"}), '{"a":"é"}'.encode())
+        self.assertEqual(json_bytes({"a": "x\udc00"}), b'{"a":"x\\udc00"}')

@@ -5,6 +5,7 @@ Tests that must cover every endpoint -- including ones added later by other
 subsystems -- use this, so new routes are covered automatically.
 """
 
+import shutil
 import tempfile
 
 from twisted.internet import reactor
@@ -17,6 +18,7 @@ from tests.api.harness import ADMIN, PASSWORD, Client, session_cookie
 async def wired_api(testcase):
     """(wiring, client, token, cookie): the full API with an admin logged in."""
     data_dir = tempfile.mkdtemp(prefix="sentinel-wired-")
+    testcase.addCleanup(shutil.rmtree, data_dir, True)
     config = build_config({"data-dir": data_dir, "dns-port": "15353", "http-port": "18080",
                            "upstream": ["127.0.0.1:9"]}, {})
     w = tap.wire(config, reactor)

@@ -166,6 +166,17 @@ class FailoverTests(SynchronousTestCase):
                          ["198.18.0.10"])
         self.assertEqual(bad.count(), 1)
 
+    def test_itself_as_upstream_is_never_used(self):
+        good = Upstream.start(self, ZONE)
+        d = Daemon(self)
+        d.upstreams = (f"127.0.0.1:{d.dns_port}", good.spec)  # a forwarding loop
+        d.start()
+        start = time.monotonic()
+        self.assertEqual(addresses(query(d.dns_port, "www.example.test", "A")),
+                         ["198.18.0.10"])
+        self.assertLess(time.monotonic() - start, 1.0)
+        self.assertIn("forwarding loop", d.log())
+
     def test_all_upstreams_failing_gives_servfail(self):
         bad = Upstream.start(self, ZONE)
         bad.mode = "servfail"

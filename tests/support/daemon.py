@@ -7,6 +7,7 @@ in the test's cleanup, also when the test fails.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,7 +67,11 @@ class Daemon:
                  args=(), env=None, dns_port=None, http_port=None, host="127.0.0.1"):
         self.testcase = testcase
         self.host = host
-        self.data_dir = data_dir or tempfile.mkdtemp(prefix="sentinel-test-")
+        if data_dir is None:
+            data_dir = tempfile.mkdtemp(prefix="sentinel-test-")
+            # Registered first, so it runs last: after stop().
+            testcase.addCleanup(shutil.rmtree, data_dir, True)
+        self.data_dir = data_dir
         self.dns_port = dns_port or free_port()
         self.http_port = http_port or free_port()
         self.database = database

@@ -148,3 +148,12 @@ class ClusterWizardTests(BrowserMixin, SynchronousTestCase):
         expect(stale.get_by_role("alert").filter(has_text=READONLY)).to_be_visible()
         expect(stale.locator("#readonly-banner")).to_be_visible()
         expect(stale.get_by_role("button", name="Add rule")).to_be_disabled()
+
+        # Leaving the cluster: standalone again, the banner goes, edits are back.
+        follower.goto("/cluster")
+        follower.get_by_role("button", name="Leave cluster").click()
+        follower.get_by_role("dialog").get_by_role("button", name="Leave cluster").click()
+        expect(follower.locator("#effective-role")).to_have_text("standalone")
+        expect(follower.locator("#readonly-banner")).to_be_hidden()
+        follower.goto("/filtering/rules")
+        expect(follower.get_by_role("button", name="Add rule")).to_be_enabled()

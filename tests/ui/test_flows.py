@@ -89,6 +89,19 @@ class FirstRunTests(BrowserMixin, SynchronousTestCase):
         eventually(listed)
         expect(row).to_contain_text("blocked")
         expect(row).to_contain_text("rule ads.example.com")
+        # The decision and time filters reach the API (and the URL).
+        page.get_by_label("Decision").select_option("forwarded")
+        page.get_by_role("button", name="Search").click()
+        expect(page.get_by_text("No queries match.")).to_be_visible()
+        page.get_by_label("Decision").select_option("blocked")
+        page.get_by_role("button", name="Search").click()
+        expect(row).to_be_visible()
+        expect(page).to_have_url(re.compile(r"decision=blocked"))
+        page.get_by_label("From").fill("2099-01-01T00:00")
+        page.get_by_role("button", name="Search").click()
+        expect(page.get_by_text("No queries match.")).to_be_visible()
+        page.get_by_role("button", name="Last hour").click()
+        expect(row).to_be_visible()
 
         # One click allows the domain: an allow rule beats the block rule.
         row.get_by_role("button", name="Allow tracker.ads.example.com").click()

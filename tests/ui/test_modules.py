@@ -98,3 +98,18 @@ class LogicTests(BrowserMixin, SynchronousTestCase):
             m.ago(now - 2000, now), m.ago((now - 12000) / 1000, now), m.ago(new Date(now - 180000).toISOString(), now),
             m.ago(now + 300000, now), m.ago(null, now), m.percent(1, 3), m.percent(0, 0)];""")
         self.assertEqual(out, ["just now", "12 s ago", "3 min ago", "in 5 min", "never", "33.3%", "0%"])
+
+    def test_copy_works_without_the_clipboard_api(self):
+        """On http://<LAN address> there is no navigator.clipboard (not a
+        secure context): Copy falls back to selecting the text."""
+        self.page.goto("/login")  # a page with a body to put the text in
+        out = self.page.evaluate("""async () => {
+            Object.defineProperty(window, "isSecureContext", { value: false, configurable: true });
+            const m = await import("/js/ui.js");
+            const box = document.createElement("textarea");
+            box.value = "JOIN-CODE-123";
+            document.body.append(box);
+            const ok = await m.copyText(box.value, box);
+            return [window.isSecureContext, ok, await navigator.clipboard.readText()];
+        }""")
+        self.assertEqual(out, [False, True, "JOIN-CODE-123"])
