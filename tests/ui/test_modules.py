@@ -113,3 +113,67 @@ class LogicTests(BrowserMixin, SynchronousTestCase):
             return [window.isSecureContext, ok, await navigator.clipboard.readText()];
         }""")
         self.assertEqual(out, [False, True, "JOIN-CODE-123"])
+
+    def test_join_code_only_on_the_leader_holding_the_vip(self):
+        out = self.run_js("/js/cluster/leader.js", """return [
+            m.joinCodeBlocked(null),
+            m.joinCodeBlocked({configuredRole: "standalone", effectiveRole: "standalone"}),
+            m.joinCodeBlocked({configuredRole: "follower", effectiveRole: "follower"}),
+            m.joinCodeBlocked({configuredRole: "leader", effectiveRole: "follower"}),
+            m.joinCodeBlocked({configuredRole: "leader", effectiveRole: "leader"}),
+        ];""")
+        self.assertIn("Enable Leader first", out[0])
+        self.assertIn("Enable Leader first", out[1])
+        self.assertIn("Enable Leader first", out[2])
+        self.assertIn("does not hold the VIP", out[3])
+        self.assertIsNone(out[4])
+
+    def test_cluster_view_sync_error_resolved_and_vip_owner(self):
+        out = self.run_js("/js/session.js", """const v = (s) => { const x = m.clusterView(s); return [x.syncFailing, x.vipOwner]; };
+            const err = {code: "LEADER_UNREACHABLE", message: "x", at: "2026-01-02T03:04:05.000Z"};
+            return [
+              v({configuredRole: "follower", sync: {lastSync: "2026-01-02T03:04:00.000Z", lastError: err}}),
+              v({configuredRole: "follower", sync: {lastSync: "2026-01-02T03:04:09.000Z", lastError: err}}),
+              v({configuredRole: "follower", sync: {lastSync: null, lastError: err}, roleOverride: "leader"}),
+              v({configuredRole: "leader", roleOverride: "follower"}),
+            ];""")
+        self.assertEqual(out, [[True, False], [False, False], [True, True], [False, False]])
+
+    def test_read_only_marks_controls_but_keeps_them_usable(self):
+        """On a follower, edit controls get aria-disabled and the banner's
+        note as description, never the disabled property (a change can
+        still be tried, and the node's 409 shown); back to normal after."""
+        self.page.goto("/login")
+        out = self.page.evaluate("""async () => {
+            const ui = await import("/js/ui.js");
+            const { h } = await import("/js/dom.js");
+            const input = h("input", { name: "x", "aria-describedby": "hint" });
+            const cancel = h("button", { type: "button", "data-local": "" }, "Cancel");
+            const box = ui.edit(h("fieldset", {}, input, h("button", {}, "Save"), cancel));
+            const solo = ui.edit(h("input", { type: "checkbox", title: "mine" }));
+            document.body.append(box, solo);
+            const state = () => [input, box.querySelector("button"), cancel, solo].map((el) => [
+                el.disabled, el.getAttribute("aria-disabled"), el.getAttribute("aria-describedby"), el.title]);
+            const before = state();
+            ui.setReadOnly(true);
+            const late = ui.edit(h("button", {}, "Late"));
+            const on = state();
+            ui.setReadOnly(false);
+            const off = state();
+            // attempt(): a refused change puts the control back
+            solo.checked = true;
+            const run = ui.attempt(solo, false, async () => { throw new Error("409"); });
+            let error = null;
+            try { await run(); } catch (e) { error = e.message; }
+            return { before, on, off, late: late.getAttribute("aria-disabled"), error, checked: solo.checked };
+        }""")
+        note = "Read-only: this node is a follower. Make changes on the leader/VIP."
+        self.assertEqual(out["before"], [[False, None, "hint", ""], [False, None, None, ""],
+                                         [False, None, None, ""], [False, None, None, "mine"]])
+        self.assertEqual(out["on"], [[False, "true", "hint readonly-note", note],
+                                     [False, "true", "readonly-note", note],
+                                     [False, None, None, ""],
+                                     [False, "true", "readonly-note", "mine"]])
+        self.assertEqual(out["off"], out["before"])
+        self.assertEqual(out["late"], "true")
+        self.assertEqual([out["error"], out["checked"]], ["409", False])

@@ -26,9 +26,12 @@ export async function renderStatus(el) {
   const sync = raw.sync || {};
   const ready = raw.ready || {};
   const pairs = [
-    ["Effective role", h("span", { id: "effective-role" }, badge(c.effectiveRole || "starting"))],
+    // The user guide: "VIP owner should show Role leader", "effectiveRole
+    // matches the role file".
+    ["Role (effectiveRole)", [h("span", { id: "effective-role" }, badge(c.effectiveRole || "starting")),
+      c.vipOwner ? h("span", { class: "muted" }, " (VIP owner)") : null]],
     ["Configured role", c.configuredRole],
-    ["Role override (role file)", c.roleOverride ? `${c.roleOverride}` : "none"],
+    ["Role file (roleOverride)", c.roleOverride ? `${c.roleOverride}` : "none"],
     ["Leader URL", c.leaderUrl || null],
     ["Node id", raw.nodeId ? h("code", {}, raw.nodeId) : null],
     ["Ready for the VIP", ready.ok === undefined ? null
@@ -38,8 +41,9 @@ export async function renderStatus(el) {
     pairs.push(
       ["Follower last sync", h("span", { id: "last-sync" }, when(c.lastSync))],
       ["Last error", h("span", { id: "last-error" }, c.lastError
-        ? [h("span", { class: "badge bad" }, pick(c.lastError, "code") || "error"), " ", pick(c.lastError, "message") || "",
-          pick(c.lastError, "at") ? h("span", { class: "muted" }, ` (${ago(c.lastError.at)})`) : ""]
+        ? [h("span", { class: `badge ${c.syncFailing ? "bad" : "plain"}` }, pick(c.lastError, "code") || "error"), " ", pick(c.lastError, "message") || "",
+          pick(c.lastError, "at") ? h("span", { class: "muted" }, ` (${ago(c.lastError.at)})`) : "",
+          c.lastError && !c.syncFailing ? h("span", { class: "muted" }, " — synced successfully since") : ""]
         : "none")],
       ["Consecutive failures", sync.consecutiveFailures ? number(sync.consecutiveFailures) : null],
       ["Last sync took", sync.lastSyncDurationMs !== undefined && sync.lastSyncDurationMs !== null

@@ -45,14 +45,19 @@ export async function render(ctx) {
     await part(peers, () => renderPeers(peers));
   }
 
+  let leaderOff = () => {};
+  ctx.onCleanup(() => leaderOff());
   async function refreshAll() {
     await refreshStatus();
+    leaderOff();
     replace(leader);
     let ha = {};
     try {
       ha = await api.get("/api/cluster/ha/config", { quiet: true });
     } catch { /* Step 1 shows the error */ }
-    await part(leader, () => renderLeader(leader, { vip: ha.vip, onChange: refreshStatus }));
+    await part(leader, () => renderLeader(leader, {
+      vip: ha.vip, onChange: refreshStatus, onCleanup: (fn) => { leaderOff = fn; },
+    }));
   }
 
   ctx.root.append(
@@ -73,7 +78,7 @@ export async function render(ctx) {
   await Promise.all([
     refreshAll(),
     part(vip, () => renderVip(vip)),
-    part(follower, () => renderFollower(follower, { onChange: refreshAll })),
+    part(follower, () => renderFollower(follower, { onChange: refreshAll, onCleanup: ctx.onCleanup })),
   ]);
   ctx.every(refreshStatus, 5000);
 }
