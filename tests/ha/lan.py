@@ -18,6 +18,9 @@ PROBE_NAME = "probe.example.test"
 # nothing for the master-down interval.
 HANDOVER = "Backup received priority 0 advertisement"
 TIMEOUT_TAKEOVER = "Receive advertisement timeout"
+# Longest DNS gap a failover test accepts: this long means failover is broken,
+# not slow on a busy machine (the targets are checked by bench/failover.py).
+SANITY = 8.0
 
 
 class Node:
