@@ -227,3 +227,124 @@ class ClusterWizardTests(BrowserMixin, SynchronousTestCase):
         follower.goto("/filtering/rules")
         expect(follower.get_by_role("button", name="Add rule")).to_be_enabled()
         expect(follower.get_by_label("Domain pattern")).not_to_have_attribute("aria-disabled", "true")
+
+
+def wait_role(daemon, role, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = daemon.get("/api/cluster/ready")
+        if r.json().get("role") == role:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{daemon.base_url} never acted as {role}: {r.body!r}")
+
+
+class FakeSidecar:
+    """
+    What the keepalived sidecar shares with the daemon, as files in its data
+    directory (see sentinel.ha.release): status.json (VRRP state, the
+    release request's progress), peers.json (nodes heard on VRRP), and it
+    takes release.json requests, reporting them "scheduled".
+    """
+
+    def __init__(self, testcase, daemon):
+        import os
+        import threading
+
+        self.dir = os.path.join(daemon.data_dir, "sentinel", "ha")
+        self.requests = []
+        self.vrrp_state = None
+        self._stop = threading.Event()
+        thread = threading.Thread(target=self._take_requests, daemon=True)
+        thread.start()
+        testcase.addCleanup(thread.join, 5)
+        testcase.addCleanup(self._stop.set)
+
+    def report(self, vrrp_state, release=None):
+        from sentinel.ha import files
+
+        self.vrrp_state = vrrp_state
+        files.write_json(f"{self.dir}/status.json", {
+            "vrrpState": vrrp_state, "release": release, "haEnabled": True,
+            "updatedAt": time.time()}, 0o644)
+
+    def hear(self, *addresses):
+        from sentinel.ha import files
+
+        files.write_json(f"{self.dir}/peers.json", {"listening": True, "peers": {
+            a: {"priority": 110, "lastSeen": time.time()} for a in addresses}}, 0o644)
+
+    def _take_requests(self):
+        import json
+        import os
+
+        path = f"{self.dir}/release.json"
+        while not self._stop.wait(0.05):
+            try:
+                with open(path) as f:
+                    request = json.load(f)
+                os.unlink(path)
+            except (OSError, ValueError):
+                continue
+            self.requests.append(request)
+            self.report(self.vrrp_state, {"id": request["id"], "state": "scheduled"})
+
+
+class HandOverTests(BrowserMixin, SynchronousTestCase):
+    def test_hand_over_the_vip_to_a_ready_peer(self):
+        """On the VIP holder, with another node ready, the Status card
+        offers "Hand over the VIP" (POST /api/cluster/ha/release)."""
+        import os
+
+        from playwright.sync_api import expect
+
+        from sentinel.ha import files
+
+        node_a = Daemon(self)
+        role_file = os.path.join(node_a.data_dir, "cluster_role")
+        node_a.args += ["--role-file", role_file]
+        keep_log(self, node_a.start(), "handover-node-a")
+        # The peer is probed on the holder's HTTP port, at its own address.
+        node_b = Daemon(self, host="127.0.0.2", http_port=node_a.http_port).start()
+        require_api(node_a, "/api/cluster/ha/status")
+        wait_started(node_b)
+        admin = Admin(node_a).setup()
+        admin.request("PUT", "/api/cluster/ha/config", {
+            "enabled": True, "vip": "198.18.0.53/24", "interface": "eth0", "priority": 120,
+            "password": "s3cret", "mode": "multicast"}, expect=200)
+        admin.post("/api/cluster/enable-leader", {"leaderUrl": f"http://198.18.0.53:{node_a.http_port}"})
+        sidecar = FakeSidecar(self, node_a)
+        sidecar.hear("127.0.0.2")
+        sidecar.report("BACKUP")
+        files.write_role(role_file, "follower")
+
+        page = self.open_page(node_a.base_url, name="handover")
+        log_in(page, "/cluster")
+        status = page.locator("#status")
+        expect(status.get_by_role("cell", name="127.0.0.2")).to_be_visible()
+        expect(status).to_contain_text("ready")
+        hand_over = status.get_by_role("button", name="Hand over the VIP")
+        with page.expect_response("**/api/cluster/ha/status"):
+            status.get_by_role("button", name="Refresh").click()
+        expect(hand_over).to_have_count(0)  # not the VIP holder
+
+        sidecar.report("MASTER")
+        files.write_role(role_file, "leader")
+        wait_role(node_a, "leader")
+        status.get_by_role("button", name="Refresh").click()
+        expect(page.locator("#effective-role")).to_have_text("leader")
+        expect(status).to_contain_text("(VIP owner)")
+        expect(hand_over).to_have_accessible_description(re.compile("127.0.0.2 is ready to take it"))
+        hand_over.click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_contain_text("Hand the VIP to 127.0.0.2?")
+        dialog.get_by_role("button", name="Hand over the VIP").click()
+        expect(page.locator("#release-result")).to_contain_text("The VIP moves to 127.0.0.2")
+        self.assertEqual(len(sidecar.requests), 1)
+
+        # No ready peer (node B is down): nothing to offer.
+        sidecar.report("MASTER")
+        node_b.stop()
+        status.get_by_role("button", name="Refresh").click()
+        expect(status.get_by_role("row").filter(has_text="127.0.0.2")).to_contain_text("unknown")
+        expect(hand_over).to_have_count(0)

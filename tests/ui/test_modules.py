@@ -4,6 +4,7 @@ daemon: no syntax errors, no missing imports, no CSP violations.
 """
 
 import os
+import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -177,3 +178,59 @@ class LogicTests(BrowserMixin, SynchronousTestCase):
         self.assertEqual(out["off"], out["before"])
         self.assertEqual(out["late"], "true")
         self.assertEqual([out["error"], out["checked"]], ["409", False])
+
+    def test_release_offered_only_on_the_vip_holder_with_a_ready_peer(self):
+        out = self.run_js("/js/cluster/release.js", """
+            const ha = (state, role, release) => ({sidecar: {vrrpState: state, release}, roleFile: {role}});
+            const peers = (...oks) => ({peers: oks.map((ok, i) => ({address: `198.18.0.${11 + i}`, ready: ok === null ? null : {ok, role: "follower"}}))});
+            return [
+              m.releaseOffer(null, peers(true)),
+              m.releaseOffer(ha("BACKUP", "follower"), peers(true)),
+              m.releaseOffer(ha("MASTER", "follower"), peers(true)),
+              m.releaseOffer(ha("MASTER", "leader"), peers(false, null)),
+              m.releaseOffer(ha("MASTER", "leader"), peers(false, true, true)),
+              m.releaseOffer(ha("MASTER", "leader", {id: "x", state: "scheduled"}), peers(false)),
+              m.releaseOffer(ha("MASTER", "leader", {id: "x", state: "released"}), peers(false)),
+            ];""")
+        self.assertEqual(out[:4], [None, None, None, None])
+        self.assertEqual(out[4], {"ready": ["198.18.0.12", "198.18.0.13"], "pending": None})
+        self.assertEqual(out[5], {"ready": [], "pending": {"id": "x", "state": "scheduled"}})
+        self.assertIsNone(out[6])
+
+    def test_release_button_asks_then_shows_the_answer(self):
+        """The button sends POST /api/cluster/ha/release after a
+        confirmation and shows the node's answer (here a stand-in for the
+        API: the daemon needs a keepalived sidecar holding the VIP)."""
+        from playwright.sync_api import expect
+
+        sent = []
+
+        def answer(route):
+            sent.append((route.request.method, route.request.post_data_json))
+            route.fulfill(status=202, content_type="application/json", body=(
+                '{"id": "a1", "state": "scheduled", "inSeconds": 1, "readyPeers": ["198.18.0.12"],'
+                ' "message": "The VIP moves to 198.18.0.12 in about a second."}'))
+
+        self.page.route("**/api/cluster/ha/release", answer)
+        self.page.goto("/login")
+        self.page.evaluate("""async () => {
+            const m = await import("/js/cluster/release.js");
+            const el = document.createElement("div");
+            const result = document.createElement("div");
+            document.body.append(el, result);
+            const offer = {ready: ["198.18.0.12"], pending: null};
+            m.renderRelease(el, offer, { result });
+            window.__button = el.querySelector("button");
+            m.renderRelease(el, offer, { result });  // unchanged offer: same button
+            window.__same = window.__button === el.querySelector("button");
+        }""")
+        self.assertTrue(self.page.evaluate("window.__same"))
+        button = self.page.get_by_role("button", name="Hand over the VIP")
+        expect(button).to_have_accessible_description(re.compile("198.18.0.12 is ready to take it"))
+        button.click()
+        dialog = self.page.get_by_role("dialog")
+        expect(dialog).to_contain_text("Hand the VIP to 198.18.0.12?")
+        dialog.get_by_role("button", name="Hand over the VIP").click()
+        expect(self.page.locator("#release-result")).to_have_text(
+            "The VIP moves to 198.18.0.12 in about a second.")
+        self.assertEqual(sent, [("POST", {})])

@@ -72,14 +72,17 @@ export async function renderStatus(el) {
   return c;
 }
 
-/** Peers' readiness from the HA side: VRRP adverts seen and /api/cluster/ready. */
+/**
+ * Peers' readiness from the HA side: VRRP adverts seen and
+ * /api/cluster/ready.  Returns the peer status (null when unavailable).
+ */
 export async function renderPeers(el) {
   let data;
   try {
     data = await api.get("/api/cluster/peer-status", { quiet: true });
   } catch (err) {
     replace(el, h("p", { class: "muted" }, err.status === 404 ? "Peer status is not available on this node." : err.message));
-    return;
+    return null;
   }
   const peers = listOf(data, "peers");
   const parts = [];
@@ -94,4 +97,5 @@ export async function renderPeers(el) {
     { label: "Detail", cell: (p) => p.error || "" },
   ], peers, { empty: data.listening ? "No other node seen on VRRP yet." : "No peers: VIP failover is not running on this node.", caption: "VRRP peers" }));
   replace(el, parts);
+  return data;
 }
