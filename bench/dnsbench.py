@@ -1,8 +1,8 @@
 """
 DNS serving benchmark: Sentinel against dnsmasq, unbound and a naive
-twisted.names forwarder, side by side in one run, one server at a time,
-each pinned to core 1 with dnsperf (and the authoritative upstream) on
-core 0.  Scenarios: cache hits, blocked names (a 200k-name list), forwarded
+twisted.names forwarder, side by side in one run, one server under load at
+a time, each pinned to core 1 with dnsperf (and the authoritative upstream)
+on core 0.  Scenarios: cache hits, blocked names (a 200k-name list), forwarded
 misses (fresh names every run), and a 70/20/10 mix of them.  Writes the
 "dns" section of docs/PERFORMANCE.md.
 
@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from bench import dnsservers as S
-from bench.dnsperfrun import Files, latency_at, max_rate, profile
+from bench.dnsperfrun import Files, dnsperf, latency_at, max_rate, profile
 from bench.report import write_section
 
 SCENARIOS = ("hits", "blocked", "forwarded", "mix")
@@ -29,13 +29,17 @@ PARTIAL = {"sentinel-any": ("hits", "forwarded"), "sentinel-nolog": ("hits", "fo
 SERVER_CORE, LOAD_CORE = 1, 0
 
 
-def run_server(name, files, upstream, work, seconds, profile_it):
+def start_server(name, files, upstream, work):
     list_server = None
     if name.startswith("sentinel"):
         list_server = S.serve_list(open(files.hosts).read())
         url = f"http://127.0.0.1:{list_server.server_address[1]}/list.txt"
-        proc = S.start_sentinel(work, upstream.port, url, files.blocked_names[0], SERVER_CORE,
-                                interface="" if name == "sentinel-any" else "127.0.0.1")
+        try:
+            proc = S.start_sentinel(work, upstream.port, url, files.blocked_names[0],
+                                    SERVER_CORE,
+                                    interface="" if name == "sentinel-any" else "127.0.0.1")
+        finally:
+            list_server.shutdown()
         if name == "sentinel-nolog":
             proc.api("PUT", "/api/filtering/settings", {"query_log_enabled": False})
     elif name == "dnsmasq":
@@ -44,37 +48,59 @@ def run_server(name, files, upstream, work, seconds, profile_it):
         proc = S.start_unbound(work, upstream.port, files.blocked_names, SERVER_CORE)
     else:
         proc = S.start_naive(work, upstream.port, files.blocked_plain, SERVER_CORE)
-    results = {}
     try:
         S.wait_dns(proc.port, files.hit_names[0], timeout=300)
         S.wait_dns(proc.port, files.blocked_names[0], timeout=300)
-        from bench.dnsperfrun import dnsperf
-
         dnsperf(proc.port, files.hits, 3, outstanding=50)  # fill the cache
         dnsperf(proc.port, files.blocked, 3, outstanding=50)
-        sources = {"hits": lambda: files.hits, "blocked": lambda: files.blocked,
-                   "forwarded": files.fresh_misses, "mix": files.fresh_mix}
-        scenarios = PARTIAL.get(name, SCENARIOS)
-        for scenario in scenarios:
-            source = sources[scenario]
-            best = max_rate(proc.port, source, seconds)
-            half = latency_at(proc.port, source, best["qps"] / 2) if best["qps"] else {}
-            results[scenario] = {"max": best, "half": half}
-            print(f"  {name:13} {scenario:10} {best['qps']:9.0f} qps "
-                  f"(loss {best['lost_pct']:.3f}%)  at half: mean "
-                  f"{half.get('mean_ms', 0):.3f} ms p99 {half.get('p99_ms', 0):.3f} ms",
-                  flush=True)
-        results["rss_kb"], results["peak_rss_kb"] = proc.rss_kb()
-        if profile_it and name == "sentinel":
-            results["profile"] = {
+    except Exception:
+        proc.stop()
+        raise
+    return proc
+
+
+def measure(name, proc, scenario, files, seconds):
+    sources = {"hits": lambda: files.hits, "blocked": lambda: files.blocked,
+               "forwarded": files.fresh_misses, "mix": files.fresh_mix}
+    source = sources[scenario]
+    best = max_rate(proc.port, source, seconds)
+    half = latency_at(proc.port, source, best["qps"] / 2) if best["qps"] else {}
+    print(f"  {name:14} {scenario:10} {best['qps']:9.0f} qps (loss {best['lost_pct']:.3f}%)"
+          f"  at half: mean {half.get('mean_ms', 0):.3f} ms p99 {half.get('p99_ms', 0):.3f} ms",
+          flush=True)
+    return {"max": best, "half": half}
+
+
+def run_all(servers, files, upstream, work, rounds, seconds):
+    """
+    Every server is started once (idle ones use no CPU); then, round by
+    round and scenario by scenario, each server in turn gets the load, so
+    the numbers compared with each other are taken minutes apart at most.
+    """
+    procs = {}
+    try:
+        for name in servers:
+            procs[name] = start_server(name, files, upstream, work)
+        results = [{name: {} for name in servers} for _ in range(rounds)]
+        for n in range(rounds):
+            print(f"round {n + 1}/{rounds}", flush=True)
+            for scenario in SCENARIOS:
+                for name in servers:
+                    if scenario in PARTIAL.get(name, SCENARIOS):
+                        results[n][name][scenario] = measure(name, procs[name], scenario,
+                                                             files, seconds)
+        for name, proc in procs.items():
+            results[0][name]["rss_kb"], results[0][name]["peak_rss_kb"] = proc.rss_kb()
+        if "sentinel" in procs:
+            proc = procs["sentinel"]
+            results[0]["sentinel"]["profile"] = {
                 "hits": profile(proc.pid, proc.port, lambda: files.hits),
                 "forwarded": profile(proc.pid, proc.port, files.fresh_misses),
             }
+        return results
     finally:
-        proc.stop()
-        if list_server is not None:
-            list_server.shutdown()
-    return results
+        for proc in procs.values():
+            proc.stop()
 
 
 def best_of(rounds):
@@ -86,9 +112,8 @@ def best_of(rounds):
             runs = [r[server][scenario] for r in rounds if scenario in r.get(server, {})]
             if runs:
                 merged[scenario] = max(runs, key=lambda r: r["max"]["qps"])
-        merged["rss_kb"] = max(r[server].get("rss_kb", 0) for r in rounds if server in r)
-        merged["peak_rss_kb"] = max(r[server].get("peak_rss_kb", 0) for r in rounds
-                                    if server in r)
+        merged["rss_kb"] = rounds[0][server].get("rss_kb", 0)
+        merged["peak_rss_kb"] = rounds[0][server].get("peak_rss_kb", 0)
         for r in rounds:
             if r.get(server, {}).get("profile"):
                 merged["profile"] = r[server]["profile"]
@@ -117,12 +142,8 @@ def main():
         files = Files(work, args.hits, args.blocked)
         upstream = S.start_upstream(work, {"hit.test": "198.18.0.1", "fwd.test": "198.18.0.2"},
                                     LOAD_CORE)
-        rounds = []
         try:
-            for n in range(args.rounds):
-                print(f"round {n + 1}/{args.rounds}", flush=True)
-                rounds.append({s: run_server(s, files, upstream, work, args.seconds,
-                                             profile_it=(n == 0)) for s in servers})
+            rounds = run_all(servers, files, upstream, work, args.rounds, args.seconds)
         finally:
             upstream.stop()
     finally:

@@ -23,6 +23,7 @@ class Files:
         self.hit_names = [f"h{i}.hit.test" for i in range(hits)]
         self.blocked_names = [f"t{i}.ads{i % 997}.block.test" for i in range(blocked)]
         self._serial = 0
+        self._fresh = []  # fresh query files, the oldest removed as new ones come
         self.hosts = self._write("blocklist.hosts",
                                  (f"0.0.0.0 {n}" for n in self.blocked_names))
         self.blocked_plain = self._write("blocked.names", self.blocked_names)
@@ -45,11 +46,17 @@ class Files:
             f.write("\n".join(lines) + "\n")
         return path
 
+    def _rotate(self, path):
+        self._fresh.append(path)
+        while len(self._fresh) > 2:
+            os.unlink(self._fresh.pop(0))
+        return path
+
     def fresh_misses(self, count=2_000_000):
         self._serial += 1
         tag = f"r{os.getpid()}x{self._serial}"
-        return self._write(f"miss{self._serial}.txt",
-                           (f"{tag}m{i}.fwd.test A" for i in range(count)))
+        return self._rotate(self._write(f"miss{self._serial}.txt",
+                                        (f"{tag}m{i}.fwd.test A" for i in range(count))))
 
     def fresh_mix(self, count=2_000_000):
         self._serial += 1
@@ -67,7 +74,7 @@ class Files:
                 else:
                     yield f"{tag}m{i}.fwd.test A"
 
-        return self._write(f"mix{self._serial}.txt", lines())
+        return self._rotate(self._write(f"mix{self._serial}.txt", lines()))
 
 
 def dnsperf(port, datafile, seconds, rate=None, verbose=False, core=0, outstanding=200):

@@ -27,9 +27,10 @@ def markdown(meta, results):
     servers = [s for s in NAMES if s in results]
     out = [
         f"Measured {meta['date']} with `bench/run-dns` ({meta['minutes']} min): {meta['cpu']}, "
-        f"{meta['cores']} cores, Python {meta['python']}. One server at a time, pinned to "
-        "core 1; dnsperf and the authoritative upstream (a dnsmasq answering the benchmark "
-        "zones itself, TTL 3600) on core 0. Best of "
+        f"{meta['cores']} cores, Python {meta['python']}. Every server runs pinned to core 1, "
+        "one under load at a time, taking turns scenario by scenario (so compared numbers "
+        "are minutes apart at most); dnsperf and the authoritative upstream (a dnsmasq "
+        "answering the benchmark zones itself, TTL 3600) on core 0. Best of "
         f"{meta['rounds']} round(s) of {meta['seconds']} s runs; the machine is shared with "
         "other work, so only ratios within this run mean anything.",
         "",

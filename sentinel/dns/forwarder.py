@@ -154,6 +154,11 @@ class Forwarder:
 
     def _next(self, inflight, now=None):
         now = self.clock.seconds() if now is None else now
+        ups = self.upstreams
+        if not inflight.tried and ups and now >= ups[0].down_until:  # the usual case
+            inflight.tried = 1
+            up = ups[0]
+            return self._send(inflight, up, up.transport, now)
         choice = None
         for i, up in enumerate(self.upstreams):
             if inflight.tried & (1 << i):

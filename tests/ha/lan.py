@@ -13,6 +13,14 @@ from sentinel.ha.layout import SidecarPaths
 from tests.ha.netns import ADDRESSES, VIP
 
 PROBE_NAME = "probe.example.test"
+# keepalived's log lines for how a BACKUP became MASTER: on the holder's
+# priority-0 advert (a hand-over, within the skew time) or after hearing
+# nothing for the master-down interval.
+HANDOVER = "Backup received priority 0 advertisement"
+TIMEOUT_TAKEOVER = "Receive advertisement timeout"
+# Longest DNS gap a failover test accepts: this long means failover is broken,
+# not slow on a busy machine (the targets are checked by bench/failover.py).
+SANITY = 8.0
 
 
 class Node:
@@ -49,6 +57,14 @@ class Node:
             return files.read_json(self.paths.status_file) or {}
         except files.FileFormatError:
             return {}
+
+    def sidecar_log(self):
+        """Everything the sidecar (and keepalived through it) logged so far."""
+        try:
+            with open(self.log_path("sidecar"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     def logs(self):
         out = []
