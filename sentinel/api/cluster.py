@@ -27,6 +27,7 @@ from sentinel.cluster.signing import ClusterKeys, new_secret
 from sentinel.cluster.status import SyncError, node_message
 from sentinel.store.database import StoreUnavailable
 
+JOIN_STATUS = {"INVALID_JOIN_CODE": 400, "JOIN_CODE_EXPIRED": 400, "INVALID_LEADER_URL": 400}
 _NODE = re.compile(r"[0-9a-f]{8,64}")
 HELLO_STATUS = {"LEADER_UNREACHABLE": 502, "TIMEOUT": 504, "NOT_LEADER": 409, "SELF": 409}
 
