@@ -328,7 +328,7 @@ class ReleaseApiTests(ApiCase):
         self.assertEqual(request["id"], body["id"])
         # The VIP moves a second after the answer, which may travel over the VIP.
         self.assertAlmostEqual(request["notBefore"] - request["requestedAt"], 1.0)
-        self.assertLess(abs(request["requestedAt"] - started), 5)
+        self.assertTrue(started <= request["requestedAt"] <= reactor.seconds())
 
     async def test_refused_without_a_ready_peer_and_nothing_requested(self):
         for ready in (False, None):  # not ready; not answering

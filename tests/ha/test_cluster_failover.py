@@ -12,10 +12,10 @@ import signal
 import time
 
 from sentinel.ha.release import write_request
-from tests.ha.lan import HANDOVER, Prober
+from tests.ha.lan import HANDOVER, SANITY, Prober
 from tests.ha.netns import ADDRESSES, VIP
 from tests.ha.product import PASSWORDS, VIP_URL, ask, bring_up, record
-from tests.ha.test_failover import SANITY, LanCase
+from tests.ha.test_failover import LanCase
 
 
 class ClusterFailoverTests(LanCase):

@@ -23,11 +23,9 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.ha import netns
-from tests.ha.lan import HANDOVER, TIMEOUT_TAKEOVER, Prober
+from tests.ha.lan import HANDOVER, SANITY, TIMEOUT_TAKEOVER, Prober
 from tests.ha.netns import Lan
 from tests.ha.product import SentinelNode, bring_up, record, unicast
-
-SANITY = 8.0  # seconds: a gap this long means failover is broken, not slow
 
 
 class LanCase(SynchronousTestCase):
