@@ -4,6 +4,7 @@ prober on the client, and gap measurement.
 """
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -30,6 +31,9 @@ class Node:
         self.lan, self.host = lan, host
         self.address = ADDRESSES[host]
         self.data_dir = tempfile.mkdtemp(prefix=f"sentinel-{lan.prefix}-{host}-")
+        # Removed after the node's processes are stopped (cleanups run last-in,
+        # first-out); a failing test puts the logs' tails into its message.
+        lan.testcase.addCleanup(shutil.rmtree, self.data_dir, True)
         self.paths = SidecarPaths(
             data_dir=self.data_dir,
             role_file=os.path.join(self.data_dir, "sentinel", "cluster_role"),
