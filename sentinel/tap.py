@@ -217,10 +217,17 @@ def _wire_cluster(w):
 def _wire_ha(w):
     """HA (VIP/keepalived) configuration API and files for the sidecar."""
     w.ha_state = HaState(w.store, w.box, w.config, w.reactor)
-    w.areas.append(HaApi(w.ha_state, w.reactor, treq_fetch(w.reactor)))
+    w.areas.append(HaApi(w.ha_state, w.reactor, treq_fetch(w.reactor),
+                         known_peers=lambda: _cluster_followers(w)))
     publisher = HaPublisher(w.ha_state, w.store_service)
     publisher.setName("ha")
     publisher.setServiceParent(w.top)
+
+
+def _cluster_followers(w):
+    """Addresses the followers of this (leader) node poll from: VIP hand-over targets."""
+    server = getattr(w, "sync_server", None)
+    return [f.get("address") for f in getattr(server, "followers", {}).values()]
 
 
 def _wire_web(w):

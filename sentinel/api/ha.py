@@ -1,17 +1,22 @@
 """
 HA (VIP / keepalived) API: the node's HA settings, what the sidecar
-detected and reports, and the peers' readiness.
+detected and reports, the peers' readiness, and handing the VIP to a
+ready peer (``POST /api/cluster/ha/release``, see L{sentinel.ha.release}).
 
 All under /api/cluster/ and ``readonly_exempt``: a follower must be able
-to change its own (node-local, never synced) HA settings.
+to change its own (node-local, never synced) HA settings, and a follower
+holding the VIP after a failover must be able to hand it back.
 """
 
+import ipaddress
 import json
+import os
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from sentinel.api.base import ApiError, endpoint
+from sentinel.api.base import ApiError, Reply, endpoint
+from sentinel.ha import release as release_mod
 from sentinel.ha.model import FIELDS, HaError
 from sentinel.ha.netinfo import fresh
 
@@ -67,18 +72,34 @@ def _config_body(settings, password_set, warnings=None):
     return body
 
 
+RELEASE_SCHEMA = {
+    "type": "object", "required": ["id", "state", "inSeconds", "readyPeers", "message"],
+    "properties": {"id": {"type": "string"}, "state": {"type": "string"},
+                   "inSeconds": {"type": "number"},
+                   "readyPeers": {"type": "array", "items": {"type": "string"}},
+                   "message": {"type": "string"}},
+}
+
+
 class HaApi:
     """
     state: L{sentinel.ha.state.HaState}.  fetch(url) -> Deferred((status,
     body bytes)) for the peers' readiness (treq in production).
+    known_peers() -> addresses of other nodes known from elsewhere (the
+    followers a leader serves): a BACKUP never sends VRRP adverts, so the
+    VIP holder may not have heard it.
     """
 
     PEER_TIMEOUT = 2.0
+    RELEASE_ACK = 3.0  # the sidecar looks for requests every 0.2 s
+    RELEASE_DELAY = 1.0  # between this answer and the VIP moving
+    POLL = 0.1
 
-    def __init__(self, state, clock, fetch):
+    def __init__(self, state, clock, fetch, known_peers=lambda: ()):
         self._state = state
         self._clock = clock
         self._fetch = fetch
+        self._known_peers = known_peers
 
     @endpoint("GET", "/api/cluster/ha/config", tag="cluster", readonly_exempt=True,
               summary="This node's VIP/keepalived settings (the password is never shown)",
@@ -132,9 +153,15 @@ class HaApi:
     async def peer_status(self, call):
         settings, _ = await self._state.load()
         doc = self._state.peers() or {}
+        return {"peers": await self._peers(settings, doc),
+                "listening": bool(doc.get("listening")),
+                "passwordMismatch": doc.get("passwordMismatch") or []}
+
+    async def _peers(self, settings, doc):
         seen = doc.get("peers") if isinstance(doc.get("peers"), dict) else {}
         now = self._clock.seconds()
-        addresses = sorted(set(seen) | set(settings.unicast_peers))
+        members = self._members(settings)
+        addresses = sorted(set(seen) | set(settings.unicast_peers) | members)
         port = self._state.config.http_port
         answers = await defer.gatherResults(
             [defer.ensureDeferred(self._probe(ip, port)) for ip in addresses])
@@ -147,9 +174,31 @@ class HaApi:
                         "lastAdvertSecondsAgo": round(now - last, 1)
                         if isinstance(last, (int, float)) else None}
             peers.append({"address": ip, "vrrp": vrrp,
-                          "unicastPeer": ip in settings.unicast_peers, **ready})
-        return {"peers": peers, "listening": bool(doc.get("listening")),
-                "passwordMismatch": doc.get("passwordMismatch") or []}
+                          "unicastPeer": ip in settings.unicast_peers,
+                          "clusterMember": ip in members, **ready})
+        return peers
+
+    def _members(self, settings):
+        """IPv4 addresses of other cluster nodes (not this node's, not the VIP)."""
+        own = {settings.vip_address}
+        for iface in (self._state.netinfo() or {}).get("interfaces") or ():
+            if isinstance(iface, dict):
+                own.update(str(a).split("/")[0] for a in iface.get("addresses") or ())
+        out = set()
+        try:
+            candidates = list(self._known_peers() or ())
+        except Exception:
+            log.failure("listing the cluster's members failed")
+            candidates = []
+        for address in candidates:
+            try:
+                ip = ipaddress.ip_address(str(address).removeprefix("::ffff:"))
+            except ValueError:
+                continue
+            if ip.version == 4 and not ip.is_loopback and not ip.is_unspecified \
+                    and str(ip) not in own:
+                out.add(str(ip))
+        return out
 
     async def _probe(self, ip, port):
         url = f"http://{ip}:{port}/api/cluster/ready"
@@ -163,6 +212,65 @@ class HaApi:
         # Only the fields readiness is about: nothing else is passed on.
         ready = {k: body[k] for k in ("ok", "role") if k in body}
         return {"url": url, "ready": ready, "error": None if status == 200 else f"HTTP {status}"}
+
+    # -- handing the VIP over --------------------------------------------------------
+
+    @endpoint("POST", "/api/cluster/ha/release", tag="cluster", readonly_exempt=True,
+              body={"type": "object", "additionalProperties": False, "properties": {}},
+              response=RELEASE_SCHEMA, status=202, errors=(409, 503),
+              summary="Hand the VIP to a ready peer (on the VIP holder, only if a peer is "
+                      "ready); it moves a second after this answer")
+    async def release(self, call):
+        settings, _ = await self._state.load()
+        if not settings.enabled:
+            raise ApiError(409, "HA_NOT_ENABLED", "VIP failover is not enabled on this node.")
+        sidecar = self._state.sidecar_status() or {}
+        if sidecar.get("vrrpState") != "MASTER" or self._state.role_file() != "leader":
+            raise ApiError(409, "NOT_VIP_HOLDER",
+                           "This node does not hold the VIP: release it on the node that "
+                           "does (the one the VIP URL reaches).")
+        if (sidecar.get("release") or {}).get("state") in release_mod.PENDING:
+            raise ApiError(409, "RELEASE_IN_PROGRESS", "The VIP is being handed over already.")
+        peers = await self._peers(settings, self._state.peers() or {})
+        ready = [p["address"] for p in peers if (p.get("ready") or {}).get("ok") is True]
+        if not ready:
+            raise ApiError(
+                409, "NO_READY_PEER",
+                "No other node is ready to take the VIP, so this node keeps it (DNS keeps "
+                "answering). Check the other node: its /api/cluster/ready must answer ok.",
+                details=[{"address": p["address"], "ready": p.get("ready"),
+                          "error": p.get("error")} for p in peers])
+        rid = os.urandom(8).hex()
+        # The delay lets this answer reach the client first: it may be talking
+        # to us through the VIP, which is about to move.
+        self._state.request_release(rid, self.RELEASE_DELAY)
+        state = await self._wait_release(rid, self.RELEASE_ACK)
+        if state is None:
+            self._state.cancel_release()
+            raise ApiError(503, "SIDECAR_NOT_RESPONDING",
+                           "The keepalived sidecar did not take the request; nothing changed.")
+        if state["state"] == "refused":
+            raise ApiError(409, "RELEASE_REFUSED", f"The sidecar refused: {state.get('reason')}.")
+        log.info("VIP hand-over requested ({id}); ready peers: {peers}", id=rid,
+                 peers=", ".join(ready))
+        return Reply(202, {
+            "id": rid, "state": state["state"], "inSeconds": self.RELEASE_DELAY,
+            "readyPeers": ready,
+            "message": (f"The VIP moves to {' or '.join(ready)} in about a second, with a "
+                        f"DNS gap of about half a second. Through the VIP you will then "
+                        f"reach the new holder; this node stays backup."),
+        })
+
+    async def _wait_release(self, rid, timeout):
+        """The sidecar's state for request rid once it has seen it, or None after timeout."""
+        deadline = self._clock.seconds() + timeout
+        while True:
+            state = (self._state.sidecar_status() or {}).get("release")
+            if isinstance(state, dict) and state.get("id") == rid:
+                return state
+            if self._clock.seconds() >= deadline:
+                return None
+            await task.deferLater(self._clock, self.POLL, lambda: None)
 
 
 def treq_fetch(reactor):

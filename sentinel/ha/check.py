@@ -6,9 +6,12 @@ Standard library only, so it starts in a few milliseconds.
 Exit 0 (take part in the election) when:
 - ``GET URL`` answers 200 with ``"ok": true``; or
 - the daemon answers but is not ready (e.g. a follower whose last sync is
-  too old) and no other node has sent a VRRP advert in the last WINDOW
-  seconds: a node with possibly stale settings serving DNS beats no node
-  serving DNS.
+  too old) and no other node has advertised with a priority in the last
+  WINDOW seconds: a node with possibly stale settings serving DNS beats no
+  node serving DNS.  A priority-0 advert (the holder leaving: its daemon
+  crashed, its sidecar restarts, it hands the VIP over) does not restart
+  nor end the window: a holder that is back within WINDOW seconds takes
+  the VIP again, and the node that is not ready stays out.
 
 Exit 1 otherwise: the daemon does not answer (crashed, hung), or it is not
 ready while another node is alive to hold the VIP.
@@ -55,9 +58,11 @@ def other_master_alive(path, now, window):
     for info in peers.values():
         if not isinstance(info, dict):
             continue
-        seen, prio = info.get("lastSeen"), info.get("priority")
-        if isinstance(seen, (int, float)) and isinstance(prio, int) and prio > 0 \
-                and now - window <= seen <= now + 5:
+        alive = info.get("lastAlive")
+        if alive is None and isinstance(info.get("priority"), int) and info["priority"] > 0:
+            alive = info.get("lastSeen")  # a peers.json without lastAlive
+        if isinstance(alive, (int, float)) and not isinstance(alive, bool) \
+                and now - window <= alive <= now + 5:
             return True
     return False
 

@@ -35,6 +35,8 @@ class SidecarPaths:
     conf = property(lambda self: os.path.join(self.runtime_dir, "keepalived.conf"))
     fifo = property(lambda self: os.path.join(self.runtime_dir, "notify.fifo"))
     alive_file = property(lambda self: os.path.join(self.runtime_dir, "alive"))
+    release_file = property(lambda self: os.path.join(self.runtime_dir, "release"))
+    release_request = property(lambda self: os.path.join(self.ha_dir, "release.json"))
 
 
 class ConfigProblem(Exception):
@@ -78,9 +80,9 @@ def unseal(sealed, key):
 
 
 def render_paths(paths, check_command, settings, daemon):
-    """What keepalived.conf refers to: FIFO, track file, check command."""
+    """What keepalived.conf refers to: FIFO, track files, check command."""
     window = 3 * settings.advert_interval + 2
     check = tuple(check_command) + ("--url", daemon["readyUrl"], "--peers", paths.peers_file,
                                     "--window", str(window))
     return RenderPaths(notify_fifo=paths.fifo, alive_file=paths.alive_file,
-                       check_command=check)
+                       release_file=paths.release_file, check_command=check)

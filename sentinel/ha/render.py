@@ -12,6 +12,8 @@ Semantics (see docs/CLUSTER_HA.md, "How failover works"):
 - ``track_file sentinel_alive`` (weight 0): the sidecar writes 1 the moment
   the daemon's HTTP port stops accepting connections (process gone) ->
   FAULT at once, priority-0 advert, the peer takes over after its skew time;
+- ``track_file sentinel_release`` (weight 0): the same, on request, to hand
+  the VIP to a ready peer (L{sentinel.ha.release});
 - ``vrrp_script sentinel_ready`` checks /api/cluster/ready every second
   (fall 2 / rise 2): a node that is not ready goes to FAULT;
 - state changes go, in order, through ``vrrp_notify_fifo`` to the sidecar,
@@ -57,6 +59,7 @@ class RenderPaths:
     notify_fifo: str
     alive_file: str
     check_command: tuple  # argv of the readiness check
+    release_file: str = None  # track file for handing the VIP over on request
 
 
 def render(settings, password, paths):
@@ -86,6 +89,16 @@ def render(settings, password, paths):
         "    weight 0",
         "}",
         "",
+    ]
+    if paths.release_file:
+        out += [
+            f"track_file {INSTANCE}_release {{",
+            f"    file \"{_v('arg', paths.release_file)}\"",
+            "    weight 0",
+            "}",
+            "",
+        ]
+    out += [
         f"vrrp_instance {INSTANCE} {{",
         "    state BACKUP",
         "    nopreempt",
@@ -114,6 +127,7 @@ def render(settings, password, paths):
         "    }",
         "    track_file {",
         f"        {INSTANCE}_alive",
+        *([f"        {INSTANCE}_release"] if paths.release_file else []),
         "    }",
         "    garp_master_delay 1",
         "    garp_master_repeat 3",

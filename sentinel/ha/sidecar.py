@@ -13,6 +13,8 @@ the data directory.
 - it watches the daemon's HTTP port (L{sentinel.ha.liveness}) and writes
   the result to the track file keepalived follows (crash -> FAULT at once);
 - it listens to VRRP adverts (L{sentinel.ha.vrrpwatch}) -> peers.json;
+- every ``release_interval`` it looks for a request to hand the VIP over
+  (L{sentinel.ha.release});
 - it writes netinfo.json every ``netinfo_interval`` and status.json on
   every change.
 """
@@ -27,8 +29,9 @@ from sentinel.ha import files, netinfo
 from sentinel.ha.keepalived import stop_stale
 from sentinel.ha.layout import ConfigProblem, load_config, render_paths
 from sentinel.ha.notify import parse_line
+from sentinel.ha.release import Releaser
 from sentinel.ha.render import RenderError, describe, render
-from sentinel.ha.vrrpwatch import PeerTable
+from sentinel.ha.vrrpwatch import PeerWatch
 
 log = Logger()
 
@@ -36,7 +39,7 @@ log = Logger()
 class Sidecar(Service):
     def __init__(self, reactor, paths, keepalived, *, check_command, run_command,
                  make_watch, make_fifo, make_raw_reader=None,
-                 poll_interval=1.0, netinfo_interval=30.0):
+                 poll_interval=1.0, netinfo_interval=30.0, release_interval=0.2):
         self._reactor = reactor
         self.paths = paths
         self.keepalived = keepalived
@@ -47,11 +50,15 @@ class Sidecar(Service):
         self._make_raw_reader = make_raw_reader  # (receive) -> RawVrrpReader
         self.poll_interval = poll_interval
         self.netinfo_interval = netinfo_interval
+        self.release_interval = release_interval
+        self.releaser = Releaser(
+            reactor, paths.release_request, paths.release_file, self._write_status,
+            vrrp_state=lambda: self.status.get("vrrpState") if self.settings else None)
         self.settings = None  # applied, enabled HaSettings
         self.applied_text = None
         self.watch = None
         self.fifo = None
-        self.peer_table = None
+        self.peers = None  # PeerWatch, from startService on
         self.raw_reader = None
         self.netinfo = None
         self.status = {"haEnabled": False, "vrrpState": None,
@@ -59,7 +66,6 @@ class Sidecar(Service):
         self._seen = None  # config.json bytes last looked at
         self._retry_at = None  # when to try a failed configuration again
         self._busy = False
-        self._last_peers_write = 0.0
         self._loops = []
 
     # -- service ---------------------------------------------------------------
@@ -68,7 +74,9 @@ class Sidecar(Service):
         super().startService()
         os.makedirs(self.paths.runtime_dir, mode=0o700, exist_ok=True)
         os.makedirs(self.paths.ha_dir, exist_ok=True)
-        files.remove_file(self.paths.peers_file)
+        self.peers = PeerWatch(self._reactor, self.paths.peers_file,
+                               lambda: self.raw_reader is not None)
+        files.remove_file(self.paths.release_request)  # nobody waits for it any more
         pid = stop_stale(os.path.join(self.paths.runtime_dir, "keepalived.pid"),
                          self.paths.conf)
         if pid:
@@ -83,7 +91,8 @@ class Sidecar(Service):
                          "lone-node rule of the readiness check are unavailable "
                          "(needs CAP_NET_RAW)", error=e)
         for interval, fn in ((self.netinfo_interval, self.refresh_netinfo),
-                             (self.poll_interval, self.poll)):
+                             (self.poll_interval, self.poll),
+                             (self.release_interval, self.poll_release)):
             loop = task.LoopingCall(fn)
             loop.clock = self._reactor
             loop.start(interval, now=True).addErrback(
@@ -176,14 +185,14 @@ class Sidecar(Service):
         self._write_status()
 
     def _teardown(self):
+        self.releaser.reset()
         if self.watch is not None:
             self.watch.stop()
             self.watch = None
         if self.fifo is not None:
             self.fifo.close()
             self.fifo = None
-        self.peer_table = None
-        files.remove_file(self.paths.peers_file)
+        self.peers.clear()
 
     async def _enable(self, settings, password, daemon):
         try:
@@ -192,8 +201,7 @@ class Sidecar(Service):
             self._problem(f"cannot render keepalived.conf: {e}")
             return
         self._track_daemon(daemon)
-        self.peer_table = PeerTable(settings.vrid, password, self._own_addresses())
-        self._write_peers(force=True)
+        self.peers.configure(settings.vrid, password, self._own_addresses())
         if text == self.applied_text and self.keepalived.wanted:
             return
         candidate = self.paths.conf + ".new"
@@ -211,6 +219,7 @@ class Sidecar(Service):
                 self.fifo = self._make_fifo(self.paths.fifo, self._notified)
                 self.fifo.startReading()
             self.keepalived.on_exit = self._keepalived_exited
+            self.releaser.reset()
             self.keepalived.start(self.paths.conf)
             log.info("keepalived: enabled {summary}", summary=describe(settings))
         else:
@@ -267,21 +276,11 @@ class Sidecar(Service):
     # -- peers and netinfo ----------------------------------------------------
 
     def _advert(self, advert):
-        if self.peer_table is not None and self.peer_table.observe(
-                advert, self._reactor.seconds()):
-            self._write_peers()
+        if self.peers is not None and self.peers.observe(advert):
+            self.releaser.advert(advert.source, advert.priority)
 
-    def _write_peers(self, force=False):
-        now = self._reactor.seconds()
-        if self.peer_table is None or (not force and now - self._last_peers_write < 0.5):
-            return
-        self._last_peers_write = now
-        doc = self.peer_table.snapshot(now)
-        doc["listening"] = self.raw_reader is not None
-        if not doc["listening"]:
-            files.remove_file(self.paths.peers_file)
-            return
-        files.write_json(self.paths.peers_file, doc, 0o644)
+    def poll_release(self):
+        self.releaser.poll()
 
     def _own_addresses(self):
         own = set()
@@ -301,12 +300,13 @@ class Sidecar(Service):
             info = {"detectedAt": self._reactor.seconds(), "interfaces": [],
                     "defaultRoute": None, "suggestedInterface": None, "error": str(e)}
         self.netinfo = info
-        if self.peer_table is not None:
-            self.peer_table.own = self._own_addresses()
+        if self.peers is not None:
+            self.peers.set_own(self._own_addresses())
         files.write_json(self.paths.netinfo_file, info, 0o644)
 
     def _write_status(self):
         doc = dict(self.status)
+        doc["release"] = self.releaser.state
         doc["keepalived"] = self.keepalived.state
         doc["updatedAt"] = self._reactor.seconds()
         doc["keepalivedPid"] = self.keepalived.handle.pid if self.keepalived.handle else None

@@ -13,7 +13,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from sentinel.crypto import DecryptError
-from sentinel.ha import files
+from sentinel.ha import files, release
 from sentinel.ha.model import HaSettings, check_password, parse_settings
 
 log = Logger()
@@ -106,6 +106,18 @@ class HaState:
 
     def role_file(self):
         return files.read_role(self.config.role_file)
+
+    # -- asking the sidecar to hand the VIP over ------------------------------------
+
+    @property
+    def release_file(self):
+        return _sibling(self.config.netinfo_file, "release.json")
+
+    def request_release(self, rid, delay):
+        release.write_request(self.release_file, rid, self._clock.seconds(), delay)
+
+    def cancel_release(self):
+        files.remove_file(self.release_file)
 
 
 def _sibling(path, name):

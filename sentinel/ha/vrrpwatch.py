@@ -13,12 +13,15 @@ Parsing and the peer table are pure (tested with crafted packets); the
 socket reader is a thin FileDescriptor.
 """
 
+import ipaddress
 import socket
 import struct
 
 import attr
 from twisted.internet.abstract import FileDescriptor
 from twisted.logger import Logger
+
+from sentinel.ha import files
 
 log = Logger()
 VRRP_PROTO = 112
@@ -87,12 +90,45 @@ class PeerTable:
                     vrid=self.vrid, peer=advert.source)
             return False
         self.mismatched.discard(advert.source)
+        before = self.peers.get(advert.source) or {}
         self.peers[advert.source] = {
             "lastSeen": now,
             "priority": advert.priority,
             "advertInterval": advert.advert_interval,
+            # The last advert with a priority: a priority-0 advert says the
+            # node is leaving (crash, restart, hand-over), not that it was
+            # never there; the readiness check's lone-node window counts
+            # from here.
+            "lastAlive": now if advert.priority > 0 else before.get("lastAlive"),
         }
         return True
+
+    def remember(self, doc):
+        """
+        Take over the peers of an earlier table or peers.json (same virtual
+        router id), so peers are still known after a reload or a sidecar
+        restart: a BACKUP never advertises, and the VIP holder would
+        otherwise not know whom it could hand the VIP to.  Entries keep
+        their lastSeen, so they count as alive only if they were.
+        """
+        if not isinstance(doc, dict) or doc.get("vrid") != self.vrid:
+            return
+        peers = doc.get("peers")
+        for ip, info in (peers.items() if isinstance(peers, dict) else ()):
+            try:
+                if ipaddress.ip_address(ip).version != 4 or ip in self.own:
+                    continue
+            except ValueError:
+                continue
+            if ip in self.peers or not isinstance(info, dict):
+                continue
+            seen, prio, interval, alive = (info.get("lastSeen"), info.get("priority"),
+                                           info.get("advertInterval"), info.get("lastAlive"))
+            if _number(seen) and isinstance(prio, int) and not isinstance(prio, bool) \
+                    and 0 <= prio <= 255:
+                self.peers[ip] = {"lastSeen": float(seen), "priority": prio,
+                                  "advertInterval": interval if _number(interval) else None,
+                                  "lastAlive": float(alive) if _number(alive) else None}
 
     def snapshot(self, now):
         return {
@@ -101,6 +137,10 @@ class PeerTable:
             "peers": {ip: dict(p) for ip, p in sorted(self.peers.items())},
             "passwordMismatch": sorted(self.mismatched),
         }
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class RawVrrpReader(FileDescriptor):
@@ -138,3 +178,59 @@ class RawVrrpReader(FileDescriptor):
     def close(self):
         self.stopReading()
         self.connectionLost(None)
+
+
+class PeerWatch:
+    """
+    The sidecar's view of the other nodes: a L{PeerTable} for the current
+    settings, written to peers.json (at most every 0.5 s).  A new table
+    (reload, re-enable, sidecar restart) remembers the peers of the one
+    before (see L{PeerTable.remember}).
+    """
+
+    def __init__(self, clock, path, listening):
+        self._clock = clock
+        self.path = path
+        self._listening = listening  # callable: is the raw socket open?
+        self.table = None
+        self._last_write = 0.0
+        try:
+            self._remembered = files.read_json(path)
+        except files.FileFormatError:
+            self._remembered = None
+        files.remove_file(path)
+
+    def configure(self, vrid, password, own):
+        now = self._clock.seconds()
+        old, self.table = self.table, PeerTable(vrid, password, own)
+        self.table.remember(old.snapshot(now) if old is not None else self._remembered)
+        self.write(force=True)
+
+    def clear(self):
+        if self.table is not None:
+            self._remembered = self.table.snapshot(self._clock.seconds())
+        self.table = None
+        files.remove_file(self.path)
+
+    def set_own(self, own):
+        if self.table is not None:
+            self.table.own = set(own)
+
+    def observe(self, advert):
+        """True if the advert is from another node of ours (password checked)."""
+        if self.table is None or not self.table.observe(advert, self._clock.seconds()):
+            return False
+        self.write()
+        return True
+
+    def write(self, force=False):
+        now = self._clock.seconds()
+        if self.table is None or (not force and now - self._last_write < 0.5):
+            return
+        self._last_write = now
+        doc = self.table.snapshot(now)
+        doc["listening"] = bool(self._listening())
+        if not doc["listening"]:
+            files.remove_file(self.path)
+            return
+        files.write_json(self.path, doc, 0o644)

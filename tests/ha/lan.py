@@ -4,6 +4,7 @@ prober on the client, and gap measurement.
 """
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -13,6 +14,14 @@ from sentinel.ha.layout import SidecarPaths
 from tests.ha.netns import ADDRESSES, VIP
 
 PROBE_NAME = "probe.example.test"
+# keepalived's log lines for how a BACKUP became MASTER: on the holder's
+# priority-0 advert (a hand-over, within the skew time) or after hearing
+# nothing for the master-down interval.
+HANDOVER = "Backup received priority 0 advertisement"
+TIMEOUT_TAKEOVER = "Receive advertisement timeout"
+# Longest DNS gap a failover test accepts: this long means failover is broken,
+# not slow on a busy machine (the targets are checked by bench/failover.py).
+SANITY = 8.0
 
 
 class Node:
@@ -22,6 +31,9 @@ class Node:
         self.lan, self.host = lan, host
         self.address = ADDRESSES[host]
         self.data_dir = tempfile.mkdtemp(prefix=f"sentinel-{lan.prefix}-{host}-")
+        # Removed after the node's processes are stopped (cleanups run last-in,
+        # first-out); a failing test puts the logs' tails into its message.
+        lan.testcase.addCleanup(shutil.rmtree, self.data_dir, True)
         self.paths = SidecarPaths(
             data_dir=self.data_dir,
             role_file=os.path.join(self.data_dir, "sentinel", "cluster_role"),
@@ -49,6 +61,14 @@ class Node:
             return files.read_json(self.paths.status_file) or {}
         except files.FileFormatError:
             return {}
+
+    def sidecar_log(self):
+        """Everything the sidecar (and keepalived through it) logged so far."""
+        try:
+            with open(self.log_path("sidecar"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     def logs(self):
         out = []

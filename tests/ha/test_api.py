@@ -9,7 +9,7 @@ import stat
 import tempfile
 
 import treq
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from sentinel.api.base import ApiError, Principal
@@ -52,7 +52,9 @@ class ReadOnly:
         raise ApiError(409, "FOLLOWER_READONLY", "Make changes on the leader.")
 
 
-class HaApiTests(TestCase):
+class ApiCase(TestCase):
+    """The HA API on a real Site on a loopback port; peers answer from peer_answers."""
+
     def setUp(self):
         self.data = tempfile.mkdtemp(prefix="sentinel-haapi-")
         self.config = Config(data_dir=self.data, http_port=18080, http_interface="198.18.0.2",
@@ -72,7 +74,9 @@ class HaApiTests(TestCase):
                 return defer.fail(ConnectionRefusedError("refused"))
             return defer.succeed(answer)
 
-        site = Site([HaApi(self.state, reactor, fetch)],
+        self.members = []
+        self.api = HaApi(self.state, reactor, fetch, known_peers=lambda: self.members)
+        site = Site([self.api],
                     Gate(authenticators={"admin": Admin()}, guard=ReadOnly()))
         self.port = reactor.listenTCP(0, site.site(), interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
@@ -91,13 +95,16 @@ class HaApiTests(TestCase):
     def config_file(self):
         return files.read_json(self.config.ha_config_file)
 
+
+class HaApiTests(ApiCase):
     # -- config -------------------------------------------------------------------
 
     async def test_needs_admin(self):
         for method, path in (("GET", "/api/cluster/ha/config"), ("PUT", "/api/cluster/ha/config"),
+                             ("POST", "/api/cluster/ha/release"),
                              ("GET", "/api/cluster/netinfo"), ("GET", "/api/cluster/peer-status"),
                              ("GET", "/api/cluster/ha/status")):
-            code, body = await self.call(method, path, {} if method == "PUT" else None,
+            code, body = await self.call(method, path, {} if method != "GET" else None,
                                          auth=None)
             self.assertEqual((code, body["error"]), (401, "UNAUTHENTICATED"), path)
 
@@ -256,3 +263,113 @@ class HaApiTests(TestCase):
         self.assertTrue(by_ip["198.18.0.4"]["unicastPeer"])
         self.assertEqual(body["passwordMismatch"], ["198.18.0.9"])
         self.assertNotIn("secret", json.dumps(body))
+
+    async def test_cluster_members_are_peers_too(self):
+        """A BACKUP never advertises: the leader knows its followers from sync."""
+        await self.call("PUT", "/api/cluster/ha/config", GOOD)
+        files.write_json(self.config.netinfo_file, {
+            "detectedAt": reactor.seconds(),
+            "interfaces": [{"name": "eth0", "addresses": ["198.18.0.2/24"]}]}, 0o644)
+        self.members = ["198.18.0.4", "::ffff:198.18.0.5", "127.0.0.1", "198.18.0.2",
+                        "198.18.0.53", "not an address", None]
+        code, body = await self.call("GET", "/api/cluster/peer-status")
+        self.assertEqual([(p["address"], p["clusterMember"]) for p in body["peers"]],
+                         [("198.18.0.4", True), ("198.18.0.5", True)])
+
+
+class ReleaseApiTests(ApiCase):
+    """POST /api/cluster/ha/release, with a stand-in sidecar answering through its files."""
+
+    PEER = "http://198.18.0.3:18080/api/cluster/ready"
+
+    async def holder(self, peer_ready=True):
+        """This node holds the VIP; 198.18.0.3 was heard on VRRP."""
+        await self.call("PUT", "/api/cluster/ha/config", GOOD)
+        self.sidecar({"vrrpState": "MASTER", "release": None})
+        files.write_role(self.config.role_file, "leader")
+        files.write_json(os.path.join(self.data, "sentinel", "ha", "peers.json"), {
+            "listening": True, "peers": {"198.18.0.3": {"lastSeen": 1.0, "priority": 110}}},
+            0o644)
+        if peer_ready is not None:
+            self.peer_answers[self.PEER] = (200 if peer_ready else 503, json.dumps(
+                {"ok": peer_ready, "role": "follower"}).encode())
+
+    def sidecar(self, status):
+        files.write_json(os.path.join(self.data, "sentinel", "ha", "status.json"), status,
+                         0o644)
+
+    def answer_requests(self, outcome, **extra):
+        """Act like the sidecar: take release.json, report outcome for its id."""
+        self.requests = []
+        def look():
+            try:
+                with open(self.state.release_file) as f:
+                    request = json.load(f)
+            except OSError:
+                return
+            os.unlink(self.state.release_file)
+            self.requests.append(request)
+            self.sidecar({"vrrpState": "MASTER",
+                          "release": {"id": request["id"], "state": outcome, **extra}})
+        loop = task.LoopingCall(look)
+        loop.start(0.05)
+        self.addCleanup(loop.stop)
+
+    async def test_hands_the_vip_to_a_ready_peer(self):
+        await self.holder()
+        self.answer_requests("scheduled")
+        started = reactor.seconds()
+        code, body = await self.call("POST", "/api/cluster/ha/release", {})
+        self.assertEqual(code, 202, body)
+        self.assertEqual((body["state"], body["readyPeers"], body["inSeconds"]),
+                         ("scheduled", ["198.18.0.3"], 1.0))
+        self.assertIn(self.PEER, self.fetched)
+        request = self.requests[-1]
+        self.assertEqual(request["id"], body["id"])
+        # The VIP moves a second after the answer, which may travel over the VIP.
+        self.assertAlmostEqual(request["notBefore"] - request["requestedAt"], 1.0)
+        self.assertTrue(started <= request["requestedAt"] <= reactor.seconds())
+
+    async def test_refused_without_a_ready_peer_and_nothing_requested(self):
+        for ready in (False, None):  # not ready; not answering
+            self.peer_answers.clear()
+            await self.holder(peer_ready=ready)
+            code, body = await self.call("POST", "/api/cluster/ha/release", {})
+            self.assertEqual((code, body["error"]), (409, "NO_READY_PEER"), body)
+            self.assertEqual(body["details"][0]["address"], "198.18.0.3")
+            self.assertFalse(os.path.exists(self.state.release_file))
+
+    async def test_refused_unless_enabled_and_holding_the_vip(self):
+        code, body = await self.call("POST", "/api/cluster/ha/release", {})
+        self.assertEqual((code, body["error"]), (409, "HA_NOT_ENABLED"))
+        await self.holder()
+        files.write_role(self.config.role_file, "follower")
+        self.sidecar({"vrrpState": "BACKUP"})
+        code, body = await self.call("POST", "/api/cluster/ha/release", {})
+        self.assertEqual((code, body["error"]), (409, "NOT_VIP_HOLDER"))
+        self.assertEqual(self.fetched, [])
+        files.write_role(self.config.role_file, "leader")
+        for pending in ("scheduled", "releasing"):
+            self.sidecar({"vrrpState": "MASTER", "release": {"id": "x", "state": pending}})
+            code, body = await self.call("POST", "/api/cluster/ha/release", {})
+            self.assertEqual((code, body["error"]), (409, "RELEASE_IN_PROGRESS"))
+        self.assertFalse(os.path.exists(self.state.release_file))
+
+    async def test_sidecar_not_answering_withdraws_the_request(self):
+        await self.holder()
+        self.api.RELEASE_ACK = 0.3
+        code, body = await self.call("POST", "/api/cluster/ha/release", {})
+        self.assertEqual((code, body["error"]), (503, "SIDECAR_NOT_RESPONDING"))
+        self.assertFalse(os.path.exists(self.state.release_file))
+
+    async def test_sidecar_refusal(self):
+        await self.holder()
+        self.answer_requests("refused", reason="the request is stale")
+        code, body = await self.call("POST", "/api/cluster/ha/release", {})
+        self.assertEqual((code, body["error"]), (409, "RELEASE_REFUSED"))
+        self.assertIn("stale", body["message"])
+
+    async def test_body_must_be_empty(self):
+        await self.holder()
+        code, body = await self.call("POST", "/api/cluster/ha/release", {"force": True})
+        self.assertEqual(code, 400)

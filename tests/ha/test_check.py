@@ -48,9 +48,11 @@ class CheckTests(SynchronousTestCase):
                "--url", url or self.url, "--peers", self.peers, "--window", "5"]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
 
-    def write_peers(self, seen_ago=None, priority=110):
+    def write_peers(self, seen_ago=None, priority=110, alive_ago=None):
         peers = {} if seen_ago is None else {
             "198.18.0.3": {"lastSeen": time.time() - seen_ago, "priority": priority}}
+        if alive_ago is not None:
+            peers["198.18.0.3"]["lastAlive"] = time.time() - alive_ago
         with open(self.peers, "w") as f:
             json.dump({"peers": peers}, f)
 
@@ -71,8 +73,16 @@ class CheckTests(SynchronousTestCase):
         self.assertEqual(self.run_check().returncode, 0)
         self.write_peers(seen_ago=30)  # last advert long ago
         self.assertEqual(self.run_check().returncode, 0)
-        self.write_peers(seen_ago=1, priority=0)  # the other node is leaving
+        # The other node left (priority 0) 6 s after its last real advert.
+        self.write_peers(seen_ago=1, priority=0, alive_ago=7)
         self.assertEqual(self.run_check().returncode, 0)
+
+    def test_a_holder_that_just_left_still_holds_the_gate(self):
+        """Priority 0 (crash, sidecar restart, hand-over) does not open the gate at once:
+        a holder back within the window takes the VIP again."""
+        self.server.answer = (503, {"ok": False, "role": "follower"})
+        self.write_peers(seen_ago=0.5, priority=0, alive_ago=1.5)
+        self.assertEqual(self.run_check().returncode, 1)
 
     def test_not_ready_and_peers_unknown_holds_the_gate(self):
         self.server.answer = (200, {"ok": False})

@@ -142,7 +142,13 @@ class VrrpWatchTests(SynchronousTestCase):
         self.assertFalse(table.observe(parse_packet(vrrp_packet(source="198.18.0.2")), 10.0))
         snap = table.snapshot(11.0)
         self.assertEqual(snap["peers"], {"198.18.0.3": {"lastSeen": 10.0, "priority": 110,
-                                                        "advertInterval": 1.0}})
+                                                        "advertInterval": 1.0,
+                                                        "lastAlive": 10.0}})
+        # Leaving (priority 0) keeps the last time it was alive.
+        self.assertTrue(table.observe(parse_packet(vrrp_packet(priority=0)), 12.0))
+        self.assertEqual(table.snapshot(12.0)["peers"]["198.18.0.3"],
+                         {"lastSeen": 12.0, "priority": 0, "advertInterval": 1.0,
+                          "lastAlive": 10.0})
 
     def test_wrong_password_is_reported_not_counted(self):
         table = PeerTable(53, "s3cret")

@@ -15,6 +15,7 @@ from sentinel.ha.render import RenderError, RenderPaths, describe, render
 PATHS = RenderPaths(
     notify_fifo="/run/sentinel-keepalived/notify.fifo",
     alive_file="/run/sentinel-keepalived/alive",
+    release_file="/run/sentinel-keepalived/release",
     check_command=("/usr/bin/python3", "-I", "-S", "/opt/sentinel/ha/check.py",
                    "--url", "http://127.0.0.1:8080/api/cluster/ready"),
 )
@@ -61,6 +62,16 @@ class RenderTests(SynchronousTestCase):
             self.assertIn(expected, t)
         self.assertNotIn(["unicast_peer", "{"], t)
 
+    def test_both_track_files_put_the_instance_in_fault(self):
+        text = render(settings(), "s3cret", PATHS)
+        t = tokens(text)
+        for name, path in (("sentinel_alive", PATHS.alive_file),
+                           ("sentinel_release", PATHS.release_file)):
+            i = t.index(["track_file", name, "{"])
+            self.assertEqual(t[i + 1:i + 4], [["file", f'"{path}"'], ["weight", "0"], ["}"]])
+        i = t.index(["track_file", "{"])
+        self.assertEqual(t[i + 1:i + 4], [["sentinel_alive"], ["sentinel_release"], ["}"]])
+
     def test_check_script_is_one_quoted_command(self):
         text = render(settings(), "s3cret", PATHS)
         self.assertIn('script "/usr/bin/python3 -I -S /opt/sentinel/ha/check.py --url '
@@ -101,8 +112,10 @@ class RenderTests(SynchronousTestCase):
         for password in ['x"\n}', "a b", "{", "a#b", "$X", "123456789", "a\n"]:
             self.assertRaises(RenderError, render, good, password, PATHS)
         for arg in ['/x"; rm -rf /', "/a b", "/x\n"]:
-            paths = RenderPaths(notify_fifo=arg, alive_file="/a", check_command=("/c",))
-            self.assertRaises(RenderError, render, good, "s3cret", paths)
+            for paths in (RenderPaths(notify_fifo=arg, alive_file="/a", check_command=("/c",)),
+                          RenderPaths(notify_fifo="/f", alive_file="/a", release_file=arg,
+                                      check_command=("/c",))):
+                self.assertRaises(RenderError, render, good, "s3cret", paths)
 
     def test_describe(self):
         self.assertEqual(describe(settings()),

@@ -12,7 +12,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from sentinel.ha import files
 from sentinel.ha.keepalived import Keepalived
 from sentinel.ha.layout import SidecarPaths
+from sentinel.ha.release import write_request
 from sentinel.ha.sidecar import Sidecar
+from sentinel.ha.vrrpwatch import Advert, auth_bytes
 from tests.ha.fakes import FakeFifo, FakeLauncher, FakeWatch, LogCapture, write_config
 
 IP_ADDR = json.dumps([{"ifname": "eth0", "flags": ["UP"], "link_type": "ether",
@@ -230,3 +232,124 @@ class SidecarTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertEqual(self.read(self.paths.role_file), "follower\n")
         self.assertTrue(self.fifos[0].closed)
+
+    # -- handing the VIP over on request (POST /api/cluster/ha/release) ---------------
+
+    def request_release(self, rid="r1", at=None, delay=0.0):
+        write_request(self.paths.release_request, rid,
+                      self.clock.seconds() if at is None else at, delay)
+        self.tick(0.2)
+
+    def advert(self, source="198.18.0.3", priority=110, password="s3cret"):
+        self.sidecar._advert(Advert(source, 2, 53, priority, 1.0, auth_bytes(password)))
+
+    def test_release_leaves_the_election_until_the_peer_holds_the_vip(self):
+        self.enable()
+        self.notify("MASTER")
+        self.assertEqual(self.read(self.paths.release_file), "0\n")
+        self.request_release(delay=1.0)
+        self.assertFalse(os.path.exists(self.paths.release_request))  # acted on once
+        self.assertEqual(self.status()["release"]["state"], "scheduled")
+        self.tick(0.7)  # 0.9 s after the request: the daemon's answer goes out first
+        self.assertEqual(self.read(self.paths.release_file), "0\n")
+        self.advert()  # adverts before the release count for nothing
+        self.tick(0.2)
+        self.assertEqual(self.read(self.paths.release_file), "1\n")  # -> FAULT, priority 0
+        self.assertEqual(self.status()["release"]["state"], "releasing")
+        self.notify("FAULT")
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
+        self.advert(password="other")  # not one of ours: not a taker
+        self.advert(priority=0)  # leaving, not taking
+        self.tick(1)
+        self.assertEqual(self.read(self.paths.release_file), "1\n")
+        self.advert()  # the peer is MASTER now
+        self.tick(0.9)
+        self.assertEqual(self.read(self.paths.release_file), "1\n")  # settling
+        self.tick(0.1)
+        self.assertEqual(self.read(self.paths.release_file), "0\n")  # back as BACKUP
+        release = self.status()["release"]
+        self.assertEqual((release["id"], release["state"], release["to"]),
+                         ("r1", "released", "198.18.0.3"))
+
+    def test_release_nobody_takes_resumes_after_the_hold(self):
+        self.enable()
+        self.notify("MASTER")
+        self.request_release()
+        self.tick(3.7)
+        self.assertEqual(self.read(self.paths.release_file), "1\n")
+        self.tick(0.4)
+        self.assertEqual(self.read(self.paths.release_file), "0\n")
+        self.assertEqual(self.status()["release"]["state"], "not-taken")
+        self.assertIn("no other node took the VIP", self.log.text())
+
+    def test_release_refused_unless_master_and_fresh(self):
+        self.enable()
+        self.notify("BACKUP")
+        self.request_release("r1")
+        self.assertEqual(self.read(self.paths.release_file), "0\n")
+        release = self.status()["release"]
+        self.assertEqual((release["id"], release["state"]), ("r1", "refused"))
+        self.assertIn("does not hold the VIP", release["reason"])
+        self.notify("MASTER")
+        self.request_release("r2", at=self.clock.seconds() - 11)
+        self.assertEqual(self.status()["release"]["state"], "refused")
+        self.assertIn("stale", self.status()["release"]["reason"])
+        self.assertEqual(self.read(self.paths.release_file), "0\n")
+        # Still MASTER when the delay is over?  Else nothing to release.
+        self.request_release("r3", delay=1.0)
+        self.assertEqual(self.status()["release"]["state"], "scheduled")
+        self.notify("BACKUP")
+        self.tick(1)
+        self.assertEqual((self.status()["release"]["id"], self.status()["release"]["state"]),
+                         ("r3", "refused"))
+        self.assertEqual(self.read(self.paths.release_file), "0\n")
+
+    def test_release_request_that_is_not_valid_is_dropped(self):
+        self.enable()
+        self.notify("MASTER")
+        now = self.clock.seconds()
+        for raw in (b"{", b"[]", b'{"id": "a b", "requestedAt": 1}',
+                    b'{"id": "x", "requestedAt": true}',
+                    b'{"id": "x", "requestedAt": %f, "notBefore": %f}' % (now, now + 60),
+                    b'{"id": "x", "requestedAt": %f, "notBefore": %f}' % (now, now - 1)):
+            with open(self.paths.release_request, "wb") as f:
+                f.write(raw)
+            self.tick(0.2)
+            self.assertFalse(os.path.exists(self.paths.release_request))
+            self.assertEqual(self.read(self.paths.release_file), "0\n")
+        self.assertIsNone(self.status()["release"])
+
+    def test_disabling_during_a_release_cancels_it(self):
+        self.enable()
+        self.notify("MASTER")
+        self.request_release()
+        self.enable(enabled=False)
+        self.launcher.spawned[0].exit(0)
+        self.assertEqual(self.read(self.paths.release_file), "0\n")
+        self.assertEqual(self.status()["release"]["state"], "cancelled")
+        self.tick(5)  # no timer left behind
+        self.assertEqual(self.status()["release"]["state"], "cancelled")
+
+    def test_a_request_left_from_before_a_restart_is_dropped(self):
+        self.sidecar.stopService()
+        write_request(self.paths.release_request, "old", self.clock.seconds())
+        self.sidecar.startService()
+        self.assertFalse(os.path.exists(self.paths.release_request))
+
+    def test_peers_are_remembered_across_reloads_and_restarts(self):
+        """A BACKUP never advertises: the holder must remember whom it has heard."""
+        self.enable()
+        self.advert("198.18.0.3", 110)
+        self.enable(priority=100)  # reload: a new peer table
+        self.assertIn("198.18.0.3", self.sidecar.peers.table.peers)
+        d = self.sidecar.stopService()
+        self.launcher.spawned[0].exit(0)
+        self.successResultOf(d)
+        files.write_json(self.paths.peers_file, {"vrid": 53, "peers": {
+            "198.18.0.3": {"lastSeen": 5.0, "priority": 110, "advertInterval": 1.0},
+            "not-an-ip": {"lastSeen": 5.0, "priority": 110},
+            "198.18.0.4": {"lastSeen": "x", "priority": 110}}})
+        self.sidecar.startService()
+        self.enable(priority=90)
+        self.assertEqual(list(self.sidecar.peers.table.peers), ["198.18.0.3"])
+        self.assertEqual(self.sidecar.peers.table.peers["198.18.0.3"]["lastSeen"], 5.0)

@@ -232,6 +232,40 @@ def shoot(base_url, out, phone_out=None, only=None):
             browser.close()
 
 
+def shoot_follower(base_url, out):
+    """Node B, the follower: the Cluster / HA page with the read-only
+    banner, and DNS settings after trying a change (the node's 409)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 860}, locale="en-GB",
+                                    timezone_id="UTC", color_scheme="light")
+            page.goto(base_url + "/login")
+            page.get_by_label("Username").fill(USERNAME)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url(lambda u: "/login" not in u)
+            page.goto(base_url + "/cluster")
+            page.wait_for_load_state("networkidle")
+            page.locator("#readonly-banner").wait_for()
+            page.wait_for_timeout(400)
+            page.screenshot(path=os.path.join(out, "follower-cluster.png"))
+            print("wrote docs/screenshots/follower-cluster.png")
+            page.goto(base_url + "/settings")
+            page.get_by_label("Serve stale answers").click(force=True)
+            page.get_by_role("button", name="Save settings").click(force=True)
+            alert = page.get_by_role("alert").filter(has_text="This node is a follower")
+            alert.wait_for()
+            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            page.wait_for_timeout(400)
+            page.screenshot(path=os.path.join(out, "follower-refused.png"))
+            print("wrote docs/screenshots/follower-refused.png")
+        finally:
+            browser.close()
+
+
 def shoot_public(base_url, out):
     """The first-run and login pages (before the admin exists)."""
     from playwright.sync_api import sync_playwright
@@ -251,7 +285,8 @@ def shoot_public(base_url, out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=OUT)
-    parser.add_argument("--only", nargs="*", help="page names to shoot (default: all)")
+    parser.add_argument("--only", nargs="*",
+                        help="page names to shoot (default: all; 'follower' for node B's)")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     from tests.support.upstream import Upstream
@@ -270,6 +305,8 @@ def main(argv=None):
         populate(a, b, vip, list_base, upstream)
         time.sleep(1.5)  # the follower's first sync, the query-log flush
         shoot(vip.url, args.out, args.out, args.only)
+        if not args.only or "follower" in args.only:
+            shoot_follower(b.base_url, args.out)
     finally:
         cleanups.run()
 

@@ -4,6 +4,7 @@ daemon: no syntax errors, no missing imports, no CSP violations.
 """
 
 import os
+import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -113,3 +114,123 @@ class LogicTests(BrowserMixin, SynchronousTestCase):
             return [window.isSecureContext, ok, await navigator.clipboard.readText()];
         }""")
         self.assertEqual(out, [False, True, "JOIN-CODE-123"])
+
+    def test_join_code_only_on_the_leader_holding_the_vip(self):
+        out = self.run_js("/js/cluster/leader.js", """return [
+            m.joinCodeBlocked(null),
+            m.joinCodeBlocked({configuredRole: "standalone", effectiveRole: "standalone"}),
+            m.joinCodeBlocked({configuredRole: "follower", effectiveRole: "follower"}),
+            m.joinCodeBlocked({configuredRole: "leader", effectiveRole: "follower"}),
+            m.joinCodeBlocked({configuredRole: "leader", effectiveRole: "leader"}),
+        ];""")
+        self.assertIn("Enable Leader first", out[0])
+        self.assertIn("Enable Leader first", out[1])
+        self.assertIn("Enable Leader first", out[2])
+        self.assertIn("does not hold the VIP", out[3])
+        self.assertIsNone(out[4])
+
+    def test_cluster_view_sync_error_resolved_and_vip_owner(self):
+        out = self.run_js("/js/session.js", """const v = (s) => { const x = m.clusterView(s); return [x.syncFailing, x.vipOwner]; };
+            const err = {code: "LEADER_UNREACHABLE", message: "x", at: "2026-01-02T03:04:05.000Z"};
+            return [
+              v({configuredRole: "follower", sync: {lastSync: "2026-01-02T03:04:00.000Z", lastError: err}}),
+              v({configuredRole: "follower", sync: {lastSync: "2026-01-02T03:04:09.000Z", lastError: err}}),
+              v({configuredRole: "follower", sync: {lastSync: null, lastError: err}, roleOverride: "leader"}),
+              v({configuredRole: "leader", roleOverride: "follower"}),
+            ];""")
+        self.assertEqual(out, [[True, False], [False, False], [True, True], [False, False]])
+
+    def test_read_only_marks_controls_but_keeps_them_usable(self):
+        """On a follower, edit controls get aria-disabled and the banner's
+        note as description, never the disabled property (a change can
+        still be tried, and the node's 409 shown); back to normal after."""
+        self.page.goto("/login")
+        out = self.page.evaluate("""async () => {
+            const ui = await import("/js/ui.js");
+            const { h } = await import("/js/dom.js");
+            const input = h("input", { name: "x", "aria-describedby": "hint" });
+            const cancel = h("button", { type: "button", "data-local": "" }, "Cancel");
+            const box = ui.edit(h("fieldset", {}, input, h("button", {}, "Save"), cancel));
+            const solo = ui.edit(h("input", { type: "checkbox", title: "mine" }));
+            document.body.append(box, solo);
+            const state = () => [input, box.querySelector("button"), cancel, solo].map((el) => [
+                el.disabled, el.getAttribute("aria-disabled"), el.getAttribute("aria-describedby"), el.title]);
+            const before = state();
+            ui.setReadOnly(true);
+            const late = ui.edit(h("button", {}, "Late"));
+            const on = state();
+            ui.setReadOnly(false);
+            const off = state();
+            // attempt(): a refused change puts the control back
+            solo.checked = true;
+            const run = ui.attempt(solo, false, async () => { throw new Error("409"); });
+            let error = null;
+            try { await run(); } catch (e) { error = e.message; }
+            return { before, on, off, late: late.getAttribute("aria-disabled"), error, checked: solo.checked };
+        }""")
+        note = "Read-only: this node is a follower. Make changes on the leader/VIP."
+        self.assertEqual(out["before"], [[False, None, "hint", ""], [False, None, None, ""],
+                                         [False, None, None, ""], [False, None, None, "mine"]])
+        self.assertEqual(out["on"], [[False, "true", "hint readonly-note", note],
+                                     [False, "true", "readonly-note", note],
+                                     [False, None, None, ""],
+                                     [False, "true", "readonly-note", "mine"]])
+        self.assertEqual(out["off"], out["before"])
+        self.assertEqual(out["late"], "true")
+        self.assertEqual([out["error"], out["checked"]], ["409", False])
+
+    def test_release_offered_only_on_the_vip_holder_with_a_ready_peer(self):
+        out = self.run_js("/js/cluster/release.js", """
+            const ha = (state, role, release) => ({sidecar: {vrrpState: state, release}, roleFile: {role}});
+            const peers = (...oks) => ({peers: oks.map((ok, i) => ({address: `198.18.0.${11 + i}`, ready: ok === null ? null : {ok, role: "follower"}}))});
+            return [
+              m.releaseOffer(null, peers(true)),
+              m.releaseOffer(ha("BACKUP", "follower"), peers(true)),
+              m.releaseOffer(ha("MASTER", "follower"), peers(true)),
+              m.releaseOffer(ha("MASTER", "leader"), peers(false, null)),
+              m.releaseOffer(ha("MASTER", "leader"), peers(false, true, true)),
+              m.releaseOffer(ha("MASTER", "leader", {id: "x", state: "scheduled"}), peers(false)),
+              m.releaseOffer(ha("MASTER", "leader", {id: "x", state: "released"}), peers(false)),
+            ];""")
+        self.assertEqual(out[:4], [None, None, None, None])
+        self.assertEqual(out[4], {"ready": ["198.18.0.12", "198.18.0.13"], "pending": None})
+        self.assertEqual(out[5], {"ready": [], "pending": {"id": "x", "state": "scheduled"}})
+        self.assertIsNone(out[6])
+
+    def test_release_button_asks_then_shows_the_answer(self):
+        """The button sends POST /api/cluster/ha/release after a
+        confirmation and shows the node's answer (here a stand-in for the
+        API: the daemon needs a keepalived sidecar holding the VIP)."""
+        from playwright.sync_api import expect
+
+        sent = []
+
+        def answer(route):
+            sent.append((route.request.method, route.request.post_data_json))
+            route.fulfill(status=202, content_type="application/json", body=(
+                '{"id": "a1", "state": "scheduled", "inSeconds": 1, "readyPeers": ["198.18.0.12"],'
+                ' "message": "The VIP moves to 198.18.0.12 in about a second."}'))
+
+        self.page.route("**/api/cluster/ha/release", answer)
+        self.page.goto("/login")
+        self.page.evaluate("""async () => {
+            const m = await import("/js/cluster/release.js");
+            const el = document.createElement("div");
+            const result = document.createElement("div");
+            document.body.append(el, result);
+            const offer = {ready: ["198.18.0.12"], pending: null};
+            m.renderRelease(el, offer, { result });
+            window.__button = el.querySelector("button");
+            m.renderRelease(el, offer, { result });  // unchanged offer: same button
+            window.__same = window.__button === el.querySelector("button");
+        }""")
+        self.assertTrue(self.page.evaluate("window.__same"))
+        button = self.page.get_by_role("button", name="Hand over the VIP")
+        expect(button).to_have_accessible_description(re.compile("198.18.0.12 is ready to take it"))
+        button.click()
+        dialog = self.page.get_by_role("dialog")
+        expect(dialog).to_contain_text("Hand the VIP to 198.18.0.12?")
+        dialog.get_by_role("button", name="Hand over the VIP").click()
+        expect(self.page.locator("#release-result")).to_have_text(
+            "The VIP moves to 198.18.0.12 in about a second.")
+        self.assertEqual(sent, [("POST", {})])

@@ -3,12 +3,13 @@
 // plain explanation when the server could not be reached.
 
 export class ApiError extends Error {
-  constructor(status, code, message, details) {
+  constructor(status, code, message, details, data = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.details = details;
+    this.data = data; // the answer's JSON body, if any
   }
 }
 
@@ -28,7 +29,11 @@ const STATUS_WORDS = {
 
 const listeners = new Set();
 
-/** Called with every ApiError (e.g. to go to the login page on 401). */
+/**
+ * Called with every ApiError (e.g. to go to the login page on 401).  A
+ * quiet request (a background refresh) reports only 401: an ended
+ * session matters wherever it is noticed.
+ */
 export function onApiError(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
@@ -64,8 +69,9 @@ async function request(method, path, body, options = {}) {
       (data && data.error) || `HTTP_${response.status}`,
       (data && data.message) || STATUS_WORDS[response.status] || `Request failed (HTTP ${response.status}).`,
       data && data.details,
+      data,
     );
-    if (!options.quiet) for (const fn of listeners) fn(err);
+    if (!options.quiet || err.status === 401) for (const fn of listeners) fn(err);
     throw err;
   }
   return data;

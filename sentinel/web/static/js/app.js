@@ -32,8 +32,11 @@ const router = new Router((loc) => show(loc));
 
 onApiError((err) => {
   if (err.status === 401 && current && !current.public) {
-    update({ user: null });
-    router.go("/login?next=" + encodeURIComponent(location.pathname + location.search), { replace: true });
+    // The session ended (expired, logged out elsewhere, or replaced when
+    // this node joined a cluster): the login page says so.
+    update({ user: null, cluster: null, unread: 0 });
+    const next = encodeURIComponent(location.pathname + location.search);
+    router.go(`/login?next=${next}&ended=1`, { replace: true });
   } else if (err.code === "FOLLOWER_READONLY") {
     refreshCluster(); // the node became a follower: show the banner now
   }

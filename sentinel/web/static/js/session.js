@@ -3,6 +3,7 @@
 // the unread notification count.  Subscribers re-render on change.
 
 import { api, pick } from "./api.js";
+import { toDate } from "./format.js";
 
 export { pick };
 
@@ -30,14 +31,21 @@ export function clusterView(status) {
   const configured = pick(status, "configuredRole", "configured_role", "role") || "standalone";
   const effective = pick(status, "effectiveRole", "effective_role") || configured;
   const sync = pick(status, "sync") || {};
+  const lastSync = pick(status, "lastSync", "last_sync", "lastSyncAt", "last_sync_at") ?? pick(sync, "lastSync", "last_sync", "at");
+  const lastError = pick(status, "lastError", "last_error") ?? pick(sync, "lastError", "last_error", "error");
+  const errorAt = toDate(pick(lastError || {}, "at"));
   return {
     raw: status,
     configuredRole: configured,
     effectiveRole: effective,
     roleOverride: pick(status, "roleOverride", "role_override"),
+    // keepalived writes "leader" into the role file only on the VIP holder
+    vipOwner: pick(status, "roleOverride", "role_override") === "leader",
     leaderUrl: pick(status, "leaderUrl", "leader_url"),
-    lastSync: pick(status, "lastSync", "last_sync", "lastSyncAt", "last_sync_at") ?? pick(sync, "lastSync", "last_sync", "at"),
-    lastError: pick(status, "lastError", "last_error") ?? pick(sync, "lastError", "last_error", "error"),
+    lastSync,
+    lastError,
+    // the last error still stands unless a sync succeeded after it
+    syncFailing: Boolean(lastError) && !(errorAt && toDate(lastSync) > errorAt),
     readOnly: pick(status, "readOnly", "read_only") ?? configured === "follower",
     failover: pick(status, "failover", "failoverActive", "failover_active"),
     message: pick(status, "message", "note"),

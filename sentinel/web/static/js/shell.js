@@ -86,10 +86,11 @@ function renderBadge(badge, c) {
   }
   let kind = "info";
   let text = roleName(c.effectiveRole);
+  if (c.vipOwner) text += " (VIP owner)";
   if (c.effectiveRole !== c.configuredRole) text += ` (configured ${c.configuredRole})`;
   if (c.configuredRole === "follower") {
     text += c.lastSync ? ` · synced ${ago(c.lastSync)}` : " · never synced";
-    kind = c.lastError ? "bad" : "ok";
+    kind = c.syncFailing ? "bad" : "ok";
   } else if (c.effectiveRole === "leader") {
     kind = "ok";
   }
@@ -103,8 +104,10 @@ function renderBanner(banner, c) {
     banner.hidden = true;
     return;
   }
+  // #readonly-note describes every read-only control (see ui.js)
   const parts = [h("strong", {}, "Read-only:"), " ",
-    "This node is a follower. Make changes on the leader/VIP."];
+    h("span", { id: "readonly-note" }, "This node is a follower. Make changes on the leader/VIP."),
+    h("span", {}, "Edit controls here are marked read-only: a change tried on this node is refused, and the page shows its answer.")];
   if (c.leaderUrl && /^https?:\/\//i.test(c.leaderUrl)) {
     parts.push(h("a", { href: c.leaderUrl, "data-external": "", rel: "noopener" }, `Open the leader UI (${c.leaderUrl})`));
   }

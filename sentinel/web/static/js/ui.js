@@ -92,8 +92,16 @@ export async function copyText(text, source) {
 }
 
 // ---- read-only (follower) ----
-// Edit controls carry data-edit; on a follower they are disabled.
+// Edit controls carry data-edit (on the control, or on a fieldset for all
+// its controls).  On a follower they are marked read-only: aria-disabled,
+// dimmed, and described by the read-only banner.  They stay focusable and
+// operable on purpose: a change tried anyway is sent to this node, which
+// refuses it (409 FOLLOWER_READONLY), and its message is shown where the
+// change was made — the user guide's check of the follower guard.
+// Controls with data-local (e.g. Cancel) never send anything: left alone.
 
+const CONTROLS = "input, select, textarea, button";
+const NOTE = "Read-only: this node is a follower. Make changes on the leader/VIP.";
 let readOnly = false;
 
 export function setReadOnly(value) {
@@ -107,23 +115,53 @@ export function isReadOnly() {
 }
 
 export function applyReadOnly(root) {
-  for (const el of root.querySelectorAll("[data-edit]")) {
-    if (readOnly && !el.disabled) {
-      el.disabled = true;
-      el.dataset.roDisabled = "";
-    } else if (!readOnly && el.dataset.roDisabled !== undefined) {
-      el.disabled = false;
-      delete el.dataset.roDisabled;
+  for (const el of root.querySelectorAll("[data-edit]")) mark(el);
+}
+
+function mark(el) {
+  const controls = el.matches(CONTROLS) ? [el] : el.querySelectorAll(CONTROLS);
+  for (const c of controls) {
+    if (c.dataset.local !== undefined) continue;
+    if (readOnly && c.dataset.ro === undefined) {
+      c.dataset.ro = c.title || "";
+      c.setAttribute("aria-disabled", "true");
+      c.setAttribute("aria-describedby", tokens(c.getAttribute("aria-describedby")).concat("readonly-note").join(" "));
+      if (!c.title) c.title = NOTE;
+    } else if (!readOnly && c.dataset.ro !== undefined) {
+      c.removeAttribute("aria-disabled");
+      const rest = tokens(c.getAttribute("aria-describedby")).filter((t) => t !== "readonly-note");
+      if (rest.length) c.setAttribute("aria-describedby", rest.join(" "));
+      else c.removeAttribute("aria-describedby");
+      if (c.dataset.ro) c.title = c.dataset.ro;
+      else c.removeAttribute("title");
+      delete c.dataset.ro;
     }
   }
 }
 
-/** Mark elements as edit controls (disabled on followers). */
+function tokens(value) {
+  return (value || "").split(/\s+/).filter(Boolean);
+}
+
+/** Mark elements as edit controls (marked read-only on followers). */
 export function edit(el) {
   el.dataset.edit = "";
-  if (readOnly && !el.disabled) {
-    el.disabled = true;
-    el.dataset.roDisabled = "";
-  }
+  mark(el);
   return el;
+}
+
+/**
+ * For a control that sends its change at once (a checkbox, a select):
+ * wrap the request so a refused change puts the control back as it was.
+ */
+export function attempt(control, previous, fn) {
+  return async () => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (control.type === "checkbox") control.checked = previous;
+      else control.value = previous;
+      throw err;
+    }
+  };
 }

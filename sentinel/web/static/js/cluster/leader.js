@@ -4,8 +4,8 @@
 import { api, pick } from "../api.js";
 import { errorBox, field, h, replace } from "../dom.js";
 import { dateTime } from "../format.js";
-import { refreshCluster, session } from "../session.js";
-import { busy, copyText, onSubmit, toast } from "../ui.js";
+import { refreshCluster, session, subscribe } from "../session.js";
+import { busy, confirmDialog, copyText, onSubmit, toast } from "../ui.js";
 
 /** The URL a follower should use: the VIP with this UI's port, else this page's origin. */
 export function suggestedLeaderUrl(vip) {
@@ -32,7 +32,20 @@ export function vipWarning(url, vip) {
   return null;
 }
 
-export async function render(root, { vip, onChange = () => {} }) {
+/**
+ * Why the Join Code cannot be loaded now (or null): the user guide's
+ * "Join Code is only available when Leader is enabled and the node's
+ * effective role is leader".
+ */
+export function joinCodeBlocked(c) {
+  if (!c || c.configuredRole !== "leader") return "Enable Leader first: Join Codes come from the leader.";
+  if (c.effectiveRole !== "leader") {
+    return "This node does not hold the VIP right now (standby): load the Join Code on the node that does.";
+  }
+  return null;
+}
+
+export async function render(root, { vip, onChange = () => {}, onCleanup = () => {} }) {
   const c = session.cluster || {};
   const errors = errorBox();
   const warning = h("p", { class: "alert warn", role: "status" });
@@ -51,28 +64,31 @@ export async function render(root, { vip, onChange = () => {} }) {
       warning, serverWarnings,
       h("button", { class: "btn primary", type: "submit" }, "Enable Leader")));
   onSubmit(form, errors, async (data) => {
+    const now = session.cluster || {};
+    if (now.configuredRole === "follower" && !(await confirmDialog(
+      `This node is a follower of ${now.leaderUrl || "another leader"}. Make it the leader instead? It stops syncing; if the current leader still runs, you would have two leaders taking changes. Do this only when the old leader is gone for good.`,
+      { confirm: "Enable Leader", danger: true }))) return;
     const answer = await api.post("/api/cluster/enable-leader", { leaderUrl: data.get("leaderUrl").trim() });
     const warnings = [].concat(pick(answer, "warnings") || [], pick(answer, "warning") || []);
     replace(serverWarnings, warnings.map((w) => h("p", { class: "alert warn" }, String(w))));
     toast("This node is now the leader.");
     await refreshCluster();
     await onChange();
-    loadBtn.disabled = false;
   });
 
   // Join code
   const codeErrors = errorBox();
-  const code = h("textarea", { id: "join-code", readonly: true, rows: 3, placeholder: "Load the join code, then copy it into Step 3 on the other node." });
+  const code = h("textarea", { id: "join-code", readonly: true, rows: 3, placeholder: "Load the Join Code, then paste it into Step 3 on the other node." });
   const expires = h("p", { class: "hint" });
   const copyBtn = h("button", {
     class: "btn", type: "button", disabled: true,
     onclick: async () => {
       const ok = await copyText(code.value, code);
-      toast(ok ? "Join code copied." : "Select the code and copy it with Ctrl+C.", ok ? "ok" : "error");
+      toast(ok ? "Join Code copied." : "Select the code and copy it with Ctrl+C.", ok ? "ok" : "error");
     },
   }, "Copy");
   const loadBtn = h("button", {
-    class: "btn primary", type: "button", id: "load-join-code",
+    class: "btn primary", type: "button", id: "load-join-code", "aria-describedby": "load-join-code-why",
     onclick: () => busy(joinBox, codeErrors, async () => {
       const answer = await api.get("/api/cluster/join-code");
       code.value = pick(answer, "joinCode", "join_code", "code") || "";
@@ -81,12 +97,22 @@ export async function render(root, { vip, onChange = () => {} }) {
       expires.textContent = (exp ? `Valid until ${dateTime(exp)}. It carries the cluster secret: share it only with your other node.` : "") +
         (warning ? ` Warning: ${warning}` : "");
       copyBtn.disabled = !code.value;
-    }),
+    }).then(() => syncLoad()),
   }, "Load Join Code");
+  const why = h("p", { class: "hint", id: "load-join-code-why" });
   const joinBox = h("div", { class: "field section-gap" },
-    h("div", { class: "row" }, h("label", { for: "join-code" }, "Join code"), h("span", { class: "spacer" }), loadBtn),
+    h("div", { class: "row" }, h("label", { for: "join-code" }, "Join Code"), h("span", { class: "spacer" }), loadBtn),
+    why,
     h("div", { class: "codebox" }, code, copyBtn),
     expires, codeErrors);
+  const syncLoad = () => {
+    const blocked = joinCodeBlocked(session.cluster);
+    loadBtn.disabled = Boolean(blocked);
+    why.textContent = blocked || "";
+    why.hidden = !blocked;
+  };
+  onCleanup(subscribe(syncLoad));
+  syncLoad();
 
   root.append(form, errors, joinBox);
 }

@@ -26,9 +26,12 @@ export async function renderStatus(el) {
   const sync = raw.sync || {};
   const ready = raw.ready || {};
   const pairs = [
-    ["Effective role", h("span", { id: "effective-role" }, badge(c.effectiveRole || "starting"))],
+    // The user guide: "VIP owner should show Role leader", "effectiveRole
+    // matches the role file".
+    ["Role (effectiveRole)", [h("span", { id: "effective-role" }, badge(c.effectiveRole || "starting")),
+      c.vipOwner ? h("span", { class: "muted" }, " (VIP owner)") : null]],
     ["Configured role", c.configuredRole],
-    ["Role override (role file)", c.roleOverride ? `${c.roleOverride}` : "none"],
+    ["Role file (roleOverride)", c.roleOverride ? `${c.roleOverride}` : "none"],
     ["Leader URL", c.leaderUrl || null],
     ["Node id", raw.nodeId ? h("code", {}, raw.nodeId) : null],
     ["Ready for the VIP", ready.ok === undefined ? null
@@ -38,8 +41,9 @@ export async function renderStatus(el) {
     pairs.push(
       ["Follower last sync", h("span", { id: "last-sync" }, when(c.lastSync))],
       ["Last error", h("span", { id: "last-error" }, c.lastError
-        ? [h("span", { class: "badge bad" }, pick(c.lastError, "code") || "error"), " ", pick(c.lastError, "message") || "",
-          pick(c.lastError, "at") ? h("span", { class: "muted" }, ` (${ago(c.lastError.at)})`) : ""]
+        ? [h("span", { class: `badge ${c.syncFailing ? "bad" : "plain"}` }, pick(c.lastError, "code") || "error"), " ", pick(c.lastError, "message") || "",
+          pick(c.lastError, "at") ? h("span", { class: "muted" }, ` (${ago(c.lastError.at)})`) : "",
+          c.lastError && !c.syncFailing ? h("span", { class: "muted" }, " — synced successfully since") : ""]
         : "none")],
       ["Consecutive failures", sync.consecutiveFailures ? number(sync.consecutiveFailures) : null],
       ["Last sync took", sync.lastSyncDurationMs !== undefined && sync.lastSyncDurationMs !== null
@@ -68,14 +72,17 @@ export async function renderStatus(el) {
   return c;
 }
 
-/** Peers' readiness from the HA side: VRRP adverts seen and /api/cluster/ready. */
+/**
+ * Peers' readiness from the HA side: VRRP adverts seen and
+ * /api/cluster/ready.  Returns the peer status (null when unavailable).
+ */
 export async function renderPeers(el) {
   let data;
   try {
     data = await api.get("/api/cluster/peer-status", { quiet: true });
   } catch (err) {
     replace(el, h("p", { class: "muted" }, err.status === 404 ? "Peer status is not available on this node." : err.message));
-    return;
+    return null;
   }
   const peers = listOf(data, "peers");
   const parts = [];
@@ -90,4 +97,5 @@ export async function renderPeers(el) {
     { label: "Detail", cell: (p) => p.error || "" },
   ], peers, { empty: data.listening ? "No other node seen on VRRP yet." : "No peers: VIP failover is not running on this node.", caption: "VRRP peers" }));
   replace(el, parts);
+  return data;
 }

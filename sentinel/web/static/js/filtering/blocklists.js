@@ -4,7 +4,7 @@
 import { api, listOf } from "../api.js";
 import { errorBox, field, h, replace, select } from "../dom.js";
 import { ago, dateTime, number } from "../format.js";
-import { busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
+import { attempt, busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
 import { card, dataTable } from "../widgets.js";
 
 const MODES = [["enabled", "Enabled"], ["shadow", "Shadow (log only)"], ["disabled", "Disabled"]];
@@ -67,11 +67,11 @@ export async function render(root) {
         { label: "List", cell: (b) => [h("strong", {}, b.name), h("div", { class: "small muted mono" }, b.url)] },
         { label: "Mode", cell: (b) => edit(select({
           "aria-label": `Mode of ${b.name}`,
-          onchange: (e) => busy(list, errors, async () => {
+          onchange: (e) => busy(list, errors, attempt(e.target, b.mode, async () => {
             await api.patch(`/api/blocklists/${b.id}`, { mode: e.target.value });
             toast(`${b.name}: ${e.target.value}.`);
             await load();
-          }),
+          })),
         }, MODES, b.mode)) },
         { label: "Domains", class: "num", cell: (b) => number(listStatus(b).domains) },
         { label: "Last update", cell: (b) => statusCell(b, refreshing.has(b.id)) },

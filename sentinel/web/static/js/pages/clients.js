@@ -3,7 +3,7 @@
 
 import { api, listOf } from "../api.js";
 import { checkbox, errorBox, field, h, replace, select } from "../dom.js";
-import { busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
+import { attempt, busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
 import { badge, card, dataTable, pageHead } from "../widgets.js";
 
 export const title = "Clients";
@@ -30,11 +30,11 @@ export async function render(ctx) {
         { label: "Schedules", cell: (c) => (c.schedules || []).map(scheduleText).join("; ") || "–" },
         { label: "Kill switch", cell: (c) => h("label", { class: "row" }, edit(h("input", {
           type: "checkbox", checked: Boolean(c.kill_switch), "aria-label": `Block everything for ${c.name}`,
-          onchange: (e) => busy(list, errors, async () => {
+          onchange: (e) => busy(list, errors, attempt(e.target, !e.target.checked, async () => {
             await api.patch(`/api/clients/${c.id}`, { kill_switch: e.target.checked });
             toast(e.target.checked ? `${c.name}: everything blocked.` : `${c.name}: kill switch off.`);
             await load();
-          }),
+          })),
         })), c.kill_switch ? badge("all blocked", "bad") : null) },
         { label: "Actions", hidden: true, class: "actions", cell: (c) => [
           h("button", { class: "btn small", type: "button", "aria-label": `Edit ${c.name}`, onclick: () => openEditor(c) }, "Edit"), " ",
@@ -80,7 +80,7 @@ export async function render(ctx) {
           h("button", { class: "btn small", type: "button", onclick: () => addSchedule(null) }, "Add schedule")),
         ferr,
         h("div", { class: "row end" },
-          h("button", { class: "btn", type: "button", onclick: () => replace(editor) }, "Cancel"),
+          h("button", { class: "btn", type: "button", "data-local": "", onclick: () => replace(editor) }, "Cancel"),
           h("button", { class: "btn primary", type: "submit" }, client ? "Save client" : "Add client")))));
     onSubmit(form, ferr, async (data) => {
       const body = {

@@ -8,6 +8,7 @@ import { errorBox, h, replace } from "../dom.js";
 import { render as renderFollower, leaveButton } from "../cluster/follower.js";
 import { render as renderLeader } from "../cluster/leader.js";
 import { renderPeers, renderStatus } from "../cluster/status.js";
+import { releaseOffer, renderRelease } from "../cluster/release.js";
 import { render as renderVip } from "../cluster/vip.js";
 import { pageHead } from "../widgets.js";
 
@@ -33,6 +34,8 @@ export async function render(ctx) {
   const status = h("div", { id: "cluster-status" });
   const peers = h("div");
   const leave = h("div");
+  const release = h("div");
+  const released = h("div", { "aria-live": "polite" });
   const vip = h("div");
   const leader = h("div");
   const follower = h("div");
@@ -40,19 +43,29 @@ export async function render(ctx) {
   async function refreshStatus() {
     await part(status, async () => {
       const c = await renderStatus(status);
-      replace(leave, c && c.configuredRole !== "standalone" ? leaveButton(refreshAll) : null);
+      // re-rendered only when it changes (a focused button keeps its focus)
+      const inCluster = Boolean(c && c.configuredRole !== "standalone");
+      if (inCluster !== Boolean(leave.firstChild)) replace(leave, inCluster ? leaveButton(refreshAll) : null);
     });
-    await part(peers, () => renderPeers(peers));
+    let peerStatus = null;
+    await part(peers, async () => { peerStatus = await renderPeers(peers); });
+    const ha = await api.get("/api/cluster/ha/status", { quiet: true }).catch(() => null);
+    renderRelease(release, releaseOffer(ha, peerStatus), { result: released, onDone: refreshStatus });
   }
 
+  let leaderOff = () => {};
+  ctx.onCleanup(() => leaderOff());
   async function refreshAll() {
     await refreshStatus();
+    leaderOff();
     replace(leader);
     let ha = {};
     try {
       ha = await api.get("/api/cluster/ha/config", { quiet: true });
     } catch { /* Step 1 shows the error */ }
-    await part(leader, () => renderLeader(leader, { vip: ha.vip, onChange: refreshStatus }));
+    await part(leader, () => renderLeader(leader, {
+      vip: ha.vip, onChange: refreshStatus, onCleanup: (fn) => { leaderOff = fn; },
+    }));
   }
 
   ctx.root.append(
@@ -62,7 +75,7 @@ export async function render(ctx) {
       h("section", { class: "card", id: "status", "aria-labelledby": "status-t" },
         h("header", {}, h("h2", { id: "status-t" }, "Status"),
           h("button", { class: "btn small", type: "button", onclick: refreshStatus }, "Refresh")),
-        status, h("h3", {}, "VRRP peers"), peers, leave),
+        status, h("h3", {}, "VRRP peers"), peers, release, released, leave),
       step(1, "VIP / Keepalived (VRRP)", "step-vip",
         h("p", { class: "muted" }, "Do this on both nodes: the same VIP, password and mode; a different priority on each."), vip),
       step(2, "Leader Setup", "step-leader",
@@ -73,7 +86,7 @@ export async function render(ctx) {
   await Promise.all([
     refreshAll(),
     part(vip, () => renderVip(vip)),
-    part(follower, () => renderFollower(follower, { onChange: refreshAll })),
+    part(follower, () => renderFollower(follower, { onChange: refreshAll, onCleanup: ctx.onCleanup })),
   ]);
   ctx.every(refreshStatus, 5000);
 }

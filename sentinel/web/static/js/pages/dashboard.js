@@ -116,9 +116,9 @@ export async function render(ctx) {
     const c = session.cluster;
     if (!c) { replace(cluster, h("p", { class: "muted" }, "Loading…")); return; }
     replace(cluster, kv([
-      ["Role", badge(c.effectiveRole)],
-      c.configuredRole === "follower" ? ["Last sync", c.lastSync ? h("time", { title: dateTime(c.lastSync) }, ago(c.lastSync)) : "never"] : null,
-      c.lastError ? ["Last error", h("span", { class: "badge bad" }, String(pick(c.lastError, "code", "message") || c.lastError))] : null,
+      ["Role", [badge(c.effectiveRole), c.vipOwner ? " (VIP owner)" : null]],
+      c.configuredRole === "follower" ? ["Follower last sync", c.lastSync ? h("time", { title: dateTime(c.lastSync) }, ago(c.lastSync)) : "never"] : null,
+      c.syncFailing ? ["Last error", h("span", { class: "badge bad" }, String(pick(c.lastError, "code", "message") || c.lastError))] : null,
       c.leaderUrl ? ["Leader URL", c.leaderUrl] : null,
     ]), h("p", {}, h("a", { href: "/cluster" }, "Cluster / HA settings")));
   }

@@ -2,7 +2,7 @@
 
 import { api, listOf } from "../api.js";
 import { errorBox, field, h, replace } from "../dom.js";
-import { busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
+import { attempt, busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
 import { card, dataTable, pageHead } from "../widgets.js";
 
 export const title = "Local DNS";
@@ -39,10 +39,10 @@ export async function render(ctx) {
         { label: "Comment", cell: (r) => r.comment || "" },
         { label: "Enabled", cell: (r) => edit(h("input", {
           type: "checkbox", checked: r.enabled !== false, "aria-label": `Rewrite ${r.domain} enabled`,
-          onchange: (e) => busy(list, errors, async () => {
+          onchange: (e) => busy(list, errors, attempt(e.target, !e.target.checked, async () => {
             await api.patch(`/api/dns/rewrites/${r.id}`, { enabled: e.target.checked });
             await load();
-          }),
+          })),
         })) },
         { label: "Actions", hidden: true, class: "actions", cell: (r) => edit(h("button", {
           class: "btn small danger", type: "button", "aria-label": `Delete rewrite ${r.domain}`,

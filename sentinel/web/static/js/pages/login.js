@@ -13,7 +13,9 @@ export async function render(ctx) {
   if (status.authenticated) return ctx.go(nextPath(ctx), { replace: true });
 
   const errors = errorBox();
+  const notice = await loginNotice(ctx.params.get("ended") === "1");
   const form = h("form", { novalidate: true },
+    notice ? h("p", { class: "alert info", id: "login-notice", role: "status" }, notice) : null,
     field("Username", h("input", { name: "username", type: "text", autocomplete: "username", required: true })),
     field("Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
     errors,
@@ -28,6 +30,29 @@ export async function render(ctx) {
   });
   ctx.root.append(authFrame("Log in", form));
   form.querySelector("input").focus();
+}
+
+/**
+ * Why the user is here, in plain words: their session ended, and/or this
+ * node is a follower, whose admin accounts (and sessions) are the
+ * leader's — so joining a cluster logs out whoever was logged in here.
+ */
+export async function loginNotice(ended) {
+  let ready = null;
+  try {
+    ready = await api.get("/api/cluster/ready", { quiet: true });
+  } catch (err) {
+    ready = err.data; // 503 "not ready" still names the role
+  }
+  const follower = Boolean(ready && ready.role === "follower");
+  const parts = [];
+  if (ended) parts.push("Your session has ended.");
+  if (follower) {
+    parts.push("This node is a follower: it uses the leader's admin accounts and sessions (copied at every sync), so log in with the leader's admin username and password.");
+  } else if (ended) {
+    parts.push("Log in again to continue.");
+  }
+  return parts.join(" ") || null;
 }
 
 function nextPath(ctx) {
