@@ -132,7 +132,20 @@ def main():
     parser.add_argument("--hits", type=int, default=5000)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1 round, 5 s runs")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the section from bench/results/dns.json")
     args = parser.parse_args()
+    raw = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "dns.json")
+    if args.report_only:
+        from bench.dnsreport import markdown
+
+        with open(raw) as f:
+            saved = json.load(f)
+        text = markdown(saved["meta"], saved["results"])
+        print(text)
+        if not args.no_write:
+            write_section("dns", text)
+        return
     if args.quick:
         args.rounds, args.seconds = 1, 5
     servers = [s for s in args.servers.split(",") if s]
@@ -155,7 +168,6 @@ def main():
         "seconds": args.seconds, "blocked": args.blocked, "hits": args.hits,
         "minutes": round((time.time() - started) / 60, 1), "python": platform.python_version(),
     }
-    raw = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "dns.json")
     os.makedirs(os.path.dirname(raw), exist_ok=True)
     with open(raw, "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1, default=str)
