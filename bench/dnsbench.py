@@ -1,10 +1,14 @@
 """
 DNS serving benchmark: Sentinel against dnsmasq, unbound and a naive
 twisted.names forwarder, side by side in one run, one server under load at
-a time, each pinned to core 1 with dnsperf (and the authoritative upstream)
-on core 0.  Scenarios: cache hits, blocked names (a 200k-name list), forwarded
-misses (fresh names every run), and a 70/20/10 mix of them.  Writes the
-"dns" section of docs/PERFORMANCE.md.
+a time, each pinned to core 1 with dnsperf (and the authoritative upstream,
+NSD) on core 0.  Scenarios: cache hits, blocked names (a 200k-name list),
+forwarded misses (fresh names every run), and a 70/20/10 mix of them.  Two
+references are measured the same way: NSD answering directly on core 1
+(what the load generator can reach) and the upstream NSD asked directly on
+core 0 (the most any forwarder can reach here, as core 0 runs both dnsperf
+and the upstream).  Writes the "dns" section of docs/PERFORMANCE.md;
+docs/PERFORMANCE.md explains the method.
 
     bench/run-dns [--rounds N] [--quick] [--servers sentinel,dnsmasq,...]
 """
@@ -15,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 import time
 
@@ -23,14 +28,24 @@ from bench.dnsperfrun import Files, dnsperf, latency_at, max_rate, profile
 from bench.report import write_section
 
 SCENARIOS = ("hits", "blocked", "forwarded", "mix")
-SERVERS = ("sentinel", "sentinel-nolog", "sentinel-any", "dnsmasq", "unbound", "naive")
-# Variants measured for information, on fewer scenarios.
-PARTIAL = {"sentinel-any": ("hits", "forwarded"), "sentinel-nolog": ("hits", "forwarded")}
+SERVERS = ("sentinel", "sentinel-nolog", "dnsmasq", "unbound", "naive", "nsd", "upstream")
+OPTIONAL = ("sentinel-any",)
+# Variants and references measured for information, on fewer scenarios.
+PARTIAL = {"sentinel-any": ("hits", "forwarded"), "sentinel-nolog": ("hits", "forwarded"),
+           "nsd": ("hits",), "upstream": ("forwarded",)}
 SERVER_CORE, LOAD_CORE = 1, 0
+# The upstream answers every name of the benchmark, blocked ones too (with
+# LEAKED), so a server that fails to block is caught (check_blocking).
+LEAKED = "198.18.0.66"
+ZONES = {"hit.test": "198.18.0.1", "fwd.test": "198.18.0.2", "block.test": LEAKED}
 
 
 def start_server(name, files, upstream, work):
     list_server = None
+    if name == "upstream":  # the upstream itself, asked directly
+        return upstream
+    if name == "nsd":
+        return S.start_nsd(work, "nsd-direct", ZONES, SERVER_CORE)
     if name.startswith("sentinel"):
         list_server = S.serve_list(open(files.hosts).read())
         url = f"http://127.0.0.1:{list_server.server_address[1]}/list.txt"
@@ -51,6 +66,8 @@ def start_server(name, files, upstream, work):
     try:
         S.wait_dns(proc.port, files.hit_names[0], timeout=300)
         S.wait_dns(proc.port, files.blocked_names[0], timeout=300)
+        if name not in ("nsd", "upstream"):
+            check_blocking(name, proc.port, files.blocked_names)
         dnsperf(proc.port, files.hits, 3, outstanding=50)  # fill the cache
         dnsperf(proc.port, files.blocked, 3, outstanding=50)
     except Exception:
@@ -59,13 +76,25 @@ def start_server(name, files, upstream, work):
     return proc
 
 
+def check_blocking(name, port, blocked, sample=50):
+    """Names of the list, first, last and a random sample: blocked, not forwarded."""
+    import random
+
+    names = [blocked[0], blocked[-1]] + random.sample(blocked, sample)
+    for qname in names:
+        out = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+tries=3", "+time=2",
+                              qname, "A"], capture_output=True, text=True).stdout
+        if LEAKED in out or not ("status: NXDOMAIN" in out or "\t0.0.0.0" in out):
+            raise RuntimeError(f"{name} does not block {qname}:\n{out}")
+
+
 def measure(name, proc, scenario, files, seconds):
-    sources = {"hits": lambda: files.hits, "blocked": lambda: files.blocked,
-               "forwarded": files.fresh_misses, "mix": files.fresh_mix}
-    source = sources[scenario]
-    best = max_rate(proc.port, source, seconds)
-    half = latency_at(proc.port, source, best["qps"] / 2) if best["qps"] else {}
-    print(f"  {name:14} {scenario:10} {best['qps']:9.0f} qps (loss {best['lost_pct']:.3f}%)"
+    source = files.source(scenario)
+    best = max_rate(proc.port, source, seconds, server=proc)
+    half = latency_at(proc.port, source, best["qps"] / 2, server=proc) if best["qps"] else {}
+    print(f"  {name:14} {scenario:10} {best['qps']:9.0f} qps (loss {best['lost_pct']:.3f}%, "
+          f"errors {best['bad_pct']:.3f}%; cpu {best.get('server_cpu_pct', 0):.0f}% server, "
+          f"{best['load_cpu_pct']:.0f}% dnsperf; {best.get('cpu_us_per_answer', 0):.2f} us/answer)"
           f"  at half: mean {half.get('mean_ms', 0):.3f} ms p99 {half.get('p99_ms', 0):.3f} ms",
           flush=True)
     return {"max": best, "half": half}
@@ -84,8 +113,11 @@ def run_all(servers, files, upstream, work, rounds, seconds):
         results = [{name: {} for name in servers} for _ in range(rounds)]
         for n in range(rounds):
             print(f"round {n + 1}/{rounds}", flush=True)
+            # Every other round in reverse order, so that a slow drift of
+            # the machine's speed does not always favour the same server.
+            order = servers if n % 2 == 0 else servers[::-1]
             for scenario in SCENARIOS:
-                for name in servers:
+                for name in order:
                     if scenario in PARTIAL.get(name, SCENARIOS):
                         results[n][name][scenario] = measure(name, procs[name], scenario,
                                                              files, seconds)
@@ -94,13 +126,14 @@ def run_all(servers, files, upstream, work, rounds, seconds):
         if "sentinel" in procs:
             proc = procs["sentinel"]
             results[0]["sentinel"]["profile"] = {
-                "hits": profile(proc.pid, proc.port, lambda: files.hits),
-                "forwarded": profile(proc.pid, proc.port, files.fresh_misses),
+                "hits": profile(proc.pid, proc.port, files.source("hits")),
+                "forwarded": profile(proc.pid, proc.port, files.source("forwarded")),
             }
         return results
     finally:
         for proc in procs.values():
-            proc.stop()
+            if proc is not upstream:
+                proc.stop()
 
 
 def best_of(rounds):
@@ -150,11 +183,11 @@ def main():
         args.rounds, args.seconds = 1, 5
     servers = [s for s in args.servers.split(",") if s]
     work = tempfile.mkdtemp(prefix="sentinel-dnsbench-")
+    os.chmod(work, 0o755)  # dnsmasq reads its hosts file as "nobody"
     started = time.time()
     try:
-        files = Files(work, args.hits, args.blocked)
-        upstream = S.start_upstream(work, {"hit.test": "198.18.0.1", "fwd.test": "198.18.0.2"},
-                                    LOAD_CORE)
+        files = Files(work, args.hits, args.blocked, fresh_count=300_000 * args.seconds)
+        upstream = S.start_nsd(work, "upstream", ZONES, LOAD_CORE)
         try:
             rounds = run_all(servers, files, upstream, work, args.rounds, args.seconds)
         finally:
@@ -170,7 +203,8 @@ def main():
     }
     os.makedirs(os.path.dirname(raw), exist_ok=True)
     with open(raw, "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1, default=str)
+        json.dump({"meta": meta, "results": results, "rounds": rounds}, f, indent=1,
+                  default=str)
     from bench.dnsreport import markdown
 
     text = markdown(meta, results)

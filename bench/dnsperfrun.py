@@ -7,19 +7,29 @@ py-spy profile of a server under load.
 import collections
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
+import time
 
 LOSS_LIMIT = 0.1  # percent
 _FLOAT = r"([0-9.]+)"
 
 
 class Files:
-    """Query files; names that must miss a cache are fresh for every run."""
+    """
+    Query files.  Names that must miss every cache are fresh for every run
+    (a new random tag), unique within the file, and dnsperf reads such a
+    file at most once (``-n 1``), so no name is ever asked twice in a
+    benchmark.  ``fresh_count``: lines per fresh file (a run that reaches
+    the end stops early; its rate stays valid).
+    """
 
-    def __init__(self, work, hits, blocked, seed=1):
+    def __init__(self, work, hits, blocked, seed=1, fresh_count=3_000_000):
         self.work = work
+        self.fresh_count = fresh_count
+        self._tag = os.urandom(3).hex()
         self.hit_names = [f"h{i}.hit.test" for i in range(hits)]
         self.blocked_names = [f"t{i}.ads{i % 997}.block.test" for i in range(blocked)]
         self._serial = 0
@@ -52,15 +62,25 @@ class Files:
             os.unlink(self._fresh.pop(0))
         return path
 
-    def fresh_misses(self, count=2_000_000):
+    def source(self, scenario):
+        """A function returning (query file, fresh) for one run of ``scenario``."""
+        return {"hits": lambda: (self.hits, False), "blocked": lambda: (self.blocked, False),
+                "forwarded": lambda: (self.fresh_misses(), True),
+                "mix": lambda: (self.fresh_mix(), True)}[scenario]
+
+    def _fresh_tag(self):
         self._serial += 1
-        tag = f"r{os.getpid()}x{self._serial}"
+        return f"r{self._tag}x{self._serial}"
+
+    def fresh_misses(self, count=None):
+        count = count or self.fresh_count
+        tag = self._fresh_tag()
         return self._rotate(self._write(f"miss{self._serial}.txt",
                                         (f"{tag}m{i}.fwd.test A" for i in range(count))))
 
-    def fresh_mix(self, count=2_000_000):
-        self._serial += 1
-        tag = f"r{os.getpid()}x{self._serial}"
+    def fresh_mix(self, count=None):
+        count = count or self.fresh_count
+        tag = self._fresh_tag()
         hits, blocked = self.hit_names, self._blocked_sample
         pattern = self._mix_pattern
 
@@ -77,23 +97,63 @@ class Files:
         return self._rotate(self._write(f"mix{self._serial}.txt", lines()))
 
 
-def dnsperf(port, datafile, seconds, rate=None, verbose=False, core=0, outstanding=200):
+# The same dnsperf settings for every server: one client socket, one
+# thread (dnsperf's sender and receiver threads), 200 queries outstanding,
+# a query unanswered after 2 s counts as lost.
+CLIENTS, THREADS, OUTSTANDING, TIMEOUT = 1, 1, 200, 2
+# Answers that mean the query was handled; anything else (SERVFAIL,
+# REFUSED, ...) counts as lost when looking for the max rate.
+GOOD_RCODES = ("NOERROR", "NXDOMAIN")
+
+
+def dnsperf(port, datafile, seconds, rate=None, verbose=False, core=0,
+            outstanding=OUTSTANDING, once=False, server=None):
+    """
+    One dnsperf run.  ``once``: read the query file at most once (files
+    of fresh names, so a name is never asked twice); ``server``: a
+    L{bench.dnsservers.Process} whose CPU time is measured during the run.
+    """
     argv = ["taskset", "-c", str(core), "dnsperf", "-s", "127.0.0.1", "-p", str(port),
-            "-d", datafile, "-l", str(seconds), "-q", str(outstanding), "-t", "2"]
+            "-d", datafile, "-l", str(seconds), "-c", str(CLIENTS), "-T", str(THREADS),
+            "-q", str(outstanding), "-t", str(TIMEOUT)]
+    if once:
+        argv += ["-n", "1"]
     if rate:
         argv += ["-Q", str(int(rate))]
     if verbose:
         argv += ["-v"]
+    cpu0 = server.cpu_seconds() if server is not None else 0.0
+    own0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
     with tempfile.TemporaryFile() as out:
         subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=seconds + 60)
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
+    wall = time.monotonic() - t0
+    own1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = {
         "qps": _grab(r"Queries per second:\s+" + _FLOAT, text),
         "sent": _grab(r"Queries sent:\s+(\d+)", text),
         "lost_pct": _grab(r"Queries lost:\s+\d+ \(" + _FLOAT + "%\\)", text),
         "avg_latency_ms": _grab(r"Average Latency \(s\):\s+" + _FLOAT, text) * 1000,
+        "elapsed": _grab(r"Run time \(s\):\s+" + _FLOAT, text),
     }
+    codes = {}
+    m = re.search(r"Response codes:\s+(.*)", text)
+    if m:
+        for code, n in re.findall(r"([A-Z]+) (\d+) \(", m.group(1)):
+            codes[code] = int(n)
+    result["rcodes"] = codes
+    answered = sum(codes.values())
+    bad = answered - sum(codes.get(c, 0) for c in GOOD_RCODES)
+    result["bad_pct"] = 100.0 * bad / result["sent"] if result["sent"] else 0.0
+    # CPU used during the run, as a share of one core: who is the bottleneck.
+    result["load_cpu_pct"] = 100.0 * ((own1.ru_utime + own1.ru_stime)
+                                      - (own0.ru_utime + own0.ru_stime)) / wall
+    if server is not None:
+        used = server.cpu_seconds() - cpu0
+        result["server_cpu_pct"] = 100.0 * used / wall
+        result["cpu_us_per_answer"] = 1e6 * used / answered if answered else 0.0
     if verbose:
         lat = sorted(float(m) for m in re.findall(r"^> \S+ .* ([0-9.]+)$", text, re.M))
         result["latencies"] = len(lat)
@@ -109,32 +169,47 @@ def _grab(pattern, text):
     return float(m.group(1)) if m else 0.0
 
 
-def max_rate(port, datafile, seconds=10, tries=4):
-    """The highest rate with < 0.1% loss: saturate, then back off if lossy."""
-    run = dnsperf(port, datafile(), seconds)
-    best = run if run["lost_pct"] < LOSS_LIMIT else None
+def _ok(run):
+    return run["lost_pct"] + run["bad_pct"] < LOSS_LIMIT and run["qps"] > 0
+
+
+def max_rate(port, source, seconds=10, tries=4, server=None):
+    """
+    The highest rate with < 0.1% of queries lost or answered with an error
+    (SERVFAIL, REFUSED...), found the same way for every server: a
+    saturating run (200 outstanding); if it lost more, paced runs
+    (``dnsperf -Q``) from 90% of what it reached, 15% lower each time.
+    ``source()`` gives (query file, fresh): fresh files are read once.
+    """
+    datafile, fresh = source()
+    run = dnsperf(port, datafile, seconds, once=fresh, server=server)
+    best = run if _ok(run) else None
     rate = run["qps"] * 0.9
     while best is None and tries > 0 and rate > 100:
-        run = dnsperf(port, datafile(), seconds, rate=rate)
-        if run["lost_pct"] < LOSS_LIMIT:
+        datafile, fresh = source()
+        run = dnsperf(port, datafile, seconds, rate=rate, once=fresh, server=server)
+        if _ok(run):
             best = run
         rate *= 0.85
         tries -= 1
     return best or dict(run, qps=0.0, note="loss above 0.1% at every rate tried")
 
 
-def latency_at(port, datafile, rate, seconds=5):
-    return dnsperf(port, datafile(), seconds, rate=rate, verbose=True)
+def latency_at(port, source, rate, seconds=5, server=None):
+    datafile, fresh = source()
+    return dnsperf(port, datafile, seconds, rate=rate, verbose=True, once=fresh, server=server)
 
 
-def profile(pid, port, datafile, seconds=6, core=0):
+def profile(pid, port, source, seconds=6, core=0):
     """Top self-time lines of a py-spy profile taken under saturating load."""
     spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(spy):
         return None
     raw = tempfile.mktemp(suffix=".txt")
+    datafile, fresh = source()
     load = subprocess.Popen(["taskset", "-c", str(core), "dnsperf", "-s", "127.0.0.1", "-p",
-                             str(port), "-d", datafile(), "-l", str(seconds + 2), "-q", "200"],
+                             str(port), "-d", datafile, "-l", str(seconds + 2), "-q",
+                             str(OUTSTANDING)] + (["-n", "1"] if fresh else []),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         subprocess.run([spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "250",

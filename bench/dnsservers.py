@@ -4,7 +4,9 @@ pinned to one core: Sentinel (the real ``twistd sentinel``, blocklist
 loaded through its API, query log on), dnsmasq (blocklist as addn-hosts,
 cache 10000 like Pi-hole), unbound (one thread, forwarder, local-zone
 blocks) and a naive twisted.names forwarder; plus the authoritative
-upstream (dnsmasq answering the benchmark zones itself).
+upstream (NSD with wildcard zones, pinned to the load generator's core) and,
+as a reference, a second NSD answering directly on the servers' core (the
+load generator's ceiling).
 """
 
 import http.server
@@ -64,6 +66,10 @@ class Process:
     def pid(self):
         return self.proc.pid
 
+    def cpu_seconds(self):
+        """CPU time (user + system) of this process, its threads and children."""
+        return sum(_cpu_of(pid) for pid in _tree(self.pid))
+
     def rss_kb(self):
         """(current, peak) resident set size in KiB."""
         out = {}
@@ -85,16 +91,74 @@ class Process:
         self.log.close()
 
 
-def start_upstream(work, zones, core):
-    """dnsmasq answering every name under ``zones`` itself (TTL 3600)."""
+def _tree(pid):
+    """pid and its descendants (children listed by the kernel)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def _cpu_of(pid):
+    """utime + stime of every thread of pid, in seconds (0 if it is gone)."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except OSError:
+        pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def start_nsd(work, name, zones, core, ttl=3600):
+    """
+    NSD (one server process, rate limiting off) answering every name under
+    each of ``zones`` (a wildcard A record) with TTL ``ttl``, authoritative
+    for ``test.`` (other names under it: NXDOMAIN).
+    """
     port = free_port()
-    conf = os.path.join(work, "upstream.conf")
-    with open(conf, "w") as f:
-        f.write(f"port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\n"
-                f"no-hosts\ncache-size=0\nlocal-ttl=3600\n")
+    directory = os.path.join(work, name)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "test.zone"), "w") as f:
+        f.write(f"$TTL {ttl}\ntest. IN SOA ns.test. host.test. 1 3600 600 86400 {ttl}\n"
+                "test. IN NS ns.test.\nns.test. IN A 198.18.0.9\n")
         for zone, address in zones.items():
-            f.write(f"address=/{zone}/{address}\n")
-    p = Process("upstream", ["dnsmasq", "-k", "-C", conf, "--pid-file="], core, work)
+            f.write(f"*.{zone}. IN A {address}\n")
+    conf = os.path.join(directory, "nsd.conf")
+    with open(conf, "w") as f:
+        f.write(f"""server:
+    port: {port}
+    ip-address: 127.0.0.1
+    server-count: 1
+    username: ""
+    chroot: ""
+    zonesdir: "{directory}"
+    pidfile: "{directory}/nsd.pid"
+    database: ""
+    zonelistfile: "{directory}/zone.list"
+    xfrdfile: "{directory}/xfrd.state"
+    xfrdir: "{directory}"
+    logfile: "{directory}/nsd.log"
+    verbosity: 0
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+    refuse-any: no
+remote-control:
+    control-enable: no
+zone:
+    name: "test."
+    zonefile: "test.zone"
+""")
+    p = Process(name, ["nsd", "-d", "-c", conf], core, work)
     p.port = port
     wait_dns(port, "x." + next(iter(zones)))
     return p
@@ -106,7 +170,7 @@ def start_dnsmasq(work, upstream_port, hosts_file, core):
     with open(conf, "w") as f:
         f.write(f"port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\n"
                 f"no-hosts\nserver=127.0.0.1#{upstream_port}\naddn-hosts={hosts_file}\n"
-                f"cache-size=10000\n")
+                f"cache-size=10000\nlog-facility={work}/dnsmasq-own.log\n")
     p = Process("dnsmasq", ["dnsmasq", "-k", "-C", conf, "--pid-file="], core, work)
     p.port = port
     return p
@@ -131,6 +195,10 @@ def start_unbound(work, upstream_port, blocked, core):
     directory: "{work}"
     use-syslog: no
     logfile: ""
+    verbosity: 0
+    prefetch: no
+    serve-expired: no
+    so-reuseport: no
     access-control: 127.0.0.0/8 allow
     do-not-query-localhost: no
     module-config: "iterator"
