@@ -88,19 +88,41 @@ def check_blocking(name, port, blocked, sample=50):
             raise RuntimeError(f"{name} does not block {qname}:\n{out}")
 
 
+def querylog_check(proc, wait=120):
+    """
+    Every answered query must have its query-log row: wait until the
+    buffer is empty, then compare rows stored (+ dropped) with answers.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        m = proc.metrics()
+        if not m.get("sentinel_querylog_buffered") or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    out = {"answers": m.get("sentinel_queries_total", 0),
+           "written": m.get("sentinel_querylog_written_total", 0),
+           "dropped": m.get("sentinel_querylog_dropped_total", 0),
+           "buffered": m.get("sentinel_querylog_buffered", 0),
+           "failures": m.get("sentinel_querylog_write_failures_total", 0)}
+    print(f"  sentinel query log: {out}", flush=True)
+    return out
+
+
 def measure(name, proc, scenario, files, seconds):
     source = files.source(scenario)
     best = max_rate(proc.port, source, seconds, server=proc)
     half = latency_at(proc.port, source, best["qps"] / 2, server=proc) if best["qps"] else {}
     print(f"  {name:14} {scenario:10} {best['qps']:9.0f} qps (loss {best['lost_pct']:.3f}%, "
           f"errors {best['bad_pct']:.3f}%; cpu {best.get('server_cpu_pct', 0):.0f}% server, "
-          f"{best['load_cpu_pct']:.0f}% dnsperf; {best.get('cpu_us_per_answer', 0):.2f} us/answer)"
+          f"{best['load_cpu_pct']:.0f}% dnsperf; {best.get('cpu_us_per_answer', 0):.2f} us/answer"
+          f"{'; log rows lost %.3f%%' % best['log_dropped_pct'] if 'log_dropped_pct' in best else ''})"
           f"  at half: mean {half.get('mean_ms', 0):.3f} ms p99 {half.get('p99_ms', 0):.3f} ms",
           flush=True)
     return {"max": best, "half": half}
 
 
-def run_all(servers, files, upstream, work, rounds, seconds):
+def run_all(servers, files, upstream, work, rounds, seconds, scenarios=SCENARIOS,
+            profiles=True):
     """
     Every server is started once (idle ones use no CPU); then, round by
     round and scenario by scenario, each server in turn gets the load, so
@@ -116,14 +138,16 @@ def run_all(servers, files, upstream, work, rounds, seconds):
             # Every other round in reverse order, so that a slow drift of
             # the machine's speed does not always favour the same server.
             order = servers if n % 2 == 0 else servers[::-1]
-            for scenario in SCENARIOS:
+            for scenario in scenarios:
                 for name in order:
                     if scenario in PARTIAL.get(name, SCENARIOS):
                         results[n][name][scenario] = measure(name, procs[name], scenario,
                                                              files, seconds)
         for name, proc in procs.items():
             results[0][name]["rss_kb"], results[0][name]["peak_rss_kb"] = proc.rss_kb()
-        if "sentinel" in procs:
+            if name == "sentinel":
+                results[0][name]["querylog"] = querylog_check(proc)
+        if "sentinel" in procs and profiles:
             proc = procs["sentinel"]
             results[0]["sentinel"]["profile"] = {
                 "hits": profile(proc.pid, proc.port, files.source("hits")),
@@ -147,6 +171,8 @@ def best_of(rounds):
                 merged[scenario] = max(runs, key=lambda r: r["max"]["qps"])
         merged["rss_kb"] = rounds[0][server].get("rss_kb", 0)
         merged["peak_rss_kb"] = rounds[0][server].get("peak_rss_kb", 0)
+        if "querylog" in rounds[0][server]:
+            merged["querylog"] = rounds[0][server]["querylog"]
         for r in rounds:
             if r.get(server, {}).get("profile"):
                 merged["profile"] = r[server]["profile"]
@@ -161,6 +187,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--blocked", type=int, default=200_000)
     parser.add_argument("--hits", type=int, default=5000)
     parser.add_argument("--no-write", action="store_true")
@@ -189,7 +217,9 @@ def main():
         files = Files(work, args.hits, args.blocked, fresh_count=300_000 * args.seconds)
         upstream = S.start_nsd(work, "upstream", ZONES, LOAD_CORE)
         try:
-            rounds = run_all(servers, files, upstream, work, args.rounds, args.seconds)
+            rounds = run_all(servers, files, upstream, work, args.rounds, args.seconds,
+                             [s for s in args.scenarios.split(",") if s],
+                             profiles=not args.no_profile)
         finally:
             upstream.stop()
     finally:

@@ -282,4 +282,39 @@ def start_sentinel(work, upstream_port, list_url, probe_blocked, core, interface
     _api(base, "POST", "/api/blocklists", {"name": "bench", "url": list_url}, auth)
     wait_dns(port, probe_blocked, timeout=300, want="NXDOMAIN")
     p.api = lambda method, path, body=None: _api(base, method, path, body, auth)[0]
+    p.metrics = lambda: _metrics(base, auth)
+    p.settle = lambda: _settle(p)
+    p.log_dropped = p.metrics().get("sentinel_querylog_dropped_total", 0.0)
     return p
+
+
+def _settle(p, wait=120):
+    """
+    After a run: wait until the query log has stored what it buffered
+    (the next run must not start with a backlog); returns the rows
+    dropped since the last call (the buffer was full: the log writer
+    could not keep up).
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        m = p.metrics()
+        if not m.get("sentinel_querylog_buffered") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    time.sleep(0.5)  # the frame in flight
+    dropped = m.get("sentinel_querylog_dropped_total", 0.0)
+    new, p.log_dropped = dropped - p.log_dropped, dropped
+    return new
+
+
+def _metrics(base, auth):
+    """Prometheus text from /metrics -> {name: sum of its samples}."""
+    req = urllib.request.Request(base + "/metrics", headers=auth)
+    with urllib.request.urlopen(req, timeout=60) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out

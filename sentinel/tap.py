@@ -138,10 +138,12 @@ def _wire_auth(w):
 def _wire_querylog(w):
     """Replaces w.querylog with the buffered query-log writer."""
     from sentinel.filtering.querylog import QueryLog, QueryLogService
+    from sentinel.store.logpipe import QueryLogWriter
 
     w.querylog = QueryLog()
     w.querylog_service = QueryLogService(w.querylog, w.store, w.reactor,
-                                         ready=lambda: _store_ready(w))
+                                         ready=lambda: _store_ready(w),
+                                         writer=QueryLogWriter(w.reactor, w.config.database))
     w.querylog_service.setName("querylog")
     w.querylog_service.setServiceParent(w.top)
 

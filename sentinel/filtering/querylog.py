@@ -1,11 +1,16 @@
 """
 The query log: a bounded in-memory buffer the DNS server appends to for
 every answered query (O(1), never blocks, never raises), flushed in
-batches to the store off the hot path, plus the retention job.
+batches off the hot path, plus the retention job.
 
-If the store is slow or down, rows wait in the buffer (a failed batch goes
-back to the front); when the buffer is full, new rows are dropped and
-counted.  DNS never waits for any of this.
+Flushing: with a ``writer`` (the daemon: L{sentinel.store.logpipe}), the
+raw rows go, once per interval, to a niced child process that decodes the
+names and stores them (one transaction per frame); without one (tests,
+tools), the rows are decoded here and written with the store's
+``append_query_logs``.  Either way: if the store is slow or down, rows
+wait in the buffer (a failed batch goes back to the front); when the
+buffer is full, new rows are dropped and counted.  DNS never waits for
+any of this.
 """
 
 from collections import deque
@@ -18,7 +23,7 @@ from zope.interface import implementer
 
 from sentinel.dns.decision import IQueryLog
 from sentinel.filtering import settings
-from sentinel.filtering.names import wire_to_text
+from sentinel.store.logwriter import Names, normalise
 
 log = Logger()
 DAY = 86400.0
@@ -26,8 +31,11 @@ DAY = 86400.0
 
 @implementer(IQueryLog)
 class QueryLog:
-    def __init__(self, capacity=50_000):
+    # ~2 s of queries at the highest rate measured (docs/PERFORMANCE.md);
+    # a row is ~200 bytes while it waits.
+    def __init__(self, capacity=200_000):
         self.capacity = capacity
+        self._names = Names()
         self.enabled = True
         self.buffer = deque()
         self.dropped = 0  # rows lost because the buffer was full
@@ -50,24 +58,20 @@ class QueryLog:
         except Exception:  # the contract: never raise into the DNS path
             self.dropped += 1
 
+    def take_raw(self, n):
+        """Up to n rows from the front, as recorded."""
+        buf = self.buffer
+        if n >= len(buf):
+            rows = list(buf)
+            buf.clear()
+            return rows
+        pop = buf.popleft
+        return [pop() for _ in range(n)]
+
     def take(self, n):
         """Up to n rows from the front, names decoded for storage."""
-        rows = []
-        names = {}
-        buf = self.buffer
-        while buf and len(rows) < n:
-            row = buf.popleft()
-            try:
-                qname = row[3]
-                text = names.get(qname)
-                if text is None:
-                    text = names[qname] = _text(qname)
-                rows.append((float(row[0]), str(row[1]), str(row[2] or ""), text, int(row[4]),
-                             str(row[5]), str(row[6] or ""), str(row[7] or ""),
-                             None if row[8] is None else int(row[8]),
-                             None if row[9] is None else float(row[9])))
-            except (TypeError, ValueError):
-                self.dropped += 1  # a malformed row from a buggy caller
+        rows, bad = normalise(self.take_raw(n), self._names)
+        self.dropped += bad  # malformed rows from a buggy caller
         return rows
 
     def put_back(self, rows):
@@ -82,27 +86,25 @@ class QueryLog:
         self.buffer.clear()
 
 
-def _text(qname):
-    if isinstance(qname, (bytes, bytearray)):
-        return wire_to_text(bytes(qname))
-    return str(qname)
-
-
 class QueryLogService(Service):
     """
     Flushes the buffer every ``interval`` seconds (batches of ``batch``
-    rows) and applies retention every ``retention_interval`` seconds, using
-    the filtering settings (days, max rows, enabled) from the store.
+    rows, each one transaction) and applies retention every
+    ``retention_interval`` seconds, using the filtering settings (days, max
+    rows, enabled) from the store.  ``writer``: see the module doc.
     """
 
-    def __init__(self, querylog, store, clock, ready=None, interval=1.0, batch=2000,
-                 retention_interval=3600.0):
+    def __init__(self, querylog, store, clock, ready=None, interval=1.0, batch=None,
+                 retention_interval=3600.0, writer=None):
         self.querylog = querylog
         self.store = store
         self.clock = clock
+        self.writer = writer
         self._ready = ready or (lambda: succeed(None))
         self.interval = interval
-        self.batch = batch
+        # Larger transactions cost less per row; a transaction holds the
+        # database's write lock, so it stays short (~20 ms).
+        self.batch = batch or (10_000 if writer is not None else 2000)
         self.retention_interval = retention_interval
         self.settings = settings.filtering(None)
         self._flushing = None
@@ -138,7 +140,10 @@ class QueryLogService(Service):
             if loop.running:
                 loop.stop()
         self._loops = []
-        return self.flush()
+        d = self.flush()
+        if self.writer is not None:
+            d.addBoth(lambda _: self.writer.stop())
+        return d
 
     def _changed(self, revision, entities):
         for e in entities:
@@ -166,19 +171,29 @@ class QueryLogService(Service):
         return d.addBoth(done)
 
     async def _flush(self):
-        pending = len(self.querylog.buffer)
-        while pending > 0 and self.querylog.buffer:
-            rows = self.querylog.take(min(self.batch, pending))
-            pending -= len(rows)
+        querylog = self.querylog
+        if self.writer is not None and not self.store.available:
+            return  # not migrated yet, or the database is down: keep the rows
+        pending = len(querylog.buffer)
+        while pending > 0 and querylog.buffer:
+            n = min(self.batch, pending)
+            rows = querylog.take_raw(n) if self.writer else querylog.take(n)
+            pending -= n
             try:
-                await self.store.append_query_logs(rows)
+                if self.writer is not None:
+                    stored, bad = await self.writer.append(rows)
+                    querylog.dropped += bad
+                else:
+                    if rows:
+                        await self.store.append_query_logs(rows)
+                    stored = len(rows)
             except Exception as e:
-                self.querylog.failures += 1
-                self.querylog.put_back(rows)
+                querylog.failures += 1
+                querylog.put_back(rows)
                 log.warn("query log: writing {n} rows failed ({e}); keeping them buffered",
                          n=len(rows), e=e)
                 return
-            self.querylog.written += len(rows)
+            querylog.written += stored
 
     async def retention(self):
         """Drop rows older than the retention period and beyond the row cap."""

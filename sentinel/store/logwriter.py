@@ -1,0 +1,215 @@
+"""
+The query-log writer: a child process that stores query-log rows, so the
+DNS process spends neither its time nor its GIL on SQL.  (A store thread
+in the DNS process took the GIL back and forth with the reactor for every
+row: ~25% of the DNS throughput and most of its latency tail.)
+
+    python -m sentinel.store.logwriter
+
+Frames on stdin: a 4-byte big-endian length, then the bytes.  The first
+frame is the database URL (not on the command line: it may hold a
+password); every other one is ``marshal`` of a list of
+rows (tuples in ``QUERY_LOG_COLUMNS`` order; the name may still be in wire
+format, it is decoded here).  For every frame, one line on stdout, in
+order: ``ok STORED BAD`` (BAD: malformed rows that were skipped) or
+``error MESSAGE`` (nothing of the frame was stored: the parent keeps the
+rows and sends them again later).  A frame is one transaction.  The
+process runs niced (DNS first) and exits when stdin closes.
+
+L{normalise} is also what the in-process path uses (``QueryLog.take``), so
+both store exactly the same values.
+"""
+
+import marshal
+import os
+import struct
+import sys
+
+from sentinel.store.records import QUERY_LOG_COLUMNS
+
+FRAME = struct.Struct("!I")
+MAX_FRAME = 256 * 1024 * 1024
+NICE = 19  # see docs/PERFORMANCE.md: DNS first, the writer uses the idle time
+_NAMES_MAX = 100_000
+_PLAIN = bytes(range(0x21, 0x7F)).replace(b".", b"").replace(b"\\", b"")
+
+INSERT = "INSERT INTO query_log (%s) VALUES (%s)" % (
+    ", ".join(QUERY_LOG_COLUMNS), ", ".join("?" for _ in QUERY_LOG_COLUMNS))
+
+
+def text_name(qname):
+    """A wire-format name as text, exactly like L{sentinel.filtering.names.wire_to_text}."""
+    if not isinstance(qname, (bytes, bytearray)):
+        return str(qname)
+    labels = []
+    i, n = 0, len(qname)
+    while i < n:
+        length = qname[i]
+        if length == 0:
+            break
+        label = qname[i + 1:i + 1 + length]
+        if label.translate(None, _PLAIN):  # escapes needed: the general decoder
+            from sentinel.filtering.names import wire_to_text
+
+            return wire_to_text(bytes(qname))
+        labels.append(label)
+        i += 1 + length
+    return b".".join(labels).decode("ascii") if labels else "."
+
+
+class Names(dict):
+    """A bounded cache of decoded names (names repeat a lot)."""
+
+    def text(self, qname):
+        text = self.get(qname)
+        if text is None:
+            if len(self) >= _NAMES_MAX:
+                self.clear()
+            text = self[qname] = text_name(qname)
+        return text
+
+
+def normalise(rows, names):
+    """
+    (rows with the types the store expects, number of malformed rows
+    skipped).  Rows come from our own DNS code; a malformed one (a bug) is
+    dropped and counted rather than allowed to fail the whole batch.
+    """
+    out = []
+    bad = 0
+    text = names.text
+    for row in rows:
+        try:
+            ts, ip, name, qname, qtype, decision, reason, upstream, rcode, duration = row
+            out.append((float(ts), str(ip), str(name or ""), text(qname), int(qtype),
+                        str(decision), str(reason or ""), str(upstream or ""),
+                        None if rcode is None else int(rcode),
+                        None if duration is None else float(duration)))
+        except (TypeError, ValueError):
+            bad += 1
+    return out, bad
+
+
+def encode(rows):
+    """
+    One frame for the writer: (bytes, number of rows that could not be
+    encoded and were left out).
+    """
+    try:
+        body = marshal.dumps(rows)
+        bad = 0
+    except ValueError:  # an object marshal cannot carry: a malformed row
+        good = []
+        for row in rows:
+            try:
+                marshal.dumps(row)
+            except ValueError:
+                continue
+            good.append(row)
+        bad = len(rows) - len(good)
+        body = marshal.dumps(good)
+    return FRAME.pack(len(body)) + body, bad
+
+
+# -- the child -------------------------------------------------------------
+
+
+class SqliteSink:
+    """Same settings as the store's own connections (WAL, synchronous=FULL)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.conn = None
+
+    def write(self, rows):
+        import sqlite3
+
+        if self.conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self.conn = conn
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(INSERT, rows)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+class PostgresSink:
+    def __init__(self, url):
+        self.url = url
+        self.conn = None
+
+    def write(self, rows):
+        import psycopg2
+        from psycopg2.extras import execute_values
+
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg2.connect(self.url, connect_timeout=10)
+        try:
+            with self.conn, self.conn.cursor() as cursor:
+                execute_values(cursor, "INSERT INTO query_log (%s) VALUES %%s"
+                               % ", ".join(QUERY_LOG_COLUMNS), rows, page_size=1000)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            self.conn.close()  # reconnect for the next frame
+            raise
+
+
+def open_sink(url):
+    if url.startswith("sqlite:///"):
+        return SqliteSink(url[len("sqlite://"):])
+    return PostgresSink(url)
+
+
+def _read_exactly(stream, n):
+    data = stream.read(n)
+    return data if data is not None and len(data) == n else None
+
+
+def serve(stdin, stdout, sink):
+    """Frames in, one answer line per frame out, until stdin ends."""
+    names = Names()
+    while True:
+        body = read_frame(stdin)
+        if body is None:
+            return  # stdin ended (or a frame cut short): the parent is gone
+        try:
+            rows, bad = normalise(marshal.loads(body), names)
+        except (EOFError, ValueError, TypeError) as e:
+            answer = f"error unreadable frame ({e})"
+        else:
+            try:
+                if rows:
+                    sink.write(rows)
+                answer = f"ok {len(rows)} {bad}"
+            except Exception as e:
+                answer = "error " + " ".join(str(e).split())[:300]
+        stdout.write(answer.encode() + b"\n")
+        stdout.flush()
+
+
+def read_frame(stream):
+    head = _read_exactly(stream, FRAME.size)
+    if head is None:
+        return None
+    (size,) = FRAME.unpack(head)
+    return _read_exactly(stream, size) if size <= MAX_FRAME else None
+
+
+def main():
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass
+    url = read_frame(sys.stdin.buffer)
+    if url is not None:
+        serve(sys.stdin.buffer, sys.stdout.buffer, open_sink(url.decode("utf-8")))
+
+
+if __name__ == "__main__":
+    main()

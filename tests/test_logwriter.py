@@ -1,0 +1,210 @@
+"""
+The query-log writer process (sentinel.store.logwriter) and the DNS
+process's side of it (sentinel.store.logpipe): every row stored exactly
+once, names decoded exactly like the rest of Sentinel does, malformed rows
+skipped and counted, a failed or lost frame reported so the caller keeps
+its rows — on SQLite and PostgreSQL, with a real child process.
+"""
+
+import io
+import os
+import random
+import signal
+import tempfile
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from sentinel.filtering.names import wire_to_text
+from sentinel.filtering.querylog import QueryLog, QueryLogService
+from sentinel.store import QueryLogFilter
+from sentinel.store.logpipe import QueryLogWriter, WriterError
+from sentinel.store.logwriter import FRAME, Names, encode, normalise, serve, text_name
+from tests.filtering.storehelp import open_store
+
+
+def wire(name):
+    return b"".join(bytes([len(p)]) + p for p in name.encode().split(b".") if p) + b"\x00"
+
+
+def row(ts, name="ads.example.com", decision="blocked", client="192.168.1.5"):
+    return (ts, client, "tv", wire(name), 1, decision, "blocklist:1", "", 3, 0.25)
+
+
+class NamesTests(SynchronousTestCase):
+    def test_same_text_as_the_general_decoder(self):
+        rng = random.Random(7)
+        samples = [b"\x00", b"", b"\x03abc", b"\x03a.b\x01\\\x00", b"\x02A-\x03_x*\x00",
+                   b"\x05h\xc3\xa9\x20\x7f\x00", b"\x01", wire("www.Example.COM")]
+        for _ in range(3000):
+            labels = [bytes(rng.choice(b"ab.-\\ \x00\xff\x7e\x21Z9")
+                            for _ in range(rng.randint(0, 6))) for _ in range(rng.randint(0, 4))]
+            w = b"".join(bytes([len(x)]) + x for x in labels)
+            samples.append(w + (b"\x00" if rng.random() < 0.8 else b""))
+            samples.append(w[:rng.randint(0, len(w))])  # cut short
+        for s in samples:
+            self.assertEqual(text_name(s), wire_to_text(s), s)
+        self.assertEqual(text_name("already.text"), "already.text")
+
+    def test_cache_is_bounded(self):
+        names = Names()
+        for i in range(100_001):
+            names.text(wire(f"n{i}.example"))
+        self.assertLessEqual(len(names), 100_000)
+        self.assertEqual(names.text(wire("n5.example")), "n5.example")
+
+
+class RowsTests(SynchronousTestCase):
+    def test_normalise_types_and_skips_malformed_rows(self):
+        rows, bad = normalise([row(1000), (None,) * 10, ("x",) * 10, (1, 2, 3),
+                               (5, "::1", None, b"\x00", "28", "local", None, None, None, None)],
+                              Names())
+        self.assertEqual(bad, 3)
+        self.assertEqual(rows, [
+            (1000.0, "192.168.1.5", "tv", "ads.example.com", 1, "blocked", "blocklist:1", "",
+             3, 0.25),
+            (5.0, "::1", "", ".", 28, "local", "", "", None, None)])
+
+    def test_encode_leaves_out_what_cannot_be_sent(self):
+        frame, bad = encode([row(1), (object(),) * 10, row(2)])
+        self.assertEqual(bad, 1)
+        (size,) = FRAME.unpack(frame[:FRAME.size])
+        self.assertEqual(size, len(frame) - FRAME.size)
+
+
+class _Sink:
+    def __init__(self, fail=False):
+        self.rows = []
+        self.fail = fail
+
+    def write(self, rows):
+        if self.fail:
+            raise RuntimeError("disk\nfull")
+        self.rows.extend(rows)
+
+
+class ServeTests(SynchronousTestCase):
+    def test_one_answer_per_frame(self):
+        frames = b"".join(encode(rows)[0] for rows in ([row(1), row(2)], [], [(1, 2)], [row(3)]))
+        out = io.BytesIO()
+        sink = _Sink()
+        serve(io.BytesIO(frames + FRAME.pack(9) + b"cut"), out, sink)
+        self.assertEqual(out.getvalue().splitlines(), [b"ok 2 0", b"ok 0 0", b"ok 0 1", b"ok 1 0"])
+        self.assertEqual([r[0] for r in sink.rows], [1.0, 2.0, 3.0])
+
+    def test_errors_are_reported_on_one_line(self):
+        out = io.BytesIO()
+        serve(io.BytesIO(encode([row(1)])[0] + FRAME.pack(3) + b"\xff\xff\xff"), out,
+              _Sink(fail=True))
+        lines = out.getvalue().splitlines()
+        self.assertEqual(lines[0], b"error disk full")
+        self.assertTrue(lines[1].startswith(b"error unreadable frame"), lines)
+
+
+class WriterContract:
+    """A real writer process against a real database (mixed into TestCase)."""
+
+    postgres = False
+
+    async def setUp(self):
+        self.store = await open_store(self, postgres=self.postgres)
+        self.writer = QueryLogWriter(reactor, self.store_url())
+        self.addCleanup(self.writer.stop)
+
+    def store_url(self):
+        if self.postgres:
+            return self.store.db._dsn
+        return "sqlite://" + self.store.db._path
+
+    async def test_rows_stored_in_order(self):
+        result = await self.writer.append([row(float(t), f"n{t}.example") for t in range(2500)]
+                                          + [(None,) * 10])
+        self.assertEqual(result, (2500, 1))
+        self.assertEqual(await self.store.count_query_logs(), 2500)
+        newest = await self.store.query_logs(QueryLogFilter(limit=2))
+        self.assertEqual([(r["qname"], r["ts"], r["client_name"]) for r in newest],
+                         [("n2499.example", 2499.0, "tv"), ("n2498.example", 2498.0, "tv")])
+
+    async def test_frames_answered_in_order_and_child_restarted(self):
+        first = self.writer.append([row(1.0)])
+        second = self.writer.append([row(2.0), row(3.0)])
+        self.assertEqual(await first, (1, 0))
+        self.assertEqual(await second, (2, 0))
+        pid = self.writer.pid
+        os.kill(pid, signal.SIGKILL)
+        lost = self.writer.append([row(4.0)])
+        with self.assertRaises(WriterError):
+            await lost  # written to a dying child (maybe stored, never confirmed)
+        self.assertEqual(await self.writer.append([row(5.0)]), (1, 0))
+        self.assertNotEqual(self.writer.pid, pid)
+
+    async def test_database_error_stores_nothing(self):
+        await self.store.db.run(lambda tx: tx.execute("ALTER TABLE query_log RENAME TO gone"))
+        with self.assertRaises(WriterError):
+            await self.writer.append([row(1.0)])
+        await self.store.db.run(lambda tx: tx.execute("ALTER TABLE gone RENAME TO query_log"))
+        self.assertEqual(await self.writer.append([row(2.0)]), (1, 0))
+        self.assertEqual([r["ts"] for r in await self.store.query_logs(QueryLogFilter())], [2.0])
+
+    async def test_service_keeps_rows_until_stored(self):
+        log = QueryLog()
+        clock = Clock()
+        service = QueryLogService(log, self.store, clock, writer=self.writer)
+        for t in range(30):
+            log.record(float(t), "10.0.0.1", "", wire("x.example"), 1, "forwarded", "",
+                       "127.0.0.1:53", 0, 1.5)
+        await self.store.db.run(lambda tx: tx.execute("ALTER TABLE query_log RENAME TO gone"))
+        await service.flush()
+        self.assertEqual((len(log.buffer), log.failures, log.written), (30, 1, 0))
+        await self.store.db.run(lambda tx: tx.execute("ALTER TABLE gone RENAME TO query_log"))
+        log.record(None, None, None, None, None, None, None, None, None, None)
+        await service.flush()
+        self.assertEqual((len(log.buffer), log.written, log.dropped), (0, 30, 1))
+        rows = await self.store.query_logs(QueryLogFilter(limit=100))
+        self.assertEqual([r["ts"] for r in rows], [float(t) for t in range(29, -1, -1)])
+        self.assertEqual(rows[0]["qname"], "x.example")
+
+    async def test_stop_ends_the_child(self):
+        await self.writer.append([row(1.0)])
+        pid = self.writer.pid
+        await self.writer.stop()
+        self.assertIsNone(self.writer.pid)
+        with self.assertRaises(OSError):
+            os.kill(pid, 0)
+        with self.assertRaises(WriterError):
+            await self.writer.append([row(2.0)])
+
+
+class SqliteWriterTests(WriterContract, TestCase):
+    async def test_unusable_database_fails_every_frame(self):
+        writer = QueryLogWriter(reactor, "sqlite://" + os.path.join(
+            tempfile.mkdtemp(), "missing", "dir", "x.db"))
+        self.addCleanup(writer.stop)
+        for _ in range(2):
+            with self.assertRaises(WriterError):
+                await writer.append([row(1.0)])
+
+
+class PostgresWriterTests(WriterContract, TestCase):
+    postgres = True
+
+
+class StartupTests(SynchronousTestCase):
+    def test_nothing_written_before_the_store_is_ready(self):
+        class NotReady:
+            available = False
+
+            def subscribe(self, observer):
+                return lambda: None
+
+        class Writer:
+            def append(self, rows):
+                raise AssertionError("must not be called")
+
+        log = QueryLog()
+        log.record(1.0, "10.0.0.1", "", b"\x00", 1, "forwarded", "", "", 0, 1.0)
+        service = QueryLogService(log, NotReady(), Clock(), writer=Writer())
+        self.successResultOf(service.flush())
+        self.assertEqual(len(log.buffer), 1)
