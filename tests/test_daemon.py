@@ -97,3 +97,29 @@ class StartupErrorTests(SynchronousTestCase):
         self.assertNotEqual(result.returncode, 0, err)
         self.assertIn(f"HTTP port {port}/tcp is already in use", err)
         self.assertNotIn("Traceback", err)
+
+    def test_busy_dns_port(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            result = run_sentinel([
+                "--data-dir", tempfile.mkdtemp(), "--dns-port", str(port),
+                "--dns-interface", "127.0.0.1", "--http-port", str(free_port()),
+                "--http-interface", "127.0.0.1", "--upstream", "127.0.0.1:9"])
+        err, lines = one_line_error(result)
+        self.assertNotEqual(result.returncode, 0, err)
+        self.assertIn(f"DNS port {port}/", err)
+        self.assertIn("already in use", err)
+        self.assertEqual(len(lines), 1, err)
+        self.assertNotIn("Traceback", err)
+
+    def test_port_53_hint_names_systemd_resolved(self):
+        from sentinel.startup import explain_listen_error
+        from twisted.internet.error import CannotListenError
+        import errno
+
+        busy = CannotListenError("", 53, OSError(errno.EADDRINUSE, "Address already in use"))
+        message = explain_listen_error("DNS", 53, "udp", busy)
+        self.assertIn("DNSStubListener=no", message)
+        denied = CannotListenError("", 53, OSError(errno.EACCES, "Permission denied"))
+        self.assertIn("CAP_NET_BIND_SERVICE", explain_listen_error("DNS", 53, "udp", denied))

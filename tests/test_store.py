@@ -3,6 +3,7 @@ The store contract, run against SQLite and PostgreSQL alike.
 """
 
 import os
+import shutil
 import tempfile
 
 from twisted.internet import reactor
@@ -281,7 +282,9 @@ class StoreContract:
 class SqliteStoreTests(StoreContract, TestCase):
     def make_database(self, reuse=False):
         if not reuse or not hasattr(self, "_path"):
-            self._path = os.path.join(tempfile.mkdtemp(), "sentinel.db")
+            directory = tempfile.mkdtemp(prefix="sentinel-store-")
+            self.addCleanup(shutil.rmtree, directory, True)  # after the store stops
+            self._path = os.path.join(directory, "sentinel.db")
         return SqliteDatabase(self._path, reactor)
 
 
@@ -387,6 +390,8 @@ class StoreServiceTests(TestCase):
         self.flushLoggedErrors()
 
     def test_operations_wait_for_migrations(self):
-        store = Store(SqliteDatabase(os.path.join(tempfile.mkdtemp(), "s.db"), reactor), reactor)
+        directory = tempfile.mkdtemp(prefix="sentinel-store-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        store = Store(SqliteDatabase(os.path.join(directory, "s.db"), reactor), reactor)
         self.assertFalse(store.available)
         self.failureResultOf(store.list("rule"), StoreUnavailable)

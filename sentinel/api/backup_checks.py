@@ -33,17 +33,44 @@ def _filtering(kind):
     return validate
 
 
+PROTECTION_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["paused"],
+    "properties": {
+        "paused": {"type": "boolean"},
+        "until": {"type": ["number", "null"]},
+    },
+}
+
+
+def _schema_check(schema):
+    compiled = compile_schema(schema)
+
+    def check(data):
+        for error in compiled.iter_errors(data):
+            field = ".".join(str(p) for p in error.absolute_path)
+            raise ValueError(f"{field}: {error.message}" if field else error.message)
+
+    return check
+
+
 def _setting():
-    ui = compile_schema(PREFS)
+    from sentinel.dns.settings import from_data
+    from sentinel.filtering.settings import FILTERING, FILTERING_SCHEMA, PROTECTION
+
+    checks = {
+        "dns": from_data,  # SettingsError is a ValueError
+        "ui": _schema_check(PREFS),
+        FILTERING: _schema_check(FILTERING_SCHEMA),
+        PROTECTION: _schema_check(PROTECTION_SCHEMA),
+    }
 
     def validate(key, data):
-        if key == "dns":
-            from sentinel.dns.settings import from_data
-
-            from_data(data)  # SettingsError is a ValueError
-        elif key == "ui":
-            for error in ui.iter_errors(data):
-                raise ValueError(error.message)
+        check = checks.get(key)
+        if check is None:
+            raise ValueError(f"unknown setting {key!r} (from a newer Sentinel?)")
+        check(data)
 
     return validate
 

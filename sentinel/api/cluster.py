@@ -4,7 +4,7 @@ Cluster endpoints (all readonly_exempt, so a follower can be recovered):
     GET  /api/cluster/ready               no auth: may this node own the VIP? 200/503
     GET  /api/cluster/status              admin: roles, sync health, followers seen
     POST /api/cluster/enable-leader       admin: {leaderUrl}
-    GET  /api/cluster/join-code           admin, configured leader: opaque join code
+    GET  /api/cluster/join-code           admin, leader (configured and effective): join code
     POST /api/cluster/configure-follower  admin: {joinCode}; proves it with the leader first
     POST /api/cluster/leader-url          admin, follower: point at another leader URL (same cluster)
     POST /api/cluster/leave               admin: back to standalone, keeps the configuration
@@ -80,20 +80,24 @@ class ClusterApi:
 
     @endpoint("GET", "/api/cluster/join-code", tag="cluster", errors=(409,),
               response=schemas.JOIN_CODE,
-              summary="A join code for followers (configured leader only)")
+              summary="A join code for followers (configured leader that is also the "
+                      "effective leader, i.e. owns the VIP when HA is on)")
     async def join_code(self, call):
         self._require_loaded()
         m = self._state.membership
         if m.role != LEADER or not m.secret:
             raise ApiError(409, "NOT_LEADER",
                            "Join codes come from the leader: enable leader mode first.")
-        expires = int(self._clock.seconds() + self._join_ttl)
-        body = {"joinCode": joincode.make(m.leader_url, m.secret, expires),
-                "leaderUrl": m.leader_url, "expiresAt": iso(expires)}
         if self._machine.effective != LEADER:
-            body["warning"] = ("This node does not own the VIP right now (role file says "
-                               "follower); followers sync only while it does.")
-        return body
+            # The user guide: a join code only while leader is enabled AND the
+            # node's effective role is leader (it owns the VIP, if HA is on).
+            raise ApiError(409, "NOT_LEADER",
+                           "This node is the configured leader but does not own the VIP "
+                           "right now (the role file says follower): get the join code "
+                           "once it is the VIP owner again.")
+        expires = int(self._clock.seconds() + self._join_ttl)
+        return {"joinCode": joincode.make(m.leader_url, m.secret, expires),
+                "leaderUrl": m.leader_url, "expiresAt": iso(expires)}
 
     @endpoint("POST", "/api/cluster/configure-follower", tag="cluster", readonly_exempt=True,
               body=schemas.JOIN_BODY, response=schemas.CONFIGURE_FOLLOWER,

@@ -61,7 +61,7 @@ ENABLE_LEADER = obj({
 
 JOIN_CODE = obj({
     "joinCode": {"type": "string", "pattern": r"^SJ1\.[A-Za-z0-9_-]+\.[0-9a-f]{8}$"},
-    "leaderUrl": {"type": "string"}, "expiresAt": TIME, "warning": {"type": "string"},
+    "leaderUrl": {"type": "string"}, "expiresAt": TIME,
 }, required=["joinCode", "leaderUrl", "expiresAt"])
 
 CONFIGURE_FOLLOWER = obj({

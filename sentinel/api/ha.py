@@ -15,6 +15,7 @@ import os
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from sentinel.api import ha_schemas
 from sentinel.api.base import ApiError, Reply, endpoint
 from sentinel.ha import release as release_mod
 from sentinel.ha.model import FIELDS, HaError
@@ -121,9 +122,12 @@ class HaApi:
         return _config_body(settings, password_set, warnings)
 
     @endpoint("GET", "/api/cluster/ha/status", tag="cluster", readonly_exempt=True,
-              summary="What the keepalived sidecar reports, and the role file")
+              summary="What the keepalived sidecar reports, and the role file",
+              response=ha_schemas.HA_STATUS_SCHEMA)
     async def status(self, call):
         sidecar = self._state.sidecar_status()
+        if not isinstance(sidecar, dict):
+            sidecar = None
         age = None
         if sidecar and isinstance(sidecar.get("updatedAt"), (int, float)):
             age = round(self._clock.seconds() - sidecar["updatedAt"], 1)
@@ -132,30 +136,31 @@ class HaApi:
                              "role": self._state.role_file()}}
 
     @endpoint("GET", "/api/cluster/netinfo", tag="cluster", readonly_exempt=True,
-              summary="Interfaces and default route detected by the keepalived sidecar")
+              summary="Interfaces and default route detected by the keepalived sidecar",
+              response=ha_schemas.NETINFO_SCHEMA)
     async def netinfo(self, call):
         info = self._state.netinfo()
-        if info is None:
+        if not isinstance(info, dict):
             return {"available": False, "interfaces": [], "defaultRoute": None,
                     "suggestedInterface": None,
                     "message": "The keepalived sidecar has not reported yet: is it running "
                                "with host networking and the same data directory?"}
-        body = dict(info)
-        body["available"] = True
-        at = info.get("detectedAt")
-        body["ageSeconds"] = round(self._clock.seconds() - at, 1) \
-            if isinstance(at, (int, float)) else None
-        return body
+        return ha_schemas.netinfo(info, self._clock.seconds())
 
     @endpoint("GET", "/api/cluster/peer-status", tag="cluster", readonly_exempt=True,
               summary="The other nodes seen on VRRP or configured as unicast peers, "
-                      "with their /api/cluster/ready answer")
+                      "with their /api/cluster/ready answer",
+              response=ha_schemas.PEER_STATUS_SCHEMA)
     async def peer_status(self, call):
         settings, _ = await self._state.load()
-        doc = self._state.peers() or {}
+        doc = self._state.peers()
+        if not isinstance(doc, dict):
+            doc = {}
+        mismatch = doc.get("passwordMismatch")
         return {"peers": await self._peers(settings, doc),
-                "listening": bool(doc.get("listening")),
-                "passwordMismatch": doc.get("passwordMismatch") or []}
+                "listening": doc.get("listening") is True,
+                "passwordMismatch": [m for m in mismatch if isinstance(m, str)]
+                if isinstance(mismatch, list) else []}
 
     async def _peers(self, settings, doc):
         seen = doc.get("peers") if isinstance(doc.get("peers"), dict) else {}
@@ -170,9 +175,12 @@ class HaApi:
             vrrp = seen.get(ip)
             if isinstance(vrrp, dict):
                 last = vrrp.get("lastSeen")
-                vrrp = {"priority": vrrp.get("priority"),
+                priority = vrrp.get("priority")
+                vrrp = {"priority": priority if type(priority) is int else None,
                         "lastAdvertSecondsAgo": round(now - last, 1)
                         if isinstance(last, (int, float)) else None}
+            else:
+                vrrp = None
             peers.append({"address": ip, "vrrp": vrrp,
                           "unicastPeer": ip in settings.unicast_peers,
                           "clusterMember": ip in members, **ready})
@@ -209,8 +217,8 @@ class HaApi:
             return {"url": url, "ready": None, "error": f"{type(e).__name__}: {e}"[:200]}
         if not isinstance(body, dict):
             return {"url": url, "ready": None, "error": f"HTTP {status}: not a JSON object"}
-        # Only the fields readiness is about: nothing else is passed on.
-        ready = {k: body[k] for k in ("ok", "role") if k in body}
+        # Only the fields readiness is about, well typed: nothing else is passed on.
+        ready = ha_schemas.ready(body)
         return {"url": url, "ready": ready, "error": None if status == 200 else f"HTTP {status}"}
 
     # -- handing the VIP over --------------------------------------------------------

@@ -58,6 +58,15 @@ class WiredBackupTests(TestCase):
         r = await self.call("GET", "/api/rules/1", expect=200)
         self.assertEqual(r.json()["pattern"], "ads.example")
 
+    async def test_pause_and_filtering_settings_round_trip(self):
+        await self.call("POST", "/api/protection/pause", {"minutes": 5}, 200)
+        await self.call("PUT", "/api/filtering/settings", {"query_log_days": 3}, 200)
+        doc = (await self.call("GET", "/api/maintenance/export", expect=200)).json()
+        self.assertIn("protection", doc["entities"]["setting"])
+        r = await self.call("POST", "/api/maintenance/import?dry_run=true", doc, 200)
+        self.assertEqual(r.json()["changes"]["setting"],
+                         {"added": [], "changed": [], "removed": []})
+
     async def test_entities_the_owners_refuse_are_refused(self):
         doc = (await self.call("GET", "/api/maintenance/export", expect=200)).json()
         before = await self.w.store.revision()
@@ -67,7 +76,15 @@ class WiredBackupTests(TestCase):
             "rewrite": {"1": {"domain": "nas.home", "answer": 12}},
             "setting": {"dns": {"upstreams": ["nonsense://"]}},
         }
-        for kind, items in cases.items():
+        settings = [
+            {"filtering": {"query_log_days": -1}},
+            {"filtering": {"no_such_field": 1}},
+            {"protection": {"paused": "yes"}},
+            {"protection": {"until": 5}},
+            {"something_new": {"x": 1}},
+        ]
+        attempts = list(cases.items()) + [("setting", items) for items in settings]
+        for kind, items in attempts:
             r = await self.call("POST", "/api/maintenance/import",
                                 dict(doc, entities={kind: items}))
             self.assertEqual(r.status, 400, (kind, r))

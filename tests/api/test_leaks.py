@@ -84,6 +84,11 @@ class LeakScanTests(SynchronousTestCase):
                     for value, label in forbidden.items():
                         self.assertNotIn(value, text, f"GET {url} leaks the {label}")
         self.assertGreater(scanned, 3 * len(paths) - 1)
+        # Nor does the daemon's log, after all of the above.
+        log = d.log()
+        self.assertIn("/api/secrets/", log)  # the requests were logged...
+        for value, label in forbidden.items():
+            self.assertNotIn(value, log, f"the log shows the {label}")  # ...not the values
 
     def _forbid_stored(self, d, forbid):
         """The hashes, digests and sealed values as the database holds them."""

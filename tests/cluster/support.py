@@ -1,6 +1,7 @@
 """Shared helpers for the cluster unit tests: real stores, real state."""
 
 import os
+import shutil
 import tempfile
 
 from twisted.internet import reactor
@@ -14,7 +15,9 @@ from tests.support import pg
 
 async def open_store(testcase, dialect="sqlite", clock=reactor):
     if dialect == "sqlite":
-        db = SqliteDatabase(os.path.join(tempfile.mkdtemp(), "sentinel.db"), reactor)
+        directory = tempfile.mkdtemp(prefix="sentinel-cluster-")
+        testcase.addCleanup(shutil.rmtree, directory, True)  # after store.stop (LIFO)
+        db = SqliteDatabase(os.path.join(directory, "sentinel.db"), reactor)
     else:
         url, drop = pg.create_database()
         testcase.addCleanup(drop)

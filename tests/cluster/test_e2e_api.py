@@ -6,6 +6,7 @@ follower refuses every mutating route, failover keeps it read-only.
 Leader on PostgreSQL + follower on SQLite, and the reverse.
 """
 
+import shutil
 import tempfile
 
 import dns.message
@@ -37,10 +38,11 @@ def answer(daemon, name):
         rr.to_text() for rrset in reply.answer for rr in rrset)
 
 
-def endpoint_specs():
+def endpoint_specs(testcase):
     """Every route of the daemon as ``twistd sentinel`` wires it."""
-    config = build_config({"data-dir": tempfile.mkdtemp(prefix="sentinel-routes-"),
-                           "upstream": ["127.0.0.1:9"]}, {})
+    directory = tempfile.mkdtemp(prefix="sentinel-routes-")
+    testcase.addCleanup(shutil.rmtree, directory, True)
+    config = build_config({"data-dir": directory, "upstream": ["127.0.0.1:9"]}, {})
     return [spec for spec, _ in tap.wire(config, reactor).site.endpoints]
 
 
@@ -119,7 +121,7 @@ class GuideEndToEnd:
 
     def test_follower_refuses_every_mutating_route(self):
         self.join()
-        specs = endpoint_specs()
+        specs = endpoint_specs(self)
         mutating = [s for s in specs if s.mutating]
         self.assertGreater(len(mutating), 20)
         for spec in specs:

@@ -8,6 +8,7 @@ keepalived runs it) deciding from those answers.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,9 @@ class ReadinessFlow(SynchronousTestCase):
         self.a = make_daemon(self, "sqlite", upstreams=[up.spec]).start()
         self.b = make_daemon(self, "sqlite", upstreams=[up.spec],
                              args=["--sync-freshness", "2"]).start()
-        self.peers = os.path.join(tempfile.mkdtemp(prefix="sentinel-ready-"), "peers.json")
+        directory = tempfile.mkdtemp(prefix="sentinel-ready-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.peers = os.path.join(directory, "peers.json")
 
     def ready(self, daemon):
         r = daemon.get("/api/cluster/ready")

@@ -24,6 +24,20 @@ class JoinTests(SyncTestCase):
         status, body = await self.call(self.to_leader, "GET", "/api/cluster/join-code")
         self.assertEqual((status, body["error"]), (409, "NOT_LEADER"))
 
+    async def test_join_code_only_while_the_leader_owns_the_vip(self):
+        """The guide: leader enabled AND effective role leader."""
+        status, body = await self.call(self.to_leader, "POST", "/api/cluster/enable-leader",
+                                       {"leaderUrl": "http://192.168.1.53:8080"})
+        self.assertEqual(status, 200, body)
+        self.leader.machine.set_override("follower")  # standby: the VIP is elsewhere
+        status, body = await self.call(self.to_leader, "GET", "/api/cluster/join-code")
+        self.assertEqual((status, body["error"]), (409, "NOT_LEADER"))
+        self.assertIn("does not own the VIP", body["message"])
+        self.leader.machine.set_override("leader")
+        status, body = await self.call(self.to_leader, "GET", "/api/cluster/join-code")
+        self.assertEqual(status, 200, body)
+        self.assertTrue(body["joinCode"].startswith("SJ1."))
+
     async def test_join_code_needs_admin(self):
         status, body = await self.call(self.to_leader, "GET", "/api/cluster/join-code",
                                        headers={})

@@ -1,6 +1,7 @@
 """The role file and its watcher (real INotify on a temporary directory)."""
 
 import os
+import shutil
 import tempfile
 
 from twisted.internet import inotify, reactor
@@ -22,7 +23,7 @@ class ParseTests(SynchronousTestCase):
             self.assertIsNone(parse_role(other), other)
 
     def test_missing_unreadable_or_huge_file_is_no_override(self):
-        d = tempfile.mkdtemp()
+        d = _scratch(self)
         self.assertIsNone(read_role_file(os.path.join(d, "nope")))
         self.assertIsNone(read_role_file(d))  # a directory
         path = os.path.join(d, "role")
@@ -55,7 +56,7 @@ class FakeNotifier:
 
 class DebounceTests(SynchronousTestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp()
+        self.dir = _scratch(self)
         self.path = os.path.join(self.dir, "sub", "cluster_role")
         self.clock = Clock()
         self.seen = []
@@ -109,7 +110,7 @@ class RealINotifyTests(TestCase):
     """keepalived's three ways of changing the file, seen for real."""
 
     def setUp(self):
-        self.dir = tempfile.mkdtemp()
+        self.dir = _scratch(self)
         self.path = os.path.join(self.dir, "cluster_role")
         self.seen = []
         self.waiting = None
@@ -148,3 +149,9 @@ class RealINotifyTests(TestCase):
         self.assertIsNone(await d)
         self.assertEqual(self.seen, ["leader", "follower", None])
         await deferLater(reactor, 0, lambda: None)
+
+
+def _scratch(testcase):
+    directory = tempfile.mkdtemp(prefix="sentinel-role-")
+    testcase.addCleanup(shutil.rmtree, directory, True)
+    return directory

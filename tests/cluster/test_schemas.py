@@ -153,7 +153,7 @@ class AnswersMatchSchemas(SyncTestCase):
         self.assertTrue(body["failover"])
         status, body = await self.call(L, "GET", "/api/cluster/status")
         self.assertIn("standby", body["message"])
-        await self.call(L, "GET", "/api/cluster/join-code")  # with a warning
+        await self.call(L, "GET", "/api/cluster/join-code")  # 409 NOT_LEADER: standby
         await self.signed("GET", "/api/cluster/sync/changes?wait=0")  # 409 NOT_LEADER
         await self.call(F, "POST", "/api/cluster/leave", {})
 

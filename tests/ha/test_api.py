@@ -236,6 +236,34 @@ class HaApiTests(ApiCase):
         self.assertEqual(body["suggestedInterface"], "eth0")
         self.assertGreaterEqual(body["ageSeconds"], 5)
 
+    async def test_junk_in_the_sidecars_files_is_not_passed_on(self):
+        """The files are input: answers stay well typed whatever they hold."""
+        import jsonschema
+
+        from sentinel.api import ha_schemas
+
+        ha_dir = os.path.join(self.data, "sentinel", "ha")
+        files.write_json(self.config.netinfo_file, {
+            "detectedAt": "yesterday", "interfaces": [{"name": 7}, "eth9", {"name": "eth0",
+                                                      "up": "yes", "addresses": [1, "10.0.0.2/24"]}],
+            "defaultRoute": {"interface": None}, "suggestedInterface": ["eth0"]}, 0o644)
+        files.write_json(os.path.join(ha_dir, "peers.json"), {
+            "listening": "yes", "passwordMismatch": "198.18.0.9",
+            "peers": {"198.18.0.3": {"lastSeen": "now", "priority": "high"}}}, 0o644)
+        files.write_json(os.path.join(ha_dir, "status.json"), ["not", "an", "object"], 0o644)
+        self.peer_answers["http://198.18.0.3:18080/api/cluster/ready"] = (
+            200, b'{"ok": "sure", "role": 5}')
+        for path, schema in (("/api/cluster/netinfo", ha_schemas.NETINFO_SCHEMA),
+                             ("/api/cluster/peer-status", ha_schemas.PEER_STATUS_SCHEMA),
+                             ("/api/cluster/ha/status", ha_schemas.HA_STATUS_SCHEMA)):
+            code, body = await self.call("GET", path)
+            self.assertEqual(code, 200, (path, body))
+            jsonschema.validate(body, schema)
+        code, body = await self.call("GET", "/api/cluster/netinfo")
+        self.assertEqual(body["interfaces"], [{"name": "eth0", "up": False, "loopback": False,
+                                               "mac": None, "addresses": ["10.0.0.2/24"]}])
+        self.assertEqual((body["defaultRoute"], body["ageSeconds"]), (None, None))
+
     async def test_status_shows_sidecar_and_role_file(self):
         files.write_json(os.path.join(self.data, "sentinel", "ha", "status.json"),
                          {"keepalived": "running", "updatedAt": reactor.seconds()}, 0o644)

@@ -48,7 +48,10 @@ export async function renderStatus(el) {
       ["Consecutive failures", sync.consecutiveFailures ? number(sync.consecutiveFailures) : null],
       ["Last sync took", sync.lastSyncDurationMs !== undefined && sync.lastSyncDurationMs !== null
         ? `${duration(sync.lastSyncDurationMs)}, ${number(sync.lastSyncBytes)} bytes` : null],
-      ["Revision", `local ${number(raw.localRevision)} / leader ${number(raw.leaderRevision)}`],
+      // Separate counters: the leader's revision this node has applied, and
+      // this node's own (which local logins also move).
+      ["Leader revision applied", number(raw.leaderRevision)],
+      ["Local revision", number(raw.localRevision)],
     );
   } else if (raw.localRevision !== undefined) {
     pairs.push(["Revision", number(raw.localRevision)]);
