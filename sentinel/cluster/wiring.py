@@ -46,7 +46,7 @@ def wire(w):
     groups = ServiceGroups({LEADER_GROUP: w.leader_only, FOLLOWER_GROUP: w.follower_only})
     machine = w.role_machine = RoleMachine(groups.apply)
     cluster = ClusterService(state, machine, groups,
-                             lambda: w.store_service.started, reactor)
+                             w.store_service.when_ready, reactor)
     cluster.setName("cluster")
     watcher = w.role_watcher = RoleFileWatcher(config.role_file, machine.set_override, reactor,
                                                _inotify_factory(reactor))
