@@ -80,6 +80,7 @@ def wire(config, reactor):
         authenticators={},  # Gate: auth name -> authenticator
         guard=None,  # Gate: read-only guard (cluster)
         health_checks={},  # name -> callable() -> bool, for /api/health
+        health_problems={},  # name -> callable() -> one-line message or None, ditto
         # name -> callable() -> JSON-able dict (or Deferred), for /api/system/status
         status_providers={},
         # entity kind -> callable(key, data) raising ValueError if invalid
@@ -233,7 +234,7 @@ def _wire_web(w):
 
 
 def _wire_http(w):
-    w.areas.insert(0, HealthApi(w.store, w.health_checks))
+    w.areas.insert(0, HealthApi(w.store, w.health_checks, w.health_problems))
     for kind, validate in default_validators().items():
         w.entity_validators.setdefault(kind, validate)
     if getattr(w, "dns_stats", None) is not None:

@@ -48,8 +48,10 @@ def wire(w):
     cluster = ClusterService(state, machine, groups,
                              w.store_service.when_ready, reactor)
     cluster.setName("cluster")
-    RoleFileWatcher(config.role_file, machine.set_override, reactor,
-                    _inotify_factory(reactor)).setServiceParent(cluster)
+    watcher = w.role_watcher = RoleFileWatcher(config.role_file, machine.set_override, reactor,
+                                               _inotify_factory(reactor))
+    watcher.setServiceParent(cluster)
+    w.health_problems["roleFile"] = watcher.describe_problem
     cluster.setServiceParent(w.top)
 
     w.guard = ReadOnlyGuard(state)
@@ -57,7 +59,8 @@ def wire(w):
     # that, mutations answer 503 STARTING).
     w.health_checks["cluster"] = lambda: state.loaded
     w.readiness = Readiness(state, machine, client.status, reactor,
-                            lambda: _dns_healthy(w), window=config.sync_freshness)
+                            lambda: _dns_healthy(w), window=config.sync_freshness,
+                            role_file_problem=watcher.describe_problem)
     w.areas.append(ClusterApi(
         state=state, machine=machine, readiness=w.readiness, sync_status=client.status,
         client=client, server=server, store=w.store, http=http, clock=reactor,
