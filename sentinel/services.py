@@ -58,8 +58,8 @@ class StoreService(Service):
     If opening fails (database unreachable, disk trouble) it logs one line
     and tries again with backoff until it works or the daemon stops.
 
-    ``started`` fires once the store is open and migrated; it never fails.
-    ``when_ready()`` gives each caller its own Deferred for the same moment.
+    ``when_ready()`` gives each caller its own Deferred, firing (at once if
+    it already is) when the store is open and migrated; it never fails.
     """
 
     first_retry = 1.0
@@ -69,7 +69,6 @@ class StoreService(Service):
         self.store = store
         self._clock = clock
         self.ready = False
-        self.started = Deferred()
         self._waiters = []
         self._retry = None
 
@@ -100,7 +99,6 @@ class StoreService(Service):
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(None)
-        self.started.callback(None)
 
     def _failed(self, failure, delay):
         if not self.running:

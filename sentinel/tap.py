@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
-from twisted.internet.defer import maybeDeferred, succeed
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -24,13 +24,13 @@ from sentinel.api.notifications import NotificationsApi
 from sentinel.api.openapi import OpenApiApi
 from sentinel.api.secrets import SecretsApi
 from sentinel.api.settings import SettingsApi
+from sentinel.api.site import Gate, Site
 from sentinel.api.system import SystemApi
 from sentinel.auth import (
     AdminAuthenticator, ApiTokens, LoginThrottle, PasswordHasher, Sessions, Users,
 )
-from sentinel.api.site import Gate, Site
-from sentinel.dns.decision import NullQueryLog, PolicySource
 from sentinel.crypto import KeyFileError, SecretBox, load_or_create_key
+from sentinel.dns.decision import NullQueryLog, PolicySource
 from sentinel.ha.state import HaPublisher, HaState
 from sentinel.options import SentinelOptions as Options  # noqa: F401 (twistd)
 from sentinel.secrets import Secrets
@@ -80,6 +80,7 @@ def wire(config, reactor):
         authenticators={},  # Gate: auth name -> authenticator
         guard=None,  # Gate: read-only guard (cluster)
         health_checks={},  # name -> callable() -> bool, for /api/health
+        health_problems={},  # name -> callable() -> one-line message or None, ditto
         # name -> callable() -> JSON-able dict (or Deferred), for /api/system/status
         status_providers={},
         # entity kind -> callable(key, data) raising ValueError if invalid
@@ -142,7 +143,7 @@ def _wire_querylog(w):
 
     w.querylog = QueryLog()
     w.querylog_service = QueryLogService(w.querylog, w.store, w.reactor,
-                                         ready=lambda: _store_ready(w),
+                                         ready=w.store_service.when_ready,
                                          writer=QueryLogWriter(w.reactor, w.config.database))
     w.querylog_service.setName("querylog")
     w.querylog_service.setServiceParent(w.top)
@@ -154,7 +155,7 @@ def _wire_dns(w):
     from sentinel.dns.service import DnsService
 
     dns = DnsService(w.reactor, w.config, w.policy_source, w.querylog, store=w.store,
-                     store_started=lambda: w.store_service.started)
+                     store_ready=w.store_service.when_ready)
     dns.setName("dns")
     dns.setServiceParent(w.top)
     w.dns = dns
@@ -162,13 +163,6 @@ def _wire_dns(w):
     w.dns_probe = dns.probe  # .healthy()
     w.health_checks["dns"] = dns.probe.healthy
     w.areas.append(DnsSettingsApi(w.store, dns.runtime, dns.probe))
-
-
-def _store_ready(w):
-    """A Deferred firing when the store is usable (at once if it is)."""
-    if w.store.available:
-        return succeed(None)
-    return w.store_service.when_ready()
 
 
 def _wire_filtering(w):
@@ -186,7 +180,7 @@ def _wire_filtering(w):
     from sentinel.filtering.parsing import in_child
     from sentinel.filtering.refresher import BlocklistRefresher
 
-    ready = lambda: _store_ready(w)  # noqa: E731
+    ready = w.store_service.when_ready
     w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready)
     w.policy_engine.setName("filtering")
     w.policy_engine.setServiceParent(w.top)
@@ -221,7 +215,7 @@ def _wire_ha(w):
     w.ha_state = HaState(w.store, w.box, w.config, w.reactor)
     w.areas.append(HaApi(w.ha_state, w.reactor, treq_fetch(w.reactor),
                          known_peers=lambda: _cluster_followers(w)))
-    publisher = HaPublisher(w.ha_state, w.store_service)
+    publisher = HaPublisher(w.ha_state, w.store_service.when_ready)
     publisher.setName("ha")
     publisher.setServiceParent(w.top)
 
@@ -240,7 +234,7 @@ def _wire_web(w):
 
 
 def _wire_http(w):
-    w.areas.insert(0, HealthApi(w.store, w.health_checks))
+    w.areas.insert(0, HealthApi(w.store, w.health_checks, w.health_problems))
     for kind, validate in default_validators().items():
         w.entity_validators.setdefault(kind, validate)
     if getattr(w, "dns_stats", None) is not None:

@@ -46,10 +46,12 @@ def wire(w):
     groups = ServiceGroups({LEADER_GROUP: w.leader_only, FOLLOWER_GROUP: w.follower_only})
     machine = w.role_machine = RoleMachine(groups.apply)
     cluster = ClusterService(state, machine, groups,
-                             lambda: w.store_service.started, reactor)
+                             w.store_service.when_ready, reactor)
     cluster.setName("cluster")
-    RoleFileWatcher(config.role_file, machine.set_override, reactor,
-                    _inotify_factory(reactor)).setServiceParent(cluster)
+    watcher = w.role_watcher = RoleFileWatcher(config.role_file, machine.set_override, reactor,
+                                               _inotify_factory(reactor))
+    watcher.setServiceParent(cluster)
+    w.health_problems["roleFile"] = watcher.describe_problem
     cluster.setServiceParent(w.top)
 
     w.guard = ReadOnlyGuard(state)
@@ -57,7 +59,8 @@ def wire(w):
     # that, mutations answer 503 STARTING).
     w.health_checks["cluster"] = lambda: state.loaded
     w.readiness = Readiness(state, machine, client.status, reactor,
-                            lambda: _dns_healthy(w), window=config.sync_freshness)
+                            lambda: _dns_healthy(w), window=config.sync_freshness,
+                            role_file_problem=watcher.describe_problem)
     # The API's leader checks (join, new leader URL) prove the leader is
     # reachable now: a fresh connection each time.  A kept one may lead to
     # the node that held the VIP before it moved (a reset), and a failed

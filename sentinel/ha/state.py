@@ -127,24 +127,14 @@ def _sibling(path, name):
 class HaPublisher(Service):
     """Rewrites config.json once the store is open (every daemon start)."""
 
-    def __init__(self, state, store_service):
+    def __init__(self, state, store_ready):
         self._state = state
-        self._store_service = store_service
+        self._store_ready = store_ready  # callable() -> Deferred: the store is open
         self.published = None  # Deferred, for tests
 
     def startService(self):
         super().startService()
-        opened = defer.Deferred()
-
-        def relay(result):
-            if not opened.called:
-                opened.callback(None)
-            return result
-
-        if self._store_service.started is None:
-            opened.callback(None)
-        else:
-            self._store_service.started.addCallback(relay)
+        opened = self._store_ready()
         opened.addCallback(lambda _: defer.ensureDeferred(self._state.publish()))
         opened.addErrback(lambda f: log.failure("publishing the HA settings failed", f))
         self.published = opened

@@ -206,19 +206,13 @@ class HaApiTests(ApiCase):
         await self.call("PUT", "/api/cluster/ha/config", GOOD)
         os.unlink(self.config.ha_config_file)
 
-        class StoreService:
-            started = defer.succeed(None)
-
-        publisher = HaPublisher(self.state, StoreService())
+        publisher = HaPublisher(self.state, lambda: defer.succeed(None))
         publisher.startService()
         await publisher.published
         self.assertEqual(self.config_file()["priority"], 120)
 
     async def test_publish_without_configuration_writes_nothing(self):
-        class StoreService:
-            started = defer.succeed(None)
-
-        publisher = HaPublisher(self.state, StoreService())
+        publisher = HaPublisher(self.state, lambda: defer.succeed(None))
         publisher.startService()
         await publisher.published
         self.assertFalse(os.path.exists(self.config.ha_config_file))
