@@ -24,7 +24,7 @@ from sentinel.cluster.roles import FOLLOWER_GROUP, LEADER_GROUP, RoleMachine, is
 from sentinel.cluster.server import SyncServer, SyncServerService
 from sentinel.cluster.service import ClusterService, ServiceGroups
 from sentinel.cluster.status import node_message
-from sentinel.cluster.state import ClusterState
+from sentinel.cluster.state import K_MEMBERSHIP, SECRET_AAD, ClusterState
 
 
 def wire(w):
@@ -54,6 +54,7 @@ def wire(w):
     w.health_problems["roleFile"] = watcher.describe_problem
     cluster.setServiceParent(w.top)
 
+    w.sealed_sources.append(_sealed_secret)
     w.guard = ReadOnlyGuard(state)
     # /api/health is 200 only once cluster membership is loaded (before
     # that, mutations answer 503 STARTING).
@@ -87,6 +88,14 @@ def _component(state, machine, readiness, client):
         error = client.status.last_error
         out["lastError"] = error["code"] if error and client.status.failures else None
     return out
+
+
+async def _sealed_secret(ctx):
+    """For L{sentinel.keycheck}: the cluster secret, sealed under the node key."""
+    stored = await ctx.get_local(K_MEMBERSHIP)
+    if isinstance(stored, dict) and stored.get("secret"):
+        return [("the cluster secret", stored["secret"], SECRET_AAD)]
+    return []
 
 
 def poll_wait(freshness):
