@@ -62,9 +62,15 @@ def wire(w):
     w.readiness = Readiness(state, machine, client.status, reactor,
                             lambda: _dns_healthy(w), window=config.sync_freshness,
                             role_file_problem=watcher.describe_problem)
+    # The API's leader checks (join, new leader URL) prove the leader is
+    # reachable now: a fresh connection each time.  A kept one may lead to
+    # the node that held the VIP before it moved (a reset), and a failed
+    # POST is not retried on a new connection.
+    check_http = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False),
+                                  connectTimeout=5))
     w.areas.append(ClusterApi(
         state=state, machine=machine, readiness=w.readiness, sync_status=client.status,
-        client=client, server=server, store=w.store, http=http, clock=reactor,
+        client=client, server=server, store=w.store, http=check_http, clock=reactor,
         role_file=config.role_file, vip=lambda: _configured_vip(w),
         is_local=is_local_address))
     w.areas.append(ClusterSyncApi(server))
