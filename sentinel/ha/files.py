@@ -92,12 +92,10 @@ def write_role(path, role):
 
 
 def read_role(path):
-    try:
-        with open(path, "rb") as f:
-            text = f.read(64).decode("ascii", "replace").strip()
-    except OSError:
-        return None
-    return text if text in ROLES else None
+    """'leader', 'follower' or None; the daemon's rules (never blocks on a FIFO)."""
+    from sentinel.cluster.rolefile import read_role_file
+
+    return read_role_file(path).role
 
 
 def remove_file(path):

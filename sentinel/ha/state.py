@@ -21,6 +21,14 @@ LOCAL_KEY = "ha.settings"
 KEEP = object()  # "leave the stored password as it is"
 
 
+async def sealed_password(ctx):
+    """For L{sentinel.keycheck}: the VRRP password, sealed under the node key."""
+    stored = await ctx.get_local(LOCAL_KEY)
+    if isinstance(stored, dict) and stored.get("password"):
+        return [("the VRRP password", stored["password"], files.PASSWORD_AAD)]
+    return []
+
+
 class HaState:
     def __init__(self, store, box, config, clock):
         self._store = store
