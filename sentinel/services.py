@@ -7,7 +7,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
-from sentinel.startup import explain_listen_error, fatal
+from sentinel.startup import database_name, explain_listen_error, explain_store_error, fatal
 from sentinel.store.database import StoreUnavailable
 from sentinel.store.migrations import MigrationError
 
@@ -58,18 +58,19 @@ class StoreService(Service):
     If opening fails (database unreachable, disk trouble) it logs one line
     and tries again with backoff until it works or the daemon stops.
 
-    ``started`` fires once the store is open and migrated; it never fails.
-    ``when_ready()`` gives each caller its own Deferred for the same moment.
+    ``when_ready()`` gives each caller its own Deferred, firing (at once if
+    it already is) when the store is open and migrated; it never fails.
     """
 
     first_retry = 1.0
     max_retry = 30.0
 
-    def __init__(self, store, clock=None):
+    def __init__(self, store, clock=None, url=""):
         self.store = store
         self._clock = clock
+        self._url = url
+        self.problem = None  # why the last attempt to open failed (one line)
         self.ready = False
-        self.started = Deferred()
         self._waiters = []
         self._retry = None
 
@@ -97,18 +98,19 @@ class StoreService(Service):
         if not self.running:
             return
         self.ready = True
+        if self.problem is not None:
+            log.info("the store {where} is open now", where=database_name(self._url))
+        self.problem = None
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(None)
-        self.started.callback(None)
 
     def _failed(self, failure, delay):
         if not self.running:
             return None  # stopped while opening: nothing to report
-        log.error(
-            "could not open the store ({error}); retrying in {delay:.0f}s",
-            error=failure.getErrorMessage() or failure.type.__name__, delay=delay,
-        )
+        self.problem = explain_store_error(self._url, failure.value)
+        log.error("{problem}; DNS answers without filtering meanwhile; retrying in "
+                  "{delay:.0f}s", problem=self.problem, delay=delay)
         if not failure.check(OSError, StoreUnavailable, MigrationError, sqlite3.Error):
             log.failure("unexpected error opening the store", failure)
         self._retry = self._clock.callLater(delay, self._attempt, min(delay * 2, self.max_retry))

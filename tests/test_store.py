@@ -378,12 +378,10 @@ class StoreServiceTests(TestCase):
         service = StoreService(FlakyStore(), clock=clock)
         early, late = service.when_ready(), None
         service.startService()
-        self.assertNoResult(service.started)
         clock.advance(1.0)
         self.assertNoResult(early)
         clock.advance(2.0)
         self.assertEqual(attempts, [0.0, 1.0, 3.0])
-        self.successResultOf(service.started)
         self.successResultOf(early)
         late = service.when_ready()
         self.successResultOf(late)

@@ -47,12 +47,12 @@ def tune_runtime():
 
 class DnsService(MultiService):
     def __init__(self, reactor, config, policy_source, querylog, store=None,
-                 store_started=None, trust_root=None):
+                 store_ready=None, trust_root=None):
         super().__init__()
         self.reactor = reactor
         self.config = config
         self.store = store
-        self.store_started = store_started  # callable() -> Deferred, or None
+        self.store_ready = store_ready  # callable() -> Deferred, or None
         self.stats = DnsStats()
         self.engine = Engine(reactor, policy_source, querylog, stats=self.stats)
         self.fast = FastPath(self.engine)
@@ -79,7 +79,8 @@ class DnsService(MultiService):
         tune_runtime()
         super().startService()
         self.runtime.start()
-        started = self.store_started() if self.store_started is not None else None
+        self.runtime.onlink.start()
+        started = self.store_ready() if self.store_ready is not None else None
         if self.store is not None:
             if started is None:
                 self.runtime.start(self.store)
@@ -101,5 +102,6 @@ class DnsService(MultiService):
     def stopService(self):
         self.probe.stop()
         self.probe_socket.close()
+        self.runtime.onlink.stop()
         closing = self.runtime.stop()
         return gatherResults([closing, maybeDeferred(super().stopService)])

@@ -117,7 +117,7 @@ def render(dns_snapshot=None, querylog=None, engine=None, now=0.0):
         out.metric("sentinel_querylog_written_total", "counter", "query-log rows stored",
                    querylog.written)
         out.metric("sentinel_querylog_dropped_total", "counter",
-                   "query-log rows lost (buffer full)", querylog.dropped)
+                   "query-log rows lost (buffer full, or malformed)", querylog.dropped)
         out.metric("sentinel_querylog_write_failures_total", "counter",
                    "failed query-log writes", querylog.failures)
     if engine is not None:

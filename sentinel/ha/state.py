@@ -21,12 +21,21 @@ LOCAL_KEY = "ha.settings"
 KEEP = object()  # "leave the stored password as it is"
 
 
+async def sealed_password(ctx):
+    """For L{sentinel.keycheck}: the VRRP password, sealed under the node key."""
+    stored = await ctx.get_local(LOCAL_KEY)
+    if isinstance(stored, dict) and stored.get("password"):
+        return [("the VRRP password", stored["password"], files.PASSWORD_AAD)]
+    return []
+
+
 class HaState:
     def __init__(self, store, box, config, clock):
         self._store = store
         self._box = box
         self.config = config
         self._clock = clock
+        self._file_errors = {}  # path -> the last error logged for it
 
     async def load(self):
         """(HaSettings, sealed password or None)."""
@@ -89,11 +98,17 @@ class HaState:
     # -- what the sidecar reports ---------------------------------------------------
 
     def _read(self, path):
+        """The sidecar's file, or None; a bad file is logged once per distinct error
+        (the UI polls these), and answers go on as if it were absent."""
         try:
-            return files.read_json(path)
+            value = files.read_json(path)
         except files.FileFormatError as e:
-            log.warn("{error}", error=str(e))
+            if self._file_errors.get(path) != str(e):
+                log.warn("{error}; ignoring it until the sidecar rewrites it", error=str(e))
+            self._file_errors[path] = str(e)
             return None
+        self._file_errors.pop(path, None)
+        return value
 
     def netinfo(self):
         return self._read(self.config.netinfo_file)
@@ -127,24 +142,14 @@ def _sibling(path, name):
 class HaPublisher(Service):
     """Rewrites config.json once the store is open (every daemon start)."""
 
-    def __init__(self, state, store_service):
+    def __init__(self, state, store_ready):
         self._state = state
-        self._store_service = store_service
+        self._store_ready = store_ready  # callable() -> Deferred: the store is open
         self.published = None  # Deferred, for tests
 
     def startService(self):
         super().startService()
-        opened = defer.Deferred()
-
-        def relay(result):
-            if not opened.called:
-                opened.callback(None)
-            return result
-
-        if self._store_service.started is None:
-            opened.callback(None)
-        else:
-            self._store_service.started.addCallback(relay)
+        opened = self._store_ready()
         opened.addCallback(lambda _: defer.ensureDeferred(self._state.publish()))
         opened.addErrback(lambda f: log.failure("publishing the HA settings failed", f))
         self.published = opened

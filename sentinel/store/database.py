@@ -16,7 +16,9 @@ is what SQLite needs anyway and makes id allocation and the configuration
 revision simple on PostgreSQL too.
 """
 
+import os
 import sqlite3
+import stat
 
 import psycopg2
 from twisted.internet.defer import (
@@ -31,6 +33,34 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from txpostgres import txpostgres
+
+
+def private_database_files(path):
+    """
+    Make the SQLite database (and its -wal/-shm/-journal files) readable by
+    this user only: it holds password hashes, session digests and sealed
+    secrets.  A new database is created 0600 (SQLite gives its side files
+    the database file's mode); an existing one open to others -- e.g.
+    created under umask 022 by an older version, in a data directory that
+    is not 0700 -- is narrowed to 0600.  Files of another owner are left
+    alone (chmod would fail; the database then opens as before).
+    """
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError:
+        return  # sqlite3.connect reports the real problem
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            st = os.stat(name)
+            if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+                os.chmod(name, stat.S_IMODE(st.st_mode) & 0o700)
+                SqliteDatabase.log.warn("narrowed {name} to mode {mode:o} (it was readable "
+                                        "by other users)", name=name,
+                                        mode=stat.S_IMODE(st.st_mode) & 0o700)
+        except OSError:
+            pass
 
 
 class StoreUnavailable(Exception):
@@ -91,6 +121,8 @@ class SqliteDatabase:
         self.available = True
 
     def _connect(self, write):
+        if write:
+            private_database_files(self._path)
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

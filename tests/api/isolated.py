@@ -7,28 +7,13 @@ netns exec``); the test's own HTTP calls enter it from a thread (setns).
 The namespace and every process in it are removed in the test's cleanup.
 """
 
-import ctypes
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import threading
 import uuid
 
 from tests.support.daemon import Daemon
-
-_CLONE_NEWNET = 0x40000000
-
-
-def skip_reason():
-    if not sys.platform.startswith("linux"):
-        return "network namespaces need Linux"
-    if os.geteuid() != 0:
-        return "network namespaces need root (scripts/test runs as root)"
-    if shutil.which("ip") is None:
-        return "iproute2 (ip) is not installed"
-    return None
+from tests.support.netns import in_namespace, skip_reason  # noqa: F401
 
 
 def _ip(*argv, check=True):
@@ -56,33 +41,6 @@ def _remove(name):
         except (ValueError, ProcessLookupError):
             pass
     _ip("netns", "del", name, check=False)
-
-
-def in_namespace(ns, fn, *args, timeout=60, **kw):
-    """fn(*args, **kw) in a thread that entered ``ns`` (setns is per thread)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    result = {}
-
-    def body():
-        try:
-            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-            try:
-                if libc.setns(fd, _CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns({ns}) failed")
-            finally:
-                os.close(fd)
-            result["value"] = fn(*args, **kw)
-        except BaseException as e:  # handed to the caller
-            result["error"] = e
-
-    thread = threading.Thread(target=body, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise TimeoutError(f"{fn} in {ns} did not finish in {timeout}s")
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
 
 
 class IsolatedDaemon(Daemon):

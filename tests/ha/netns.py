@@ -17,34 +17,17 @@ children of a killed sidecar are found through their pid files.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
 from tests.support.daemon import REPO_ROOT, sentinel_env
+from tests.support.netns import in_namespace, skip_reason  # noqa: F401
 
 ADDRESSES = {"a": "198.18.0.2", "b": "198.18.0.3", "c": "198.18.0.100"}
 VIP = "198.18.0.53"
 PREFIX = 24
-
-
-def skip_reason():
-    """Why namespace tests cannot run here, or None."""
-    if not sys.platform.startswith("linux"):
-        return "network namespaces need Linux"
-    if os.geteuid() != 0:
-        return "network namespaces need root"
-    if shutil.which("ip") is None:
-        return "iproute2 (ip) is not installed"
-    probe = f"sntprobe{uuid.uuid4().hex[:6]}"
-    r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"cannot create network namespaces: {r.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return None
 
 
 def _run(argv, check=True, timeout=30):
@@ -163,40 +146,3 @@ def stop_pid_file(path, marker):
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-_CLONE_NEWNET = 0x40000000
-
-
-def in_namespace(ns, fn, *args, timeout=30):
-    """
-    Run fn(*args) in a fresh thread that has entered network namespace ns
-    (setns affects only the calling thread), so sockets it opens live
-    there.  Returns fn's result or raises its exception.
-    """
-    import ctypes
-    import threading
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    result = {}
-
-    def body():
-        try:
-            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-            try:
-                if libc.setns(fd, _CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns({ns}) failed")
-            finally:
-                os.close(fd)
-            result["value"] = fn(*args)
-        except BaseException as e:  # handed to the caller
-            result["error"] = e
-
-    thread = threading.Thread(target=body, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise TimeoutError(f"{fn} in {ns} did not finish in {timeout}s")
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
