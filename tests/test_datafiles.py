@@ -127,3 +127,120 @@ class NodeKey(Files):
         wait_until(lambda: f"the node key {key} decrypts the 0 sealed value(s)" in node.log(),
                    10, what="the check on a fresh database")
         self.assertNotIn("problems", node.get("/api/health").json())
+
+
+class Database(Files):
+    """A database the daemon cannot open: DNS keeps answering (unfiltered), the
+    API says why, the file is left as it is, and fixing it needs no restart."""
+
+    def start_degraded(self, node):
+        node.start(wait=False)
+        wait_until(lambda: self._health(node) is not None
+                   and "store" in self._health(node).get("problems", {}), 20,
+                   what="the store problem in /api/health")
+        health = node.get("/api/health")
+        self.assertEqual(health.status, 503)
+        self.assertEqual(health.json()["store"], "unavailable")
+        self.assertServesDns(node)
+        r = node.get("/api/auth/status")  # the UI's first call
+        self.assertEqual(r.status, 503, r.body)
+        self.assertEqual(r.json()["error"], "STORE_UNAVAILABLE")
+        return health.json()["problems"]["store"]
+
+    def _health(self, node):
+        try:
+            return node.get("/api/health", timeout=2).json()
+        except OSError:
+            return None
+
+    def used_database(self):
+        """A data directory with a real database and a rule in it."""
+        node = self.daemon(_scratch(self)).start()
+        auth = {"Authorization": "Bearer " + create_token(node, setup_admin(node))}
+        r = node.post("/api/rules", {"pattern": "blocked.example.test", "action": "block"},
+                      headers=auth)
+        self.assertEqual(r.status, 201, r.body)
+        node.stop()
+        return node.data_dir
+
+    def assertOneClearLine(self, node, text):
+        log = node.log()
+        self.assertIn(text, log)
+        self.assertIn("DNS answers without filtering meanwhile; retrying in", log)
+        self.assertNotIn("Traceback", log)
+
+    def test_garbage_file_is_left_alone_and_replacing_it_recovers(self):
+        data = _scratch(self)
+        db = os.path.join(data, "sentinel.db")
+        garbage = os.urandom(20000)
+        with open(db, "wb") as f:
+            f.write(garbage)
+        node = self.daemon(data)
+        problem = self.start_degraded(node)
+        self.assertIn(f"{db} is not a SQLite database (it was left as it is)", problem)
+        self.assertOneClearLine(node, problem)
+        self.assertEqual(_read(db), garbage)
+        os.rename(db, db + ".broken")  # the user moves it away: a new one is made
+        wait_until(lambda: node.get("/api/health").status == 200, 40, what="recovery")
+        self.assertIn(f"the store {db} is open now", node.log())
+        self.assertEqual(_read(db + ".broken"), garbage)
+
+    def test_truncated_database(self):
+        data = self.used_database()
+        db = os.path.join(data, "sentinel.db")
+        os.truncate(db, os.path.getsize(db) // 2)
+        before = _read(db)
+        node = self.daemon(data)
+        problem = self.start_degraded(node)
+        self.assertIn(f"{db} is damaged (database disk image is malformed; it was left as "
+                      f"it is): restore it from a backup", problem)
+        self.assertOneClearLine(node, problem)
+        self.assertEqual(_read(db), before)
+
+    def test_newer_schema_is_refused_not_migrated(self):
+        import sqlite3
+
+        data = self.used_database()
+        db = os.path.join(data, "sentinel.db")
+        conn = sqlite3.connect(db)
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'from_the_future', 'x')")
+        conn.commit()
+        conn.close()
+        before = _read(db)
+        node = self.daemon(data)
+        problem = self.start_degraded(node)
+        self.assertIn(f"{db}: the database schema (version 999) is newer than this Sentinel",
+                      problem)
+        self.assertIn("run that version, or restore a backup made with this one", problem)
+        self.assertOneClearLine(node, problem)
+        node.stop()
+        self.assertEqual(_read(db), before)
+
+    def test_directory_instead_of_a_file(self):
+        data = _scratch(self)
+        db = os.path.join(data, "sentinel.db")
+        os.mkdir(db)
+        node = self.daemon(data)
+        problem = self.start_degraded(node)
+        self.assertIn(f"{db} cannot be opened for writing (unable to open database file)",
+                      problem)
+        self.assertTrue(os.path.isdir(db))
+
+
+class StoreErrorLines(SynchronousTestCase):
+    """The cases a real daemon cannot show here (we run as root; PostgreSQL)."""
+
+    def test_read_only_database_and_postgres_password(self):
+        import sqlite3
+
+        from sentinel.startup import explain_store_error
+
+        line = explain_store_error("sqlite:////data/sentinel.db", sqlite3.OperationalError(
+            "attempt to write a readonly database"))
+        self.assertIn("/data/sentinel.db cannot be opened for writing (attempt to write a "
+                      "readonly database): it and its directory must be writable by the user "
+                      "Sentinel runs as", line)
+        line = explain_store_error("postgresql://sentinel:hunter2@db:5432/sentinel",
+                                   OSError("connection refused"))
+        self.assertEqual(line, "could not open the store postgresql://sentinel:***@db:5432/"
+                               "sentinel (connection refused)")
