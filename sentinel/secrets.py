@@ -58,3 +58,9 @@ class Secrets:
 
     async def names(self):
         return [e.key for e in await self._store.list(KIND)]
+
+
+async def sealed_values(ctx):
+    """For L{sentinel.keycheck}: every stored secret, as (label, sealed, aad)."""
+    return [(f"secret {e.key}", (e.data or {}).get("sealed"), _aad(e.key))
+            for e in await ctx.list(KIND) if isinstance(e.data, dict)]

@@ -7,7 +7,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
-from sentinel.startup import explain_listen_error, fatal
+from sentinel.startup import database_name, explain_listen_error, explain_store_error, fatal
 from sentinel.store.database import StoreUnavailable
 from sentinel.store.migrations import MigrationError
 
@@ -65,9 +65,11 @@ class StoreService(Service):
     first_retry = 1.0
     max_retry = 30.0
 
-    def __init__(self, store, clock=None):
+    def __init__(self, store, clock=None, url=""):
         self.store = store
         self._clock = clock
+        self._url = url
+        self.problem = None  # why the last attempt to open failed (one line)
         self.ready = False
         self._waiters = []
         self._retry = None
@@ -96,6 +98,9 @@ class StoreService(Service):
         if not self.running:
             return
         self.ready = True
+        if self.problem is not None:
+            log.info("the store {where} is open now", where=database_name(self._url))
+        self.problem = None
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(None)
@@ -103,10 +108,9 @@ class StoreService(Service):
     def _failed(self, failure, delay):
         if not self.running:
             return None  # stopped while opening: nothing to report
-        log.error(
-            "could not open the store ({error}); retrying in {delay:.0f}s",
-            error=failure.getErrorMessage() or failure.type.__name__, delay=delay,
-        )
+        self.problem = explain_store_error(self._url, failure.value)
+        log.error("{problem}; DNS answers without filtering meanwhile; retrying in "
+                  "{delay:.0f}s", problem=self.problem, delay=delay)
         if not failure.check(OSError, StoreUnavailable, MigrationError, sqlite3.Error):
             log.failure("unexpected error opening the store", failure)
         self._retry = self._clock.callLater(delay, self._attempt, min(delay * 2, self.max_retry))

@@ -7,6 +7,7 @@ traceback.
 
 import errno
 import os
+import re
 import sys
 
 RESOLVED_HINT = (
@@ -65,3 +66,36 @@ def explain_listen_error(what, port, proto, error):
     if code == errno.EADDRNOTAVAIL:
         return f"cannot bind {where}: the address is not configured on this host"
     return f"cannot listen on {where}: {error}"
+
+
+def database_name(url):
+    """The database for messages: the SQLite path, or the URL without a password."""
+    if url.startswith("sqlite:///"):
+        return "/" + url[len("sqlite://"):].lstrip("/")  # the path open_database uses
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
+
+
+def explain_store_error(url, error):
+    """
+    One line for a store that cannot be opened.  The daemon keeps running
+    without it (DNS answers, unfiltered; the API answers 503) and retries,
+    so restoring or fixing the file is picked up without a restart.  The
+    file itself is never changed by a failed attempt.
+    """
+    where = database_name(url)
+    text = str(error) or type(error).__name__
+    kept = "it was left as it is"
+    if "newer than this Sentinel" in text:
+        return (f"{where}: {text}: it was written by a newer Sentinel; run that version, or "
+                f"restore a backup made with this one ({kept})")
+    if "file is not a database" in text:
+        return (f"{where} is not a SQLite database ({kept}): restore sentinel.db from a "
+                f"backup, or move it away to start with an empty one")
+    if "malformed" in text or "corrupt" in text:
+        return (f"{where} is damaged ({text}; {kept}): restore it from a backup (or try "
+                f"'sqlite3 {where} .recover'), or move it away to start with an empty one")
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return (f"{where} cannot be opened for writing ({text}): it and its directory must "
+                f"be writable by the user Sentinel runs as (uid {os.geteuid()}), and it "
+                f"must be a file")
+    return f"could not open the store {where} ({text})"

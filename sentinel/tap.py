@@ -7,6 +7,7 @@ L{Wiring} and adds its services, API areas and the objects other
 subsystems need.  Order matters only where one uses what another made.
 """
 
+import os
 from types import SimpleNamespace
 
 from twisted.application.internet import TimerService
@@ -24,6 +25,7 @@ from sentinel.api.notifications import NotificationsApi
 from sentinel.api.openapi import OpenApiApi
 from sentinel.api.secrets import SecretsApi
 from sentinel.api.settings import SettingsApi
+from sentinel.api.hosts import HostPolicy
 from sentinel.api.site import Gate, Site
 from sentinel.api.system import SystemApi
 from sentinel.auth import (
@@ -31,9 +33,10 @@ from sentinel.auth import (
 )
 from sentinel.crypto import KeyFileError, SecretBox, load_or_create_key
 from sentinel.dns.decision import NullQueryLog, PolicySource
-from sentinel.ha.state import HaPublisher, HaState
+from sentinel.ha.state import HaPublisher, HaState, sealed_password
+from sentinel.keycheck import KeyCheck, KeyCheckService
 from sentinel.options import SentinelOptions as Options  # noqa: F401 (twistd)
-from sentinel.secrets import Secrets
+from sentinel.secrets import Secrets, sealed_values as sealed_secrets
 from sentinel.services import ListeningService, StoreService
 from sentinel.startup import StartupError, fatal, prepare_data_dir
 from sentinel.store import Store, StoreUnavailable
@@ -80,12 +83,16 @@ def wire(config, reactor):
         authenticators={},  # Gate: auth name -> authenticator
         guard=None,  # Gate: read-only guard (cluster)
         health_checks={},  # name -> callable() -> bool, for /api/health
+        health_problems={},  # name -> callable() -> one-line message or None, ditto
         # name -> callable() -> JSON-able dict (or Deferred), for /api/system/status
         status_providers={},
         # entity kind -> callable(key, data) raising ValueError if invalid
         # (backup import; cluster sync may use them too)
         entity_validators={},
         secret_catalog={},  # secret name -> what it is for (/api/secrets/status)
+        # async callable(ctx) -> [(label, sealed, aad)]: what is sealed under
+        # the node key, for the key check (sentinel/keycheck.py)
+        sealed_sources=[],
         web=None,  # resource serving the web UI
         policy_source=PolicySource(),  # DNS reads .current; filtering swaps it
         querylog=NullQueryLog(),  # replaced by the query-log buffer
@@ -110,12 +117,22 @@ def wire(config, reactor):
 
 def _wire_storage(w):
     prepare_data_dir(w.config.data_dir)
-    w.box = SecretBox(load_or_create_key(w.config.key_file))
+    key_file = w.config.key_file
+    existed = os.path.lexists(key_file)
+    w.box = SecretBox(load_or_create_key(key_file))
+    if not existed:
+        log.info("created a new node key {path} (keep it with the database: secrets are "
+                 "sealed with it)", path=key_file)
     w.store = Store.from_url(w.config.database, w.reactor)
     w.secrets = Secrets(w.store, w.box)
-    w.store_service = StoreService(w.store)
+    w.store_service = StoreService(w.store, url=w.config.database)
+    w.health_problems["store"] = lambda: None if w.store.available else w.store_service.problem
     w.store_service.setName("store")
     w.store_service.setServiceParent(w.top)
+    w.sealed_sources.append(sealed_secrets)
+    check = KeyCheck(w.store, w.box, key_file, w.sealed_sources)
+    KeyCheckService(check, w.store_service.when_ready, w.reactor).setServiceParent(w.top)
+    w.health_problems["nodeKey"] = lambda: check.problem
 
 
 def _wire_auth(w):
@@ -212,6 +229,7 @@ def _wire_cluster(w):
 def _wire_ha(w):
     """HA (VIP/keepalived) configuration API and files for the sidecar."""
     w.ha_state = HaState(w.store, w.box, w.config, w.reactor)
+    w.sealed_sources.append(sealed_password)
     w.areas.append(HaApi(w.ha_state, w.reactor, treq_fetch(w.reactor),
                          known_peers=lambda: _cluster_followers(w)))
     publisher = HaPublisher(w.ha_state, w.store_service.when_ready)
@@ -232,8 +250,16 @@ def _wire_web(w):
     w.web = WebUI()
 
 
+def _own_names():
+    # gethostname() only: getfqdn() asks DNS, which may be this very daemon,
+    # still starting.
+    import socket
+
+    return [socket.gethostname()]
+
+
 def _wire_http(w):
-    w.areas.insert(0, HealthApi(w.store, w.health_checks))
+    w.areas.insert(0, HealthApi(w.store, w.health_checks, w.health_problems))
     for kind, validate in default_validators().items():
         w.entity_validators.setdefault(kind, validate)
     if getattr(w, "dns_stats", None) is not None:
@@ -249,7 +275,8 @@ def _wire_http(w):
     ]
     w.areas.append(OpenApiApi(lambda: site.endpoints, w.authenticators))
     gate = Gate(authenticators=w.authenticators, guard=w.guard)
-    w.site = site = Site(w.areas, gate, fallback=w.web)
+    w.site = site = Site(w.areas, gate, fallback=w.web,
+                         hosts=HostPolicy(w.config.http_hosts, _own_names()))
     config, reactor = w.config, w.reactor
     http = ListeningService(
         "HTTP", config.http_port, "tcp",

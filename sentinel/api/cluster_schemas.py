@@ -50,6 +50,10 @@ READY = obj({
     "reason": {"type": "string"},
     "error": {"const": "NOT_READY"},
     "message": {"type": "string"},
+    "roleFileError": {"type": "string", "description": (
+        "the role file cannot be used (e.g. 'role file /data/sentinel/cluster_role says "
+        "\'lead\'; expected exactly ...'): the node keeps its last good role and this "
+        "does not by itself make it unready")},
 }, required=["ok", "role"], description=(
     "200 {ok:true}; 503 when not ready, with ok:false, reason, and error NOT_READY + message "
     "(so it is also an Error). A follower adds lastSync."))

@@ -8,7 +8,7 @@ DNS settings and status:
   moments (no restart; the cache is flushed only when the upstreams
   change).  A follower refuses it (read-only guard).
 - ``GET /api/dns/status``: upstreams in use and their health, cache size,
-  self-probe.
+  self-probe, the on-link networks answered.
 """
 
 from sentinel.api.base import ApiError, endpoint
@@ -19,8 +19,14 @@ SETTINGS_RESPONSE = dict(SCHEMA, required=sorted(SCHEMA["properties"]))
 
 STATUS_RESPONSE = {
     "type": "object",
-    "required": ["upstreams", "startup_upstreams", "healthy", "cache_entries"],
+    "required": ["upstreams", "startup_upstreams", "healthy", "cache_entries",
+                 "local_networks"],
     "properties": {
+        "local_networks": {
+            "type": "array", "items": {"type": "string"},
+            "description": "The networks attached to this node, answered while the "
+                           "local_networks setting is on (empty: not read yet, or off).",
+        },
         "healthy": {"type": "boolean"},
         "cache_entries": {"type": "integer"},
         "startup_upstreams": {"type": "array", "items": {"type": "string"}},
@@ -112,4 +118,6 @@ class DnsSettingsApi:
             "cache_entries": len(runtime.engine.cache),
             "startup_upstreams": list(runtime.base_upstreams),
             "upstreams": upstreams,
+            "local_networks": [str(n) for n in runtime.onlink.current or ()]
+            if runtime.settings is None or runtime.settings.local_networks else [],
         }

@@ -14,6 +14,11 @@ HEALTH_SCHEMA = {
         "ok": {"type": "boolean"},
         "store": {"type": "string", "enum": ["ok", "unavailable"]},
         "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "problems": {
+            "type": "object", "additionalProperties": {"type": "string"},
+            "description": "what is wrong, by component, in one line each (e.g. roleFile, "
+                           "nodeKey, store); present only when something is",
+        },
     },
 }
 
@@ -31,12 +36,16 @@ VERSION_SCHEMA = {
 class HealthApi:
     """
     checks: {name: callable() -> bool} for other subsystems (e.g. "dns")
-    that want to take part in the health answer.
+    that want to take part in the health answer; problems: {name:
+    callable() -> str or None}, one-line explanations of what is wrong.
     """
 
-    def __init__(self, store, checks=None):
+    def __init__(self, store, checks=None, problems=None):
         self._store = store
         self._checks = dict(checks or {})
+        # {name: callable() -> one-line message or None}: shown, but only
+        # the checks decide the status.
+        self._problems = problems if problems is not None else {}
 
     def add_check(self, name, check):
         self._checks[name] = check
@@ -49,6 +58,10 @@ class HealthApi:
         store_ok = bool(self._store.available)
         ok = store_ok and all(checks.values())
         body = {"ok": ok, "store": "ok" if store_ok else "unavailable", "checks": checks}
+        problems = {name: message for name, describe in self._problems.items()
+                    if (message := describe())}
+        if problems:
+            body["problems"] = problems
         return body if ok else Reply(503, body)
 
     @endpoint("GET", "/api/version", auth="none", tag="system",

@@ -6,13 +6,15 @@ error handler; anything else is served by the web UI resource.
 
 import json
 
+import attr
 from klein import Klein
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
-from twisted.web import server
+from twisted.web import http, server
 from twisted.web.resource import Resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
+from sentinel.api.hosts import HostPolicy, refusal
 from sentinel.api.base import ApiError, Call, Raw, Reply, endpoints_of
 from sentinel.api.inputs import (
     MAX_REQUEST_BODY, CompiledRoute, check, compile_schema, read_body, read_params,
@@ -121,8 +123,9 @@ def _cross_site():
 class Site:
     """Builds the root resource from areas, a gate and the UI resource."""
 
-    def __init__(self, areas, gate, fallback=None):
+    def __init__(self, areas, gate, fallback=None, hosts=None):
         self.gate = gate
+        self.hosts = hosts if hosts is not None else HostPolicy()
         self.endpoints = []  # [(spec, handler)]
         self.apps = {}
         self._seen = set()
@@ -164,16 +167,78 @@ class Site:
         return _render(request, spec, result)
 
     def resource(self):
-        root = _Root(self.fallback)
+        root = _Root(self.fallback, self.hosts)
         for mount, app in self.apps.items():
             root.putChild(mount.encode(), app.resource())
         return root
 
-    def site(self, reactor=None):
-        factory = _QuietableSite(self.resource())
+    def site(self, reactor=None, limits=None):
+        factory = _QuietableSite(self.resource(), limits=limits or HttpLimits(),
+                                 reactor=reactor)
         factory.requestFactory = SentinelRequest
         factory.displayTracebacks = False
         return factory
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class HttpLimits:
+    """
+    What one slow or greedy client may hold.  The HTTP server shares the
+    reactor (and the file-descriptor limit) with DNS, so connections are
+    capped and a request must arrive in time: ``idle`` seconds without a
+    byte while reading a request or between requests, ``headers`` seconds
+    for the request line and headers, ``request`` seconds for the whole
+    request with its body (slowloris).  Time spent answering (the sync
+    long-poll holds an answer up to 30 s) does not count.
+    """
+
+    idle: float = 30.0
+    headers: float = 20.0
+    request: float = 120.0
+    connections: int = 256
+    per_client: int = 32
+
+
+class _Channel(http.HTTPChannel):
+    """HTTPChannel with deadlines for receiving a request (HttpLimits)."""
+
+    _headers_timer = _request_timer = None
+    limits = HttpLimits()
+    client = None
+
+    def dataReceived(self, data):
+        if self._request_timer is None and not self._handlingRequest:
+            self._headers_timer = self.callLater(self.limits.headers, self._too_slow)
+            self._request_timer = self.callLater(self.limits.request, self._too_slow)
+        super().dataReceived(data)
+
+    def allHeadersReceived(self):
+        self._cancel("_headers_timer")
+        super().allHeadersReceived()
+
+    def allContentReceived(self):
+        self._cancel("_headers_timer")
+        self._cancel("_request_timer")
+        super().allContentReceived()
+
+    def _cancel(self, name):
+        timer = getattr(self, name)
+        setattr(self, name, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _too_slow(self):
+        self._cancel("_headers_timer")
+        self._cancel("_request_timer")
+        self.timeoutConnection()
+
+    def connectionLost(self, reason):
+        self._cancel("_headers_timer")
+        self._cancel("_request_timer")
+        if self.client is not None:
+            self.factory.connection_closed(self.client)
+            self.client = None
+        super().connectionLost(reason)
 
 
 class _QuietableSite(server.Site):
@@ -181,7 +246,54 @@ class _QuietableSite(server.Site):
     Skips the access-log line of requests a handler marked
     ``request.quiet_log = True``: keepalived's readiness check every
     second and followers' sync polls would otherwise flood the log.
+
+    Also enforces L{HttpLimits}: connections beyond the total or per-client
+    cap are closed at once (logged at most once a minute).
     """
+
+    protocol = _Channel
+
+    def __init__(self, resource, limits, reactor=None):
+        # parsePOSTFormSubmission=False: form bodies are never parsed into
+        # request.args (the API reads JSON only; query parameters come from
+        # the URL alone; no multipart parsing on the reactor).
+        super().__init__(resource, timeout=limits.idle, reactor=reactor,
+                         parsePOSTFormSubmission=False)
+        self.limits = limits
+        self.open_connections = {}  # client address -> count
+        self._total = 0
+        self._last_refusal_log = None
+
+    def buildProtocol(self, addr):
+        client = getattr(addr, "host", None) or str(addr)
+        if self._total >= self.limits.connections or \
+                self.open_connections.get(client, 0) >= self.limits.per_client:
+            self._refused(client)
+            return None
+        channel = super().buildProtocol(addr)
+        channel.limits = self.limits
+        channel.client = client
+        self.open_connections[client] = self.open_connections.get(client, 0) + 1
+        self._total += 1
+        return channel
+
+    def connection_closed(self, client):
+        self._total -= 1
+        left = self.open_connections.get(client, 1) - 1
+        if left > 0:
+            self.open_connections[client] = left
+        else:
+            self.open_connections.pop(client, None)
+
+    def _refused(self, client):
+        now = self.reactor.seconds()
+        if self._last_refusal_log is None or now - self._last_refusal_log >= 60:
+            self._last_refusal_log = now
+            log.warn("http: refusing connections from {client} (open: {mine} from it, "
+                     "{total} in all; limits {per_client} per client, {limit} in all)",
+                     client=client, mine=self.open_connections.get(client, 0),
+                     total=self._total, per_client=self.limits.per_client,
+                     limit=self.limits.connections)
 
     def log(self, request):
         if not getattr(request, "quiet_log", False):
@@ -189,9 +301,16 @@ class _QuietableSite(server.Site):
 
 
 class _Root(Resource):
-    def __init__(self, fallback):
+    def __init__(self, fallback, hosts):
         super().__init__()
         self._fallback = fallback
+        self._hosts = hosts
+
+    def getChildWithDefault(self, name, request):
+        host = request.getHeader("host")
+        if not self._hosts.allowed(host) and not self._hosts.exempt(request.path):
+            return _MisdirectedResource(host)
+        return super().getChildWithDefault(name, request)
 
     def getChild(self, name, request):
         if self._fallback is not None:
@@ -210,6 +329,26 @@ class _NotFoundResource(Resource):
         request.setResponseCode(404)
         request.setHeader(b"content-type", JSON_TYPE)
         return json_bytes({"error": "NOT_FOUND", "message": "No such page."})
+
+
+class _MisdirectedResource(Resource):
+    """421 for a Host header the policy refuses (DNS rebinding)."""
+
+    isLeaf = True
+
+    def __init__(self, host):
+        super().__init__()
+        self._host = host
+
+    def render(self, request):
+        _security_headers(request)
+        request.setResponseCode(421)
+        message = refusal(self._host)
+        if request.path.startswith((b"/api/", b"/metrics")) or request.path in (b"/api",):
+            request.setHeader(b"content-type", JSON_TYPE)
+            return json_bytes({"error": "HOST_NOT_ALLOWED", "message": message})
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return message.encode("utf-8") + b"\n"
 
 
 def _security_headers(request):

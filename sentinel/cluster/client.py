@@ -80,8 +80,10 @@ class LeaderConnection:
 def _why(e):
     reasons = getattr(e, "reasons", None)  # ResponseFailed & co. wrap failures
     if reasons:
-        return "; ".join(r.getErrorMessage() or r.type.__name__ for r in reasons)
-    return str(e) or type(e).__name__
+        text = "; ".join(r.getErrorMessage() or r.type.__name__ for r in reasons)
+    else:
+        text = str(e) or type(e).__name__
+    return text.rstrip(".")  # the caller ends the sentence
 
 
 def _header(response, name):

@@ -44,11 +44,17 @@ class Readiness:
     and, for a configured follower acting as follower, it synced within the
     freshness window.  A configured leader is always current; a follower in
     failover (owning the VIP) keeps serving what it has.
+
+    A bad role file (``role_file_problem()``: a message, or None) is
+    reported in ``roleFileError`` but does not make the node unready: it
+    keeps its last good role and serves DNS, and failing the check would
+    move the VIP (a DNS gap) over a file keepalived rewrites anyway.
     """
 
     def __init__(self, state, machine, sync_status, clock, dns_healthy,
-                 window=DEFAULT_FRESHNESS):
+                 window=DEFAULT_FRESHNESS, role_file_problem=lambda: None):
         self._state = state
+        self._role_file_problem = role_file_problem
         self._machine = machine
         self._sync = sync_status
         self._clock = clock
@@ -64,9 +70,16 @@ class Readiness:
         if role == FOLLOWER and self._state.role == FOLLOWER:
             body["lastSync"] = iso(self._sync.last_success)
             if not self._sync.fresh(self._clock.seconds(), self.window):
-                reasons.append(f"no successful sync in the last {self.window:g} s")
+                reason = f"no successful sync in the last {self.window:g} s"
+                error = self._sync.last_error
+                if error and self._sync.failures:  # say why: the leader is down, bad data, ...
+                    reason += f" (last error {error['code']}: {error['message'].rstrip('.')})"
+                reasons.append(reason)
         if not self._dns_healthy():
             reasons.append("DNS is not answering")
+        problem = self._role_file_problem()
+        if problem:
+            body["roleFileError"] = problem
         if reasons:
             body["ok"] = False
             body["reason"] = "; ".join(reasons)

@@ -1,17 +1,28 @@
 """
 The role file keepalived writes on every VRRP transition: exactly
-``leader`` or ``follower`` (surrounding whitespace ignored) overrides the
-configured role; missing, empty or anything else means no override.
+``leader`` or ``follower`` (surrounding whitespace, CRLF and a UTF-8 BOM
+ignored) overrides the configured role; a missing file means no override.
+
+Anything else is a *problem* (empty, another word, binary, too large, a
+directory or FIFO, unreadable): the watcher logs one line naming the file
+and what is wrong, keeps the last good override (at start-up: none, i.e.
+the configured role) and reports the problem (``RoleFileWatcher.problem``,
+shown by /api/cluster/ready, /api/cluster/status and /api/health) until
+the file is good again.  Bad content must never flip the node's role.
 
 L{RoleFileWatcher} watches the file's DIRECTORY with INotify, so an
 in-place write, a replace by rename and a delete are all seen, and
 re-reads the file a moment after the last event (an in-place write is a
 truncate followed by a write: reading at the truncate would flap the role).
 A slow periodic re-read covers lost events (queue overflow, directory
-recreated).  Reading never raises: an unreadable file is "no override".
+recreated).  Reading never raises and never blocks (a FIFO is refused, not
+opened for a writer to appear).
 """
 
+import errno
 import os
+import stat
+from typing import NamedTuple
 
 from twisted.application.service import Service
 from twisted.logger import Logger
@@ -22,31 +33,65 @@ log = Logger()
 MAX_READ = 256
 DEBOUNCE = 0.05  # seconds after the last event
 RECHECK = 5.0  # seconds between safety re-reads
+EXPECTED = "expected exactly 'leader' or 'follower'"
+
+
+class RoleRead(NamedTuple):
+    role: str = None  # 'leader', 'follower' or None (no override)
+    problem: str = None  # what is wrong with the file, or None
 
 
 def parse_role(content: bytes):
     """'leader', 'follower' or None."""
+    return check_content(content).role
+
+
+def check_content(content: bytes) -> RoleRead:
+    if len(content) > MAX_READ:
+        return RoleRead(problem=f"is larger than {MAX_READ} bytes; {EXPECTED}")
     try:
-        word = content.decode("utf-8").strip()
+        word = content.decode("utf-8").lstrip("\ufeff").strip()
     except UnicodeDecodeError:
-        return None
-    return word if word in ("leader", "follower") else None
+        return RoleRead(problem=f"is not text; {EXPECTED}")
+    if word in ("leader", "follower"):
+        return RoleRead(role=word)
+    if not word:
+        return RoleRead(problem=f"is empty; {EXPECTED}")
+    shown = word if len(word) <= 40 else word[:40] + "..."
+    return RoleRead(problem=f"says {shown!r}; {EXPECTED}")
 
 
-def read_role_file(path):
+def read_role_file(path) -> RoleRead:
+    """What the role file says; a missing file is no override and no problem."""
     try:
-        with open(path, "rb") as f:
-            content = f.read(MAX_READ + 1)
-    except OSError:
-        return None
-    return None if len(content) > MAX_READ else parse_role(content)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return RoleRead()
+    except OSError as e:
+        if e.errno == errno.ENOTDIR:
+            return RoleRead()  # a parent is a file: the role file does not exist either
+        return RoleRead(problem=f"cannot be read ({e.strerror})")
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            return RoleRead(problem="is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            return RoleRead(problem="is not a regular file (a FIFO, socket or device?)")
+        content = os.read(fd, MAX_READ + 1)
+    except OSError as e:
+        return RoleRead(problem=f"cannot be read ({e.strerror})")
+    finally:
+        os.close(fd)
+    return check_content(content)
 
 
 class RoleFileWatcher(Service):
     """
     Calls ``on_role(role_or_None)`` with the file's override at start and
-    whenever it changes.  clock: IReactorTime; inotify_factory: callable()
-    -> INotify-like (None: only the periodic re-read).
+    whenever it changes; a file with a problem changes nothing (see the
+    module docstring) and is reported in ``problem``.  clock: IReactorTime;
+    inotify_factory: callable() -> INotify-like (None: only the periodic
+    re-read).
     """
 
     def __init__(self, path, on_role, clock, inotify_factory=None):
@@ -57,7 +102,8 @@ class RoleFileWatcher(Service):
         self._notifier = None
         self._pending = None
         self._recheck = None
-        self.current = None
+        self.current = None  # the last good override
+        self.problem = None  # what is wrong with the file now (None: nothing)
         self.watching = False
 
     def startService(self):
@@ -117,12 +163,26 @@ class RoleFileWatcher(Service):
         self._schedule_recheck()
 
     def _read(self):
-        role = read_role_file(self.path)
+        role, problem = read_role_file(self.path)
+        if problem is not None:
+            if problem != self.problem:
+                kept = self.current or "no override (the configured role)"
+                log.error("cluster: role file {path} {problem}; keeping {kept} until it is "
+                          "fixed", path=self.path, problem=problem, kept=kept)
+            self.problem = problem
+            return  # bad content never changes the role
+        if self.problem is not None:
+            log.info("cluster: role file {path} is valid again", path=self.path)
+            self.problem = None
         if role != self.current:
             log.info("cluster: role file {path} says {role}", path=self.path,
                      role=role or "(no override)")
             self.current = role
             self._on_role(role)
+
+    def describe_problem(self):
+        """'role file PATH is ...' while the file has a problem, else None."""
+        return None if self.problem is None else f"role file {self.path} {self.problem}"
 
     def stopService(self):
         super().stopService()

@@ -24,7 +24,7 @@ from sentinel.cluster.roles import FOLLOWER_GROUP, LEADER_GROUP, RoleMachine, is
 from sentinel.cluster.server import SyncServer, SyncServerService
 from sentinel.cluster.service import ClusterService, ServiceGroups
 from sentinel.cluster.status import node_message
-from sentinel.cluster.state import ClusterState
+from sentinel.cluster.state import K_MEMBERSHIP, SECRET_AAD, ClusterState
 
 
 def wire(w):
@@ -48,19 +48,29 @@ def wire(w):
     cluster = ClusterService(state, machine, groups,
                              w.store_service.when_ready, reactor)
     cluster.setName("cluster")
-    RoleFileWatcher(config.role_file, machine.set_override, reactor,
-                    _inotify_factory(reactor)).setServiceParent(cluster)
+    watcher = w.role_watcher = RoleFileWatcher(config.role_file, machine.set_override, reactor,
+                                               _inotify_factory(reactor))
+    watcher.setServiceParent(cluster)
+    w.health_problems["roleFile"] = watcher.describe_problem
     cluster.setServiceParent(w.top)
 
+    w.sealed_sources.append(_sealed_secret)
     w.guard = ReadOnlyGuard(state)
     # /api/health is 200 only once cluster membership is loaded (before
     # that, mutations answer 503 STARTING).
     w.health_checks["cluster"] = lambda: state.loaded
     w.readiness = Readiness(state, machine, client.status, reactor,
-                            lambda: _dns_healthy(w), window=config.sync_freshness)
+                            lambda: _dns_healthy(w), window=config.sync_freshness,
+                            role_file_problem=watcher.describe_problem)
+    # The API's leader checks (join, new leader URL) prove the leader is
+    # reachable now: a fresh connection each time.  A kept one may lead to
+    # the node that held the VIP before it moved (a reset), and a failed
+    # POST is not retried on a new connection.
+    check_http = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False),
+                                  connectTimeout=5))
     w.areas.append(ClusterApi(
         state=state, machine=machine, readiness=w.readiness, sync_status=client.status,
-        client=client, server=server, store=w.store, http=http, clock=reactor,
+        client=client, server=server, store=w.store, http=check_http, clock=reactor,
         role_file=config.role_file, vip=lambda: _configured_vip(w),
         is_local=is_local_address))
     w.areas.append(ClusterSyncApi(server))
@@ -78,6 +88,14 @@ def _component(state, machine, readiness, client):
         error = client.status.last_error
         out["lastError"] = error["code"] if error and client.status.failures else None
     return out
+
+
+async def _sealed_secret(ctx):
+    """For L{sentinel.keycheck}: the cluster secret, sealed under the node key."""
+    stored = await ctx.get_local(K_MEMBERSHIP)
+    if isinstance(stored, dict) and stored.get("secret"):
+        return [("the cluster secret", stored["secret"], SECRET_AAD)]
+    return []
 
 
 def poll_wait(freshness):

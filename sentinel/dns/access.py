@@ -2,9 +2,12 @@
 Who may ask (pure; ``now`` is passed in).
 
 - Access list: by default only loopback, private (RFC 1918, RFC 4193 ULA,
-  100.64/10 CGNAT) and link-local sources are answered, so Sentinel is
-  never an open resolver.  Loopback is always allowed (it is this host;
-  the health probe uses it).  Queries from elsewhere are dropped silently.
+  100.64/10 CGNAT) and link-local sources, plus the networks attached to
+  this node (``local``: the prefixes of its own addresses, followed at run
+  time by L{sentinel.dns.onlink}, used while ``local_enabled``), are
+  answered, so Sentinel is never an open resolver.  Loopback is always
+  allowed (it is this host; the health probe uses it).  Queries from
+  elsewhere are dropped silently.
 - Per-client rate limit: a token bucket per source address (``rate``
   queries/s, bursts of ``burst``).  Over the limit, a query is dropped,
   except every ``slip``-th which gets an empty truncated reply (TC=1, no
@@ -44,11 +47,13 @@ class _Bucket:
 
 class Access:
     def __init__(self, allowed=DEFAULT_ALLOWED, rate=1000.0, burst=2000.0,
-                 exempt=DEFAULT_EXEMPT, slip=2):
-        self.configure(allowed, rate, burst, exempt, slip)
+                 exempt=DEFAULT_EXEMPT, slip=2, local_enabled=True):
+        self.local = ()  # the on-link networks (set_local)
+        self.configure(allowed, rate, burst, exempt, slip, local_enabled)
 
-    def configure(self, allowed, rate, burst, exempt, slip=2):
+    def configure(self, allowed, rate, burst, exempt, slip=2, local_enabled=True):
         self.allowed = parse_networks(tuple(allowed) + LOOPBACK)
+        self.local_enabled = bool(local_enabled)
         self.exempt = parse_networks(exempt)
         self.rate = float(rate)  # 0 disables the limit
         self.burst = max(float(burst), 1.0)
@@ -60,6 +65,16 @@ class Access:
             self.unlimited = {}
         self.unlimited.clear()
 
+    def set_local(self, networks):
+        """The networks attached to this node now (ip_network objects)."""
+        networks = tuple(networks)
+        if networks == self.local:
+            return
+        self.local = networks
+        if self.local_enabled:  # verdicts may change: decide every client again
+            self._clients.clear()
+            self.unlimited.clear()
+
     def _classify(self, ip):
         try:
             addr = ipaddress.ip_address(ip)
@@ -67,7 +82,9 @@ class Access:
             return DENIED
         if addr.version == 6 and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
-        if not any(addr in net for net in self.allowed if net.version == addr.version):
+        if not any(addr in net for net in self.allowed if net.version == addr.version) and \
+                not (self.local_enabled and any(addr in net for net in self.local
+                                                if net.version == addr.version)):
             return DENIED
         if self.rate <= 0 or any(addr in net for net in self.exempt
                                  if net.version == addr.version):

@@ -2,14 +2,15 @@
 REWRITE decisions: answer the rewritten records, and when a rewrite is a
 CNAME, chase its target for the client — the target goes through the
 policy again (a blocked target blocks the answer, a rewritten one is
-followed, up to 8 links), then through the cache and the upstreams like
+followed, up to 8 links), then — unless it is a name that never leaves
+the LAN (L{sentinel.dns.lan}) — through the cache and the upstreams like
 any query; the client gets the CNAME chain followed by the target's
 records.
 """
 
 from twisted.logger import Logger
 
-from sentinel.dns import rewrite
+from sentinel.dns import lan, rewrite
 from sentinel.dns.decision import BLOCK, LOG_BLOCKED, LOG_REWRITTEN, REWRITE
 from sentinel.dns.wire import IN, SERVFAIL, Query, name_from_text
 
@@ -83,6 +84,9 @@ class Chaser:
         question = target_wire + q.question[-4:]
         sub = Query(b"\x00\x00", 1, target_wire, question, q.qtype, IN, False, q.do, 0,
                     q.flags, 0, q.cd, q.ad)
+        found = engine.lan.classify(target_wire, q.qtype)
+        if found is not None:  # a name that never leaves the LAN (localhost, ...)
+            return self._finish(ctx, chain, lan.answer(sub, *found))
         now = engine.clock.seconds()
         entry = engine.cache.get(sub.key, now)
         if entry is not None:

@@ -3,7 +3,8 @@ The query pipeline, in one place and in this order, for UDP and TCP alike:
 
     access (ACL, rate limit, loop guard) -> parse (fast path, or the
     twisted.names slow path) -> policy decision -> local answer (block,
-    rewrite, RFC 8482 ANY) | cache | forwarder -> reply -> stats, query log
+    rewrite, RFC 8482 ANY, names that never leave the LAN: L{lan}) | cache
+    | forwarder -> reply -> stats, query log
 
 ``handle(data, addr, port, cmsg)`` is called by the listeners; ``port``
 sends replies (``port.send(reply, addr, cmsg)``; ``port.drop(addr)`` when
@@ -13,7 +14,7 @@ socket, so the pipeline is tested with fake ports and a Clock.
 
 from twisted.logger import Logger
 
-from sentinel.dns import local
+from sentinel.dns import lan, local
 from sentinel.dns.access import DENIED, SLIP, Access
 from sentinel.dns.answer import parse_response, truncated
 from sentinel.dns.cache import Cache
@@ -47,6 +48,7 @@ class Engine:
         self.stats = stats if stats is not None else DnsStats()
         self.forwarder = Forwarder(clock, self._accept, self._resolved, timeout)
         self.blocker = local.Blocker()
+        self.lan = lan.LanNames()
         self.chaser = Chaser(self)
         self.loop_ports = set()  # local ports of our upstream UDP sockets
         self.stats.cache = self.cache
@@ -137,6 +139,13 @@ class Engine:
             self._send(port, reply, addr, cmsg)
             self.querylog.record(now, ip, decision.client_name, q.qname, qtype,
                                  logname or LOG_LOCAL, reason, "", 0, 0.0)
+            return
+        found = self.lan.classify(q.qname, qtype)
+        if found is not None:  # never forwarded, so never in the cache either
+            reply = lan.answer(q, *found)
+            self._send(port, reply, addr, cmsg)
+            self.querylog.record(now, ip, decision.client_name, q.qname, qtype, LOG_LOCAL,
+                                 "local:" + found[0], "", reply[3] & 0xF, 0.0)
             return
         entry = None if missed else self.cache.get(q.key, now)
         if entry is not None:

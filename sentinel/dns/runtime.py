@@ -5,7 +5,10 @@ not ready) and again whenever the store reports that it changed.
 
 Only what changed is touched: new upstreams rebuild the upstream
 transports and flush the cache (answers came from the old upstreams);
-cache limits, access list, rate limit and timeouts are swapped in place.
+cache limits, access list, rate limit and timeouts are swapped in place;
+switching which LAN-only names are forwarded also flushes the cache.
+The on-link networks for the access list (``local_networks``) are
+followed by ``self.onlink`` (L{sentinel.dns.onlink}).
 Invalid stored data (e.g. written by a newer version) is logged and the
 current settings stay: DNS never stops over bad settings.
 
@@ -22,6 +25,7 @@ from twisted.logger import Logger
 from sentinel.dns.doh import DohTransport
 from sentinel.dns.forwarder import Upstream
 from sentinel.dns.listeners import is_local_address
+from sentinel.dns.onlink import OnLinkWatcher
 from sentinel.dns.settings import DEFAULTS, KEY, KIND, SettingsError, from_data
 from sentinel.dns.stream import StreamTransport
 from sentinel.dns.udp import UdpTransport
@@ -42,6 +46,9 @@ class DnsRuntime:
         self.dns_addresses = tuple(dns_addresses)
         self.trust_root = trust_root
         self.settings = None
+        # The networks attached to this node, for the access list (started
+        # and stopped by the DNS service).
+        self.onlink = OnLinkWatcher(reactor, engine.access.set_local)
         self.effective_upstreams = ()
         self.rejected_upstreams = {}  # spec -> why it is not used
         self._unsubscribe = None
@@ -61,12 +68,20 @@ class DnsRuntime:
         engine.cache.configure(settings.cache_size, settings.cache_min_ttl,
                                settings.cache_max_ttl, settings.cache_max_negative_ttl,
                                settings.serve_stale)
-        if old is None or (old.allowed_networks, old.rate_limit_qps, old.rate_limit_burst,
-                           old.rate_limit_exempt) != (
-                settings.allowed_networks, settings.rate_limit_qps,
+        if old is None or (old.allowed_networks, old.local_networks, old.rate_limit_qps,
+                           old.rate_limit_burst, old.rate_limit_exempt) != (
+                settings.allowed_networks, settings.local_networks, settings.rate_limit_qps,
                 settings.rate_limit_burst, settings.rate_limit_exempt):
             engine.access.configure(settings.allowed_networks, settings.rate_limit_qps,
-                                    settings.rate_limit_burst, settings.rate_limit_exempt)
+                                    settings.rate_limit_burst, settings.rate_limit_exempt,
+                                    local_enabled=settings.local_networks)
+        names = engine.lan
+        lan_before = (names.forward_private_reverse, names.forward_single_label)
+        names.forward_private_reverse = settings.forward_private_reverse
+        names.forward_single_label = settings.forward_single_label
+        if old is not None and lan_before != (names.forward_private_reverse,
+                                              names.forward_single_label):
+            engine.cache.flush()  # forwarded answers for names now answered here
         engine.forwarder.timeout = settings.upstream_timeout_ms / 1000.0
         if self.tcp_factory is not None:
             self.tcp_factory.idle_timeout = settings.tcp_idle_timeout

@@ -79,6 +79,7 @@ class DnsService(MultiService):
         tune_runtime()
         super().startService()
         self.runtime.start()
+        self.runtime.onlink.start()
         started = self.store_ready() if self.store_ready is not None else None
         if self.store is not None:
             if started is None:
@@ -101,5 +102,6 @@ class DnsService(MultiService):
     def stopService(self):
         self.probe.stop()
         self.probe_socket.close()
+        self.runtime.onlink.stop()
         closing = self.runtime.stop()
         return gatherResults([closing, maybeDeferred(super().stopService)])

@@ -43,6 +43,27 @@ SCHEMA = {
             "type": "array", "maxItems": 1000, "items": {"type": "string", "maxLength": 64},
             "description": "Source networks that may query (loopback always may).",
         },
+        "local_networks": {
+            "type": "boolean",
+            "description": "Also answer sources on the networks attached to this node "
+                           "(the prefixes of its own addresses, followed at run time), "
+                           "like dnsmasq's --local-service. Off: only allowed_networks "
+                           "and loopback.",
+        },
+        "forward_private_reverse": {
+            "type": "boolean",
+            "description": "Forward reverse lookups of private and special ranges "
+                           "(RFC 6303: 10/8, 172.16/12, 192.168/16, 100.64/10, 127/8, "
+                           "169.254/16, fd00::/8, fe80::/10, ...) to the upstreams. Off: "
+                           "answered NXDOMAIN here unless a rewrite answers them.",
+        },
+        "forward_single_label": {
+            "type": "boolean",
+            "description": "Forward single-label names (e.g. 'printer') to the "
+                           "upstreams. Off: answered NXDOMAIN here unless a rewrite "
+                           "answers them (SOA, NS, DS and DNSKEY of a top-level domain "
+                           "are still forwarded).",
+        },
         "rate_limit_qps": dict(_INT, minimum=0, maximum=1_000_000,
                                description="Per-client queries/s (0: no limit)."),
         "rate_limit_burst": dict(_INT, minimum=1, maximum=10_000_000),
@@ -74,6 +95,9 @@ class DnsSettings:
     cache_max_negative_ttl: int = 3600
     serve_stale: bool = True
     allowed_networks: tuple = DEFAULT_ALLOWED
+    local_networks: bool = True
+    forward_private_reverse: bool = False
+    forward_single_label: bool = False
     rate_limit_qps: int = 1000
     rate_limit_burst: int = 2000
     rate_limit_exempt: tuple = DEFAULT_EXEMPT

@@ -17,6 +17,7 @@ or the new content, never a torn one.
 
 import json
 import os
+import stat
 
 CONFIG_VERSION = 1
 PASSWORD_AAD = "ha:vrrp_password"
@@ -66,14 +67,23 @@ def write_json(path, value, mode=0o600):
 
 
 def read_json(path):
-    """The JSON object in path, None if the file does not exist."""
+    """The JSON object in path, None if the file does not exist.  Never
+    blocks: a FIFO (or device) in the file's place is an error, not opened
+    for reading and waited on (the daemon reads these on its reactor)."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_FILE + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as e:
         raise FileFormatError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileFormatError(f"{path}: not a regular file")
+        raw = os.read(fd, MAX_FILE + 1)
+    except OSError as e:
+        raise FileFormatError(f"{path}: cannot read ({e.strerror})") from None
+    finally:
+        os.close(fd)
     if len(raw) > MAX_FILE:
         raise FileFormatError(f"{path}: larger than {MAX_FILE} bytes")
     try:
@@ -92,12 +102,10 @@ def write_role(path, role):
 
 
 def read_role(path):
-    try:
-        with open(path, "rb") as f:
-            text = f.read(64).decode("ascii", "replace").strip()
-    except OSError:
-        return None
-    return text if text in ROLES else None
+    """'leader', 'follower' or None; the daemon's rules (never blocks on a FIFO)."""
+    from sentinel.cluster.rolefile import read_role_file
+
+    return read_role_file(path).role
 
 
 def remove_file(path):

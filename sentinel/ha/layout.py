@@ -11,7 +11,7 @@ import os
 
 import attr
 
-from sentinel.crypto import DecryptError, KeyFileError, SecretBox, load_or_create_key
+from sentinel.crypto import DecryptError, KeyFileError, SecretBox, read_key
 from sentinel.ha import files
 from sentinel.ha.model import HaError, parse_settings
 from sentinel.ha.render import RenderPaths
@@ -72,7 +72,7 @@ def unseal(sealed, key):
         raise ConfigProblem(f"{key} does not exist: the sidecar must use the same data "
                             f"directory as the daemon")
     try:
-        box = SecretBox(load_or_create_key(key))
+        box = SecretBox(read_key(key))
         return box.decrypt_text(sealed, files.PASSWORD_AAD)
     except (KeyFileError, DecryptError) as e:
         raise ConfigProblem(f"cannot unseal the VRRP password with {key} ({e}); is this "

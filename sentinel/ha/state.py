@@ -21,12 +21,21 @@ LOCAL_KEY = "ha.settings"
 KEEP = object()  # "leave the stored password as it is"
 
 
+async def sealed_password(ctx):
+    """For L{sentinel.keycheck}: the VRRP password, sealed under the node key."""
+    stored = await ctx.get_local(LOCAL_KEY)
+    if isinstance(stored, dict) and stored.get("password"):
+        return [("the VRRP password", stored["password"], files.PASSWORD_AAD)]
+    return []
+
+
 class HaState:
     def __init__(self, store, box, config, clock):
         self._store = store
         self._box = box
         self.config = config
         self._clock = clock
+        self._file_errors = {}  # path -> the last error logged for it
 
     async def load(self):
         """(HaSettings, sealed password or None)."""
@@ -89,11 +98,17 @@ class HaState:
     # -- what the sidecar reports ---------------------------------------------------
 
     def _read(self, path):
+        """The sidecar's file, or None; a bad file is logged once per distinct error
+        (the UI polls these), and answers go on as if it were absent."""
         try:
-            return files.read_json(path)
+            value = files.read_json(path)
         except files.FileFormatError as e:
-            log.warn("{error}", error=str(e))
+            if self._file_errors.get(path) != str(e):
+                log.warn("{error}; ignoring it until the sidecar rewrites it", error=str(e))
+            self._file_errors[path] = str(e)
             return None
+        self._file_errors.pop(path, None)
+        return value
 
     def netinfo(self):
         return self._read(self.config.netinfo_file)

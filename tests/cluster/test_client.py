@@ -1,9 +1,11 @@
 """The sync client loop: timeouts, unreachable leaders, backoff, cancellation."""
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web._newclient import ResponseNeverReceived
 
 from sentinel.cluster import client as client_module
 from sentinel.cluster.client import SyncClient
@@ -86,6 +88,15 @@ class ClientLoopTests(SynchronousTestCase):
                 waited += 0.25
             delays.append(waited)
         self.assertEqual(delays, [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0])
+
+    def test_lost_connection_is_said_in_one_sentence(self):
+        class Lost:
+            def request(self, method, url, **kw):
+                return fail(ResponseNeverReceived([Failure(ConnectionLost())]))
+
+        c = self.make(Lost())
+        self.assertEqual(c.status.last_error["message"], "Cannot reach the leader: Connection "
+                         "to the other side was lost in a non-clean fashion.")
 
     def test_stop_cancels_in_flight_without_error(self):
         http = Silent()

@@ -18,18 +18,59 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(parse_role(b"leader"), "leader")
         self.assertEqual(parse_role(b"  follower\n"), "follower")
         self.assertEqual(parse_role(b"\tleader\r\n"), "leader")
+        self.assertEqual(parse_role(b"\xef\xbb\xbfleader\r\n"), "leader")  # a BOM (Notepad)
         for other in (b"", b"\n", b"Leader", b"master", b"leader follower", b"lead",
                       b"\xff\xfe", b"leader\x00"):
             self.assertIsNone(parse_role(other), other)
 
-    def test_missing_unreadable_or_huge_file_is_no_override(self):
+    def test_missing_file_is_no_override_and_no_problem(self):
         d = _scratch(self)
-        self.assertIsNone(read_role_file(os.path.join(d, "nope")))
-        self.assertIsNone(read_role_file(d))  # a directory
+        self.assertEqual(read_role_file(os.path.join(d, "nope")), (None, None))
+        self.assertEqual(read_role_file(os.path.join(d, "nope", "deeper")), (None, None))
+
+    def test_every_bad_file_names_its_problem(self):
+        d = _scratch(self)
         path = os.path.join(d, "role")
+
+        def problem_of(content):
+            with open(path, "wb") as f:
+                f.write(content)
+            role, problem = read_role_file(path)
+            self.assertIsNone(role, content)
+            return problem
+
+        self.assertIn("is empty", problem_of(b""))
+        self.assertIn("is empty", problem_of(b" \r\n"))
+        self.assertIn("says 'lead'", problem_of(b"lead"))  # a partial write
+        self.assertIn("says 'MASTER'", problem_of(b"MASTER\n"))
+        self.assertIn("is not text", problem_of(b"\xff\xfe\x00garbage"))
+        self.assertIn("larger than 256 bytes", problem_of(b"leader" + b" " * 1000))
+        self.assertIn("larger than", problem_of(os.urandom(1 << 20)))  # huge: not read whole
+        long_word = problem_of(b"x" * 200)
+        self.assertLess(len(long_word), 120)  # one readable line, not the whole content
+        for problem in (problem_of(b"lead"), problem_of(b"")):
+            self.assertIn("expected exactly 'leader' or 'follower'", problem)
+        self.assertEqual(read_role_file(d), (None, "is a directory, not a file"))
+
+    def test_fifo_is_refused_without_blocking(self):
+        # Pointing CLUSTER_ROLE_FILE at the sidecar's notify FIFO must not hang
+        # the reactor (and DNS) waiting for a writer.
+        path = os.path.join(_scratch(self), "fifo")
+        os.mkfifo(path)
+        role, problem = read_role_file(path)
+        self.assertIsNone(role)
+        self.assertIn("not a regular file", problem)
+
+    def test_unreadable_file(self):
+        path = os.path.join(_scratch(self), "role")
         with open(path, "w") as f:
-            f.write("leader" + " " * 1000)
-        self.assertIsNone(read_role_file(path))
+            f.write("leader")
+
+        def denied(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        self.patch(rolefile.os, "open", denied)  # as root, chmod 000 would not stop us
+        self.assertEqual(read_role_file(path), (None, "cannot be read (Permission denied)"))
 
 
 class FakeNotifier:
@@ -93,6 +134,51 @@ class DebounceTests(SynchronousTestCase):
         self.notifier.fire("something-else")
         self.clock.advance(1)
         self.assertEqual(self.seen, [])
+
+    def test_bad_content_keeps_the_last_good_role_and_is_reported(self):
+        self.write("leader\n")
+        self.notifier.fire("cluster_role")
+        self.clock.advance(rolefile.DEBOUNCE)
+        self.assertEqual(self.seen, ["leader"])
+        self.assertIsNone(self.watcher.describe_problem())
+        for bad in ("lead", "", "garbage\n", "\x00\x01"):
+            self.write(bad)
+            self.notifier.fire("cluster_role")
+            self.clock.advance(rolefile.DEBOUNCE)
+            self.assertEqual(self.seen, ["leader"], bad)  # never flipped
+            self.assertEqual(self.watcher.current, "leader")
+            self.assertTrue(self.watcher.describe_problem().startswith(
+                f"role file {self.path} "), bad)
+        self.clock.advance(rolefile.RECHECK)  # the periodic re-read changes nothing either
+        self.assertEqual(self.seen, ["leader"])
+        self.write("follower\r\n")
+        self.notifier.fire("cluster_role")
+        self.clock.advance(rolefile.DEBOUNCE)
+        self.assertEqual(self.seen, ["leader", "follower"])
+        self.assertIsNone(self.watcher.describe_problem())
+
+    def test_bad_file_at_start_means_no_override(self):
+        self.watcher.stopService()
+        self.write("master")
+        seen = []
+        watcher = RoleFileWatcher(self.path, seen.append, self.clock, None)
+        watcher.startService()
+        self.addCleanup(watcher.stopService)
+        self.assertEqual(seen, [])  # the configured role applies
+        self.assertIsNone(watcher.current)
+        self.assertIn("says 'master'", watcher.describe_problem())
+
+    def test_deleting_a_bad_file_clears_the_problem_and_the_override(self):
+        self.write("leader")
+        self.notifier.fire("cluster_role")
+        self.clock.advance(rolefile.DEBOUNCE)
+        self.write("junk")
+        self.clock.advance(rolefile.RECHECK)
+        self.assertIsNotNone(self.watcher.problem)
+        os.unlink(self.path)  # HA disabled: the sidecar removes the file
+        self.clock.advance(rolefile.RECHECK)
+        self.assertEqual(self.seen, ["leader", None])
+        self.assertIsNone(self.watcher.problem)
 
     def test_periodic_reread_catches_lost_events(self):
         self.write("follower")

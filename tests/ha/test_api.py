@@ -258,6 +258,33 @@ class HaApiTests(ApiCase):
                                                "mac": None, "addresses": ["10.0.0.2/24"]}])
         self.assertEqual((body["defaultRoute"], body["ageSeconds"]), (None, None))
 
+    async def test_unreadable_sidecar_files_answer_as_absent_and_log_once(self):
+        """Binary garbage, a FIFO, a directory: no hang, no 500, one log line each."""
+        from twisted.logger import globalLogPublisher
+
+        ha_dir = os.path.join(self.data, "sentinel", "ha")
+        os.makedirs(ha_dir, exist_ok=True)
+        with open(os.path.join(ha_dir, "status.json"), "wb") as f:
+            f.write(os.urandom(512))
+        os.mkfifo(os.path.join(ha_dir, "peers.json"))
+        os.makedirs(self.config.netinfo_file)
+        os.mkfifo(self.config.role_file)
+        seen = []
+        globalLogPublisher.addObserver(seen.append)
+        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
+        for _ in range(3):  # the UI polls
+            for path in ("/api/cluster/netinfo", "/api/cluster/peer-status",
+                         "/api/cluster/ha/status"):
+                code, body = await self.call("GET", path)
+                self.assertEqual(code, 200, (path, body))
+        code, body = await self.call("GET", "/api/cluster/ha/status")
+        self.assertEqual((body["sidecar"], body["roleFile"]["role"]), (None, None))
+        code, body = await self.call("GET", "/api/cluster/netinfo")
+        self.assertFalse(body["available"])
+        warnings = [e.get("error") for e in seen if "ignoring it until" in e.get("log_format", "")]
+        self.assertEqual(sorted(w.split(":")[0] for w in warnings), sorted(
+            os.path.join(ha_dir, n) for n in ("netinfo.json", "peers.json", "status.json")))
+
     async def test_status_shows_sidecar_and_role_file(self):
         files.write_json(os.path.join(self.data, "sentinel", "ha", "status.json"),
                          {"keepalived": "running", "updatedAt": reactor.seconds()}, 0o644)

@@ -8,13 +8,15 @@ import configparser
 import os
 import re
 import shlex
+import sys
 
 import yaml
 from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel.ha import cli
 from sentinel.options import OPTIONS, build_config
-from tests.support.daemon import REPO_ROOT
+from tests.ha import compose
+from tests.support.daemon import REPO_ROOT, TWISTD
 
 DEPLOY = os.path.join(REPO_ROOT, "deploy")
 KNOWN_ENV = {o.env for o in OPTIONS} | {env for _, env, _ in cli.OPTIONS}
@@ -85,6 +87,33 @@ class ComposeTests(SynchronousTestCase):
                          config.ha_config_file)
         self.assertIn(sidecar["command"][0], console_scripts())
         self.assertEqual(sidecar["command"][1], "run")
+        self.assertIn("sentinel-data", doc["volumes"])
+
+    def test_ha_pair_runs_what_the_tests_run(self):
+        """tests.ha.test_guide starts exactly these commands and environments."""
+        mapping = {"/data": "/d", "/run/sentinel-keepalived": "/r"}
+        argv, env = compose.service_process("sentinel", mapping)
+        self.assertEqual(argv, ["twistd", "--nodaemon", "--pidfile=", "sentinel"])
+        self.assertEqual(compose.program(argv), TWISTD + argv[1:])
+        self.assertEqual((env["SENTINEL_DATA_DIR"], env["CLUSTER_ROLE_FILE"]),
+                         ("/d", "/d/sentinel/cluster_role"))
+        argv, env = compose.service_process("keepalived", mapping)
+        self.assertEqual(argv, ["sentinel-keepalived", "run"])
+        self.assertEqual(compose.program(argv)[1:],
+                         [os.path.join(os.path.dirname(sys.executable), "sentinel-keepalived"),
+                          "run"])
+        self.assertEqual(env["SENTINEL_HA_RUNTIME_DIR"], "/r")
+
+    def test_ha_pair_lifecycle(self):
+        """`docker compose stop|start sentinel` (the checklist's failover
+        exercise) touches the daemon only: nothing depends on it, which
+        Compose versions would stop along with it or leave stopped; both
+        come back after a crash or a reboot."""
+        doc = load("compose/docker-compose.ha.yml")
+        for name, s in doc["services"].items():
+            self.assertNotIn("depends_on", s, name)
+            self.assertEqual(s["restart"], "unless-stopped", name)
+            self.assertNotIn("ports", s, name)  # host networking: ports do not apply
 
 
 class DockerfileTests(SynchronousTestCase):

@@ -44,6 +44,16 @@ class FilesTests(SynchronousTestCase):
                 f.write(content)
             self.assertRaises(files.FileFormatError, files.read_json, path)
 
+    def test_read_json_never_blocks_on_a_fifo_or_reads_a_directory(self):
+        fifo = os.path.join(self.dir, "status.json")
+        os.mkfifo(fifo)  # the daemon reads on its reactor: waiting for a writer stops DNS
+        e = self.assertRaises(files.FileFormatError, files.read_json, fifo)
+        self.assertIn("not a regular file", str(e))
+        directory = os.path.join(self.dir, "peers.json")
+        os.mkdir(directory)
+        e = self.assertRaises(files.FileFormatError, files.read_json, directory)
+        self.assertIn(f"{directory}: not a regular file", str(e))
+
     def test_role_file(self):
         path = os.path.join(self.dir, "cluster_role")
         files.write_role(path, "leader")

@@ -14,7 +14,7 @@ export const title = "DNS settings";
 const GROUPS = [
   ["Upstream servers", ["upstreams", "upstream_timeout_ms"]],
   ["Cache", ["cache_size", "cache_min_ttl", "cache_max_ttl", "cache_max_negative_ttl", "serve_stale"]],
-  ["Who may query", ["allowed_networks", "rate_limit_qps", "rate_limit_burst", "rate_limit_exempt"]],
+  ["Who may query", ["allowed_networks", "local_networks", "rate_limit_qps", "rate_limit_burst", "rate_limit_exempt"]],
   ["TCP", ["tcp_idle_timeout", "tcp_max_connections"]],
 ];
 const ELSEWHERE = ["blocking_mode", "blocked_ttl"];
@@ -28,6 +28,7 @@ const LABELS = {
   cache_max_negative_ttl: "Maximum negative TTL (s)",
   serve_stale: "Serve stale answers when every upstream fails",
   allowed_networks: "Allowed client networks",
+  local_networks: "Also answer the networks this server is attached to",
   rate_limit_qps: "Rate limit per client (queries/s)",
   rate_limit_burst: "Rate limit burst",
   rate_limit_exempt: "Exempt from the rate limit",
@@ -37,6 +38,7 @@ const LABELS = {
 const HINTS = {
   upstreams: "One per line, tried in order: 9.9.9.9 or 9.9.9.9:5353 (UDP, TCP when truncated), tcp://IP, tls://NAME#IP (DNS over TLS), https://NAME/dns-query#IP (DNS over HTTPS). Empty: the start-up list.",
   allowed_networks: "One network per line (CIDR). Loopback may always query.",
+  local_networks: "Clients on the same link as this server (the prefixes of its own addresses, e.g. an IPv6 global prefix), followed as addresses change. Turn off on a host whose network is shared with strangers (a rented server).",
   rate_limit_exempt: "Networks without a rate limit, one per line.",
 };
 
