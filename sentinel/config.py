@@ -29,6 +29,8 @@ class Config:
     http_port: int = 8080
     # Address for the admin API and web UI; "" means every address.
     http_interface: str = ""
+    # Extra names the admin API answers to (see sentinel.api.hosts).
+    http_hosts: tuple = ()
     database: str = ""
     # Upstream specs as given by the user (see sentinel.dns.upstreamspec).
     upstreams: tuple = ()

@@ -9,6 +9,7 @@ environment -> L{Config}) and is what the tests exercise.
 
 import ipaddress
 import os
+import re
 import sys
 
 import attr
@@ -67,6 +68,17 @@ def parse_upstreams(values) -> tuple:
     return tuple(specs)
 
 
+_HOST_ENTRY = re.compile(r"^(\*|\.?[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?)$")
+
+
+def parse_http_hosts(text: str) -> tuple:
+    names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    for name in names:
+        if not _HOST_ENTRY.match(name):
+            raise ValueError(f"{name!r} is not a host name (or .domain, or *)")
+    return names
+
+
 def parse_database(text: str) -> str:
     text = text.strip()
     if text.startswith("sqlite:///") and len(text) > len("sqlite:///"):
@@ -119,6 +131,12 @@ OPTIONS = (
     Opt("http-interface", "SENTINEL_HTTP_INTERFACE", "",
         lambda t: parse_address(t) if t.strip() else "",
         "Address of the admin API and web UI (default: all).", "http_interface"),
+    Opt("http-hosts", "SENTINEL_HTTP_HOSTS", "", parse_http_hosts,
+        "Extra host names the admin API and web UI answer to, comma-separated "
+        "(.example.com: a whole domain; *: any). IP addresses, localhost, single-label "
+        "names, .lan/.home/.home.arpa/.local/.internal names and this machine's "
+        "name always work; other names get 421 (DNS rebinding protection).",
+        "http_hosts"),
     Opt("database", "SENTINEL_DATABASE",
         lambda c: "sqlite:///" + os.path.join(c["data_dir"], "sentinel.db"),
         parse_database,

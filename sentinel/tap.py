@@ -25,6 +25,7 @@ from sentinel.api.notifications import NotificationsApi
 from sentinel.api.openapi import OpenApiApi
 from sentinel.api.secrets import SecretsApi
 from sentinel.api.settings import SettingsApi
+from sentinel.api.hosts import HostPolicy
 from sentinel.api.site import Gate, Site
 from sentinel.api.system import SystemApi
 from sentinel.auth import (
@@ -249,6 +250,14 @@ def _wire_web(w):
     w.web = WebUI()
 
 
+def _own_names():
+    # gethostname() only: getfqdn() asks DNS, which may be this very daemon,
+    # still starting.
+    import socket
+
+    return [socket.gethostname()]
+
+
 def _wire_http(w):
     w.areas.insert(0, HealthApi(w.store, w.health_checks, w.health_problems))
     for kind, validate in default_validators().items():
@@ -266,7 +275,8 @@ def _wire_http(w):
     ]
     w.areas.append(OpenApiApi(lambda: site.endpoints, w.authenticators))
     gate = Gate(authenticators=w.authenticators, guard=w.guard)
-    w.site = site = Site(w.areas, gate, fallback=w.web)
+    w.site = site = Site(w.areas, gate, fallback=w.web,
+                         hosts=HostPolicy(w.config.http_hosts, _own_names()))
     config, reactor = w.config, w.reactor
     http = ListeningService(
         "HTTP", config.http_port, "tcp",

@@ -159,6 +159,7 @@ class ClusterApi:
             body.update(reachable=False, error={"code": e.code, "message": e.message.replace(
                 "Nothing was saved. ", "")})
         await self._state.join(url, m.secret)
+        self._client.reconnect()  # not another poll to the old URL
         return body
 
     @endpoint("POST", "/api/cluster/leave", tag="cluster", readonly_exempt=True,

@@ -14,6 +14,7 @@ from twisted.web import http, server
 from twisted.web.resource import Resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
+from sentinel.api.hosts import HostPolicy, refusal
 from sentinel.api.base import ApiError, Call, Raw, Reply, endpoints_of
 from sentinel.api.inputs import (
     MAX_REQUEST_BODY, CompiledRoute, check, compile_schema, read_body, read_params,
@@ -122,8 +123,9 @@ def _cross_site():
 class Site:
     """Builds the root resource from areas, a gate and the UI resource."""
 
-    def __init__(self, areas, gate, fallback=None):
+    def __init__(self, areas, gate, fallback=None, hosts=None):
         self.gate = gate
+        self.hosts = hosts if hosts is not None else HostPolicy()
         self.endpoints = []  # [(spec, handler)]
         self.apps = {}
         self._seen = set()
@@ -165,7 +167,7 @@ class Site:
         return _render(request, spec, result)
 
     def resource(self):
-        root = _Root(self.fallback)
+        root = _Root(self.fallback, self.hosts)
         for mount, app in self.apps.items():
             root.putChild(mount.encode(), app.resource())
         return root
@@ -252,7 +254,11 @@ class _QuietableSite(server.Site):
     protocol = _Channel
 
     def __init__(self, resource, limits, reactor=None):
-        super().__init__(resource, timeout=limits.idle, reactor=reactor)
+        # parsePOSTFormSubmission=False: form bodies are never parsed into
+        # request.args (the API reads JSON only; query parameters come from
+        # the URL alone; no multipart parsing on the reactor).
+        super().__init__(resource, timeout=limits.idle, reactor=reactor,
+                         parsePOSTFormSubmission=False)
         self.limits = limits
         self.open_connections = {}  # client address -> count
         self._total = 0
@@ -295,9 +301,16 @@ class _QuietableSite(server.Site):
 
 
 class _Root(Resource):
-    def __init__(self, fallback):
+    def __init__(self, fallback, hosts):
         super().__init__()
         self._fallback = fallback
+        self._hosts = hosts
+
+    def getChildWithDefault(self, name, request):
+        host = request.getHeader("host")
+        if not self._hosts.allowed(host) and not self._hosts.exempt(request.path):
+            return _MisdirectedResource(host)
+        return super().getChildWithDefault(name, request)
 
     def getChild(self, name, request):
         if self._fallback is not None:
@@ -318,10 +331,35 @@ class _NotFoundResource(Resource):
         return json_bytes({"error": "NOT_FOUND", "message": "No such page."})
 
 
+class _MisdirectedResource(Resource):
+    """421 for a Host header the policy refuses (DNS rebinding)."""
+
+    isLeaf = True
+
+    def __init__(self, host):
+        super().__init__()
+        self._host = host
+
+    def render(self, request):
+        _security_headers(request)
+        request.setResponseCode(421)
+        message = refusal(self._host)
+        if request.path.startswith((b"/api/", b"/metrics")) or request.path in (b"/api",):
+            request.setHeader(b"content-type", JSON_TYPE)
+            return json_bytes({"error": "HOST_NOT_ALLOWED", "message": message})
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return message.encode("utf-8") + b"\n"
+
+
 def _security_headers(request):
     request.setHeader(b"cache-control", b"no-store")
     request.setHeader(b"x-content-type-options", b"nosniff")
     request.setHeader(b"referrer-policy", b"no-referrer")
+    # API answers are data, never documents: if one is ever opened as a page
+    # (a download, a sniffing browser), nothing in it runs and nothing frames it.
+    request.setHeader(b"content-security-policy",
+                      b"default-src 'none'; frame-ancestors 'none'; sandbox")
+    request.setHeader(b"x-frame-options", b"DENY")
 
 
 def _render(request, spec, result):

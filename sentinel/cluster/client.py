@@ -125,11 +125,13 @@ def _error_from(status, raw, responder, me):
 
 
 class SyncClient(Service):
-    def __init__(self, state, store, applier, http, clock, status=None, wait=WAIT):
+    def __init__(self, state, store, applier, http, clock, status=None, wait=WAIT,
+                 drop_connections=lambda: None):
         self._state = state
         self._store = store
         self._applier = applier
         self._http = http
+        self._drop_connections = drop_connections  # closes the kept (idle) connections
         self._clock = clock
         self.status = status or SyncStatus()
         self.wait = wait
@@ -166,6 +168,19 @@ class SyncClient(Service):
         """Next sync takes a full snapshot and may go back in time."""
         self.force_next = True
         self._cancel()  # the loop goes on at once
+
+    def reconnect(self):
+        """
+        The leader URL changed, or the VIP came to or left this node: the
+        kept connections and a poll in flight may lead to where the VIP was
+        (a dead end: a poll there hangs until its timeout), so drop them and
+        sync again at once, on new connections.
+        """
+        self._drop_connections()
+        if self._inflight is not None:
+            self._cancel()  # the loop goes on at once
+        elif self._timer is not None and self._timer.active():
+            self._timer.reset(0)
 
     def _schedule(self, delay):
         if self.running:

@@ -70,7 +70,11 @@ class Readiness:
         if role == FOLLOWER and self._state.role == FOLLOWER:
             body["lastSync"] = iso(self._sync.last_success)
             if not self._sync.fresh(self._clock.seconds(), self.window):
-                reasons.append(f"no successful sync in the last {self.window:g} s")
+                reason = f"no successful sync in the last {self.window:g} s"
+                error = self._sync.last_error
+                if error and self._sync.failures:  # say why: the leader is down, bad data, ...
+                    reason += f" (last error {error['code']}: {error['message'].rstrip('.')})"
+                reasons.append(reason)
         if not self._dns_healthy():
             reasons.append("DNS is not answering")
         problem = self._role_file_problem()

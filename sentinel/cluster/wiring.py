@@ -40,7 +40,8 @@ def wire(w):
     pool.maxPersistentPerHost = 2
     http = HTTPClient(Agent(reactor, pool=pool, connectTimeout=5))
     client = w.sync_client = SyncClient(state, w.store, Applier(w.secrets), http, reactor,
-                                        wait=poll_wait(config.sync_freshness))
+                                        wait=poll_wait(config.sync_freshness),
+                                        drop_connections=pool.closeCachedConnections)
     client.setName("sync-client")
     client.setServiceParent(w.follower_only)
 
@@ -49,7 +50,13 @@ def wire(w):
     cluster = ClusterService(state, machine, groups,
                              w.store_service.when_ready, reactor)
     cluster.setName("cluster")
-    watcher = w.role_watcher = RoleFileWatcher(config.role_file, machine.set_override, reactor,
+    def on_role(override):
+        moved = override != machine.override  # the VIP came or went
+        machine.set_override(override)
+        if moved:
+            client.reconnect()
+
+    watcher = w.role_watcher = RoleFileWatcher(config.role_file, on_role, reactor,
                                                _inotify_factory(reactor))
     watcher.setServiceParent(cluster)
     w.health_problems["roleFile"] = watcher.describe_problem

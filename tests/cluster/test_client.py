@@ -58,7 +58,9 @@ class Refusing:
 class ClientLoopTests(SynchronousTestCase):
     def make(self, http, role="follower"):
         self.clock = Clock()
-        c = SyncClient(State(role), Store(), None, http, self.clock, wait=5)
+        self.dropped = []
+        c = SyncClient(State(role), Store(), None, http, self.clock, wait=5,
+                       drop_connections=lambda: self.dropped.append(self.clock.seconds()))
         c.startService()
         self.addCleanup(lambda: c.running and c.stopService())
         self.clock.advance(0)
@@ -88,6 +90,28 @@ class ClientLoopTests(SynchronousTestCase):
                 waited += 0.25
             delays.append(waited)
         self.assertEqual(delays, [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0])
+
+    def test_reconnect_drops_the_poll_in_flight_and_kept_connections(self):
+        """The VIP moved (or the leader URL changed): a poll that may hang on
+        a connection to where the VIP was is not waited for."""
+        http = Silent()
+        c = self.make(http)
+        self.clock.advance(3)
+        c.reconnect()
+        self.clock.advance(0)
+        self.assertEqual(self.dropped, [3])
+        self.assertEqual(len(http.requests), 2)  # at once, not after the 15 s timeout
+        self.assertTrue(http.requests[0][2].called)  # the first one cancelled
+        self.assertEqual((c.status.last_error, c.status.failures), (None, 0))
+
+    def test_reconnect_skips_the_backoff(self):
+        http = Refusing()
+        c = self.make(http)
+        self.clock.advance(0.1)
+        c.reconnect()
+        self.clock.advance(0)
+        self.assertEqual(http.count, 2)
+        self.assertEqual(c.status.failures, 2)
 
     def test_lost_connection_is_said_in_one_sentence(self):
         class Lost:

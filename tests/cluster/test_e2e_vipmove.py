@@ -1,16 +1,21 @@
 """
-The leader check behind "Configure" (POST /api/cluster/configure-follower;
-"Save Leader URL", POST /api/cluster/leader-url, makes the same) after the
-VIP moved:
-they must reach whoever holds the VIP now, not an HTTP connection kept
-from before the move (which leads to the node that no longer has the VIP:
-it answers with a reset).  Found running the guide's checklist
-(tests.ha.test_guide, step 5 after a hand-back): the follower reported a
-reachable leader as unreachable.
+After the VIP moved, the follower's HTTP to the leader URL (the VIP) must
+not use a connection kept from before the move: it leads to the node that
+no longer has the VIP, which resets it or drops what it gets.  Found
+running the guide's checklist (tests.ha.test_guide, step 5 after a
+hand-back): the follower reported a reachable leader as unreachable, and
+its sync hung until the poll's timeout.
+
+- The leader check behind "Configure" (POST /api/cluster/configure-follower;
+  "Save Leader URL", POST /api/cluster/leader-url, makes the same) uses a
+  new connection every time.
+- The sync poll starts again at once on a new connection when the role
+  file changes (the VIP came or went) or a leader URL is saved.
 
 Real daemons on loopback; the leader URL is a TCP forwarder standing in
 for the VIP, whose L{VipStandIn.move} kills every connection opened so far
-(reset at their next byte) while new connections reach the leader.
+(reset at their next byte, or everything dropped) while new connections
+reach the leader.
 """
 
 import os
@@ -22,7 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel.cluster import joincode
 from tests.api.daemon_admin import create_token, setup_admin
-from tests.cluster.e2e import make_daemon
+from tests.cluster.e2e import make_daemon, wait_until, write_role
 from tests.support.upstream import Upstream
 
 
@@ -79,9 +84,11 @@ class VipStandIn:
                 break
             if not data:
                 break
-            if pair.dead:  # the VIP is elsewhere: that node resets the connection
+            if pair.dead == "reset":  # the VIP is elsewhere: that node resets the connection
                 pair.reset()
                 return
+            if pair.dead:  # ... or drops what it gets (the source is its own address)
+                continue
             try:
                 dst.sendall(data)
             except OSError:
@@ -91,10 +98,10 @@ class VipStandIn:
         except OSError:
             pass
 
-    def move(self):
+    def move(self, how="reset"):
         with self.lock:
             for pair in self.pairs:
-                pair.dead = True
+                pair.dead = how
 
     def close(self):
         self.sock.close()
@@ -107,7 +114,9 @@ class LeaderCheckAfterVipMove(SynchronousTestCase):
     def setUp(self):
         up = Upstream.start(self, {"www.example.test": {"A": ["198.18.0.10"]}})
         self.leader = make_daemon(self, "sqlite", upstreams=[up.spec]).start()
-        self.node = make_daemon(self, "sqlite", upstreams=[up.spec]).start()
+        # Polls of 1 s: a poll that hangs is given up after 1 + 10 s.
+        self.node = make_daemon(self, "sqlite", upstreams=[up.spec],
+                                args=["--sync-freshness", "4"]).start()
         self.vip = VipStandIn(self, self.leader.http_port)
         self.auth = {"Authorization": "Bearer " + create_token(
             self.leader, setup_admin(self.leader))}
@@ -129,3 +138,37 @@ class LeaderCheckAfterVipMove(SynchronousTestCase):
         r = self.node.post("/api/cluster/configure-follower", {"joinCode": self.code},
                            headers=self.own)
         self.assertEqual((r.status, r.json().get("role")), (200, "follower"), r.body)
+
+    def join(self):
+        r = self.node.post("/api/cluster/configure-follower", {"joinCode": self.code},
+                           headers=self.own)
+        self.assertEqual(r.status, 200, r.body)
+        wait_until(lambda: self.node.get("/api/cluster/ready").status == 200, 15,
+                   what="the follower synced")
+
+    def last_sync(self):
+        r = self.node.get("/api/cluster/status", headers=self.auth)
+        return r.json()["sync"]["lastSync"]
+
+    def assert_syncs_again_soon(self, before):
+        """Within 5 s, i.e. without waiting for the hung poll's 11 s timeout."""
+        wait_until(lambda: self.last_sync() != before, 5, what="a sync on a new connection")
+
+    def test_sync_resumes_at_once_when_the_vip_leaves_this_node(self):
+        self.join()
+        write_role(self.node, "leader")  # the VIP came here (failover)...
+        wait_until(lambda: self.node.get("/api/cluster/ready").json()["role"] == "leader", 5,
+                   what="failover")
+        self.vip.move("drop")  # ...and went away again: kept connections lead nowhere
+        before = self.last_sync()
+        write_role(self.node, "follower")
+        self.assert_syncs_again_soon(before)
+
+    def test_sync_resumes_at_once_with_a_saved_leader_url(self):
+        self.join()
+        self.vip.move("drop")
+        before = self.last_sync()
+        r = self.node.post("/api/cluster/leader-url", {"leaderUrl": self.vip.url},
+                           headers=self.auth)
+        self.assertEqual((r.status, r.json()["reachable"]), (200, True), r.body)
+        self.assert_syncs_again_soon(before)

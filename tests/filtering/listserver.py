@@ -1,7 +1,8 @@
 """
 A tiny HTTP resource serving blocklists for tests: in memory through
 StubTreq, or on a real loopback port for daemon tests.  Honours
-If-None-Match, counts requests, can redirect, fail, or hang.
+If-None-Match, counts requests, can redirect, fail, hang, or send the start
+of a body and then nothing (a slow drip).
 """
 
 from twisted.web.resource import Resource
@@ -32,6 +33,11 @@ class ListResource(Resource):
             return b"not found"
         status, headers, body = self.files[path]
         if status == "hang":
+            self.hanging.append(request)
+            return NOT_DONE_YET
+        if status == "drip":  # headers and the start of the body, then nothing more
+            request.setResponseCode(200)
+            request.write(body)
             self.hanging.append(request)
             return NOT_DONE_YET
         for k, v in headers.items():

@@ -4,6 +4,8 @@ conditional requests, limits, failures that keep the last good contents
 and raise one notification, refresh at start / on schedule / for new lists.
 """
 
+import random
+
 from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
@@ -146,6 +148,49 @@ class RefresherTests(TestCase):
         self.clock.advance(60)
         data = await d
         self.assertIn("within 60 seconds", data["status"]["error"])
+
+    async def test_binary_answers_keep_the_previous_contents(self):
+        import gzip
+
+        self.lists.serve("/l", HOSTS)
+        list_id = await self.add("/l")
+        await self.refresh(list_id)
+        before = (await self.store.get("blocklist", list_id)).data["content"]
+        for body in (random.Random(7).randbytes(8192), gzip.compress(HOSTS.encode()), b"\x00" * 4096,
+                     b"\xff\xfe" + "0.0.0.0 ads.example.com\n".encode("utf-16-le")):
+            self.lists.serve("/l", body)
+            data = await self.refresh(list_id)
+            self.assertFalse(data["status"]["ok"], body[:20])
+            self.assertIn("no domains found", data["status"]["error"])
+            self.assertIn("is this a blocklist?", data["status"]["error"])
+            self.assertEqual(data["content"], before)
+            self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{list_id}"))
+
+    async def test_slow_drip_times_out_and_keeps_the_previous_contents(self):
+        self.lists.serve("/l", HOSTS)
+        list_id = await self.add("/l")
+        await self.refresh(list_id)
+        self.lists.serve("/l", "0.0.0.0 a.example.com\n", status="drip")
+        d = self.refresher.refresh(list_id)
+        while not self.lists.hanging:
+            await deferLater(reactor, 0.01)
+        self.assertNoResult(d)
+        self.clock.advance(60)
+        data = await d
+        await self.engine.settled()
+        self.assertIn("no complete answer within 60 seconds", data["status"]["error"])
+        self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{list_id}"))
+
+    async def test_endless_body_without_length_is_cut_at_the_cap(self):
+        """A huge (say 2 GB) chunked answer: refused as soon as the cap is passed,
+        not buffered and not waited for."""
+        self.lists.serve("/l", HOSTS)
+        list_id = await self.add("/l")
+        await self.refresh(list_id)
+        self.lists.serve("/l", "0.0.0.0 a.example.com\n" * 1000, status="drip")  # 22 KB
+        data = await self.refresh(list_id)  # no clock advance: not a time-out
+        self.assertIn("larger than the limit of 10000 bytes", data["status"]["error"])
+        self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{list_id}"))
 
     async def test_refresh_at_start_on_schedule_and_for_new_lists(self):
         self.lists.serve("/a", HOSTS)
