@@ -20,7 +20,9 @@ from sentinel.filtering.names import wire_to_text
 from sentinel.filtering.querylog import QueryLog, QueryLogService
 from sentinel.store import QueryLogFilter
 from sentinel.store.logpipe import QueryLogWriter, WriterError
-from sentinel.store.logwriter import FRAME, Names, encode, normalise, serve, text_name
+from sentinel.store.logwriter import (
+    FRAME, FdReader, Names, encode, normalise, serve, text_name,
+)
 from tests.filtering.storehelp import open_store
 
 
@@ -100,6 +102,50 @@ class ServeTests(SynchronousTestCase):
         lines = out.getvalue().splitlines()
         self.assertEqual(lines[0], b"error disk full")
         self.assertTrue(lines[1].startswith(b"error unreadable frame"), lines)
+
+
+class _CountingSink(_Sink):
+    def __init__(self, fail=False):
+        super().__init__(fail)
+        self.transactions = []
+
+    def write(self, rows):
+        self.transactions.append(len(rows))
+        super().write(rows)
+
+
+class GroupingTests(SynchronousTestCase):
+    """Frames already waiting on the pipe are stored in one transaction."""
+
+    def serve_pipe(self, frames, sink, group_rows=20_000):
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        with os.fdopen(w, "wb") as f:
+            f.write(frames)
+        out = io.BytesIO()
+        serve(FdReader(r), out, sink, group_rows=group_rows)
+        return out.getvalue().splitlines()
+
+    def test_waiting_frames_share_a_transaction_and_each_gets_its_answer(self):
+        frames = b"".join(encode(rows)[0] for rows in
+                          ([row(1), row(2)], [(1, 2)], [row(3)], [row(4)]))
+        sink = _CountingSink()
+        lines = self.serve_pipe(frames + FRAME.pack(3) + b"\xff\xff\xff", sink)
+        self.assertEqual(lines[:4], [b"ok 2 0", b"ok 0 1", b"ok 1 0", b"ok 1 0"])
+        self.assertTrue(lines[4].startswith(b"error unreadable frame"), lines)
+        self.assertEqual(sink.transactions, [4])
+        self.assertEqual([r[0] for r in sink.rows], [1.0, 2.0, 3.0, 4.0])
+
+    def test_group_size_is_bounded(self):
+        frames = b"".join(encode([row(t), row(t + 0.5)])[0] for t in range(5))
+        sink = _CountingSink()
+        self.assertEqual(self.serve_pipe(frames, sink, group_rows=4), [b"ok 2 0"] * 5)
+        self.assertEqual(sink.transactions, [4, 4, 2])
+
+    def test_a_failed_transaction_fails_every_frame_in_it(self):
+        frames = b"".join(encode([row(t)])[0] for t in range(3))
+        lines = self.serve_pipe(frames, _CountingSink(fail=True))
+        self.assertEqual(lines, [b"error disk full"] * 3)
 
 
 class WriterContract:

@@ -13,8 +13,11 @@ rows (tuples in ``QUERY_LOG_COLUMNS`` order; the name may still be in wire
 format, it is decoded here).  For every frame, one line on stdout, in
 order: ``ok STORED BAD`` (BAD: malformed rows that were skipped) or
 ``error MESSAGE`` (nothing of the frame was stored: the parent keeps the
-rows and sends them again later).  A frame is one transaction.  The
-process runs niced (DNS first) and exits when stdin closes.
+rows and sends them again later).  The parent sends small frames (cheap
+to encode between two DNS packets); the frames already waiting on stdin
+are stored together, in one transaction of at most ``GROUP_ROWS`` rows,
+and answered once it is committed.  The process runs niced (DNS first)
+and exits when stdin closes.
 
 L{normalise} is also what the in-process path uses (``QueryLog.take``), so
 both store exactly the same values.
@@ -22,6 +25,7 @@ both store exactly the same values.
 
 import marshal
 import os
+import select
 import struct
 import sys
 
@@ -31,6 +35,7 @@ FRAME = struct.Struct("!I")
 MAX_FRAME = 256 * 1024 * 1024
 NICE = 19  # see docs/PERFORMANCE.md: DNS first, the writer uses the idle time
 _NAMES_MAX = 100_000
+GROUP_ROWS = 20_000  # rows per transaction at most (frames waiting are grouped)
 _PLAIN = bytes(range(0x21, 0x7F)).replace(b".", b"").replace(b"\\", b"")
 
 INSERT = "INSERT INTO query_log (%s) VALUES (%s)" % (
@@ -171,26 +176,79 @@ def _read_exactly(stream, n):
     return data if data is not None and len(data) == n else None
 
 
-def serve(stdin, stdout, sink):
-    """Frames in, one answer line per frame out, until stdin ends."""
+def serve(stdin, stdout, sink, group_rows=GROUP_ROWS):
+    """
+    Frames in, one answer line per frame out, until stdin ends.  Frames
+    already waiting (``stdin.ready()``, when the stream has it) are stored
+    in the same transaction, up to ``group_rows`` rows.
+    """
     names = Names()
+    ready = getattr(stdin, "ready", None)
     while True:
         body = read_frame(stdin)
         if body is None:
             return  # stdin ended (or a frame cut short): the parent is gone
-        try:
-            rows, bad = normalise(marshal.loads(body), names)
-        except (EOFError, ValueError, TypeError) as e:
-            answer = f"error unreadable frame ({e})"
-        else:
+        group = []  # per frame: (rows, bad) or an error answer
+        total = 0
+        ended = False
+        while True:
             try:
-                if rows:
-                    sink.write(rows)
-                answer = f"ok {len(rows)} {bad}"
-            except Exception as e:
-                answer = "error " + " ".join(str(e).split())[:300]
-        stdout.write(answer.encode() + b"\n")
+                rows, bad = normalise(marshal.loads(body), names)
+            except (EOFError, ValueError, TypeError) as e:
+                group.append(f"error unreadable frame ({e})")
+            else:
+                group.append((rows, bad))
+                total += len(rows)
+            if ready is None or total >= group_rows or not ready():
+                break
+            body = read_frame(stdin)
+            if body is None:
+                ended = True
+                break
+        rows = [r for item in group if not isinstance(item, str) for r in item[0]]
+        failed = None
+        try:
+            if rows:
+                sink.write(rows)
+        except Exception as e:
+            failed = "error " + " ".join(str(e).split())[:300]
+        answers = []
+        for item in group:
+            if isinstance(item, str):
+                answers.append(item)
+            else:
+                answers.append(failed or f"ok {len(item[0])} {item[1]}")
+        stdout.write("".join(a + "\n" for a in answers).encode())
         stdout.flush()
+        if ended:
+            return
+
+
+class FdReader:
+    """
+    Blocking reads from a file descriptor with its own buffer, and
+    ``ready()``: is more input waiting (buffered or in the pipe)?
+    """
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = bytearray()
+
+    def read(self, n):
+        buf = self.buf
+        while len(buf) < n:
+            chunk = os.read(self.fd, max(n - len(buf), 1 << 20))
+            if not chunk:
+                break
+            buf += chunk
+        out = bytes(buf[:n])
+        del buf[:n]
+        return out
+
+    def ready(self):
+        if self.buf:
+            return True
+        return bool(select.select([self.fd], [], [], 0)[0])
 
 
 def read_frame(stream):
@@ -206,9 +264,10 @@ def main():
         os.nice(NICE)
     except OSError:
         pass
-    url = read_frame(sys.stdin.buffer)
+    stdin = FdReader(sys.stdin.fileno())
+    url = read_frame(stdin)
     if url is not None:
-        serve(sys.stdin.buffer, sys.stdout.buffer, open_sink(url.decode("utf-8")))
+        serve(stdin, sys.stdout.buffer, open_sink(url.decode("utf-8")))
 
 
 if __name__ == "__main__":

@@ -97,6 +97,60 @@ class BufferTests(SynchronousTestCase):
         self.assertEqual(len(self.log.buffer), 2)
 
 
+class FrameWriter:
+    """Stands in for the writer process: records frames, answers when told."""
+
+    def __init__(self):
+        self.frames = []
+        self.fail_at = None
+
+    def append(self, rows):
+        d = Deferred()
+        if len(self.frames) == self.fail_at:
+            d.errback(RuntimeError("the writer stopped"))
+        self.frames.append((rows, d))
+        return d
+
+
+class AvailableStore(FlakyStore):
+    available = True
+
+
+class FramesTests(SynchronousTestCase):
+    def setUp(self):
+        self.log = QueryLog(capacity=100)
+        self.clock = Clock()
+        self.writer = FrameWriter()
+        self.service = QueryLogService(self.log, AvailableStore(), self.clock, batch=4,
+                                       writer=self.writer)
+
+    def test_one_frame_per_reactor_turn_all_sent_before_any_answer(self):
+        record(self.log, 10)
+        d = self.service.flush()
+        self.assertEqual([len(rows) for rows, _ in self.writer.frames], [4])
+        self.clock.advance(0)
+        self.clock.advance(0)
+        self.assertEqual([len(rows) for rows, _ in self.writer.frames], [4, 4, 2])
+        record(self.log, 3)  # recorded meanwhile: left for the next flush
+        for rows, answer in self.writer.frames:
+            answer.callback((len(rows), 0))
+        self.successResultOf(d)
+        self.assertEqual((self.log.written, len(self.log.buffer)), (10, 3))
+        self.assertEqual([r[0] for rows, _ in self.writer.frames for r in rows],
+                         [1000.0 + i for i in range(10)])
+
+    def test_failed_frames_go_back_in_order_and_sending_stops(self):
+        record(self.log, 16)
+        self.writer.fail_at = 1  # the second frame fails at once (e.g. the writer died)
+        d = self.service.flush()
+        self.clock.advance(0)
+        self.assertEqual(len(self.writer.frames), 2)  # nothing more sent after a failure
+        self.writer.frames[0][1].callback((4, 0))
+        self.successResultOf(d)
+        self.assertEqual((self.log.written, self.log.failures), (4, 1))
+        self.assertEqual([row[0] for row in self.log.buffer], [1004.0 + i for i in range(12)])
+
+
 class WriterTests(TestCase):
     async def test_periodic_flush_retention_and_disabling(self):
         store = await open_store(self)
