@@ -284,8 +284,11 @@ class HaApi:
 def treq_fetch(reactor):
     import treq
 
+    from sentinel.quiet import QuietHTTPConnectionPool
+
     async def fetch(url, timeout):
-        response = await treq.get(url, timeout=timeout, reactor=reactor, persistent=False)
+        response = await treq.get(url, timeout=timeout, reactor=reactor,
+                                  pool=QuietHTTPConnectionPool(reactor, persistent=False))
         body = await treq.content(response)
         return response.code, body
 

@@ -368,6 +368,11 @@ def _security_headers(request):
     request.setHeader(b"cache-control", b"no-store")
     request.setHeader(b"x-content-type-options", b"nosniff")
     request.setHeader(b"referrer-policy", b"no-referrer")
+    # API answers are data, never documents: if one is ever opened as a page
+    # (a download, a sniffing browser), nothing in it runs and nothing frames it.
+    request.setHeader(b"content-security-policy",
+                      b"default-src 'none'; frame-ancestors 'none'; sandbox")
+    request.setHeader(b"x-frame-options", b"DENY")
 
 
 def _render(request, spec, result):

@@ -94,6 +94,13 @@ class RoutingTests(TestCase):
         self.assertEqual(r.header("content-type"), "application/json; charset=utf-8")
         self.assertEqual(r.header("cache-control"), "no-store")
         self.assertEqual(r.header("x-content-type-options"), "nosniff")
+        # An API answer is never a document: nothing in it may run or be framed.
+        for path in ("/api/things?limit=5", "/api/nope", "/api/down"):
+            r = await client.get(path)
+            self.assertEqual(r.header("content-security-policy"),
+                             "default-src 'none'; frame-ancestors 'none'; sandbox", path)
+            self.assertEqual(r.header("x-frame-options"), "DENY", path)
+            self.assertEqual(r.header("referrer-policy"), "no-referrer", path)
 
     async def test_query_errors(self):
         _, client = make()
