@@ -255,6 +255,7 @@ class StopTests(SynchronousTestCase):
             proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", source))
             transports.append(StringTransport())
             proto.makeConnection(transports[-1])
+            self.addCleanup(proto.connectionLost, None)  # its idle timer
 
         class Port:
             closed = Deferred()
