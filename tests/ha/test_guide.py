@@ -11,7 +11,11 @@ nothing else: default ports (DNS 53 on every address, so the VIP is served
 without being configured; HTTP 8080), default sync freshness (20 s).  The
 checklist's commands are done as their equivalents: ``docker compose stop
 sentinel`` is SIGTERM to the daemon only (the sidecar keeps running),
-``curl http://127.0.0.1:8080/...`` is asked from inside the node.
+``curl http://127.0.0.1:8080/...`` is asked from inside the node.  The
+setup before it follows the guide's Steps 1, 2 and 4: both nodes deployed
+(sidecars idle), VIP failover enabled with the VIP as an IP only and the
+interface left to auto-detection (the namespaces get a default route),
+the leader enabled with the VIP URL, the follower joined with the code.
 """
 
 import json
