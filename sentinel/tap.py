@@ -278,11 +278,17 @@ def _wire_http(w):
     w.site = site = Site(w.areas, gate, fallback=w.web,
                          hosts=HostPolicy(w.config.http_hosts, _own_names()))
     config, reactor = w.config, w.reactor
+    factory = site.site()
+    # Stopping closes the port, then every open connection: the keepalived
+    # sidecar watches one, so a node being stopped (docker compose stop,
+    # systemctl stop) leaves the VRRP election at once instead of when the
+    # process exits (its DNS port closes when shutdown starts).
     http = ListeningService(
         "HTTP", config.http_port, "tcp",
         lambda: reactor.listenTCP(
-            config.http_port, site.site(), interface=config.http_interface or "::"
+            config.http_port, factory, interface=config.http_interface or "::"
         ),
+        close_connections=factory.close_connections,
     )
     http.setName("http")
     http.setServiceParent(w.top)
