@@ -34,6 +34,7 @@ def wire(w):
 
     server = w.sync_server = SyncServer(w.store, state, w.secrets, reactor)
     w.authenticators["cluster"] = server
+    w.authenticators["cluster-join"] = server.join_auth
     SyncServerService(server, w.store, reactor).setServiceParent(w.leader_only)
 
     pool = QuietHTTPConnectionPool(reactor, persistent=True)
