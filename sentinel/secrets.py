@@ -59,6 +59,18 @@ class Secrets:
     async def names(self):
         return [e.key for e in await self._store.list(KIND)]
 
+    async def readable(self):
+        """{name: whether this node's key opens it} for every stored secret (False:
+        sealed under another key -- node.key lost or replaced, see keycheck)."""
+        out = {}
+        for e in await self._store.list(KIND):
+            try:
+                self.unseal(e.key, e.data)
+                out[e.key] = True
+            except (DecryptError, KeyError, TypeError, ValueError):
+                out[e.key] = False
+        return out
+
 
 async def sealed_values(ctx):
     """For L{sentinel.keycheck}: every stored secret, as (label, sealed, aad)."""

@@ -20,11 +20,14 @@ class ListeningService(Service):
     turn bind failures into one actionable line and a non-zero exit.
 
     listen: callable() -> IListeningPort (or a list of them).
+    close_connections: callable(), called when stopping, once the ports are
+    closed (so nothing can connect again), to end the open connections.
     """
 
-    def __init__(self, what, port, proto, listen):
+    def __init__(self, what, port, proto, listen, close_connections=None):
         self.what, self.port, self.proto = what, port, proto
         self._listen = listen
+        self._close_connections = close_connections
         self.ports = []
 
     def privilegedStartService(self):
@@ -49,7 +52,10 @@ class ListeningService(Service):
         ports, self.ports = self.ports, []
         from twisted.internet.defer import gatherResults
 
-        return gatherResults([maybeDeferred(p.stopListening) for p in ports])
+        d = gatherResults([maybeDeferred(p.stopListening) for p in ports])
+        if self._close_connections is not None:
+            d.addCallback(lambda _: self._close_connections())
+        return d
 
 
 class StoreService(Service):

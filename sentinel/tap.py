@@ -126,7 +126,8 @@ def _wire_storage(w):
     w.store = Store.from_url(w.config.database, w.reactor)
     w.secrets = Secrets(w.store, w.box)
     w.store_service = StoreService(w.store, url=w.config.database)
-    w.health_problems["store"] = lambda: None if w.store.available else w.store_service.problem
+    w.health_problems["store"] = lambda: (getattr(w.store.db, "problem", None)
+                                          if w.store.available else w.store_service.problem)
     w.store_service.setName("store")
     w.store_service.setServiceParent(w.top)
     w.sealed_sources.append(sealed_secrets)
@@ -278,11 +279,17 @@ def _wire_http(w):
     w.site = site = Site(w.areas, gate, fallback=w.web,
                          hosts=HostPolicy(w.config.http_hosts, _own_names()))
     config, reactor = w.config, w.reactor
+    factory = site.site()
+    # Stopping closes the port, then every open connection: the keepalived
+    # sidecar watches one, so a node being stopped (docker compose stop,
+    # systemctl stop) leaves the VRRP election at once instead of when the
+    # process exits (its DNS port closes when shutdown starts).
     http = ListeningService(
         "HTTP", config.http_port, "tcp",
         lambda: reactor.listenTCP(
-            config.http_port, site.site(), interface=config.http_interface or "::"
+            config.http_port, factory, interface=config.http_interface or "::"
         ),
+        close_connections=factory.close_connections,
     )
     http.setName("http")
     http.setServiceParent(w.top)

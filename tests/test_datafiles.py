@@ -4,13 +4,15 @@ nothing lost (the user's file is never overwritten), and DNS served
 whenever the daemon can run at all (docs/STORAGE.md, "Bad files").
 """
 
+import json
 import os
 import shutil
 import tempfile
+import unittest
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.api.daemon_admin import create_token, setup_admin
+from tests.api.daemon_admin import create_token, login, setup_admin
 from tests.cluster.e2e import wait_until
 from tests.dns.clients import addresses, query
 from tests.support.daemon import Daemon, run_sentinel
@@ -215,6 +217,60 @@ class Database(Files):
         self.assertOneClearLine(node, problem)
         node.stop()
         self.assertEqual(_read(db), before)
+
+    def test_read_only_database_then_made_writable(self):
+        import subprocess
+
+        data = self.used_database()
+        db = os.path.join(data, "sentinel.db")
+        # chmod does not stop root (the test may run as root): the immutable
+        # attribute stops everyone.
+        if shutil.which("chattr") is None or subprocess.run(
+                ["chattr", "+i", db], capture_output=True).returncode:
+            raise unittest.SkipTest("chattr +i is not available here")
+        self.addCleanup(subprocess.run, ["chattr", "-i", db], capture_output=True)
+        before = _read(db)
+        node = self.daemon(data)
+        problem = self.start_degraded(node)
+        self.assertIn(f"{db} cannot be opened for writing (", problem)
+        self.assertIn("must be writable by the user Sentinel runs as", problem)
+        self.assertOneClearLine(node, problem)
+        self.assertEqual(_read(db), before)
+        subprocess.run(["chattr", "-i", db], check=True)
+        wait_until(lambda: node.get("/api/health").status == 200, 40, what="recovery")
+        rules = node.get("/api/rules", headers={"Cookie": login(node)}).json()
+        self.assertIn("blocked.example.test", json.dumps(rules))  # nothing lost
+
+    def test_failing_disk_at_run_time(self):
+        """Writes failing under a running daemon (disk full, I/O errors; here the
+        files made immutable): 503 with the reason, one log line, DNS answers, and
+        it works again once the disk does."""
+        import subprocess
+
+        node = self.daemon().start()
+        auth = {"Authorization": "Bearer " + create_token(node, setup_admin(node))}
+        files = [os.path.join(node.data_dir, "sentinel.db" + s) for s in ("", "-wal")]
+        if shutil.which("chattr") is None or subprocess.run(
+                ["chattr", "+i"] + files, capture_output=True).returncode:
+            raise unittest.SkipTest("chattr +i is not available here")
+        self.addCleanup(subprocess.run, ["chattr", "-i"] + files, capture_output=True)
+        rule = {"pattern": "blocked.example.test", "action": "block"}
+        for _ in range(3):
+            r = node.post("/api/rules", rule, headers=auth)
+            self.assertEqual((r.status, r.json()["error"]), (503, "STORE_UNAVAILABLE"), r.body)
+        problem = node.get("/api/health").json()["problems"]["store"]
+        self.assertIn(f"the database {files[0]} failed: disk I/O error; changes and the query "
+                      f"log cannot be saved until that is fixed", problem)
+        self.assertServesDns(node)
+        log = node.log()
+        self.assertEqual(log.count(problem), 1, log)
+        self.assertNotIn("Traceback", log)
+
+        subprocess.run(["chattr", "-i"] + files, check=True)
+        r = node.post("/api/rules", rule, headers=auth)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertIn(f"the database {files[0]} works again", node.log())
+        self.assertNotIn("problems", node.get("/api/health").json())
 
     def test_directory_instead_of_a_file(self):
         data = _scratch(self)

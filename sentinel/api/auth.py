@@ -118,15 +118,20 @@ class AuthApi:
               summary="Log in: sets the session cookie (HttpOnly, SameSite=Strict)")
     async def login(self, call):
         request = call.request
+        client = client_of(request)
         self._throttled(request)
+        self._throttle.attempt(client)  # counted now: parallel attempts cannot overrun
         try:
             user = await self._users.check(call.body["username"], call.body["password"])
         except HasherBusy:
+            self._throttle.cancel(client)
             raise _busy() from None
+        except BaseException:  # e.g. the store is unreachable: not judged
+            self._throttle.cancel(client)
+            raise
         if user is None:
-            self._throttle.failed(client_of(request))
             raise ApiError(401, "INVALID_CREDENTIALS", "Wrong username or password.")
-        self._throttle.succeeded(client_of(request))
+        self._throttle.succeeded(client)
         token, expires = await self._sessions.open(user["username"])
         self._set_cookie(request, token)
         return {"username": user["username"], "expires_at": expires}
@@ -146,20 +151,26 @@ class AuthApi:
               summary="Change the password; ends every other session of the user")
     async def change_password(self, call):
         request = call.request
+        client = client_of(request)
         self._throttled(request)
         try:
             check_policy(call.body["new_password"])
         except PasswordPolicyError as e:
             raise validation_error(str(e), "new_password") from None
+        self._throttle.attempt(client)  # counted now: parallel attempts cannot overrun
         try:
             await self._users.change_password(
                 call.principal.username, call.body["current_password"],
                 call.body["new_password"], keep_session=call.principal.session_id)
         except WrongPassword:
-            self._throttle.failed(client_of(request))
             raise ApiError(403, "WRONG_PASSWORD", "The current password is wrong.") from None
         except HasherBusy:
+            self._throttle.cancel(client)
             raise _busy() from None
+        except BaseException:
+            self._throttle.cancel(client)
+            raise
+        self._throttle.cancel(client)
         return Reply(204)
 
     @endpoint("GET", "/api/auth/me", tag="auth", response=ME,

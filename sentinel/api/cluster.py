@@ -22,6 +22,7 @@ from sentinel.cluster import joincode
 from sentinel.cluster.client import LeaderConnection
 from sentinel.cluster.guard import iso
 from sentinel.cluster.joincode import JoinCodeError
+from sentinel.cluster.joining import H_JOIN, unwrap_secret
 from sentinel.cluster.roles import FOLLOWER, LEADER, STANDALONE, is_failover
 from sentinel.cluster.signing import ClusterKeys, new_secret
 from sentinel.cluster.status import SyncError, node_message
@@ -30,6 +31,8 @@ from sentinel.store.database import StoreUnavailable
 JOIN_STATUS = {"INVALID_JOIN_CODE": 400, "JOIN_CODE_EXPIRED": 400, "INVALID_LEADER_URL": 400}
 _NODE = re.compile(r"[0-9a-f]{8,64}")
 HELLO_STATUS = {"LEADER_UNREACHABLE": 502, "TIMEOUT": 504, "NOT_LEADER": 409, "SELF": 409}
+REFUSED = ("BAD_SIGNATURE", "EXPIRED", "UNSIGNED", "REPLAYED", "JOIN_CODE_USED",
+           "JOIN_CODE_EXPIRED")
 
 
 class ClusterApi:
@@ -95,8 +98,8 @@ class ClusterApi:
                            "This node is the configured leader but does not own the VIP "
                            "right now (the role file says follower): get the join code "
                            "once it is the VIP owner again.")
-        expires = int(self._clock.seconds() + self._join_ttl)
-        return {"joinCode": joincode.make(m.leader_url, m.secret, expires),
+        code_id, key, expires = await self._server.join_codes.issue(m.secret, self._join_ttl)
+        return {"joinCode": joincode.make(m.leader_url, code_id, key, expires),
                 "leaderUrl": m.leader_url, "expiresAt": iso(expires)}
 
     @endpoint("POST", "/api/cluster/configure-follower", tag="cluster", readonly_exempt=True,
@@ -109,8 +112,9 @@ class ClusterApi:
             code = joincode.parse(call.body["joinCode"], self._clock.seconds())
         except JoinCodeError as e:
             raise ApiError(JOIN_STATUS[e.code], e.code, e.message) from None
-        hello = await self._hello(code)
-        await self._state.join(code.leader_url, code.secret)
+        secret = await self._join(code)
+        hello = await self._hello(code.leader_url, secret)
+        await self._state.join(code.leader_url, secret)
         return {
             "ok": True, "role": FOLLOWER, "leaderUrl": code.leader_url,
             "leader": {"nodeId": hello.get("leader"), "revision": hello.get("revision")},
@@ -119,20 +123,42 @@ class ClusterApi:
                         "and refuses local changes."),
         }
 
-    async def _hello(self, code):
+    async def _join(self, code):
+        """The cluster secret, from the leader, for a join code (used up)."""
         state = self._state
-        conn = LeaderConnection(self._http, self._clock, state.node_id, code.leader_url,
-                                ClusterKeys.from_secret(code.secret))
+        keys = ClusterKeys.from_secret(code.key)
+        conn = LeaderConnection(self._http, self._clock, state.node_id, code.leader_url, keys)
         body = json.dumps({"nodeId": state.node_id}).encode()
+        answer, nonce = await self._signed_call(conn, "/api/cluster/sync/join", body,
+                                                {H_JOIN: code.code_id})
         try:
-            raw, _ = await conn.call("POST", "/api/cluster/sync/hello", body, timeout=10)
-            hello = json.loads(raw.decode("utf-8"))
+            secret = unwrap_secret(keys, nonce, answer.get("secret"))
+        except ValueError:
+            raise ApiError(502, "BAD_PAYLOAD", "The leader's answer is not valid.") from None
+        if answer.get("leader") == state.node_id:
+            raise ApiError(409, "SELF", "The join code's leader URL reaches this node itself.")
+        return secret
+
+    async def _signed_call(self, conn, path, body, headers=None):
+        try:
+            raw, nonce = await conn.call("POST", path, body, timeout=10,
+                                         extra_headers=headers)
+            answer = json.loads(raw.decode("utf-8"))
         except SyncError as e:
-            status = HELLO_STATUS.get(e.code, 400 if e.code in (
-                "BAD_SIGNATURE", "EXPIRED", "UNSIGNED", "REPLAYED") else 502)
+            status = HELLO_STATUS.get(e.code, 400 if e.code in REFUSED else 502)
             raise ApiError(status, e.code, f"Nothing was saved. {e.message}") from None
         except (ValueError, UnicodeDecodeError):
             raise ApiError(502, "BAD_PAYLOAD", "The leader's answer is not valid.") from None
+        if not isinstance(answer, dict):
+            raise ApiError(502, "BAD_PAYLOAD", "The leader's answer is not valid.")
+        return answer, nonce
+
+    async def _hello(self, leader_url, secret):
+        state = self._state
+        conn = LeaderConnection(self._http, self._clock, state.node_id, leader_url,
+                                ClusterKeys.from_secret(secret))
+        body = json.dumps({"nodeId": state.node_id}).encode()
+        hello, _ = await self._signed_call(conn, "/api/cluster/sync/hello", body)
         if not (isinstance(hello, dict) and isinstance(hello.get("leader"), str)
                 and _NODE.fullmatch(hello["leader"]) and type(hello.get("revision")) is int
                 and hello["revision"] >= 0):
@@ -154,7 +180,7 @@ class ClusterApi:
         url = _url_or_400(call.body["leaderUrl"])
         body = {"ok": True, "leaderUrl": url, "reachable": True}
         try:
-            await self._hello(joincode.JoinCode(url, m.secret, 0))
+            await self._hello(url, m.secret)
         except ApiError as e:
             body.update(reachable=False, error={"code": e.code, "message": e.message.replace(
                 "Nothing was saved. ", "")})

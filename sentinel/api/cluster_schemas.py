@@ -36,7 +36,8 @@ JOIN_BODY = obj({"joinCode": {
                    "server, with specific 400 codes: the code's format and check digits "
                    "(INVALID_JOIN_CODE), its expiry (JOIN_CODE_EXPIRED) and the leader URL "
                    "inside (INVALID_LEADER_URL); then the leader itself must accept the "
-                   "secret it carries (400 BAD_SIGNATURE, 502/504 if unreachable)."}},
+                   "code, once and before it expires (400 JOIN_CODE_USED, "
+                   "JOIN_CODE_EXPIRED, BAD_SIGNATURE; 502/504 if unreachable)."}},
     required=["joinCode"])
 EMPTY_BODY = obj({})
 
@@ -64,7 +65,7 @@ ENABLE_LEADER = obj({
 }, required=["ok", "role", "leaderUrl", "warnings"])
 
 JOIN_CODE = obj({
-    "joinCode": {"type": "string", "pattern": r"^SJ1\.[A-Za-z0-9_-]+\.[0-9a-f]{8}$"},
+    "joinCode": {"type": "string", "pattern": r"^SJ2\.[A-Za-z0-9_-]+\.[0-9a-f]{8}$"},
     "leaderUrl": {"type": "string"}, "expiresAt": TIME,
 }, required=["joinCode", "leaderUrl", "expiresAt"])
 
@@ -137,6 +138,11 @@ STATUS = obj({
 
 HELLO = obj({"leader": NODE_ID, "history": HISTORY, "revision": REVISION},
             required=["leader", "history", "revision"])
+JOINED = obj({"leader": NODE_ID, "history": HISTORY, "revision": REVISION,
+               "secret": {"type": "string", "contentEncoding": "base64",
+                          "description": "the cluster secret, AES-256-GCM under the join "
+                                         "code's key; see docs/CLUSTER.md"}},
+              required=["leader", "history", "revision", "secret"])
 CHANGES = obj({
     "v": {"const": 1}, "mode": {"type": "string", "enum": list(MODES)},
     "leader": NODE_ID, "history": HISTORY, "revision": REVISION, "since": REVISION,

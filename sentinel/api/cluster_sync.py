@@ -3,6 +3,8 @@ The signed endpoints followers call on the leader (auth "cluster": HMAC
 signature, skew window and replay check done by L{SyncServer.authenticate}
 in the gate; every answer is signed back):
 
+    POST /api/cluster/sync/join           trade a join code for the cluster secret
+                                          (signed with the code's join key, once)
     POST /api/cluster/sync/hello          prove the shared secret (join)
     GET  /api/cluster/sync/changes        what changed after a revision (long-poll)
     GET  /api/cluster/sync/blobs/{sha}    one blob's contents
@@ -14,6 +16,7 @@ import re
 from sentinel.api import cluster_schemas as schemas
 from sentinel.api.base import ApiError, Raw, endpoint
 from sentinel.cluster import codec
+from sentinel.cluster.joining import wrap_secret
 
 HELLO_BODY = {
     "type": "object", "required": ["nodeId"],
@@ -41,6 +44,21 @@ class ClusterSyncApi:
         call.request.quiet_log = True  # polled continuously; failures are still logged
         headers = self._server.sign(call.request, 200, body)
         return Raw(body, content_type, headers=headers)
+
+    @endpoint("POST", "/api/cluster/sync/join", auth="cluster-join", tag="cluster-sync",
+              readonly_exempt=True, body=HELLO_BODY, response=schemas.JOINED, errors=SIGNED,
+              summary="Follower joining with a join code (once): the cluster secret, "
+                      "encrypted under the code's join key")
+    async def join(self, call):
+        self._server.seen(call.request)
+        revision = await self._server.current_revision()
+        nonce = call.request.cluster_request.nonce
+        body = json.dumps({
+            "leader": self._server.node_id, "history": self._server.history,
+            "revision": revision,
+            "secret": wrap_secret(call.request.cluster_keys, nonce, self._server.secret),
+        }).encode()
+        return self._signed(call, body)
 
     @endpoint("POST", "/api/cluster/sync/hello", auth="cluster", tag="cluster-sync",
               readonly_exempt=True, body=HELLO_BODY, response=schemas.HELLO, errors=SIGNED,

@@ -20,6 +20,7 @@ from sentinel.api.base import ApiError, Reply, endpoint
 from sentinel.ha import release as release_mod
 from sentinel.ha.model import FIELDS, HaError
 from sentinel.ha.netinfo import fresh
+from sentinel.ha.state import PublishError
 
 log = Logger()
 
@@ -110,7 +111,7 @@ class HaApi:
         return _config_body(settings, bool(sealed))
 
     @endpoint("PUT", "/api/cluster/ha/config", tag="cluster", readonly_exempt=True,
-              body=PUT_SCHEMA, response=CONFIG_SCHEMA, errors=(400,),
+              body=PUT_SCHEMA, response=CONFIG_SCHEMA, errors=(400, 500),
               summary="Set this node's VIP/keepalived settings; the sidecar applies them")
     async def put_config(self, call):
         netinfo = fresh(self._state.netinfo(), self._clock.seconds())
@@ -119,6 +120,8 @@ class HaApi:
         except HaError as e:
             raise ApiError(400, e.code, e.message,
                            details=[{"field": e.field, "message": e.message}]) from None
+        except PublishError as e:
+            raise ApiError(500, "HA_CONFIG_NOT_WRITTEN", str(e)) from None
         return _config_body(settings, password_set, warnings)
 
     @endpoint("GET", "/api/cluster/ha/status", tag="cluster", readonly_exempt=True,
@@ -284,8 +287,11 @@ class HaApi:
 def treq_fetch(reactor):
     import treq
 
+    from sentinel.quiet import QuietHTTPConnectionPool
+
     async def fetch(url, timeout):
-        response = await treq.get(url, timeout=timeout, reactor=reactor, persistent=False)
+        response = await treq.get(url, timeout=timeout, reactor=reactor,
+                                  pool=QuietHTTPConnectionPool(reactor, persistent=False))
         body = await treq.content(response)
         return response.code, body
 

@@ -17,8 +17,11 @@ VALUE = obj({"value": {"type": "string", "minLength": 1, "maxLength": 8192}},
 STATUS = obj({"secrets": array_of(obj({
     "name": {"type": "string"},
     "set": {"type": "boolean"},
+    "readable": nullable({"type": "boolean", "description": (
+        "false: stored but sealed under another node key (node.key lost or replaced; "
+        "/api/health problems.nodeKey): set it again or restore the key; null when unset")}),
     "description": nullable({"type": "string"}),
-}, required=["name", "set", "description"]))}, required=["secrets"])
+}, required=["name", "set", "readable", "description"]))}, required=["secrets"])
 
 
 class SecretsApi:
@@ -29,9 +32,9 @@ class SecretsApi:
     @endpoint("GET", "/api/secrets/status", tag="secrets", response=STATUS,
               summary="Which secrets are set (never their values)")
     async def status(self, call):
-        stored = set(await self._secrets.names())
-        names = sorted(stored | set(self._catalog))
-        return {"secrets": [{"name": n, "set": n in stored,
+        stored = await self._secrets.readable()
+        names = sorted(set(stored) | set(self._catalog))
+        return {"secrets": [{"name": n, "set": n in stored, "readable": stored.get(n),
                              "description": self._catalog.get(n)} for n in names]}
 
     @endpoint("PUT", "/api/secrets/{name}", tag="secrets", body=VALUE, status=204,

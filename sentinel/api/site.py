@@ -236,7 +236,7 @@ class _Channel(http.HTTPChannel):
         self._cancel("_headers_timer")
         self._cancel("_request_timer")
         if self.client is not None:
-            self.factory.connection_closed(self.client)
+            self.factory.connection_closed(self.client, self)
             self.client = None
         super().connectionLost(reason)
 
@@ -249,6 +249,11 @@ class _QuietableSite(server.Site):
 
     Also enforces L{HttpLimits}: connections beyond the total or per-client
     cap are closed at once (logged at most once a minute).
+
+    L{close_connections} ends every open connection: the HTTP service calls
+    it when it stops, once the port is closed, so the keepalived sidecar's
+    watch (an idle connection) sees the daemon leave when shutdown starts,
+    not when the process exits.
     """
 
     protocol = _Channel
@@ -261,6 +266,7 @@ class _QuietableSite(server.Site):
                          parsePOSTFormSubmission=False)
         self.limits = limits
         self.open_connections = {}  # client address -> count
+        self.channels = set()
         self._total = 0
         self._last_refusal_log = None
 
@@ -275,9 +281,16 @@ class _QuietableSite(server.Site):
         channel.client = client
         self.open_connections[client] = self.open_connections.get(client, 0) + 1
         self._total += 1
+        self.channels.add(channel)
         return channel
 
-    def connection_closed(self, client):
+    def close_connections(self):
+        for channel in list(self.channels):
+            if channel.transport is not None:
+                channel.transport.abortConnection()
+
+    def connection_closed(self, client, channel=None):
+        self.channels.discard(channel)
         self._total -= 1
         left = self.open_connections.get(client, 1) - 1
         if left > 0:
@@ -355,6 +368,11 @@ def _security_headers(request):
     request.setHeader(b"cache-control", b"no-store")
     request.setHeader(b"x-content-type-options", b"nosniff")
     request.setHeader(b"referrer-policy", b"no-referrer")
+    # API answers are data, never documents: if one is ever opened as a page
+    # (a download, a sniffing browser), nothing in it runs and nothing frames it.
+    request.setHeader(b"content-security-policy",
+                      b"default-src 'none'; frame-ancestors 'none'; sandbox")
+    request.setHeader(b"x-frame-options", b"DENY")
 
 
 def _render(request, spec, result):

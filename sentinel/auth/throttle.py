@@ -49,5 +49,21 @@ class LoginThrottle:
         while len(self._failures) > self._max:
             self._failures.popitem(last=False)
 
+    def attempt(self, client):
+        """
+        Count an attempt as failed *before* the password is checked, so that
+        attempts sent in parallel (all admitted before the first one fails)
+        cannot exceed the limit; L{succeeded} clears the record and
+        L{cancel} takes back an attempt that was never judged (busy).
+        """
+        self.failed(client)
+
+    def cancel(self, client):
+        times = self._failures.get(client)
+        if times:
+            times.pop()
+            if not times:
+                del self._failures[client]
+
     def succeeded(self, client):
         self._failures.pop(client, None)

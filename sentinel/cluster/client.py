@@ -45,10 +45,11 @@ class LeaderConnection:
         self._base = base_url.rstrip("/")
         self._keys = keys
 
-    async def call(self, method, path, body=b"", timeout=SLACK):
+    async def call(self, method, path, body=b"", timeout=SLACK, extra_headers=None):
         """(body, request nonce) of a verified 200 answer; SyncError otherwise."""
         headers = signing.sign_request(
             self._keys, self._node, method, path, body, self._clock.seconds())
+        headers.update(extra_headers or {})
         if body:
             headers["Content-Type"] = "application/json"
         # One deadline for connecting, the answer and its body.

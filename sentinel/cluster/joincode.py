@@ -2,11 +2,13 @@
 Join codes and leader URLs (pure).
 
 A join code is one opaque line the admin copies from the leader to a
-follower: ``SJ1.<base64url(JSON)>.<check>`` carrying the leader URL, the
-cluster secret and an expiry.  The check (truncated SHA-256) turns typos
-and truncated pastes into INVALID_JOIN_CODE instead of a confusing
-signature error later.  Whoever holds a valid code can join the cluster:
-it is shown to admins only and expires (default 1 h).
+follower: ``SJ2.<base64url(JSON)>.<check>`` carrying the leader URL, the
+id of the code, a random join key and an expiry -- never the cluster
+secret: the follower trades the join key for it with the leader, which
+accepts each code once and only until it expires (L{sentinel.cluster.joining}).
+The check (truncated SHA-256) turns typos and truncated pastes into
+INVALID_JOIN_CODE instead of a confusing signature error later.  The code
+is shown to admins only.
 """
 
 import base64
@@ -19,7 +21,8 @@ from urllib.parse import urlsplit
 
 import attr
 
-PREFIX = "SJ1"
+PREFIX = "SJ2"
+OLD_PREFIXES = ("SJ1",)
 DEFAULT_TTL = 3600
 MAX_CODE = 4096
 
@@ -36,7 +39,8 @@ class JoinCodeError(Exception):
 @attr.s(frozen=True, auto_attribs=True, repr=False)
 class JoinCode:
     leader_url: str
-    secret: bytes
+    code_id: str
+    key: bytes  # the join key (not the cluster secret)
     expires: float
 
     def __repr__(self):
@@ -144,8 +148,9 @@ def _check(payload):
     return hashlib.sha256(payload.encode("ascii")).hexdigest()[:8]
 
 
-def make(leader_url, secret, expires):
-    body = json.dumps({"u": leader_url, "k": base64.b64encode(secret).decode("ascii"),
+def make(leader_url, code_id, key, expires):
+    body = json.dumps({"u": leader_url, "i": code_id,
+                       "k": base64.b64encode(key).decode("ascii"),
                        "e": int(expires)}, separators=(",", ":"))
     payload = base64.urlsafe_b64encode(body.encode("utf-8")).decode("ascii").rstrip("=")
     return f"{PREFIX}.{payload}.{_check(payload)}"
@@ -157,6 +162,8 @@ def parse(code, now):
         raise _invalid("paste the whole code shown on the leader")
     code = "".join(code.split())  # tolerate line breaks from copying
     parts = code.split(".")
+    if len(parts) == 3 and parts[0] in OLD_PREFIXES:
+        raise _invalid("it comes from an older Sentinel version; load a new one on the leader")
     if len(parts) != 3 or parts[0] != PREFIX:
         raise _invalid("it does not look like a Sentinel join code")
     _, payload, check = parts
@@ -165,16 +172,17 @@ def parse(code, now):
     try:
         raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         obj = json.loads(raw.decode("utf-8"))
-        secret = base64.b64decode(obj["k"], validate=True)
-        url, expires = obj["u"], obj["e"]
+        key = base64.b64decode(obj["k"], validate=True)
+        url, expires, code_id = obj["u"], obj["e"], obj["i"]
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
         raise _invalid("its contents are damaged") from None
-    if len(secret) != 32 or type(expires) is not int:
+    if len(key) != 32 or type(expires) is not int or not isinstance(code_id, str) \
+            or not re.fullmatch(r"[0-9a-f]{32}", code_id):
         raise _invalid("its contents are damaged")
     if now > expires:
         raise JoinCodeError(
             "JOIN_CODE_EXPIRED", "The join code has expired; load a new one on the leader.")
-    return JoinCode(normalize_leader_url(url), secret, float(expires))
+    return JoinCode(normalize_leader_url(url), code_id, key, float(expires))
 
 
 def _check_safe(payload):

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from sentinel.api.base import ApiError, Principal
 from sentinel.crypto import DecryptError
 from sentinel.cluster import signing
+from sentinel.cluster.joining import H_JOIN, JoinCodes, fingerprint, valid_id
 from sentinel.cluster.codec import Batch, WireEntity, blob_refs
 from sentinel.cluster.plan import synced
 from sentinel.cluster.roles import LEADER
@@ -43,6 +44,8 @@ class SyncServer:
         self._state = state
         self._secrets = secrets
         self._clock = clock
+        self.join_codes = JoinCodes(store, state.box, clock)
+        self.join_auth = _JoinAuthenticator(self)
         self.serving = False
         self.followers = {}  # node id -> dict (see seen())
         self._waiters = []
@@ -91,10 +94,65 @@ class SyncServer:
         request.cluster_request = signed
         return Principal(username=f"node:{signed.node_id}", method="cluster")
 
+    async def authenticate_join(self, request):
+        """
+        The Gate authenticator "cluster-join" (POST /api/cluster/sync/join):
+        a request signed with the join key of a code this leader issued
+        (``X-Sentinel-Join``: its id).  401 UNSIGNED / BAD_SIGNATURE /
+        EXPIRED (clock skew) as for sync requests; 409 NOT_LEADER unless
+        this node serves sync (the code is kept); 401 JOIN_CODE_USED for a
+        code this leader does not know (used already, never issued here,
+        or issued before it left or re-created its secret) and 401
+        JOIN_CODE_EXPIRED past its expiry.  A code passes exactly once:
+        it is deleted in the same step.
+        """
+        code_id = request.getHeader(H_JOIN)
+        found = await self.join_codes.lookup(code_id) if valid_id(code_id) else None
+        keys = signing.ClusterKeys.from_secret(found[0]) if found else _NO_KEYS
+        request.content.seek(0)
+        body = request.content.read()
+        request.content.seek(0)
+        headers = {h: request.getHeader(h) for h in (
+            signing.H_TIMESTAMP, signing.H_NONCE, signing.H_NODE, signing.H_SIGNATURE)}
+        path = request.uri.decode("ascii", "replace")
+        now = self._clock.seconds()
+        used = ApiError(401, "JOIN_CODE_USED",
+                        "This join code was used already or is not valid on this leader any "
+                        "more (it left or re-created its cluster secret): load a new one.")
+        try:
+            signed = signing.verify_request(
+                keys, headers, request.method.decode("ascii", "replace"), path, body, now)
+        except signing.SignatureError as e:
+            if found is None and e.code == "BAD_SIGNATURE":
+                e = used
+            else:
+                e = ApiError(401, e.code, e.message)
+            log.warn("cluster: rejected join request from {addr}: {code}",
+                     addr=_address(request), code=e.code)
+            raise e from None
+        self.check_leader()
+        _, expires, cluster = found
+        if cluster != fingerprint(self._state.membership.secret):
+            raise used
+        if not await self.join_codes.consume(code_id):
+            raise used
+        if now > expires:
+            raise ApiError(401, "JOIN_CODE_EXPIRED",
+                           "The join code has expired; load a new one on the leader.")
+        log.info("cluster: join code used by node {node} from {addr}",
+                 node=signed.node_id, addr=_address(request))
+        request.cluster_request = signed
+        request.cluster_keys = keys
+        return Principal(username=f"node:{signed.node_id}", method="cluster")
+
+    @property
+    def secret(self):
+        return self._state.membership.secret
+
     def sign(self, request, status, body):
         signed = request.cluster_request
-        return signing.sign_response(
-            self._state.keys, signed.nonce, status, body, self._clock.seconds())
+        keys = getattr(request, "cluster_keys", None) or self._state.keys
+        return signing.sign_response(keys, signed.nonce, status, body, self._clock.seconds())
 
     # -- followers seen ----------------------------------------------------------
 
@@ -200,6 +258,16 @@ class SyncServer:
     def release_all(self):
         for entry in list(self._waiters):
             self._release(entry)
+
+
+class _JoinAuthenticator:
+    """The "cluster-join" authenticator of the gate (see authenticate_join)."""
+
+    def __init__(self, server):
+        self._server = server
+
+    def authenticate(self, request):
+        return self._server.authenticate_join(request)
 
 
 def _address(request):

@@ -57,6 +57,11 @@ class ClusterState:
         self._listeners.append(fn)
 
     @property
+    def box(self):
+        """The node key's SecretBox (for other node-local sealed values)."""
+        return self._box
+
+    @property
     def role(self):
         return self.membership.role
 

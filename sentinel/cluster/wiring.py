@@ -12,7 +12,7 @@ import json
 import socket
 
 from treq.client import HTTPClient
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import Agent
 
 from sentinel.api.cluster import ClusterApi
 from sentinel.api.cluster_sync import ClusterSyncApi
@@ -25,6 +25,7 @@ from sentinel.cluster.server import SyncServer, SyncServerService
 from sentinel.cluster.service import ClusterService, ServiceGroups
 from sentinel.cluster.status import node_message
 from sentinel.cluster.state import K_MEMBERSHIP, SECRET_AAD, ClusterState
+from sentinel.quiet import QuietHTTPConnectionPool
 
 
 def wire(w):
@@ -33,9 +34,10 @@ def wire(w):
 
     server = w.sync_server = SyncServer(w.store, state, w.secrets, reactor)
     w.authenticators["cluster"] = server
+    w.authenticators["cluster-join"] = server.join_auth
     SyncServerService(server, w.store, reactor).setServiceParent(w.leader_only)
 
-    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool = QuietHTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 2
     http = HTTPClient(Agent(reactor, pool=pool, connectTimeout=5))
     client = w.sync_client = SyncClient(state, w.store, Applier(w.secrets), http, reactor,
@@ -73,7 +75,7 @@ def wire(w):
     # reachable now: a fresh connection each time.  A kept one may lead to
     # the node that held the VIP before it moved (a reset), and a failed
     # POST is not retried on a new connection.
-    check_http = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False),
+    check_http = HTTPClient(Agent(reactor, pool=QuietHTTPConnectionPool(reactor, persistent=False),
                                   connectTimeout=5))
     w.areas.append(ClusterApi(
         state=state, machine=machine, readiness=w.readiness, sync_status=client.status,

@@ -10,12 +10,13 @@ echo our question.
 
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.logger import Logger
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import Agent
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from sentinel.dns.answer import upstream_query
 from sentinel.dns.wire import QR
+from sentinel.quiet import QuietHTTPConnectionPool
 
 log = Logger()
 MAX_RESPONSE = 65535
@@ -42,7 +43,7 @@ class DohTransport:
 
         self.url = spec.url
         self.stats = stats
-        self.pool = HTTPConnectionPool(reactor, persistent=True)
+        self.pool = QuietHTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = 4
         self.pool.cachedConnectionTimeout = 30
         self.pool.retryAutomatically = True

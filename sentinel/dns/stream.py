@@ -105,6 +105,7 @@ class StreamTransport:
 
     def _connect(self):
         factory = Factory.forProtocol(lambda: _Conn(self))
+        factory.noisy = False  # no "Starting factory" line per upstream connection
         d = self._connecting = self.endpoint.connect(factory)
         d.addErrback(self._connect_failed)
 

@@ -11,11 +11,12 @@ from urllib.parse import urljoin
 import attr
 import treq
 from twisted.internet.defer import CancelledError, ensureDeferred
-from twisted.web.client import ContentDecoderAgent, GzipDecoder, HTTPConnectionPool
+from twisted.web.client import ContentDecoderAgent, GzipDecoder
 from twisted.web.client import Agent
 from twisted.web.client import ResponseFailed
 
 from sentinel import __version__
+from sentinel.quiet import QuietHTTPConnectionPool
 
 REDIRECTS = (301, 302, 303, 307, 308)
 DEFAULT_TIMEOUT = 60.0
@@ -38,7 +39,7 @@ class Fetched:
 
 def http_client(reactor):
     """The treq client blocklist downloads use (gzip accepted)."""
-    pool = HTTPConnectionPool(reactor, persistent=False)
+    pool = QuietHTTPConnectionPool(reactor, persistent=False)
     agent = ContentDecoderAgent(Agent(reactor, connectTimeout=15, pool=pool),
                                 [(b"gzip", GzipDecoder)])
     return treq.client.HTTPClient(agent)

@@ -25,6 +25,7 @@ class _Probe(Protocol):
 
 class _Factory(ClientFactory):
     protocol = _Probe
+    noisy = False  # an attempt every RETRY seconds while the daemon is down
 
     def __init__(self, watch):
         self.watch = watch

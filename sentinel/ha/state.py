@@ -21,6 +21,10 @@ LOCAL_KEY = "ha.settings"
 KEEP = object()  # "leave the stored password as it is"
 
 
+class PublishError(Exception):
+    """config.json could not be written (the settings are stored)."""
+
+
 async def sealed_password(ctx):
     """For L{sentinel.keycheck}: the VRRP password, sealed under the node key."""
     stored = await ctx.get_local(LOCAL_KEY)
@@ -81,17 +85,30 @@ class HaState:
         return settings, bool(sealed), warnings
 
     def write_file(self, settings, sealed):
+        """Write config.json; PublishError (one line) if the file cannot be written."""
         daemon = files.daemon_endpoint(self.config.http_interface, self.config.http_port)
         doc = files.config_document(settings.to_json(), sealed, daemon)
         doc["writtenAt"] = self._clock.seconds()
-        files.write_json(self.config.ha_config_file, doc, 0o600)
+        path = self.config.ha_config_file
+        try:
+            files.write_json(path, doc, 0o600)
+        except OSError as e:
+            what = "is a directory" if os.path.isdir(path) else f"cannot be written ({e.strerror})"
+            raise PublishError(
+                f"{path} {what}, so the keepalived sidecar cannot see the HA settings; the "
+                f"settings are saved and are written there again at every start (or "
+                f"save them again once the file can be written)") from None
 
     async def publish(self):
         """Rewrite config.json from the store (at start-up)."""
         settings, sealed = await self.load()
         if settings == HaSettings() and sealed is None and not os.path.exists(self.config.ha_config_file):
             return  # HA never configured: no file needed
-        self.write_file(settings, sealed)
+        try:
+            self.write_file(settings, sealed)
+        except PublishError as e:
+            log.error("{error}", error=str(e))
+            return
         log.info("HA settings published to {path} (enabled={enabled})",
                  path=self.config.ha_config_file, enabled=settings.enabled)
 

@@ -46,11 +46,22 @@ class Store:
     async def _start(self):
         await self.db.start()
         now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc).isoformat()
-        await migrate(self.db, now)
+        try:
+            await migrate(self.db, now)
+            # A read-only database (owned by another user, a read-only mount)
+            # opens and reads fine; say so now instead of failing every write.
+            await self.db.run(_write_probe)
+        except BaseException:
+            # Connections SQLite opened read-only stay so: the next attempt
+            # opens new ones (and sees a fixed file).
+            await self.db.stop()
+            raise
         self._migrated = True
+        self.db.serving = True  # from now on the backend reports run-time failures itself
 
     def stop(self):
         self._migrated = False
+        self.db.serving = False
         return self.db.stop()
 
     def _run(self, fn, *args, write=True):
@@ -186,3 +197,8 @@ class Store:
 
     def prune_nonces(self, now):
         return self._records(records.prune_nonces, now)
+
+
+async def _write_probe(tx):
+    """A write that changes nothing: fails on a read-only database."""
+    await tx.execute("DELETE FROM nonces WHERE 1 = 0")

@@ -383,3 +383,38 @@ class FollowerTests(TestCase):
         self.assertEqual(r.status, 409)
         self.assertEqual((await api.client.post("/api/auth/logout", cookie=cookie)).status,
                          204)
+
+
+class ParallelAttemptTests(TestCase):
+    """Attempts sent at once are all admitted before the first one fails:
+    they must still count against the limit (10 per client and minute)."""
+
+    async def test_parallel_wrong_passwords_cannot_exceed_the_limit(self):
+        from twisted.internet import reactor
+        from twisted.internet.defer import Deferred, ensureDeferred
+        from twisted.internet.task import deferLater
+
+        api = await make_api(self)
+        await api.setup_admin()
+        pending, checked = [], []
+
+        def run(fn, *args):  # password checks wait until released
+            d = Deferred()
+            pending.append((d, fn, args))
+            return d
+
+        api.hasher._run = run
+        bad = {"username": ADMIN, "password": "wrong password"}
+        answers = [ensureDeferred(api.client.post("/api/auth/login", json=bad))
+                   for _ in range(30)]
+        for _ in range(2000):
+            if all(a.called for a in answers):
+                break
+            if pending:
+                d, fn, args = pending.pop(0)
+                checked.append(1)
+                d.callback(fn(*args))
+            await deferLater(reactor, 0.001, lambda: None)
+        statuses = sorted([(await a).status for a in answers])
+        self.assertEqual(statuses, [401] * 10 + [429] * 20)
+        self.assertEqual(len(checked), 10)

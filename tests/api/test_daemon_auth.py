@@ -42,3 +42,39 @@ class DaemonAuthTests(SynchronousTestCase):
             d.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"}).status, 200)
         r = d.post("/api/auth/login", {"username": "admin", "password": PASSWORD})
         self.assertEqual(r.status, 200)
+
+
+class FirstRunRaceTests(SynchronousTestCase):
+    def test_concurrent_first_visits_create_exactly_one_admin(self):
+        """Two (here: eight) people on the first-visit page at once: one wins,
+        the others get 409 and no session; afterwards setup stays closed."""
+        import threading
+
+        d = Daemon(self, data_dir=scratch_dir(self)).start()
+        results = {}
+        start = threading.Barrier(8)
+
+        def visit(i):
+            start.wait()
+            results[i] = d.post("/api/auth/setup", {"username": f"admin{i}",
+                                                    "password": PASSWORD}, timeout=60)
+
+        threads = [threading.Thread(target=visit, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        statuses = sorted(r.status for r in results.values())
+        self.assertEqual(statuses, [201] + [409] * 7, statuses)
+        winner = next(i for i, r in results.items() if r.status == 201)
+        for i, r in results.items():
+            if i != winner:
+                self.assertIsNone(r.headers.get("Set-Cookie"), i)
+                self.assertEqual(r.json()["error"], "ALREADY_CONFIGURED")
+        self.assertEqual(d.post("/api/auth/login", {"username": f"admin{winner}",
+                                                    "password": PASSWORD}).status, 200)
+        loser = (winner + 1) % 8
+        self.assertEqual(d.post("/api/auth/login", {"username": f"admin{loser}",
+                                                    "password": PASSWORD}).status, 401)
+        self.assertEqual(d.post("/api/auth/setup", {"username": "late",
+                                                    "password": PASSWORD}).status, 409)

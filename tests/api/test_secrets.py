@@ -15,7 +15,8 @@ class SecretsApiTests(TestCase):
         self.api.secret_catalog["smtp.password"] = "mail server password"
         r = await c.get("/api/secrets/status", cookie=cookie)
         self.assertEqual(r.json(), {"secrets": [
-            {"name": "smtp.password", "set": False, "description": "mail server password"}]})
+            {"name": "smtp.password", "set": False, "readable": None,
+             "description": "mail server password"}]})
         r = await c.put("/api/secrets/smtp.password", json={"value": "s3cr3t value"},
                         cookie=cookie)
         self.assertEqual((r.status, r.body), (204, b""))
@@ -23,8 +24,9 @@ class SecretsApiTests(TestCase):
         self.assertEqual(r.status, 204)
         r = await c.get("/api/secrets/status", cookie=cookie)
         self.assertEqual(r.json()["secrets"], [
-            {"name": "other_key", "set": True, "description": None},
-            {"name": "smtp.password", "set": True, "description": "mail server password"}])
+            {"name": "other_key", "set": True, "readable": True, "description": None},
+            {"name": "smtp.password", "set": True, "readable": True,
+             "description": "mail server password"}])
         self.assertNotIn(b"s3cr3t", r.body)
         self.assertEqual(await self.api.secrets.get("smtp.password"), "s3cr3t value")
         # Sealed at rest.
@@ -37,6 +39,20 @@ class SecretsApiTests(TestCase):
         self.assertEqual(r.status, 204)
         r = await c.delete("/api/secrets/other_key", cookie=cookie)
         self.assertEqual((r.status, r.json()["error"]), (404, "NOT_FOUND"))
+
+    async def test_a_secret_sealed_under_another_key_is_not_readable(self):
+        """node.key lost or replaced: the status says which secrets it hit."""
+        import os
+
+        from sentinel.crypto import SecretBox
+        from sentinel.secrets import Secrets
+
+        c, cookie = self.api.client, self.cookie
+        await c.put("/api/secrets/mine", json={"value": "v"}, cookie=cookie)
+        await Secrets(self.api.store, SecretBox(os.urandom(32))).set("theirs", "v")
+        r = await c.get("/api/secrets/status", cookie=cookie)
+        self.assertEqual([(s["name"], s["set"], s["readable"]) for s in r.json()["secrets"]],
+                         [("mine", True, True), ("theirs", True, False)])
 
     async def test_no_way_to_read_a_value(self):
         c, cookie = self.api.client, self.cookie

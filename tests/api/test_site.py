@@ -1,12 +1,14 @@
 """The API framework: routing, admission order, body/query/param handling, errors."""
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sentinel.api.base import ApiError, Raw, Reply, endpoint
 from sentinel.api.site import MAX_REQUEST_BODY, Gate, Site
 from sentinel.api.base import Principal
+from sentinel.services import ListeningService
 from sentinel.store import StoreUnavailable
 from tests.api.harness import EVIL_ORIGIN, Client
 
@@ -92,6 +94,13 @@ class RoutingTests(TestCase):
         self.assertEqual(r.header("content-type"), "application/json; charset=utf-8")
         self.assertEqual(r.header("cache-control"), "no-store")
         self.assertEqual(r.header("x-content-type-options"), "nosniff")
+        # An API answer is never a document: nothing in it may run or be framed.
+        for path in ("/api/things?limit=5", "/api/nope", "/api/down"):
+            r = await client.get(path)
+            self.assertEqual(r.header("content-security-policy"),
+                             "default-src 'none'; frame-ancestors 'none'; sandbox", path)
+            self.assertEqual(r.header("x-frame-options"), "DENY", path)
+            self.assertEqual(r.header("referrer-policy"), "no-referrer", path)
 
     async def test_query_errors(self):
         _, client = make()
@@ -231,6 +240,39 @@ class HardCapTests(SynchronousTestCase):
         self.assertIn(b"413", out.split(b"\r\n", 1)[0])
         self.assertIn(b"BODY_TOO_LARGE", out)
         proto.connectionLost(None)
+
+
+class StopTests(SynchronousTestCase):
+    """Stopping the HTTP service closes the port, then every open connection
+    (the keepalived sidecar's watch among them): a node being stopped leaves
+    the VRRP election when shutdown starts, not when the process exits."""
+
+    def test_stopping_closes_the_port_then_every_connection(self):
+        site, _ = make()
+        factory = site.site()
+        transports = []
+        for source in (5, 6):
+            proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", source))
+            transports.append(StringTransport())
+            proto.makeConnection(transports[-1])
+            self.addCleanup(proto.connectionLost, None)  # its idle timer
+
+        class Port:
+            closed = Deferred()
+
+            def stopListening(self):
+                return self.closed
+
+        port = Port()
+        service = ListeningService("HTTP", 8080, "tcp", lambda: port,
+                                   close_connections=factory.close_connections)
+        service.startService()
+        stopped = service.stopService()
+        # Not before the port is closed (a reconnect must be refused).
+        self.assertEqual([t.disconnecting for t in transports], [False, False])
+        port.closed.callback(None)
+        self.assertEqual([t.disconnected for t in transports], [True, True])  # aborted
+        self.successResultOf(stopped)
 
 
 class JsonOutputTests(SynchronousTestCase):

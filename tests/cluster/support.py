@@ -121,7 +121,8 @@ class ClusterNode(Node):
             state=self.state, machine=self.machine, readiness=self.readiness,
             sync_status=self.client.status, client=self.client, server=self.server,
             store=store, http=_Lazy(self), clock=clock, role_file="/nonexistent/role")
-        gate = Gate({"admin": FakeAdmin(), "cluster": self.server}, ReadOnlyGuard(self.state))
+        gate = Gate({"admin": FakeAdmin(), "cluster": self.server,
+                     "cluster-join": self.server.join_auth}, ReadOnlyGuard(self.state))
         self.site = Site([self.api, ClusterSyncApi(self.server)] + list(areas), gate)
         self.resource = self.site.resource()
 

@@ -128,3 +128,42 @@ class BadPayloadTests(SyncTestCase):
         status, body = await self.call(self.to_follower, "GET", "/api/cluster/status")
         self.assertEqual(body["sync"]["lastError"]["code"], "BAD_PAYLOAD")
         self.assertEqual(len(await self.follower.store.list("rule")), 1)
+
+
+class BadSignedRequestTests(SyncTestCase):
+    """The other direction: a member (it holds the secret) asks the leader
+    something malformed.  A clear 400, nothing stored, the leader keeps
+    serving the others."""
+
+    async def setUp(self):
+        await super().setUp()
+        await self.join()
+        self.keys = self.follower.state.keys
+
+    async def signed(self, method, path, body=b""):
+        headers = signing.sign_request(self.keys, self.follower.state.node_id, method, path,
+                                       body, self.clock.seconds())
+        if body:
+            headers["Content-Type"] = "application/json"
+        response = await self.to_leader.request(method, "http://leader" + path,
+                                                headers=headers, data=body or None)
+        return response.code, json.loads(await response.content())
+
+    async def test_malformed_queries_and_bodies(self):
+        history = self.leader.state.history
+        for query in ("since=-1", "since=abc", f"since=1e9999&history={history}",
+                      "history=zz", "history=" + "g" * 16, "wait=-1", "wait=1e12",
+                      "wait=nan"):
+            status, body = await self.signed(
+                "GET", f"/api/cluster/sync/changes?{query}")
+            self.assertEqual((status, body["error"]), (400, "VALIDATION_ERROR"), query)
+        for raw in (b"{not json", b"[]", b'{"nodeId": 5}', b'{"nodeId": "' + b"a" * 5000 + b'"}',
+                    b"\xff\xfe"):
+            status, body = await self.signed("POST", "/api/cluster/sync/hello", raw)
+            self.assertEqual(status, 400, raw)
+        status, body = await self.signed("GET", "/api/cluster/sync/blobs/" + "z" * 64)
+        self.assertIn(status, (400, 404))
+        # Still serving: a good poll answers (and nothing above stored a nonce
+        # that could make it a replay).
+        applied = await self.sync()
+        self.assertEqual(applied.mode, "full")

@@ -129,10 +129,11 @@ class LeaderCheckAfterVipMove(SynchronousTestCase):
     def test_configure_follower_after_the_vip_moved(self):
         # A first attempt with a code from another cluster: refused by the
         # leader (a complete answer; the connection could be kept).
-        other = joincode.make(self.vip.url, os.urandom(32), int(time.time()) + 600)
+        other = joincode.make(self.vip.url, os.urandom(16).hex(), os.urandom(32),
+                              int(time.time()) + 600)
         r = self.node.post("/api/cluster/configure-follower", {"joinCode": other},
                            headers=self.own)
-        self.assertEqual((r.status, r.json()["error"]), (400, "BAD_SIGNATURE"), r.body)
+        self.assertEqual((r.status, r.json()["error"]), (400, "JOIN_CODE_USED"), r.body)
         self.vip.move()
         # The right code: the check reaches the leader through the VIP as it is now.
         r = self.node.post("/api/cluster/configure-follower", {"joinCode": self.code},

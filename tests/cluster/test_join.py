@@ -36,7 +36,7 @@ class JoinTests(SyncTestCase):
         self.leader.machine.set_override("leader")
         status, body = await self.call(self.to_leader, "GET", "/api/cluster/join-code")
         self.assertEqual(status, 200, body)
-        self.assertTrue(body["joinCode"].startswith("SJ1."))
+        self.assertTrue(body["joinCode"].startswith("SJ2."))
 
     async def test_join_code_needs_admin(self):
         status, body = await self.call(self.to_leader, "GET", "/api/cluster/join-code",
@@ -76,6 +76,55 @@ class JoinTests(SyncTestCase):
         self.assertEqual((status, body["error"]), (400, "JOIN_CODE_EXPIRED"))
         self.assertEqual(self.follower.state.role, "standalone")
 
+    async def test_the_code_does_not_carry_the_cluster_secret(self):
+        import base64
+
+        code = await self.join()
+        secret = self.leader.state.membership.secret
+        payload = code.split(".")[1]
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        self.assertNotIn(secret, raw)
+        self.assertNotIn(base64.b64encode(secret), raw)
+        self.assertNotIn(base64.urlsafe_b64encode(secret).rstrip(b"="), raw)
+        self.assertEqual(self.follower.state.membership.secret, secret)  # joined anyway
+
+    async def test_a_code_joins_one_node_once(self):
+        code = await self.join()
+        await self.call(self.to_follower, "POST", "/api/cluster/leave", {})
+        status, body = await self.call(self.to_follower, "POST",
+                                       "/api/cluster/configure-follower", {"joinCode": code})
+        self.assertEqual((status, body["error"]), (400, "JOIN_CODE_USED"), body)
+        self.assertEqual(self.follower.state.role, "standalone")
+        # A new code works.
+        _, body = await self.call(self.to_leader, "GET", "/api/cluster/join-code")
+        status, body = await self.call(self.to_follower, "POST",
+                                       "/api/cluster/configure-follower",
+                                       {"joinCode": body["joinCode"]})
+        self.assertEqual(status, 200, body)
+
+    async def test_the_leader_enforces_the_expiry(self):
+        from sentinel.cluster import joincode
+
+        await self.call(self.to_leader, "POST", "/api/cluster/enable-leader",
+                        {"leaderUrl": "http://198.18.0.53:8080"})
+        _, body = await self.call(self.to_leader, "GET", "/api/cluster/join-code")
+        self.clock.advance(3601)
+        # Someone edits the expiry inside the code (the check is no MAC).
+        parsed = joincode.parse(body["joinCode"], 0)
+        forged = joincode.make(parsed.leader_url, parsed.code_id, parsed.key,
+                               self.clock.seconds() + 3600)
+        status, body = await self.call(self.to_follower, "POST",
+                                       "/api/cluster/configure-follower", {"joinCode": forged})
+        self.assertEqual((status, body["error"]), (400, "JOIN_CODE_EXPIRED"), body)
+        self.assertEqual(self.follower.state.role, "standalone")
+
+    async def test_codes_from_older_versions_are_refused_plainly(self):
+        status, body = await self.call(self.to_follower, "POST",
+                                       "/api/cluster/configure-follower",
+                                       {"joinCode": "SJ1.eyJ1IjoiIn0.0badc0de"})
+        self.assertEqual((status, body["error"]), (400, "INVALID_JOIN_CODE"))
+        self.assertIn("older", body["message"])
+
     async def test_garbage_code(self):
         status, body = await self.call(self.to_follower, "POST",
                                        "/api/cluster/configure-follower", {"joinCode": "hello"})
@@ -92,7 +141,7 @@ class JoinTests(SyncTestCase):
                         {"leaderUrl": "http://198.18.0.53:8080"})
         status, body = await self.call(self.to_follower, "POST",
                                        "/api/cluster/configure-follower", {"joinCode": code})
-        self.assertEqual((status, body["error"]), (400, "BAD_SIGNATURE"))
+        self.assertEqual((status, body["error"]), (400, "JOIN_CODE_USED"))
         self.assertIn("Nothing was saved", body["message"])
         self.assertEqual(self.follower.state.role, "standalone")
 

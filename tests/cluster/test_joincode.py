@@ -10,12 +10,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from sentinel.cluster import joincode
 from sentinel.cluster.joincode import JoinCodeError
 
-SECRET = bytes(range(32))
+SECRET = bytes(range(32))  # the join key
+CODE_ID = "0123456789abcdef" * 2
 
 
 class JoinCodeTests(SynchronousTestCase):
     def code(self, url="http://192.168.1.53:8080", expires=2000):
-        return joincode.make(url, SECRET, expires)
+        return joincode.make(url, CODE_ID, SECRET, expires)
 
     def assertCode(self, code, text, now=1000):
         e = self.assertRaises(JoinCodeError, joincode.parse, text, now)
@@ -25,7 +26,8 @@ class JoinCodeTests(SynchronousTestCase):
     def test_round_trip(self):
         parsed = joincode.parse(self.code(), 1000)
         self.assertEqual(parsed.leader_url, "http://192.168.1.53:8080")
-        self.assertEqual(parsed.secret, SECRET)
+        self.assertEqual(parsed.key, SECRET)
+        self.assertEqual(parsed.code_id, CODE_ID)
         self.assertEqual(parsed.expires, 2000)
 
     def test_secret_not_in_repr(self):
@@ -34,16 +36,17 @@ class JoinCodeTests(SynchronousTestCase):
     def test_copy_paste_whitespace_tolerated(self):
         code = self.code()
         wrapped = "  " + code[:20] + "\n" + code[20:] + "\n"
-        self.assertEqual(joincode.parse(wrapped, 1000).secret, SECRET)
+        self.assertEqual(joincode.parse(wrapped, 1000).key, SECRET)
 
     def test_expired(self):
         self.assertCode("JOIN_CODE_EXPIRED", self.code(expires=999))
 
     def test_garbage_and_typos(self):
         code = self.code()
-        for bad in ("", "hello", "SJ1.abc", code[:-1], code[:40] + "x" + code[41:],
-                    code.replace("SJ1", "SJ2"), None, 42, "é" * 20, "x" * 5000,
-                    "SJ1.é.abc"):
+        for bad in ("", "hello", "SJ2.abc", code[:-1], code[:40] + "x" + code[41:],
+                    code.replace("SJ2", "SJ3"), code.replace("SJ2", "SJ1"), None, 42,
+                    "é" * 20, "x" * 5000, "SJ2.é.abc",
+                    joincode.make("http://x", "nothex", SECRET, 2000)):
             self.assertCode("INVALID_JOIN_CODE", bad)
 
     def test_bad_url_inside(self):

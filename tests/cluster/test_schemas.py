@@ -15,7 +15,8 @@ import jsonschema
 from twisted.internet.defer import ensureDeferred
 
 from sentinel.api.schemas import ERROR
-from sentinel.cluster import signing
+from sentinel.cluster import joincode, signing
+from sentinel.cluster.joining import H_JOIN
 from tests.cluster.pair import SyncTestCase
 from tests.cluster.support import ADMIN
 
@@ -80,9 +81,11 @@ class AnswersMatchSchemas(SyncTestCase):
         ctype = response.headers.getRawHeaders("content-type", [""])[0]
         return response.code, self.check(method, path, response.code, raw, ctype)
 
-    async def signed(self, method, path, body=b""):
-        headers = signing.sign_request(self.follower.state.keys, self.follower.state.node_id,
+    async def signed(self, method, path, body=b"", keys=None, extra=None):
+        headers = signing.sign_request(keys or self.follower.state.keys,
+                                       self.follower.state.node_id,
                                        method, path, body, self.clock.seconds())
+        headers.update(extra or {})
         if body:
             headers["Content-Type"] = "application/json"
         response = await self.to_leader.request(method, "http://leader" + path,
@@ -134,6 +137,14 @@ class AnswersMatchSchemas(SyncTestCase):
         node = self.follower.state.node_id
         await self.signed("POST", "/api/cluster/sync/hello",
                           json.dumps({"nodeId": node}).encode())
+        _, body = await self.call(L, "GET", "/api/cluster/join-code")
+        code = joincode.parse(body["joinCode"], self.clock.seconds())
+        join_keys = signing.ClusterKeys.from_secret(code.key)
+        for _ in range(2):  # 200, then 401 JOIN_CODE_USED
+            status, body = await self.signed("POST", "/api/cluster/sync/join",
+                                             json.dumps({"nodeId": node}).encode(),
+                                             keys=join_keys, extra={H_JOIN: code.code_id})
+        self.assertEqual((status, body["error"]), (401, "JOIN_CODE_USED"))
         history = self.leader.state.history
         revision = await self.leader.store.revision()
         for since, hist in ((0, "0" * 16), (1, history), (revision, history)):

@@ -7,6 +7,7 @@ and DNS over HTTPS (certificate checks).
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.ssl import optionsForClientTLS
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from sentinel.dns.answer import parse_response
@@ -38,6 +39,21 @@ def addresses(answer):
             out.append(".".join(str(b) for b in body[i + 10:i + 14]))
         i += 10 + rdlen
     return out
+
+
+def factory_lines(testcase):
+    """Log lines about factories starting or stopping from now on (none expected:
+    twisted logs two per connection unless the factory is quiet)."""
+    lines = []
+
+    def observe(event):
+        text = formatEvent(event)
+        if "Starting factory" in text or "Stopping factory" in text:
+            lines.append(text)
+
+    globalLogPublisher.addObserver(observe)
+    testcase.addCleanup(globalLogPublisher.removeObserver, observe)
+    return lines
 
 
 class Resolver:
@@ -108,6 +124,7 @@ class StreamTransportTests(TestCase):
         up.delay = 0.05
         t = StreamTransport(reactor, "127.0.0.1", up.port, idle_timeout=0.2)
         r = Resolver(self, "tcp://" + up.spec, t)
+        logged = factory_lines(self)
         from twisted.internet.defer import gatherResults
 
         answers = await gatherResults([r.resolve(n) for n in (
@@ -120,6 +137,7 @@ class StreamTransportTests(TestCase):
         reactor.callLater(0.4, d.callback, None)
         await d
         self.assertIsNone(t._conn)  # closed when idle
+        self.assertEqual(logged, [])  # connections are not logged
 
     async def test_connection_refused(self):
         r = Resolver(self, "tcp://127.0.0.1:9", StreamTransport(reactor, "127.0.0.1", 9))
@@ -140,9 +158,11 @@ class TlsTransportTests(TestCase):
         return StreamTransport(reactor, "127.0.0.1", self.portnum, tls=tls)
 
     async def test_verified_by_name_and_by_ip(self):
+        logged = factory_lines(self)
         for name in ("dns.test", "127.0.0.1"):
             r = Resolver(self, f"tls://{name}:{self.portnum}#127.0.0.1", self.transport(name))
             self.assertEqual(addresses(await r.resolve("www.example.test")), ["198.18.0.10"])
+        self.assertEqual(logged, [])
 
     async def test_wrong_name_is_refused(self):
         r = Resolver(self, f"tls://other.test:{self.portnum}#127.0.0.1",
@@ -173,8 +193,10 @@ class DohTransportTests(TestCase):
         return Resolver(self, spec.text, t)
 
     async def test_post_wire_format(self):
+        logged = factory_lines(self)
         r = self.resolver("doh.test")
         self.assertEqual(addresses(await r.resolve("www.example.test")), ["198.18.0.10"])
+        self.assertEqual(logged, [])
         headers = self.resource.requests[0]
         self.assertEqual(headers.getRawHeaders(b"content-type"), [b"application/dns-message"])
         self.assertEqual(headers.getRawHeaders(b"host"), [f"doh.test:{self.portnum}".encode()])

@@ -181,6 +181,17 @@ class RefresherTests(TestCase):
         self.assertIn("no complete answer within 60 seconds", data["status"]["error"])
         self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{list_id}"))
 
+    async def test_endless_body_without_length_is_cut_at_the_cap(self):
+        """A huge (say 2 GB) chunked answer: refused as soon as the cap is passed,
+        not buffered and not waited for."""
+        self.lists.serve("/l", HOSTS)
+        list_id = await self.add("/l")
+        await self.refresh(list_id)
+        self.lists.serve("/l", "0.0.0.0 a.example.com\n" * 1000, status="drip")  # 22 KB
+        data = await self.refresh(list_id)  # no clock advance: not a time-out
+        self.assertIn("larger than the limit of 10000 bytes", data["status"]["error"])
+        self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{list_id}"))
+
     async def test_refresh_at_start_on_schedule_and_for_new_lists(self):
         self.lists.serve("/a", HOSTS)
         self.lists.serve("/b", PLAIN)

@@ -211,6 +211,35 @@ class HaApiTests(ApiCase):
         await publisher.published
         self.assertEqual(self.config_file()["priority"], 120)
 
+    async def test_config_json_that_cannot_be_written_is_explained(self):
+        """A directory where config.json goes (a Docker bind mount of a file that did
+        not exist creates one): one clear error, the settings kept, no traceback."""
+        from twisted.logger import globalLogPublisher
+
+        path = self.config.ha_config_file
+        os.makedirs(path)
+        code, body = await self.call("PUT", "/api/cluster/ha/config", GOOD)
+        self.assertEqual((code, body["error"]), (500, "HA_CONFIG_NOT_WRITTEN"))
+        self.assertEqual(body["message"], (
+            f"{path} is a directory, so the keepalived sidecar cannot see the HA settings; "
+            f"the settings are saved and are written there again at every start (or save "
+            f"them again once the file can be written)"))
+        code, saved = await self.call("GET", "/api/cluster/ha/config")
+        self.assertEqual((saved["priority"], saved["passwordSet"]), (120, True))
+        seen = []
+        globalLogPublisher.addObserver(seen.append)
+        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
+        publisher = HaPublisher(self.state, lambda: defer.succeed(None))
+        publisher.startService()
+        await publisher.published
+        self.assertFalse([e for e in seen if e.get("log_failure")])  # no traceback
+        self.assertTrue([e for e in seen if "is a directory" in str(e.get("error", ""))])
+        os.rmdir(path)  # fixed: the next start writes it
+        publisher = HaPublisher(self.state, lambda: defer.succeed(None))
+        publisher.startService()
+        await publisher.published
+        self.assertEqual(self.config_file()["priority"], 120)
+
     async def test_publish_without_configuration_writes_nothing(self):
         publisher = HaPublisher(self.state, lambda: defer.succeed(None))
         publisher.startService()

@@ -7,6 +7,7 @@ import tempfile
 from twisted.internet import defer, reactor, task
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -38,6 +39,15 @@ class LivenessTests(TestCase):
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         number = port.getHost().port
         changes = []
+        logged = []
+
+        def observe(event):  # the sidecar's log: not two lines per attempt
+            text = formatEvent(event)
+            if "factory" in text and "liveness" in text:
+                logged.append(text)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
         watch = DaemonWatch(reactor, "127.0.0.1", number, changes.append)
         watch.start()
         self.addCleanup(watch.stop)
@@ -47,6 +57,8 @@ class LivenessTests(TestCase):
         for c in factory.connections:
             c.transport.abortConnection()
         await wait_for(lambda: changes == [True, False])
+        await task.deferLater(reactor, 0.6, lambda: None)  # a few attempts while down
+        self.assertEqual(logged, [])
         # It comes back on the same port.
         port = reactor.listenTCP(number, factory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)

@@ -11,7 +11,11 @@ nothing else: default ports (DNS 53 on every address, so the VIP is served
 without being configured; HTTP 8080), default sync freshness (20 s).  The
 checklist's commands are done as their equivalents: ``docker compose stop
 sentinel`` is SIGTERM to the daemon only (the sidecar keeps running),
-``curl http://127.0.0.1:8080/...`` is asked from inside the node.
+``curl http://127.0.0.1:8080/...`` is asked from inside the node.  The
+setup before it follows the guide's Steps 1, 2 and 4: both nodes deployed
+(sidecars idle), VIP failover enabled with the VIP as an IP only and the
+interface left to auto-detection (the namespaces get a default route),
+the leader enabled with the VIP URL, the follower joined with the code.
 """
 
 import json
@@ -19,10 +23,11 @@ import re
 import signal
 import time
 
-from tests.ha import compose
+from sentinel.ha import files
+from tests.ha import compose, product
 from tests.ha.lan import HANDOVER, SANITY, Prober
 from tests.ha.netns import ADDRESSES, VIP
-from tests.ha.product import VIP_URL, SentinelNode, ask, bring_up, record
+from tests.ha.product import PRIORITY, VIP_URL, SentinelNode, ask, record
 from tests.ha.test_failover import LanCase
 
 LOCAL = "http://127.0.0.1:8080"  # the checklist's curl, on the node itself
@@ -56,6 +61,18 @@ class ComposeNode(SentinelNode):
     def local(self, method, path, body=None, auth=None):
         return self.http(method, path, body, auth, base=LOCAL)
 
+    def enable_vip_failover(self):
+        """Step 2 of the setup as the guide says it: VIP as an IP only, the
+        same password, multicast, the interface left to auto-detection."""
+        dns = getattr(product, "DNS_SETTINGS", None)  # access for the test LAN, if needed
+        if dns:
+            self.api("PUT", "/api/dns/settings", dns)
+        answer = self.api("PUT", "/api/cluster/ha/config", {
+            "enabled": True, "vip": VIP, "password": "a|b&c", "mode": "multicast",
+            "priority": PRIORITY[self.host]})
+        assert (answer["interface"], answer["vip"]) == ("eth0", f"{VIP}/32"), answer
+        return answer
+
     def raw_role(self):
         with open(self.paths.role_file, "rb") as f:
             return f.read()
@@ -72,16 +89,41 @@ class GuideChecklistTests(LanCase):
     def status(self, node, base=None):
         return node.api("GET", "/api/cluster/status", auth=self.token, base=base)
 
+    def setup_steps_1_and_2(self, a, b):
+        """Both nodes deployed (sidecars idle), admin created; then VIP
+        failover enabled, on a first so that a holds the VIP."""
+        for node in (a, b):
+            # The LAN's default route: how the interface is auto-detected.
+            node.exec(["ip", "route", "add", "default", "via", "198.18.0.1", "dev", "eth0"])
+            node.start_upstream()
+            node.start_daemon()
+        for node in (a, b):
+            node.wait_api()
+            node.setup_admin()
+            node.start_sidecar()
+        for node in (a, b):
+            node.wait_api(healthy=True)
+            self.wait(lambda: (files.read_json(node.paths.netinfo_file) or {}).get(
+                "suggestedInterface") == "eth0", 30, f"{node.host}'s sidecar to detect eth0")
+            self.assertEqual(node.api("GET", "/api/cluster/netinfo")["suggestedInterface"],
+                             "eth0")
+        self.assertNotIn("keepalived: enabled", a.sidecar_log())  # idle until enabled
+        a.enable_vip_failover()
+        self.wait_master("a", timeout=30)
+        b.enable_vip_failover()
+        self.wait_vrrp("b", "BACKUP")
+        self.wait_role("b", "follower")
+
     def test_verification_checklist(self):
         a, b = self.nodes["a"], self.nodes["b"]
-        bring_up(self, [a, b])  # Steps 1 and 2 of the setup: HA on, a holds the VIP
+        self.setup_steps_1_and_2(a, b)
         prober = Prober(self.lan, a.data_dir)
 
         # -- 0) Pre-flight: the sidecar's "enabled" line, the role file.
         for node, priority in ((a, 120), (b, 110)):
             log = node.sidecar_log()
             self.assertIn("(idle until HA is enabled)", log)
-            self.assertRegex(log, r"keepalived: enabled interface=eth0 vip=198\.18\.0\.53/24 "
+            self.assertRegex(log, r"keepalived: enabled interface=eth0 vip=198\.18\.0\.53/32 "
                                   rf"vrid=53 priority={priority} ")
         self.assertEqual((a.raw_role(), b.raw_role()), (b"leader\n", b"follower\n"))
 
@@ -129,6 +171,7 @@ class GuideChecklistTests(LanCase):
                          (409, "FOLLOWER_READONLY", READONLY))
         self.assertEqual(b.api("GET", "/api/settings/ui", auth=self.token)["theme"], "dark")
         ha = b.api("GET", "/api/cluster/ha/config", auth=self.token)
+        self.assertEqual(ha["priority"], 110)  # HA settings are per node: not synced
         b.api("PUT", "/api/cluster/ha/config",
               {k: ha[k] for k in ("enabled", "vip", "interface", "priority", "mode")},
               auth=self.token)

@@ -189,3 +189,19 @@ class PagesTests(BrowserMixin, SynchronousTestCase):
         page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
         expect(page.get_by_text("No API tokens.")).to_be_visible()
         self.assertEqual(self.daemon.get("/api/auth/me", headers=bearer).status, 401)
+
+    def test_status_page_says_what_is_wrong(self):
+        """A bad role file (and any other problem /api/health reports) is on the
+        status page in the daemon's own words."""
+        from playwright.sync_api import expect
+
+        role_file = os.path.join(self.daemon.data_dir, "sentinel", "cluster_role")
+        with open(role_file, "w") as f:
+            f.write("lead")  # a partial write
+        page = self.page
+        log_in(page, "/status")
+        expect(page.get_by_text("Problem: Role file")).to_be_visible(timeout=15000)
+        expect(page.get_by_text(f"role file {role_file} says 'lead'; expected exactly "
+                                f"'leader' or 'follower'")).to_be_visible()
+        os.unlink(role_file)
+        expect(page.get_by_text("Problem: Role file")).to_have_count(0, timeout=15000)

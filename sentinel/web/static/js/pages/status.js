@@ -68,6 +68,10 @@ export async function render(ctx) {
       ["Ready (for keepalived)", ready.error ? ready.error.message : badge(ready.ok ? "ready" : "not ready", ready.ok ? "ok" : "bad")],
       ["Health", health.error ? health.error.message : badge(health.ok ? "ok" : "degraded", health.ok ? "ok" : "bad")],
       ...Object.entries((health && health.checks) || {}).map(([k, v]) => [`Check: ${k}`, badge(v ? "ok" : "failing", v ? "ok" : "bad")]),
+      // What is wrong, in one line each (a bad role file, a node key that does not
+      // open the stored secrets, a database that cannot be opened); also on a 503.
+      ...Object.entries(((health.error ? health.error.data : health) || {}).problems || {})
+        .map(([k, v]) => [`Problem: ${humanize(k)}`, h("span", { class: "alert error" }, v)]),
     ];
     const extra = [];
     if (sys.error) {
