@@ -241,6 +241,37 @@ class Database(Files):
         rules = node.get("/api/rules", headers={"Cookie": login(node)}).json()
         self.assertIn("blocked.example.test", json.dumps(rules))  # nothing lost
 
+    def test_failing_disk_at_run_time(self):
+        """Writes failing under a running daemon (disk full, I/O errors; here the
+        files made immutable): 503 with the reason, one log line, DNS answers, and
+        it works again once the disk does."""
+        import subprocess
+
+        node = self.daemon().start()
+        auth = {"Authorization": "Bearer " + create_token(node, setup_admin(node))}
+        files = [os.path.join(node.data_dir, "sentinel.db" + s) for s in ("", "-wal")]
+        if shutil.which("chattr") is None or subprocess.run(
+                ["chattr", "+i"] + files, capture_output=True).returncode:
+            raise unittest.SkipTest("chattr +i is not available here")
+        self.addCleanup(subprocess.run, ["chattr", "-i"] + files, capture_output=True)
+        rule = {"pattern": "blocked.example.test", "action": "block"}
+        for _ in range(3):
+            r = node.post("/api/rules", rule, headers=auth)
+            self.assertEqual((r.status, r.json()["error"]), (503, "STORE_UNAVAILABLE"), r.body)
+        problem = node.get("/api/health").json()["problems"]["store"]
+        self.assertIn(f"the database {files[0]} failed: disk I/O error; changes and the query "
+                      f"log cannot be saved until that is fixed", problem)
+        self.assertServesDns(node)
+        log = node.log()
+        self.assertEqual(log.count(problem), 1, log)
+        self.assertNotIn("Traceback", log)
+
+        subprocess.run(["chattr", "-i"] + files, check=True)
+        r = node.post("/api/rules", rule, headers=auth)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertIn(f"the database {files[0]} works again", node.log())
+        self.assertNotIn("problems", node.get("/api/health").json())
+
     def test_directory_instead_of_a_file(self):
         data = _scratch(self)
         db = os.path.join(data, "sentinel.db")

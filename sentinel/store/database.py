@@ -64,7 +64,21 @@ def private_database_files(path):
 
 
 class StoreUnavailable(Exception):
-    """The database cannot be reached right now (PostgreSQL down)."""
+    """The database cannot be reached right now (PostgreSQL down), or it fails
+    for a reason outside the program (disk full, I/O error, read-only)."""
+
+
+# SQLite errors that are about the file or the disk, not about the SQL: the
+# operation fails as "store unavailable" (HTTP 503), with one log line.
+_ENVIRONMENTAL = ("database or disk is full", "disk i/o error", "readonly database",
+                  "malformed", "file is not a database", "unable to open database file",
+                  "database is locked")
+
+
+def _environmental(error):
+    text = str(error).lower()
+    return not isinstance(error, (sqlite3.IntegrityError, sqlite3.ProgrammingError)) and any(
+        word in text for word in _ENVIRONMENTAL)
 
 
 def _sync_call(fn, args):
@@ -107,6 +121,8 @@ class SqliteDatabase:
         self._conns = {}
         self._locks = {True: DeferredLock(), False: DeferredLock()}
         self.available = False
+        self.serving = False  # opened and migrated (set by the Store)
+        self.problem = None  # the last run-time failure (disk full, I/O error, ...)
 
     @inlineCallbacks
     def start(self):
@@ -162,14 +178,37 @@ class SqliteDatabase:
         if not self.available:
             raise StoreUnavailable("database is not open")
         tx = _SqliteTx(self, write)
-        yield tx.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            result = yield _sync_call(fn, (tx,) + args)
-        except BaseException:
-            yield tx.execute("ROLLBACK")
-            raise
-        yield tx.execute("COMMIT")
+            yield tx.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                result = yield _sync_call(fn, (tx,) + args)
+            except BaseException:
+                try:
+                    yield tx.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite rolled back itself (I/O error): keep the real error
+                raise
+            yield tx.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if not _environmental(e):
+                raise
+            self._failing(e)
+            raise StoreUnavailable(str(e)) from None
+        if write and self.problem is not None:  # reads may work while writes fail
+            if self.serving:
+                self.log.info("the database {path} works again", path=self._path)
+            self.problem = None
         return result
+
+    def _failing(self, error):
+        """One log line per distinct problem while serving (at open, the store
+        service explains it), and the problem for /api/health."""
+        problem = (f"the database {self._path} failed: {error}; changes and the query log "
+                   f"cannot be saved until that is fixed (DNS answers from the configuration "
+                   f"it has)")
+        if problem != self.problem and self.serving:
+            self.log.error("{problem}", problem=problem)
+        self.problem = problem
 
 
 class _PostgresTx:
@@ -364,5 +403,6 @@ def _close_quietly(conn):
 def open_database(url, reactor):
     """sqlite:///path or postgresql://... -> a database backend."""
     if url.startswith("sqlite:///"):
-        return SqliteDatabase(url[len("sqlite://"):], reactor)
+        # sqlite:////abs and sqlite:///abs are the same file; name it one way in logs
+        return SqliteDatabase("/" + url[len("sqlite://"):].lstrip("/"), reactor)
     return PostgresDatabase(url, reactor)

@@ -57,9 +57,11 @@ class Store:
             await self.db.stop()
             raise
         self._migrated = True
+        self.db.serving = True  # from now on the backend reports run-time failures itself
 
     def stop(self):
         self._migrated = False
+        self.db.serving = False
         return self.db.stop()
 
     def _run(self, fn, *args, write=True):

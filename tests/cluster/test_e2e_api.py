@@ -109,6 +109,21 @@ class GuideEndToEnd:
         item = self.api(self.follower, "GET", "/api/blocklists/1")
         self.assertEqual(item["domains"], 1)
 
+        # Query logs are not synced (the guide's "What it cannot do"): a query
+        # only the leader answered stays in the leader's log.
+        def logged(daemon):
+            page = self.api(daemon, "GET",
+                            "/api/query-logs?domain=leader-only.example.test&limit=10")
+            return [(r["qname"], r["client_ip"]) for r in page["items"]]
+        self.assertEqual(logged(self.follower), [])
+        answer(self.leader, "leader-only.example.test")
+        wait_until(lambda: logged(self.leader), 10, what="the query in the leader's log")
+        self.api(self.leader, "POST", "/api/rules",
+                 {"pattern": "later.example.test", "action": "block"}, expect=201)
+        wait_until(lambda: answer(self.follower, "later.example.test") == blocked, 10,
+                   what="the follower synced again")
+        self.assertEqual(logged(self.follower), [])
+
         # Deletions reach the follower's DNS too.
         self.api(self.leader, "DELETE", "/api/blocklists/1", expect=204)
         self.api(self.leader, "DELETE", "/api/rules/1", expect=204)

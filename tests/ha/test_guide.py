@@ -171,6 +171,7 @@ class GuideChecklistTests(LanCase):
                          (409, "FOLLOWER_READONLY", READONLY))
         self.assertEqual(b.api("GET", "/api/settings/ui", auth=self.token)["theme"], "dark")
         ha = b.api("GET", "/api/cluster/ha/config", auth=self.token)
+        self.assertEqual(ha["priority"], 110)  # HA settings are per node: not synced
         b.api("PUT", "/api/cluster/ha/config",
               {k: ha[k] for k in ("enabled", "vip", "interface", "priority", "mode")},
               auth=self.token)
