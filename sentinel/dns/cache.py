@@ -69,7 +69,11 @@ class Cache:
         data[key] = entry
         data.move_to_end(key)
         if len(data) > self.size:
-            self._trim()
+            if len(data) == self.size + 1:  # the usual case: one out, one in
+                data.popitem(last=False)
+                self.evictions += 1
+            else:
+                self._trim()
 
     def _trim(self):
         data = self._data

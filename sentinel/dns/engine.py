@@ -227,7 +227,13 @@ class Engine:
         stats = self.stats
         stats.answered += 1
         stats.rcodes[reply[3] & 0xF] += 1
-        port.send(reply, addr, cmsg)
+        sendto = port.sendto  # a plain UDP socket's own sendto (see UdpPort)
+        if sendto is None:
+            return port.send(reply, addr, cmsg)
+        try:
+            sendto(reply, addr)
+        except OSError:
+            stats.drop("send_error")
 
     def _reply(self, port, addr, cmsg, reply, rcode):
         self._send(port, reply, addr, cmsg)

@@ -14,7 +14,10 @@ L{sentinel.dns.doh}).
 - A truncated UDP answer is retried over TCP to the same server.
 - Timeouts are swept every 100 ms from a queue ordered by deadline
   instead of one DelayedCall per query (cheaper at tens of thousands of
-  queries per second).
+  queries per second).  The queue holds deadline, key, attempt serial as
+  three plain values (no tuple, not the attempt): an answered attempt is
+  freed at once instead of staying alive for the whole timeout, and the
+  garbage collector has nothing to scan there.
 
 The clock is injected; ``accept(data, qend, inflight)`` turns a matched
 response into an Answer (raising Malformed to fail over), and
@@ -77,9 +80,10 @@ class Inflight:
 
 class Attempt:
     __slots__ = ("fwd", "inflight", "upstream", "transport", "question", "flags", "token",
-                 "t0", "done")
+                 "t0", "done", "serial")
 
-    def __init__(self, fwd, inflight, upstream, transport, t0):
+    def __init__(self, fwd, inflight, upstream, transport, t0, serial=0):
+        self.serial = serial
         self.fwd = fwd
         self.inflight = inflight
         self.upstream = upstream
@@ -107,7 +111,8 @@ class Forwarder:
         self.timeout = timeout
         self.upstreams = []
         self.inflight = {}
-        self._deadlines = deque()
+        self._deadlines = deque()  # deadline, inflight key, attempt serial, deadline, ...
+        self._serial = 0
         self._sweeper = LoopingCall(self._sweep)
         self._sweeper.clock = clock
         self._sweep_interval = sweep
@@ -176,10 +181,14 @@ class Forwarder:
         self._send(inflight, up, up.transport, now)
 
     def _send(self, inflight, up, transport, now):
-        attempt = Attempt(self, inflight, up, transport, now)
+        self._serial = serial = self._serial + 1
+        attempt = Attempt(self, inflight, up, transport, now, serial)
         inflight.attempt = attempt
         up.stats.queries += 1
-        self._deadlines.append((now + self.timeout, attempt))
+        deadlines = self._deadlines
+        deadlines.append(now + self.timeout)
+        deadlines.append(inflight.key)
+        deadlines.append(serial)
         transport.send(attempt)
 
     def _answered(self, attempt, data, qend):
@@ -241,8 +250,16 @@ class Forwarder:
     def _sweep(self):
         queue = self._deadlines
         now = self.clock.seconds()
-        while queue and queue[0][0] <= now:
-            attempt = queue.popleft()[1]
-            if not attempt.done:
+        inflights = self.inflight
+        pop = queue.popleft
+        while queue and queue[0] <= now:
+            pop()
+            key = pop()
+            serial = pop()
+            inflight = inflights.get(key)
+            if inflight is None:
+                continue
+            attempt = inflight.attempt
+            if attempt is not None and attempt.serial == serial and not attempt.done:
                 attempt.transport.cancel(attempt)
                 attempt.failed("timeout")

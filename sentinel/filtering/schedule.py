@@ -58,9 +58,9 @@ def host_zone_name():
     """This machine's IANA time zone name, or "UTC"."""
     candidates = [os.environ.get("TZ", "").lstrip(":")]
     try:
-        with open("/etc/timezone") as f:
-            candidates.append(f.read().strip())
-    except OSError:
+        with open("/etc/timezone", "rb") as f:
+            candidates.append(f.read(256).decode("utf-8", "replace").strip())
+    except OSError:  # garbage in it is just not a zone name (below)
         pass
     try:
         link = os.readlink("/etc/localtime")

@@ -115,7 +115,7 @@ class ParseResponseTests(SynchronousTestCase):
                             ("www.example.com.", 100, "IN", "A", "198.18.0.2"))
         a = parse_response(resp, 12 + len(parse_query(wire).question))
         self.assertEqual(a.counts, (2, 0, 0))
-        self.assertEqual(a.ttls, [300, 100])
+        self.assertEqual(list(a.ttls), [300, 100])
         self.assertEqual(a.ttl, 100)
         self.assertFalse(a.negative)
         q = parse_query(make("WWW.EXAMPLE.COM", use_edns=False))
@@ -149,7 +149,7 @@ class ParseResponseTests(SynchronousTestCase):
                            len(wire))
         self.assertTrue(a.negative)
         self.assertEqual(a.ttl, 60)  # min(SOA TTL, MINIMUM)
-        self.assertEqual(a.ttls, [60])
+        self.assertEqual(list(a.ttls), [60])
         a = parse_response(response_for(wire, rcode=dns.rcode.NXDOMAIN, authority=[soa]),
                            len(wire), max_negative_ttl=30)
         self.assertEqual(a.ttl, 30)

@@ -243,3 +243,33 @@ class SignatureTests(Case):
         data["mode"] = "shadow"
         self.world.put("blocklist", 1, data)
         self.assertNotEqual(self.world.plan().signature(), before)
+
+
+class RememberedDecisionTests(Case):
+    """Decisions are remembered per name: asking again gives what a fresh snapshot says."""
+
+    def test_same_answers_as_a_fresh_snapshot_for_every_type_and_client(self):
+        self.world.blocklist(1, "ads.example.com\n@@||ok.ads.example.com^\n")
+        self.world.blocklist(2, "shadow.example\n", mode="shadow")
+        self.world.put("rewrite", 1, {"domain": "nas.home", "answer": "192.168.1.10"})
+        self.world.put("rewrite", 2, {"domain": "nas.home", "answer": "fd00::10"})
+        policy = self.world.policy()
+        names = ["ads.example.com", "x.ads.example.com", "ok.ads.example.com",
+                 "a.shadow.example", "nas.home", "www.example.org", "."]
+        asked = [(name, qtype, ip) for _ in range(3) for name in names
+                 for qtype in (A, AAAA, MX) for ip in ("192.168.1.50", "10.0.0.9")]
+        for name, qtype, ip in asked:
+            fresh = self.world.policy().decide(ip, wire(name), qtype)
+            again = policy.decide(ip, wire(name), qtype)
+            self.assertEqual((again.action, again.reason, again.shadow, again.answers),
+                             (fresh.action, fresh.reason, fresh.shadow, fresh.answers),
+                             (name, qtype, ip))
+
+    def test_bounded(self):
+        from sentinel.filtering import policy as module
+
+        policy = self.world.policy()
+        for i in range(module.DECIDED_LIMIT + 10):
+            policy.decide("192.168.1.50", wire(f"n{i}.example"), A)
+        profile = policy.profile_for("192.168.1.50")
+        self.assertLessEqual(len(profile._decided), module.DECIDED_LIMIT)

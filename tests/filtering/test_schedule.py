@@ -4,6 +4,7 @@ from zoneinfo import ZoneInfo
 from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel.dns.decision import BLOCK, PASS
+from sentinel.filtering import schedule as sched
 from sentinel.filtering.schedule import BadSchedule, check, evaluate, zone
 from tests.filtering.helpers import World, wire
 
@@ -54,6 +55,25 @@ class EvaluateTests(SynchronousTestCase):
         start = evaluate(s, BERLIN, ts("2024-10-26T22:00"))[1]
         end = evaluate(s, BERLIN, start)[1]
         self.assertEqual(end - start, 4 * 3600)
+
+    def test_garbage_host_time_zone_files_mean_utc(self):
+        import builtins
+        import io
+        import os
+
+        real_open = builtins.open
+
+        def fake_open(path, *args, **kwargs):
+            if path == "/etc/timezone":  # binary garbage, as open() would give it
+                raw = io.BytesIO(b"\xff\xfe\x00garbage" + b"x" * 100000)
+                mode = args[0] if args else kwargs.get("mode", "r")
+                return raw if "b" in mode else io.TextIOWrapper(raw, encoding="utf-8")
+            return real_open(path, *args, **kwargs)
+
+        self.patch(builtins, "open", fake_open)
+        self.patch(os, "readlink", lambda path: "/nowhere/zoneinfo/Not/AZone")
+        self.patch(os, "environ", {})
+        self.assertEqual(sched.host_zone_name(), "UTC")
 
     def test_bad_schedules(self):
         for bad in [{"days": [], "start": "01:00", "end": "02:00"},
