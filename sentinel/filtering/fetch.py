@@ -3,16 +3,24 @@ Downloading a blocklist: one HTTP(S) GET with a time limit, a size cap, a
 limited number of redirects (followed here, so each hop is checked) and a
 conditional request (ETag / Last-Modified) when we already have contents.
 
+gzip answers (``Content-Encoding: gzip``) are decompressed here, at most
+L{PIECE} bytes at a time, and the size cap applies to the decompressed
+bytes: a small "decompression bomb" costs no more memory than the cap
+(Twisted's own decoder inflates each received chunk at once, up to ~1000
+times its size).  Other content encodings are refused.
+
 ``http`` is a treq ``HTTPClient`` (or ``StubTreq`` in tests).
 """
 
+import zlib
 from urllib.parse import urljoin
 
 import attr
 import treq
+from hyperlink import EncodedURL
 from twisted.internet.defer import CancelledError, ensureDeferred
-from twisted.web.client import ContentDecoderAgent, GzipDecoder
 from twisted.web.client import Agent
+from twisted.web.http_headers import Headers
 from twisted.web.client import ResponseFailed
 
 from sentinel import __version__
@@ -22,6 +30,7 @@ REDIRECTS = (301, 302, 303, 307, 308)
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_REDIRECTS = 5
+PIECE = 1024 * 1024  # most bytes decompressed at once
 
 
 class FetchError(Exception):
@@ -38,11 +47,24 @@ class Fetched:
 
 
 def http_client(reactor):
-    """The treq client blocklist downloads use (gzip accepted)."""
+    """The client blocklist downloads use (gzip is decoded by L{fetch})."""
     pool = QuietHTTPConnectionPool(reactor, persistent=False)
-    agent = ContentDecoderAgent(Agent(reactor, connectTimeout=15, pool=pool),
-                                [(b"gzip", GzipDecoder)])
-    return treq.client.HTTPClient(agent)
+    return RawClient(Agent(reactor, connectTimeout=15, pool=pool))
+
+
+class RawClient:
+    """
+    ``get()`` like treq's, but the answer is left as it came: treq's client
+    always wraps Twisted's gzip decoder, which inflates every received chunk
+    at once before any size check can see it.
+    """
+
+    def __init__(self, agent):
+        self._agent = agent
+
+    def get(self, url, headers=None, allow_redirects=False):
+        uri = EncodedURL.from_text(url).to_uri().to_text().encode("ascii")
+        return self._agent.request(b"GET", uri, Headers(dict(headers or {})), None)
 
 
 def fetch(http, clock, url, etag="", last_modified="", timeout=DEFAULT_TIMEOUT,
@@ -79,7 +101,8 @@ def fetch(http, clock, url, etag="", last_modified="", timeout=DEFAULT_TIMEOUT,
 
 
 async def _fetch(http, url, etag, last_modified, max_bytes, max_redirects):
-    headers = {b"User-Agent": [f"Sentinel/{__version__}".encode()]}
+    headers = {b"User-Agent": [f"Sentinel/{__version__}".encode()],
+               b"Accept-Encoding": [b"gzip"]}
     if etag:
         headers[b"If-None-Match"] = [etag.encode("latin-1", "replace")]
     if last_modified:
@@ -131,14 +154,59 @@ async def _read(response, max_bytes):
     length = response.length
     if isinstance(length, int) and length > max_bytes:
         raise FetchError(f"the list is larger than the limit of {max_bytes} bytes")
-    parts, size = [], 0
+    encodings = [e.strip().lower() for v in response.headers.getRawHeaders(
+        b"content-encoding", []) for e in v.split(b",") if e.strip()]
+    encodings = [e for e in encodings if e != b"identity"]
+    if encodings not in ([], [b"gzip"], [b"x-gzip"]):
+        raise FetchError("unsupported Content-Encoding "
+                         f"{b', '.join(encodings).decode('latin-1')[:50]!r}")
+    body = Body(max_bytes, gzipped=bool(encodings))
+    await treq.collect(response, body.feed)
+    return body.finish()
 
-    def collect(data):
-        nonlocal size
-        size += len(data)
-        if size > max_bytes:
-            raise FetchError(f"the list is larger than the limit of {max_bytes} bytes")
-        parts.append(data)
 
-    await treq.collect(response, collect)
-    return b"".join(parts)
+class Body:
+    """
+    Collects a download, decompressing gzip in pieces of at most L{PIECE}
+    bytes; FetchError as soon as more than ``max_bytes`` (decompressed)
+    arrive, and nothing more is decompressed after that.
+    """
+
+    def __init__(self, max_bytes, gzipped=False):
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._parts = []
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
+        self._failed = None
+
+    def feed(self, data):
+        if self._failed is not None:
+            raise self._failed
+        if self._inflate is None:
+            self._add(data)
+            return
+        while True:
+            try:
+                out = self._inflate.decompress(data, PIECE)
+            except zlib.error:
+                self._failed = FetchError("the gzip-compressed answer is damaged")
+                raise self._failed from None
+            self._add(out)
+            data = self._inflate.unconsumed_tail
+            if not data and len(out) < PIECE:
+                return
+
+    def _add(self, data):
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            self._failed = FetchError(
+                f"the list is larger than the limit of {self.max_bytes} bytes")
+            raise self._failed
+        if data:
+            self._parts.append(data)
+
+    def finish(self):
+        if self._inflate is not None:
+            if not self._inflate.eof:
+                raise FetchError("the gzip-compressed answer is incomplete")
+        return b"".join(self._parts)

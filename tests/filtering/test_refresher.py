@@ -245,3 +245,85 @@ class RefresherTests(TestCase):
         await self.checked()
         self.assertEqual(await self.store.revision(), revision)
         self.assertIsNone((await self.store.get("blocklist", list_id)).data.get("content"))
+
+
+    async def test_gzip_lists_are_decoded_and_bombs_refused(self):
+        import gzip
+
+        self.lists.serve("/gz", gzip.compress(HOSTS.encode()),
+                         headers={"Content-Encoding": "gzip"})
+        self.lists.serve("/bomb", gzip.compress(b"\0" * (50 * 1024 * 1024)),
+                         headers={"Content-Encoding": "gzip"})
+        self.lists.serve("/br", b"whatever", headers={"Content-Encoding": "br"})
+        data = await self.refresh(await self.add("/gz"))
+        self.assertTrue(data["status"]["ok"], data["status"])
+        data = await self.refresh(await self.add("/bomb"))
+        self.assertIn("larger than the limit of 10000 bytes", data["status"]["error"])
+        data = await self.refresh(await self.add("/br"))
+        self.assertIn("unsupported Content-Encoding", data["status"]["error"])
+        self.assertEqual(self.lists.requests[0][0], "/gz")
+
+
+class GzipTests(TestCase):
+    """Content-Encoding: gzip is decoded in bounded pieces; the cap counts
+    decompressed bytes, so a tiny bomb cannot inflate past it."""
+
+    def test_a_bomb_stops_at_the_cap_without_inflating_further(self):
+        import gzip
+
+        from sentinel.filtering.fetch import PIECE, Body, FetchError
+
+        bomb = gzip.compress(b"\0" * (200 * 1024 * 1024), 9)  # 200 MiB in ~200 KB
+        body = Body(10_000, gzipped=True)
+        self.assertRaises(FetchError, body.feed, bomb)
+        self.assertLessEqual(body.size, 10_000 + PIECE)
+        self.assertRaises(FetchError, body.feed, b"more")  # and nothing more is inflated
+
+    def test_gzip_in_pieces_round_trips_and_damage_is_reported(self):
+        import gzip
+
+        from sentinel.filtering.fetch import Body, FetchError
+
+        data = gzip.compress(b"".join(b"0.0.0.0 a%d.example.com\n" % i for i in range(50000)))
+        body = Body(10 ** 8, gzipped=True)
+        for i in range(0, len(data), 1000):
+            body.feed(data[i:i + 1000])
+        self.assertEqual(body.finish(), gzip.decompress(data))
+        truncated = Body(10 ** 8, gzipped=True)
+        truncated.feed(data[:-20])
+        self.assertRaises(FetchError, truncated.finish)
+        self.assertRaises(FetchError, Body(10 ** 8, gzipped=True).feed, b"not gzip at all")
+
+
+
+class RealClientGzipTests(TestCase):
+    """The daemon's own client over real loopback HTTP: gzip is decoded by
+    fetch (in bounded pieces), not inflated whole by the HTTP client."""
+
+    async def fetch(self, path, **kw):
+        from twisted.web.server import Site
+
+        from sentinel.filtering import fetch
+
+        port = reactor.listenTCP(0, Site(self.lists), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        url = f"http://127.0.0.1:{port.getHost().port}{path}"
+        return await fetch.fetch(fetch.http_client(reactor), reactor, url, **kw)
+
+    async def test_gzip_list_and_bomb(self):
+        import gzip
+
+        from sentinel.filtering.fetch import FetchError
+
+        self.lists = ListResource()
+        self.lists.serve("/gz", gzip.compress(HOSTS.encode()),
+                         headers={"Content-Encoding": "gzip"})
+        self.lists.serve("/bomb", gzip.compress(b"\0" * (100 * 1024 * 1024)),
+                         headers={"Content-Encoding": "gzip"})
+        got = await self.fetch("/gz")
+        self.assertEqual(got.body, HOSTS.encode())
+        from twisted.internet.defer import ensureDeferred
+
+        failure = await self.assertFailure(
+            ensureDeferred(self.fetch("/bomb", max_bytes=100_000)), FetchError)
+        self.assertIn("larger than the limit of 100000 bytes", str(failure))
