@@ -1,6 +1,7 @@
 """
 VIP failover gaps, measured by the real end-to-end tests
-(tests.ha.test_failover and tests.ha.test_cluster_failover: two nodes with
+(tests.ha.test_failover, tests.ha.test_cluster_failover and
+tests.ha.test_guide: two nodes with
 twistd sentinel, the sidecar and keepalived in network namespaces, a
 client asking the VIP every 50 ms): runs them RUNS times and writes
 min / median / max per scenario, checked against the targets, to
@@ -21,7 +22,7 @@ import tempfile
 from bench.report import write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = ("tests.ha.test_failover", "tests.ha.test_cluster_failover")
+MODULES = ("tests.ha.test_failover", "tests.ha.test_cluster_failover", "tests.ha.test_guide")
 
 
 def target(name):
@@ -59,7 +60,7 @@ def main(runs=3):
         "dnspython, 250 ms timeout), two nodes in network namespaces on one bridge, real "
         "`twistd sentinel` + `sentinel-keepalived` + keepalived 2.2, priorities 120/110, "
         "advert interval 1 s, configured through the API. Command: "
-        f"`.venv/bin/python -m bench.failover` ({runs} runs of both failover test modules; "
+        f"`.venv/bin/python -m bench.failover` ({runs} runs of the failover test modules; "
         "the same tests run in `scripts/test`, where they assert only a loose bound of 8 s). "
         f"Machine load average at the start of each run: "
         f"{', '.join(f'{x:.1f}' for x in loads)} (2 cores, shared)"
@@ -68,7 +69,8 @@ def main(runs=3):
         "its port drops and reconnecting is refused), keepalived goes to FAULT and sends a "
         "priority-0 advert, and the backup takes over after its skew time "
         "((256 - 110) / 256 s = 0.57 s); the rest is gratuitous ARP and the client's next "
-        "query. The hand-back (`POST /api/cluster/ha/release`) uses the same priority-0 "
+        "query. A daemon stopped with SIGTERM (`docker compose stop sentinel`) closes its HTTP "
+        "connections as its shutdown starts: the same path. The hand-back (`POST /api/cluster/ha/release`) uses the same priority-0 "
         "path, started by the sidecar one second after the API answered. A lost link is "
         "only noticed when adverts stop: 3 x advert interval + skew, counted from the last "
         "advert received (so 2.5-3.5 s after the link goes down)."

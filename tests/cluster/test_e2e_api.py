@@ -124,6 +124,18 @@ class GuideEndToEnd:
                    what="the follower synced again")
         self.assertEqual(logged(self.follower), [])
 
+        # Nor are notifications: the leader's failed refresh notifies the
+        # leader; the follower gets the list's new status, not the notice.
+        def notices(daemon):
+            feed = self.api(daemon, "GET", "/api/notifications")
+            return [n["message"] for n in feed["notifications"]]
+        before = notices(self.follower)
+        self.api(self.leader, "POST", "/api/blocklists/1/refresh", expect=502)
+        self.assertTrue(any("could not be refreshed" in m for m in notices(self.leader)))
+        wait_until(lambda: self.api(self.follower, "GET", "/api/blocklists/1")["ok"] is False,
+                   10, what="the list's failed status on the follower")
+        self.assertEqual(notices(self.follower), before)
+
         # Deletions reach the follower's DNS too.
         self.api(self.leader, "DELETE", "/api/blocklists/1", expect=204)
         self.api(self.leader, "DELETE", "/api/rules/1", expect=204)

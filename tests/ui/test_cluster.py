@@ -152,6 +152,7 @@ class ClusterWizardTests(BrowserMixin, SynchronousTestCase):
         follower.goto("/status")
         expect(follower.locator("#effective-role")).to_have_text("follower")
         expect(follower.locator("#cluster-status")).to_contain_text("Role (effectiveRole)")
+        expect(follower.locator("#cluster-status")).to_contain_text("Follower last sync")
         expect(follower.locator("#last-sync")).to_contain_text(re.compile(r"just now|\d+ s ago"))
         expect(follower.locator("#last-error")).to_have_text("none")
         expect(follower.locator("#cluster-badge")).to_contain_text(re.compile(r"Follower · synced"))
