@@ -72,7 +72,9 @@ class Readiness:
             if not self._sync.fresh(self._clock.seconds(), self.window):
                 reason = f"no successful sync in the last {self.window:g} s"
                 error = self._sync.last_error
-                if error and self._sync.failures:  # say why: the leader is down, bad data, ...
+                if self._state.problem:  # cannot sync at all (the secret is unreadable)
+                    reason += f" ({self._state.problem})"
+                elif error and self._sync.failures:  # say why: the leader is down, bad data, ...
                     reason += f" (last error {error['code']}: {error['message'].rstrip('.')})"
                 reasons.append(reason)
         if not self._dns_healthy():

@@ -99,9 +99,13 @@ class ClusterState:
             try:
                 secret = base64.b64decode(self._box.decrypt_text(stored["secret"], SECRET_AAD))
             except (DecryptError, ValueError, TypeError):
+                # Keep the role: a follower stays read-only (and not ready,
+                # it cannot sync) instead of becoming a writable standalone
+                # node; a leader's followers fail to authenticate.
                 self.problem = ("the cluster secret cannot be decrypted with this node's key "
-                                "(node.key replaced?): join the cluster again")
-                return Membership()
+                                "(node.key replaced?): " + (
+                                    "enable the leader again and join its followers again"
+                                    if stored["role"] == LEADER else "join the cluster again"))
         return Membership(stored["role"], stored.get("leaderUrl"), secret, stored.get("since"))
 
     def _use(self, membership):

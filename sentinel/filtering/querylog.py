@@ -162,9 +162,15 @@ class QueryLogService(Service):
             self.querylog.clear()
 
     def flush(self):
-        """Write everything buffered now; one flush at a time."""
+        """
+        Write everything buffered now; one flush at a time.  Called while
+        one runs (an API read), it flushes again after it: the running one
+        does not include the rows recorded since it started.
+        """
         if self._flushing is not None:
-            return self._flushing
+            after = Deferred()
+            self._flushing.addBoth(lambda result: after.callback(None) or result)
+            return after.addCallback(lambda _: self.flush())
         if not self.querylog.buffer:
             return succeed(None)
         d = self._flushing = ensureDeferred(self._flush())

@@ -4,7 +4,7 @@ from twisted.internet.defer import ensureDeferred
 
 from sentinel.cluster.status import SyncError
 from tests.cluster.pair import SyncTestCase
-from tests.cluster.support import ADMIN, live
+from tests.cluster.support import ADMIN, live, new_box
 
 
 class JoinTests(SyncTestCase):
@@ -226,6 +226,48 @@ class JoinTests(SyncTestCase):
         self.assertEqual(len(await self.follower.store.list("rule")), 1)
         status, _ = await self.call(self.to_follower, "POST", "/api/things", {})
         self.assertEqual(status, 201)  # writable again
+
+    async def test_a_follower_whose_node_key_changed_stays_a_readonly_follower(self):
+        """node.key replaced: the stored cluster secret cannot be opened.  The
+        node must not turn into a writable standalone node; it stays a
+        follower, is not ready (it cannot sync) and says why; joining again
+        fixes it."""
+        code = await self.join()
+        await self.sync()
+        state = self.follower.state
+        state._box = new_box()  # what a restart with another node.key sees
+        await state.load()
+        self.assertEqual((state.role, state.read_only, state.keys), ("follower", True, None))
+        self.assertIn("node.key", state.problem)
+        status, body = await self.call(self.to_follower, "POST", "/api/things", {})
+        self.assertEqual((status, body["error"]), (409, "FOLLOWER_READONLY"))
+        self.clock.advance(60)
+        ready = self.follower.readiness.answer()
+        self.assertFalse(ready["ok"])
+        self.assertIn("join the cluster again", ready["reason"])
+        status, body = await self.call(self.to_leader, "GET", "/api/cluster/join-code")
+        code = body["joinCode"]
+        status, body = await self.call(self.to_follower, "POST",
+                                       "/api/cluster/configure-follower", {"joinCode": code})
+        self.assertEqual(status, 200, body)
+        self.assertIsNone(state.problem)
+        await self.sync()
+        self.assertTrue(self.follower.readiness.answer()["ok"])
+
+    async def test_a_leader_whose_node_key_changed_keeps_its_role(self):
+        await self.join()
+        state = self.leader.state
+        state._box = new_box()
+        await state.load()
+        self.assertEqual((state.role, state.keys), ("leader", None))
+        self.assertIn("enable the leader again", state.problem)
+        with self.assertRaises(SyncError):
+            await self.sync()  # the follower cannot authenticate any more
+        status, body = await self.call(self.to_leader, "POST", "/api/cluster/enable-leader",
+                                       {"leaderUrl": "http://198.18.0.53:8080"})
+        self.assertEqual(status, 200, body)
+        self.assertIsNotNone(state.keys)
+        self.assertIsNone(state.problem)
 
 
 class GuardTests(SyncTestCase):
