@@ -23,11 +23,13 @@ L{normalise} is also what the in-process path uses (``QueryLog.take``), so
 both store exactly the same values.
 """
 
+import gc
 import marshal
 import os
 import select
 import struct
 import sys
+from itertools import chain
 
 from sentinel.store.records import QUERY_LOG_COLUMNS
 
@@ -205,7 +207,8 @@ def serve(stdin, stdout, sink, group_rows=GROUP_ROWS):
             if body is None:
                 ended = True
                 break
-        rows = [r for item in group if not isinstance(item, str) for r in item[0]]
+        parts = [item[0] for item in group if not isinstance(item, str)]
+        rows = parts[0] if len(parts) == 1 else list(chain.from_iterable(parts))
         failed = None
         try:
             if rows:
@@ -264,6 +267,9 @@ def main():
         os.nice(NICE)
     except OSError:
         pass
+    # Rows, names and frames hold no reference cycles: reference counting
+    # frees everything, and the collector would only rescan the name cache.
+    gc.disable()
     stdin = FdReader(sys.stdin.fileno())
     url = read_frame(stdin)
     if url is not None:
