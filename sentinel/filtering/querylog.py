@@ -43,6 +43,7 @@ class QueryLog:
         self.buffer = deque()
         self.dropped = 0  # rows lost because the buffer was full
         self.written = 0  # rows stored
+        self.in_flight = 0  # rows sent to the writer, not answered yet (count against capacity)
         self.failures = 0  # failed flushes
         self.decisions = {}  # log decision name -> queries seen
 
@@ -60,7 +61,7 @@ class QueryLog:
             if not self.enabled:
                 return
             buffer = self.buffer
-            if len(buffer) >= self.capacity:
+            if len(buffer) + self.in_flight >= self.capacity:
                 self.dropped += 1
                 return
             buffer.append(row)
@@ -215,7 +216,8 @@ class QueryLogService(Service):
         What is buffered now, in frames of ``batch`` rows, one frame per
         reactor turn, all sent before the first answer is awaited.  Frames
         the writer did not store go back to the front of the buffer (in
-        their order); sending stops at the first failure.
+        their order); sending stops at the first failure.  Rows sent and
+        not answered yet still count against the buffer's capacity.
         """
         querylog = self.querylog
         pending = len(querylog.buffer)
@@ -225,7 +227,9 @@ class QueryLogService(Service):
             n = min(self.batch, pending)
             rows = querylog.take_raw(n)
             pending -= n
+            querylog.in_flight += len(rows)
             d = self.writer.append(rows)
+            d.addBoth(_answered, querylog, len(rows))
             d.addErrback(lambda f, rows=rows: failed.append(rows) or f)
             sent.append((rows, d))
             if pending > 0 and not failed:
@@ -263,3 +267,8 @@ def _turn(clock):
     d = Deferred()
     clock.callLater(0, d.callback, None)
     return d
+
+
+def _answered(result, querylog, n):
+    querylog.in_flight -= n
+    return result

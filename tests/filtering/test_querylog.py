@@ -144,6 +144,21 @@ class FramesTests(SynchronousTestCase):
         self.assertEqual([r[0] for rows, _ in self.writer.frames for r in rows],
                          [1000.0 + i for i in range(10)])
 
+    def test_rows_sent_and_not_answered_count_against_the_capacity(self):
+        self.log.capacity = 12
+        record(self.log, 10)
+        d = self.service.flush()
+        self.clock.advance(0)
+        self.assertEqual((len(self.log.buffer), self.log.in_flight), (0, 10))
+        record(self.log, 5)  # the writer is slow: only 2 more fit
+        self.assertEqual((len(self.log.buffer), self.log.dropped), (2, 3))
+        for rows, answer in self.writer.frames:
+            answer.callback((len(rows), 0))
+        self.successResultOf(d)
+        self.assertEqual(self.log.in_flight, 0)
+        record(self.log, 5)
+        self.assertEqual((len(self.log.buffer), self.log.dropped), (7, 3))
+
     def test_failed_frames_go_back_in_order_and_sending_stops(self):
         record(self.log, 16)
         self.writer.fail_at = 1  # the second frame fails at once (e.g. the writer died)
@@ -154,6 +169,7 @@ class FramesTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertEqual((self.log.written, self.log.failures), (4, 1))
         self.assertEqual([row[0] for row in self.log.buffer], [1004.0 + i for i in range(12)])
+        self.assertEqual(self.log.in_flight, 0)
 
 
 class WriterTests(TestCase):
