@@ -150,9 +150,8 @@ def run_all(servers, files, upstream, work, rounds, seconds, scenarios=SCENARIOS
         if "sentinel" in procs and profiles:
             proc = procs["sentinel"]
             results[0]["sentinel"]["profile"] = {
-                "hits": profile(proc.pid, proc.port, files.source("hits")),
-                "forwarded": profile(proc.pid, proc.port, files.source("forwarded")),
-            }
+                scenario: profile(proc.pid, proc.port, files.source(scenario))
+                for scenario in ("hits", "blocked", "forwarded", "mix")}
         return results
     finally:
         for proc in procs.values():

@@ -7,6 +7,8 @@ NAMES = {
     "dnsmasq": "dnsmasq (addn-hosts, cache 10000)",
     "unbound": "unbound (1 thread, local-zone)",
     "naive": "naive twisted.names forwarder",
+    "nsd": "*reference:* NSD answering itself on core 1 (load-generator ceiling)",
+    "upstream": "*reference:* the upstream NSD asked directly (forwarding ceiling)",
 }
 TITLES = {"hits": "cache hits", "blocked": "blocked", "forwarded": "forwarded misses",
           "mix": "70/20/10 mix"}
@@ -35,21 +37,27 @@ def markdown(meta, results):
         f"Measured {meta['date']} with `bench/run-dns` ({meta['minutes']} min): {meta['cpu']}, "
         f"{meta['cores']} cores, Python {meta['python']}. Every server runs pinned to core 1, "
         "one under load at a time, taking turns scenario by scenario (so compared numbers "
-        "are minutes apart at most); dnsperf and the authoritative upstream (a dnsmasq "
-        "answering the benchmark zones itself, TTL 3600) on core 0. Best of "
+        "are minutes apart at most); dnsperf and the authoritative upstream (NSD, one "
+        "process, wildcard zones, TTL 3600, rate limiting off) on core 0. Best of "
         f"{meta['rounds']} round(s) of {meta['seconds']} s runs; the machine is shared with "
         "other work, so only ratios within this run mean anything.",
         "",
         f"Blocklist: {meta['blocked']:,} names (Sentinel: downloaded through its API; dnsmasq: "
-        "addn-hosts; unbound: local-zone always_nxdomain; naive: a set). Cache hits: "
+        "addn-hosts; unbound: local-zone always_nxdomain; naive: a set); every server is "
+        "checked to block before it is measured. Cache hits: "
         f"{meta['hits']:,} names, queried after one warm-up pass. Forwarded misses: names "
-        "never asked before (fresh for every run). Mix: 70% hits, 20% blocked, 10% misses. "
-        "Sentinel runs as `twistd sentinel` with its query log on (the buffered query log of "
-        "the filtering subsystem: every query is recorded, batches are written to SQLite).",
+        "never asked before (fresh for every run, each file read once). Mix: 70% hits, 20% "
+        "blocked, 10% misses. Sentinel runs as `twistd sentinel` with its query log on: every "
+        "query is recorded and stored in SQLite by the query-log writer, a child process at "
+        "nice 19 that runs on Sentinel's core too (its CPU is counted as Sentinel's, and a "
+        "row it had to drop counts as a lost query).",
         "",
-        "Max QPS is the highest rate with < 0.1% lost queries (a saturating run with 200 "
-        "queries outstanding, backed off if it lost more); latency is measured at half that "
-        "rate, paced (`dnsperf -Q`), from every answer of a 5 s run.",
+        "Max QPS is the highest rate with < 0.1% lost queries or error answers (a saturating "
+        "run with 200 queries outstanding, backed off if it lost more); latency is measured "
+        "at half that rate, paced (`dnsperf -Q`), from every answer of a 5 s run. The two "
+        "*reference* rows are not DNS filters: NSD answering from its zone on core 1 shows "
+        "what dnsperf can generate and receive here; the upstream asked directly shows the "
+        "most any forwarder can get from it.",
         "",
         "Highest max QPS of all rounds (per-round values are in the ratios below):",
         "",
@@ -64,6 +72,23 @@ def markdown(meta, results):
             cells.append(f"{qps / 1000:.1f}k" if qps else "–")
         rss = f"{r.get('rss_kb', 0) / 1024:.0f} MB ({r.get('peak_rss_kb', 0) / 1024:.0f} MB)"
         out.append(f"| {NAMES[server]} | " + " | ".join(cells) + f" | {rss} |")
+    out += ["", "CPU per answer at the max rate, in µs (the server's process and its children), "
+            "and the CPU used during that run as a share of one core, server / dnsperf "
+            "(a server well below 100% was not the bottleneck of that run: dnsperf or the "
+            "machine's other load was):", "",
+            "| server | " + " | ".join(TITLES[s] for s in TITLES) + " |",
+            "| --- | " + " | ".join("---:" for _ in TITLES) + " |"]
+    for server in servers:
+        cells = []
+        for scenario in TITLES:
+            best = results[server].get(scenario, {}).get("max", {})
+            if best.get("qps"):
+                cells.append(f"{best.get('cpu_us_per_answer', 0):.1f} "
+                             f"({best.get('server_cpu_pct', 0):.0f}% / "
+                             f"{best.get('load_cpu_pct', 0):.0f}%)")
+            else:
+                cells.append("–")
+        out.append(f"| {NAMES[server]} | " + " | ".join(cells) + " |")
     out += ["", "Latency at half of max load, mean / p99 (ms):", "",
             "| server | " + " | ".join(TITLES[s] for s in TITLES) + " |",
             "| --- | " + " | ".join("---:" for _ in TITLES) + " |"]
@@ -92,8 +117,12 @@ def markdown(meta, results):
         half = results.get("sentinel", {}).get(scenario, {}).get("half", {})
         if "p99_ms" in half:
             ok = "yes" if half["p99_ms"] <= 2.0 else "no"
-            out.append(f"| p99 ≤ 2 ms at half load, {TITLES[scenario]} (best round) | "
-                       f"{half['p99_ms']:.2f} ms | {ok} |")
+            others = [f"{other} {results[other][scenario]['half']['p99_ms']:.2f}"
+                      for other in ("dnsmasq", "unbound")
+                      if "p99_ms" in results.get(other, {}).get(scenario, {}).get("half", {})]
+            also = f" ({', '.join(others)})" if others else ""
+            out.append(f"| p99 ≤ 2 ms at half load, {TITLES[scenario]} (best round; others "
+                       f"in the same run) | {half['p99_ms']:.2f} ms{also} | {ok} |")
     prof = results.get("sentinel", {}).get("profile") or {}
     for scenario, rows in prof.items():
         if rows:

@@ -132,7 +132,12 @@ class AuthApi:
         if user is None:
             raise ApiError(401, "INVALID_CREDENTIALS", "Wrong username or password.")
         self._throttle.succeeded(client)
+        previous = session_cookie(request)
         token, expires = await self._sessions.open(user["username"])
+        if previous is not None:
+            # Rotation: the session this browser had before is ended, not
+            # just replaced in its cookie jar.
+            await self._sessions.close(previous)
         self._set_cookie(request, token)
         return {"username": user["username"], "expires_at": expires}
 

@@ -17,10 +17,24 @@ from sentinel.dns.upstreamspec import parse_upstream
 
 SETTINGS_RESPONSE = dict(SCHEMA, required=sorted(SCHEMA["properties"]))
 
+_UPSTREAM_ROWS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["spec", "used", "healthy"],
+        "properties": {
+            "spec": {"type": "string"},
+            "used": {"type": "boolean"},
+            "healthy": {"type": "boolean"},
+            "reason": {"type": "string"},
+        },
+    },
+}
+
 STATUS_RESPONSE = {
     "type": "object",
     "required": ["upstreams", "startup_upstreams", "healthy", "cache_entries",
-                 "local_networks"],
+                 "local_networks", "lan_upstreams"],
     "properties": {
         "local_networks": {
             "type": "array", "items": {"type": "string"},
@@ -30,19 +44,9 @@ STATUS_RESPONSE = {
         "healthy": {"type": "boolean"},
         "cache_entries": {"type": "integer"},
         "startup_upstreams": {"type": "array", "items": {"type": "string"}},
-        "upstreams": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["spec", "used", "healthy"],
-                "properties": {
-                    "spec": {"type": "string"},
-                    "used": {"type": "boolean"},
-                    "healthy": {"type": "boolean"},
-                    "reason": {"type": "string"},
-                },
-            },
-        },
+        "upstreams": _UPSTREAM_ROWS,
+        "lan_upstreams": dict(_UPSTREAM_ROWS, description=(
+            "The upstreams for private reverse lookups and single labels.")),
     },
 }
 
@@ -68,7 +72,8 @@ class DnsSettingsApi:
               response=SETTINGS_RESPONSE, errors=(400, 409))
     async def put(self, call):
         changes = call.body
-        self._check_loops(changes.get("upstreams", ()))
+        for name in ("upstreams", "lan_upstreams"):
+            self._check_loops(name, changes.get(name, ()))
 
         async def update(ctx):
             entity = await ctx.get(KIND, KEY)
@@ -86,14 +91,14 @@ class DnsSettingsApi:
         settings = await self._store.transact(update)
         return settings.to_data()
 
-    def _check_loops(self, upstreams):
+    def _check_loops(self, name, upstreams):
         for i, text in enumerate(upstreams):
             try:
                 spec = parse_upstream(text)
             except ValueError:
                 continue  # reported with its field by validation
             if self._runtime.is_self(spec):
-                field = f"upstreams.{i}"
+                field = f"{name}.{i}"
                 message = f"{text!r} is this server itself (it would forward to itself)"
                 raise ApiError(400, "VALIDATION_ERROR", f"{field}: {message}",
                                [{"field": field, "message": message}])
@@ -103,17 +108,23 @@ class DnsSettingsApi:
               response=STATUS_RESPONSE)
     async def status(self, call):
         runtime = self._runtime
-        by_text = {up.text: up for up in runtime.engine.forwarder.upstreams}
         now = runtime.reactor.seconds()
-        upstreams = []
-        for text in runtime.effective_upstreams:
-            up = by_text.get(text)
-            row = {"spec": text, "used": up is not None,
-                   "healthy": up is not None and up.healthy(now)}
-            if up is None:
-                row["reason"] = runtime.rejected_upstreams.get(text, "")
-            upstreams.append(row)
+
+        def rows(texts, forwarder):
+            by_text = {up.text: up for up in forwarder.upstreams}
+            out = []
+            for text in texts:
+                up = by_text.get(text)
+                row = {"spec": text, "used": up is not None,
+                       "healthy": up is not None and up.healthy(now)}
+                if up is None:
+                    row["reason"] = runtime.rejected_upstreams.get(text, "")
+                out.append(row)
+            return out
+
+        upstreams = rows(runtime.effective_upstreams, runtime.engine.forwarder)
         return {
+            "lan_upstreams": rows(runtime.lan_upstreams, runtime.engine.lan_forwarder),
             "healthy": bool(self._probe.healthy()) if self._probe is not None else True,
             "cache_entries": len(runtime.engine.cache),
             "startup_upstreams": list(runtime.base_upstreams),

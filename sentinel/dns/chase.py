@@ -84,7 +84,7 @@ class Chaser:
         question = target_wire + q.question[-4:]
         sub = Query(b"\x00\x00", 1, target_wire, question, q.qtype, IN, False, q.do, 0,
                     q.flags, 0, q.cd, q.ad)
-        found = engine.lan.classify(target_wire, q.qtype)
+        found, forwarder = engine.route(target_wire, q.qtype)
         if found is not None:  # a name that never leaves the LAN (localhost, ...)
             return self._finish(ctx, chain, lan.answer(sub, *found))
         now = engine.clock.seconds()
@@ -94,7 +94,7 @@ class Chaser:
         port = _ChasePort(self, ctx, chain)
         waiter = (port, ctx.addr, None, sub, 0, now, ctx.ip, ctx.decision.client_name, None,
                   ctx.decision.reason)
-        if not engine.forwarder.resolve(sub.key, question, sub.flags, waiter):
+        if not forwarder.resolve(sub.key, question, sub.flags, waiter):
             self._finish(ctx, chain, None)
 
     def _finish(self, ctx, chain, target_reply):

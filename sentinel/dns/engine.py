@@ -47,6 +47,8 @@ class Engine:
         self.access = access if access is not None else Access()
         self.stats = stats if stats is not None else DnsStats()
         self.forwarder = Forwarder(clock, self._accept, self._resolved, timeout)
+        # The upstreams for LAN-only names (lan_upstreams), e.g. the router.
+        self.lan_forwarder = Forwarder(clock, self._accept, self._resolved, timeout)
         self.blocker = local.Blocker()
         self.lan = lan.LanNames()
         self.chaser = Chaser(self)
@@ -140,7 +142,7 @@ class Engine:
             self.querylog.record(now, ip, decision.client_name, q.qname, qtype,
                                  logname or LOG_LOCAL, reason, "", 0, 0.0)
             return
-        found = self.lan.classify(q.qname, qtype)
+        found, forwarder = self.route(q.qname, qtype)
         if found is not None:  # never forwarded, so never in the cache either
             reply = lan.answer(q, *found)
             self._send(port, reply, addr, cmsg)
@@ -156,9 +158,22 @@ class Engine:
             return
         stats.cache_misses += 1
         waiter = (port, addr, cmsg, q, limit, now, ip, decision.client_name, logname, reason)
-        if not self.forwarder.resolve(q.key, q.qname + q.question[-4:], q.flags, waiter):
+        if not forwarder.resolve(q.key, q.qname + q.question[-4:], q.flags, waiter):
             stats.drop("overload")
             self._answer_failed(waiter, None, now)
+
+    def route(self, qname, qtype):
+        """
+        (lan classification, None): answer here with L{lan.answer}; or
+        (None, forwarder): the upstreams to ask — the LAN upstreams for a
+        private reverse lookup or a single label when there are any.
+        """
+        found = self.lan.classify(qname, qtype)
+        if found is None:
+            return None, self.forwarder
+        if found[0] in lan.FORWARDABLE and self.lan_forwarder.upstreams:
+            return None, self.lan_forwarder
+        return found, None
 
     # -- outcomes --------------------------------------------------------------
 

@@ -15,6 +15,10 @@ wins) and before the cache and the upstreams:
   a top-level domain (SOA, NS, DS, DNSKEY): NXDOMAIN — unless
   ``forward_single_label``.
 
+Private reverse lookups and single labels go to the ``lan_upstreams``
+instead when there are any (the router that knows the LAN's names; the
+engine's ``route``): never to the public upstreams.
+
 Negative answers carry an SOA in the authority section (owner: the zone,
 or the name itself for a single label; TTL and MINIMUM ``TTL``) so
 clients cache them (RFC 2308).
@@ -31,6 +35,8 @@ LOCALHOST, INVALID, PRIVATE_REVERSE, SINGLE_LABEL = (
     "localhost", "invalid", "private-reverse", "single-label")
 # Types a single-label name (a top-level domain) is legitimately asked about.
 TLD_TYPES = frozenset([SOA, NS, DS, DNSKEY])
+# What the LAN's own DNS server (lan_upstreams, e.g. the router) may be asked.
+FORWARDABLE = frozenset([PRIVATE_REVERSE, SINGLE_LABEL])
 
 _LOCALHOST = b"\x09localhost\x00"
 _INVALID = b"\x07invalid\x00"

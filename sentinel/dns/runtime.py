@@ -18,7 +18,7 @@ port) is never used; the engine also refuses queries that arrive from
 our own upstream sockets (a VIP or port forward that leads back here).
 """
 
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 
@@ -51,6 +51,7 @@ class DnsRuntime:
         self.onlink = OnLinkWatcher(reactor, engine.access.set_local)
         self.effective_upstreams = ()
         self.rejected_upstreams = {}  # spec -> why it is not used
+        self.lan_upstreams = ()  # for LAN-only names (sentinel.dns.lan)
         self._unsubscribe = None
         self._retry = None
 
@@ -65,6 +66,13 @@ class DnsRuntime:
             if old is not None:
                 engine.cache.flush()
                 log.info("DNS upstreams changed to {ups}; cache flushed", ups=list(upstreams))
+        if settings.lan_upstreams != self.lan_upstreams:
+            self.lan_upstreams = settings.lan_upstreams
+            engine.lan_forwarder.set_upstreams(self._handles(settings.lan_upstreams))
+            if old is not None:
+                engine.cache.flush()
+                log.info("DNS upstreams for LAN-only names changed to {ups}; cache flushed",
+                         ups=list(settings.lan_upstreams))
         engine.cache.configure(settings.cache_size, settings.cache_min_ttl,
                                settings.cache_max_ttl, settings.cache_max_negative_ttl,
                                settings.serve_stale)
@@ -83,13 +91,22 @@ class DnsRuntime:
                                               names.forward_single_label):
             engine.cache.flush()  # forwarded answers for names now answered here
         engine.forwarder.timeout = settings.upstream_timeout_ms / 1000.0
+        engine.lan_forwarder.timeout = engine.forwarder.timeout
         if self.tcp_factory is not None:
             self.tcp_factory.idle_timeout = settings.tcp_idle_timeout
             self.tcp_factory.max_connections = settings.tcp_max_connections
 
     def _set_upstreams(self, texts):
         self.effective_upstreams = tuple(texts)
-        self.rejected_upstreams = {}
+        handles = self._handles(texts)
+        if not handles:
+            log.error("no usable DNS upstream: queries that miss the cache get SERVFAIL")
+        self.engine.forwarder.set_upstreams(handles)
+
+    def _handles(self, texts):
+        """Upstream handles for specs (the unusable ones go to rejected_upstreams)."""
+        for text in texts:
+            self.rejected_upstreams.pop(text, None)
         handles = []
         for text in texts:
             try:
@@ -103,9 +120,7 @@ class DnsRuntime:
                 log.error("upstream {up} not used: {why}", up=text, why=why)
                 continue
             handles.append(self.build(spec))
-        if not handles:
-            log.error("no usable DNS upstream: queries that miss the cache get SERVFAIL")
-        self.engine.forwarder.set_upstreams(handles)
+        return handles
 
     def is_self(self, spec):
         if spec.port != self.dns_port or spec.scheme not in ("udp", "tcp"):
@@ -137,6 +152,7 @@ class DnsRuntime:
         if self.settings is None:
             self.apply(DEFAULTS)
         self.engine.forwarder.start()
+        self.engine.lan_forwarder.start()
         if store is not None:
             self.store = store
             self._unsubscribe = store.subscribe(self._changed)
@@ -148,7 +164,7 @@ class DnsRuntime:
             self._unsubscribe = None
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
-        return self.engine.forwarder.stop()
+        return gatherResults([self.engine.forwarder.stop(), self.engine.lan_forwarder.stop()])
 
     def _changed(self, revision, entities):
         for entity in entities:

@@ -57,6 +57,13 @@ SCHEMA = {
                            "169.254/16, fd00::/8, fe80::/10, ...) to the upstreams. Off: "
                            "answered NXDOMAIN here unless a rewrite answers them.",
         },
+        "lan_upstreams": {
+            "type": "array", "maxItems": 16, "items": {"type": "string", "maxLength": 300},
+            "description": "Upstreams for private reverse lookups and single-label names "
+                           "that are not forwarded (e.g. the router, which knows the names "
+                           "of its DHCP clients): those go only here, never to the public "
+                           "upstreams. Empty: answered NXDOMAIN here.",
+        },
         "forward_single_label": {
             "type": "boolean",
             "description": "Forward single-label names (e.g. 'printer') to the "
@@ -98,6 +105,7 @@ class DnsSettings:
     local_networks: bool = True
     forward_private_reverse: bool = False
     forward_single_label: bool = False
+    lan_upstreams: tuple = ()
     rate_limit_qps: int = 1000
     rate_limit_burst: int = 2000
     rate_limit_exempt: tuple = DEFAULT_EXEMPT
@@ -134,11 +142,12 @@ def from_data(data):
             value = data[field.name]
             values[field.name] = tuple(value) if isinstance(value, list) else value
     settings = attr.evolve(DEFAULTS, **values)
-    for i, spec in enumerate(settings.upstreams):
-        try:
-            parse_upstream(spec)
-        except UpstreamSpecError as e:
-            raise SettingsError(f"upstreams.{i}", str(e)) from None
+    for name in ("upstreams", "lan_upstreams"):
+        for i, spec in enumerate(getattr(settings, name)):
+            try:
+                parse_upstream(spec)
+            except UpstreamSpecError as e:
+                raise SettingsError(f"{name}.{i}", str(e)) from None
     for name in ("allowed_networks", "rate_limit_exempt"):
         for i, net in enumerate(getattr(settings, name)):
             try:

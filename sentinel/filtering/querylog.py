@@ -46,18 +46,24 @@ class QueryLog:
         self.failures = 0  # failed flushes
         self.decisions = {}  # log decision name -> queries seen
 
-    def record(self, ts, client_ip, client_name, qname, qtype, decision, reason,
-               upstream, rcode, duration_ms):
+    def record(self, *row):
+        """
+        record(ts, client_ip, client_name, qname, qtype, decision, reason,
+        upstream, rcode, duration_ms): the arguments are the row as they
+        come (the call packs them into the tuple that is kept: no second
+        tuple per query).  A malformed row is dropped by the writer, counted.
+        """
         try:
+            decision = row[5]
             counts = self.decisions
             counts[decision] = counts.get(decision, 0) + 1
             if not self.enabled:
                 return
-            if len(self.buffer) >= self.capacity:
+            buffer = self.buffer
+            if len(buffer) >= self.capacity:
                 self.dropped += 1
                 return
-            self.buffer.append((ts, client_ip, client_name, qname, qtype, decision, reason,
-                                upstream, rcode, duration_ms))
+            buffer.append(row)
         except Exception:  # the contract: never raise into the DNS path
             self.dropped += 1
 
@@ -162,9 +168,15 @@ class QueryLogService(Service):
             self.querylog.clear()
 
     def flush(self):
-        """Write everything buffered now; one flush at a time."""
+        """
+        Write everything buffered now; one flush at a time.  Called while
+        one runs (an API read), it flushes again after it: the running one
+        does not include the rows recorded since it started.
+        """
         if self._flushing is not None:
-            return self._flushing
+            after = Deferred()
+            self._flushing.addBoth(lambda result: after.callback(None) or result)
+            return after.addCallback(lambda _: self.flush())
         if not self.querylog.buffer:
             return succeed(None)
         d = self._flushing = ensureDeferred(self._flush())

@@ -1,18 +1,22 @@
 """Names that never leave the LAN (sentinel.dns.lan) and the pipeline around them."""
 
 import dns.message
+import dns.rrset
 import dns.rcode
 import dns.rdatatype
 from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel.dns.decision import ALLOW, REWRITE, Decision
+from sentinel.dns.forwarder import Upstream
 from sentinel.dns.lan import (
     INVALID, LOCALHOST, PRIVATE_REVERSE, PRIVATE_REVERSE_ZONES, SINGLE_LABEL, LanNames,
 )
 from sentinel.dns.runtime import DnsRuntime
-from sentinel.dns.settings import from_data
+from sentinel.dns.settings import SettingsError, from_data
+from sentinel.dns.upstreamspec import parse_upstream
 from sentinel.dns.wire import name_from_text
 from tests.dns.fakes import FakePolicy, Harness, block
+from tests.dns.test_cache_forwarder import FakeTransport
 
 
 def classify(name, qtype=1, **kw):
@@ -155,3 +159,61 @@ class PipelineTests(SynchronousTestCase):
         runtime.apply(from_data({"forward_private_reverse": True}))
         self.assertEqual(len(h.engine.cache), 0)  # the forwarded answer must not be served
         self.assertEqual(self.answered(h, "printer").rcode(), dns.rcode.NXDOMAIN)
+
+
+class LanUpstreamTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness(FakePolicy({"dev.home.": Decision(
+            REWRITE, reason="rewrite:4", answers=((5, "nas"),))}))
+        self.router = FakeTransport()
+        engine = self.h.engine
+        engine.lan_forwarder.set_upstreams([Upstream(
+            parse_upstream("127.0.0.1:54000"), self.router,
+            engine.stats.upstream("127.0.0.1:54000"))])
+
+    def router_answers(self, *rrs, rcode=0):
+        attempt = self.router.sent[-1]
+        q = dns.message.from_wire(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+                                  + attempt.question)
+        r = dns.message.make_response(q)
+        r.set_rcode(rcode)
+        for rr in rrs:
+            r.answer.append(dns.rrset.from_text(*rr))
+        attempt.answered(r.to_wire(), 12 + len(attempt.question))
+
+    def test_private_reverse_and_single_labels_go_to_the_lan_only(self):
+        h = self.h
+        h.ask("9.1.168.192.in-addr.arpa", "PTR")
+        self.router_answers(("9.1.168.192.in-addr.arpa.", 60, "IN", "PTR", "nas.lan."))
+        self.assertEqual(h.reply().answer[0][0].to_text(), "nas.lan.")
+        self.assertEqual(h.log.last()["upstream"], "127.0.0.1:54000")
+        h.ask("printer", "A")
+        self.router_answers(("printer.", 60, "IN", "A", "192.168.1.7"))
+        self.assertEqual(h.reply().answer[0][0].to_text(), "192.168.1.7")
+        h.ask("printer", "A")  # cached like any answer
+        self.assertEqual(h.reply().answer[0][0].to_text(), "192.168.1.7")
+        self.assertEqual(len(self.router.sent), 2)
+        # a rewrite's CNAME target that is a single label: the router too
+        h.ask("dev.home", "A")
+        self.router_answers(("nas.", 60, "IN", "A", "192.168.1.8"))
+        self.assertEqual(h.reply().answer[-1][0].to_text(), "192.168.1.8")
+        # localhost stays here; public names go to the public upstreams
+        h.ask("localhost", "A")
+        self.assertEqual(h.reply().answer[0][0].to_text(), "127.0.0.1")
+        h.ask("www.example", "A")
+        self.assertEqual((len(self.router.sent), len(h.transports[0].sent)), (3, 1))
+        self.assertEqual(h.transports[0].sent[0].question[:4], b"\x03www")
+
+    def test_router_failing_is_servfail_not_a_public_upstream(self):
+        h = self.h
+        h.ask("printer", "A")
+        self.router.sent[-1].failed("timeout")
+        self.assertEqual(h.reply().rcode(), dns.rcode.SERVFAIL)
+        self.assertEqual(h.transports[0].sent, [])
+
+    def test_setting_is_validated(self):
+        self.assertEqual(from_data({"lan_upstreams": ["192.168.1.1"]}).lan_upstreams,
+                         ("192.168.1.1",))
+        with self.assertRaises(SettingsError) as e:
+            from_data({"lan_upstreams": ["router"]})
+        self.assertEqual(e.exception.field, "lan_upstreams.0")

@@ -96,3 +96,33 @@ class LanNamesE2ETests(SynchronousTestCase):
         # switched back: the cached answer from upstream is not served
         self.api("PUT", "/api/dns/settings", {"forward_single_label": False})
         self.assertEqual(self.ask("printer").rcode(), dns.rcode.NXDOMAIN)
+
+    def test_lan_upstream_gets_them_public_upstream_never(self):
+        router = Upstream.start(self, {
+            "printer": {"A": ["192.168.1.7"]},
+            PRIVATE_REVERSE[3]: {"PTR": ["printer.lan"]},
+        })
+        body = self.api("PUT", "/api/dns/settings", {"lan_upstreams": [router.spec]})
+        self.assertEqual(body["lan_upstreams"], [router.spec])
+        self.assertEqual(addresses(self.ask("printer")), ["192.168.1.7"])
+        r = self.ask(PRIVATE_REVERSE[3], "PTR")
+        self.assertEqual(r.answer[0][0].to_text(), "printer.lan.")
+        self.assertEqual(self.ask(PRIVATE_REVERSE[0], "PTR").rcode(), dns.rcode.NXDOMAIN)
+        self.assertEqual(addresses(self.ask("localhost")), ["127.0.0.1"])  # never asked
+        self.assertEqual(addresses(self.ask("www.example.test")), ["198.18.0.10"])
+        self.assertEqual(sorted(q[1] for q in router.queries),
+                         sorted(["printer", PRIVATE_REVERSE[3], PRIVATE_REVERSE[0]]))
+        self.assertEqual([q[1] for q in self.up.queries], ["www.example.test"])
+        status = self.d.get("/api/dns/status", headers=self.auth).json()
+        self.assertEqual([(u["spec"], u["used"]) for u in status["lan_upstreams"]],
+                         [(router.spec, True)])
+        # the router goes away: SERVFAIL, still not the public upstream
+        router.mode = "dead"
+        self.assertEqual(self.ask("scanner").rcode(), dns.rcode.SERVFAIL)
+        self.assertEqual([q[1] for q in self.up.queries], ["www.example.test"])
+        # this server itself is refused as a LAN upstream (a loop)
+        r = self.d.request("PUT", "/api/dns/settings",
+                           {"lan_upstreams": [f"127.0.0.1:{self.d.dns_port}"]},
+                           headers=self.auth)
+        self.assertEqual((r.status, r.json()["details"][0]["field"]),
+                         (400, "lan_upstreams.0"))

@@ -87,14 +87,19 @@ class BufferTests(SynchronousTestCase):
         record(self.log, 2)
         self.store.mode = "hang"
         first = self.service.flush()
-        again = self.service.flush()
-        self.assertIs(first, again)
         record(self.log, 2)  # recording goes on meanwhile
-        self.assertEqual(len(self.store.pending), 1)
+        again = self.service.flush()  # e.g. an API read: must see the rows just recorded
+        self.assertEqual(len(self.store.pending), 1)  # not two flushes at once
         d, rows = self.store.pending.pop()
         d.callback(None)
         self.successResultOf(first)
-        self.assertEqual(len(self.log.buffer), 2)
+        self.assertNoResult(again)  # the second flush, for the rows recorded meanwhile
+        self.assertEqual(len(self.store.pending), 1)
+        d, rows = self.store.pending.pop()
+        self.assertEqual([r[0] for r in rows], [1000.0, 1001.0])
+        d.callback(None)
+        self.successResultOf(again)
+        self.assertEqual((len(self.log.buffer), self.log.written), (0, 4))
 
 
 class FrameWriter:

@@ -13,6 +13,7 @@ export const title = "DNS settings";
 
 const GROUPS = [
   ["Upstream servers", ["upstreams", "upstream_timeout_ms"]],
+  ["Names that stay on the LAN", ["forward_private_reverse", "forward_single_label", "lan_upstreams"]],
   ["Cache", ["cache_size", "cache_min_ttl", "cache_max_ttl", "cache_max_negative_ttl", "serve_stale"]],
   ["Who may query", ["allowed_networks", "local_networks", "rate_limit_qps", "rate_limit_burst", "rate_limit_exempt"]],
   ["TCP", ["tcp_idle_timeout", "tcp_max_connections"]],
@@ -22,6 +23,9 @@ const ELSEWHERE = ["blocking_mode", "blocked_ttl"];
 const LABELS = {
   upstreams: "Upstream DNS servers",
   upstream_timeout_ms: "Upstream timeout (ms)",
+  forward_private_reverse: "Forward reverse lookups of private addresses to the upstreams",
+  forward_single_label: "Forward single-label names (e.g. printer) to the upstreams",
+  lan_upstreams: "DNS server of the LAN (e.g. the router)",
   cache_size: "Cache size (answers)",
   cache_min_ttl: "Minimum TTL (s)",
   cache_max_ttl: "Maximum TTL (s)",
@@ -40,6 +44,7 @@ const HINTS = {
   allowed_networks: "One network per line (CIDR). Loopback may always query.",
   local_networks: "Clients on the same link as this server (the prefixes of its own addresses, e.g. an IPv6 global prefix), followed as addresses change. Turn off on a host whose network is shared with strangers (a rented server).",
   rate_limit_exempt: "Networks without a rate limit, one per line.",
+  lan_upstreams: "Asked, instead of answering \"no such name\", about private reverse lookups and single-label names that are not forwarded; never the public upstreams. One per line, like the upstreams. Empty: answered here.",
 };
 
 export async function render(ctx) {
