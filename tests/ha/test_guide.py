@@ -191,7 +191,8 @@ class GuideChecklistTests(LanCase):
         with open(a.log_path("daemon")) as f:
             self.assertIn("Main loop terminated.", f.read())
         self.assertIsNone(a.sidecar.poll())  # only the daemon was stopped
-        self.assertEqual((a.raw_role(), b.raw_role()), (b"follower\n", b"leader\n"))
+        if (a.raw_role(), b.raw_role()) != (b"follower\n", b"leader\n"):
+            self.fail_with_logs(f"role files {(a.raw_role(), b.raw_role())}")
         body = self.status(b, base=VIP_URL)
         self.assertEqual((body["effectiveRole"], body["failover"], body["readOnly"]),
                          ("leader", True, True))
