@@ -49,7 +49,7 @@ def markdown(meta, results):
         "never asked before (fresh for every run, each file read once). Mix: 70% hits, 20% "
         "blocked, 10% misses. Sentinel runs as `twistd sentinel` with its query log on: every "
         "query is recorded and stored in SQLite by the query-log writer, a child process at "
-        "nice 19 that runs on Sentinel's core too (its CPU is counted as Sentinel's, and a "
+        "nice 10 that runs on Sentinel's core too (its CPU is counted as Sentinel's, and a "
         "row it had to drop counts as a lost query).",
         "",
         "Max QPS is the highest rate with < 0.1% lost queries or error answers (a saturating "

@@ -35,7 +35,11 @@ from sentinel.store.records import QUERY_LOG_COLUMNS
 
 FRAME = struct.Struct("!I")
 MAX_FRAME = 256 * 1024 * 1024
-NICE = 19  # see docs/PERFORMANCE.md: DNS first, the writer uses the idle time
+# DNS first (nice 0 against 10: the writer gets ~10% of a core the DNS
+# process needs), but not starved by every other process of the machine as
+# at nice 19, which made it drop rows whenever the host was busy with
+# anything else (docs/PERFORMANCE.md).
+NICE = 10
 _NAMES_MAX = 100_000
 GROUP_ROWS = 20_000  # rows per transaction at most (frames waiting are grouped)
 _PLAIN = bytes(range(0x21, 0x7F)).replace(b".", b"").replace(b"\\", b"")
