@@ -53,7 +53,8 @@ def markdown(meta, results):
         "row it had to drop counts as a lost query).",
         "",
         "Max QPS is the highest rate with < 0.1% lost queries or error answers (a saturating "
-        "run with 200 queries outstanding, backed off if it lost more); latency is measured "
+        "run with 200 queries outstanding; if it lost more, paced runs 15% lower each time, "
+        "down to ~30% of the saturating rate); latency is measured "
         "at half that rate, paced (`dnsperf -Q`), from every answer of a 5 s run. The two "
         "*reference* rows are not DNS filters: NSD answering from its zone on core 1 shows "
         "what dnsperf can generate and receive here; the upstream asked directly shows the "
