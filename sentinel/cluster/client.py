@@ -120,8 +120,8 @@ def _error_from(status, raw, responder, me):
                                  "failover active, leader unreachable.")
     if code == "NOT_FOUND" and status == 404:
         return SyncError("NOT_LEADER", "The leader URL does not reach a Sentinel leader.")
-    if code == "STORE_UNAVAILABLE":
-        code = "LEADER_STORE_UNAVAILABLE"
+    if code in ("STORE_UNAVAILABLE", "STARTING"):
+        code = "LEADER_" + code
     return SyncError(code, f"The leader answered {status}: {message}")
 
 

@@ -63,7 +63,8 @@ class SyncServer:
 
     async def authenticate(self, request):
         """
-        The Gate authenticator for auth="cluster" endpoints: 401 unless the
+        The Gate authenticator for auth="cluster" endpoints: 503 STARTING
+        until the membership is loaded, then 401 unless the
         request is signed with this node's cluster secret (any role), then
         409 NOT_LEADER unless this node serves sync, then 401 REPLAYED for
         a nonce seen before.  Nonces are only remembered by a serving
@@ -71,7 +72,10 @@ class SyncServer:
         which its first answer already said.
         """
         state = self._state
-        keys = state.keys if state.loaded and state.keys is not None else _NO_KEYS
+        if not state.loaded:  # restarting: not "bad signature", which says "join again"
+            raise ApiError(503, "STARTING", "The node is still starting; try again shortly.",
+                           headers={"retry-after": "2"})
+        keys = state.keys if state.keys is not None else _NO_KEYS
         request.content.seek(0)
         body = request.content.read()
         request.content.seek(0)

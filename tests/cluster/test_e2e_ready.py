@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from unittest.mock import ANY
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -108,7 +109,8 @@ class ReadinessFlow(SynchronousTestCase):
         # and is ready as soon as it synced.
         a.start()
         write_role(b, "follower")
-        wait_until(lambda: self.ready(b)[0] == 200 and self.ready(b)[1]["role"] == "follower",
+        wait_until(lambda: self.ready(b) == (200, {"ok": True, "role": "follower",
+                                                    "lastSync": ANY}),
                    10, what="follower synced again")
         status = b.get("/api/cluster/status", headers=auth).json()
         self.assertEqual((status["failover"], status["message"]), (False, None))

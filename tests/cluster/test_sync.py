@@ -50,6 +50,19 @@ class AuthenticationTests(SyncTestCase):
         status, body = await self.raw(headers)
         self.assertEqual((status, body["error"]), (401, "REPLAYED"))
 
+    async def test_a_leader_still_starting_says_so_not_bad_signature(self):
+        """A restarting leader's port opens before its membership is loaded:
+        a follower's poll then gets 503 STARTING (retried quietly), not a
+        signature error telling the user to join again."""
+        self.leader.state.loaded = False  # what a fresh process is until load()
+        status, body = await self.raw(self.signed())
+        self.assertEqual((status, body["error"]), (503, "STARTING"))
+        with self.assertRaises(SyncError) as caught:
+            await self.sync()
+        self.assertEqual(caught.exception.code, "LEADER_STARTING")
+        await self.leader.state.load()
+        self.assertEqual((await self.raw(self.signed()))[0], 200)
+
     async def test_tampered_rejected(self):
         headers = self.signed()
         status, body = await self.raw(headers, path=self.path.replace("since=0", "since=1"))
