@@ -38,6 +38,17 @@ def not_leader(node_id, why="This node is not the cluster leader."):
     return ApiError(409, "NOT_LEADER", why, headers={signing.H_NODE: node_id or ""})
 
 
+def _verify(keys, request, now):
+    """signing.verify_request on a twisted request (its body is read and rewound)."""
+    request.content.seek(0)
+    body = request.content.read()
+    request.content.seek(0)
+    headers = {h: request.getHeader(h) for h in (
+        signing.H_TIMESTAMP, signing.H_NONCE, signing.H_NODE, signing.H_SIGNATURE)}
+    return signing.verify_request(keys, headers, request.method.decode("ascii", "replace"),
+                                  request.uri.decode("ascii", "replace"), body, now)
+
+
 class SyncServer:
     def __init__(self, store, state, secrets, clock):
         self._store = store
@@ -76,16 +87,8 @@ class SyncServer:
             raise ApiError(503, "STARTING", "The node is still starting; try again shortly.",
                            headers={"retry-after": "2"})
         keys = state.keys if state.keys is not None else _NO_KEYS
-        request.content.seek(0)
-        body = request.content.read()
-        request.content.seek(0)
-        headers = {h: request.getHeader(h) for h in (
-            signing.H_TIMESTAMP, signing.H_NONCE, signing.H_NODE, signing.H_SIGNATURE)}
-        path = request.uri.decode("ascii", "replace")
-        now = self._clock.seconds()
         try:
-            signed = signing.verify_request(
-                keys, headers, request.method.decode("ascii", "replace"), path, body, now)
+            signed = _verify(keys, request, self._clock.seconds())
         except signing.SignatureError as e:
             log.warn("cluster: rejected sync request from {addr}: {code}",
                      addr=_address(request), code=e.code)
@@ -113,19 +116,12 @@ class SyncServer:
         code_id = request.getHeader(H_JOIN)
         found = await self.join_codes.lookup(code_id) if valid_id(code_id) else None
         keys = signing.ClusterKeys.from_secret(found[0]) if found else _NO_KEYS
-        request.content.seek(0)
-        body = request.content.read()
-        request.content.seek(0)
-        headers = {h: request.getHeader(h) for h in (
-            signing.H_TIMESTAMP, signing.H_NONCE, signing.H_NODE, signing.H_SIGNATURE)}
-        path = request.uri.decode("ascii", "replace")
-        now = self._clock.seconds()
         used = ApiError(401, "JOIN_CODE_USED",
                         "This join code was used already or is not valid on this leader any "
                         "more (it left or re-created its cluster secret): load a new one.")
+        now = self._clock.seconds()
         try:
-            signed = signing.verify_request(
-                keys, headers, request.method.decode("ascii", "replace"), path, body, now)
+            signed = _verify(keys, request, now)
         except signing.SignatureError as e:
             if found is None and e.code == "BAD_SIGNATURE":
                 e = used
