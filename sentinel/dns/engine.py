@@ -225,8 +225,7 @@ class Engine:
 
     def _send(self, port, reply, addr, cmsg):
         stats = self.stats
-        stats.answered += 1
-        stats.rcodes[reply[3] & 0xF] += 1
+        stats.rcodes[reply[3] & 0xF] += 1  # also counts it as answered
         sendto = port.sendto  # a plain UDP socket's own sendto (see UdpPort)
         if sendto is None:
             return port.send(reply, addr, cmsg)

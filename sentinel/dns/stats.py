@@ -73,7 +73,6 @@ class DnsStats:
     def __init__(self):
         self.queries_udp = 0
         self.queries_tcp = 0
-        self.answered = 0
         self.cache_hits = 0
         self.cache_misses = 0
         self.cache_stale = 0
@@ -84,12 +83,19 @@ class DnsStats:
         self.dropped = {}
         self.decisions = [0, 0, 0, 0]  # indexed by Decision.action
         self.shadow = 0
-        self.rcodes = [0] * 16  # by the RCODE in the reply header
+        # Replies sent, by the RCODE in the reply header (their sum is
+        # ``answered``: one counter per reply, not two).
+        self.rcodes = [0] * 16
         self.upstreams = {}
         # Gauges, read through callables set by the wiring.
         self.cache = None
         self.forwarder = None
         self.tcp = None
+
+    @property
+    def answered(self):
+        """Replies sent."""
+        return sum(self.rcodes)
 
     def drop(self, reason):
         self.dropped[reason] = self.dropped.get(reason, 0) + 1

@@ -66,6 +66,11 @@ class Policy:
             if len(self._memo) >= MEMO_LIMIT:
                 self._memo.clear()
             self._memo[client_ip] = profile
+        # Profile.decide's first step, inline: most queries repeat a name
+        # the profile has decided already (one Python call less per query).
+        decided = profile._decided.get(qname)
+        if decided is not None:
+            return decided
         return profile.decide(qname, qtype)
 
     def profile_for(self, client_ip):

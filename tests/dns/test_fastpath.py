@@ -85,6 +85,10 @@ class FastPathEquivalenceTests(SynchronousTestCase):
             wire = make(name, rdtype, edns, do, cd, rd, payload)
             general, fast = pair.send(wire, tcp)
             self.assertEqual(general, fast, (name, rdtype, edns, do, cd, rd, tcp, payload))
+            # The same bytes again with another ID: the fast path answers
+            # from the query shape it remembered, and must still agree.
+            general, fast = pair.send(b"\x10\x92" + wire[2:], tcp)
+            self.assertEqual(general, fast, ("again", name, rdtype, edns, do, cd, rd, tcp))
             checked += len(fast)
             if n % 50 == 0:
                 pair.advance(1.5)  # TTLs count down in both
@@ -96,6 +100,8 @@ class FastPathEquivalenceTests(SynchronousTestCase):
                     "cache_misses", "decisions", "rcodes"):
             self.assertEqual(g[key], f[key], key)
         self.assertGreater(f["cache_hits"], 100)
+        self.assertEqual(f["answered"], sum(f["rcodes"].values()))
+        self.assertGreater(len(pair.fastpath._shapes), 100)
 
     def test_unusual_queries_take_the_general_path(self):
         pair = Pair()

@@ -1,0 +1,285 @@
+"""
+Hot-path micro-benchmark: the Python the DNS process runs per answered UDP
+query, in-process, without dnsperf or a daemon.
+
+    .venv/bin/python -m bench.hotpath [--against main] [--rounds 5] [-n 200000]
+
+Builds the engine the way the daemon does (L{sentinel.dns.service}: an
+L{Engine} with a compiled L{Policy} -- one default profile with a
+blocklist --, the query log's buffer switched off, a L{FastPath} in front,
+``time.time`` as the clock like the reactor's), warms the cache with one
+A answer for each of 5,000 names through the real miss path, then times:
+
+- ``hit``: ``FastPath.handle`` for cache hits (plain queries, as dnsperf
+  sends them), through a port whose ``sendto`` is a C no-op;
+- ``hit_edns``: the same with an EDNS0 OPT record (what stub resolvers send);
+- ``blocked``: ``FastPath.handle`` for 5,000 names on the blocklist;
+- ``doread``: ``UdpPort.doRead`` over a real loopback UDP socket, 64 queued
+  cache-hit queries per call (so ``recvfrom``/``sendto`` system calls and
+  one EAGAIN per batch are included; noisier).
+
+Each scenario is timed ``rounds`` times and the best (lowest) ns/query is
+kept: the machine is shared, so only the best runs compare.  With
+``--against REF`` the ``sentinel`` package of git ref REF is extracted to a
+temporary folder and both trees are measured in child processes, taking
+turns round by round, so the before/after numbers come from the same
+minutes.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NAMES = 5000
+SCENARIOS = ("hit", "hit_edns", "blocked", "doread")
+
+
+def wire_name(text):
+    return b"".join(bytes((len(label),)) + label.encode() for label in text.split(".")) + b"\x00"
+
+
+def query(qid, name, qtype=1, edns=False):
+    flags = b"\x01\x00"  # RD
+    counts = b"\x00\x01\x00\x00\x00\x00" + (b"\x00\x01" if edns else b"\x00\x00")
+    out = qid.to_bytes(2, "big") + flags + counts + wire_name(name) + qtype.to_bytes(2, "big") \
+        + b"\x00\x01"
+    if edns:  # OPT: root, type 41, payload 1232, ext-rcode 0, version 0, no DO, no options
+        out += b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+    return out
+
+
+def answer(question, i):
+    """An upstream answer: one A record, TTL 3600, name compressed to the question."""
+    return (b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question
+            + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04"
+            + bytes((198, 18, i >> 8 & 0xFF, i & 0xFF)))
+
+
+class Port:
+    """A UDP port whose sendto does nothing (a C call, like socket.sendto)."""
+
+    tcp = False
+    sendto = {}.get  # sendto(reply, addr) -> None, no Python frame
+
+
+class Transport:
+    """An upstream that remembers attempts; the benchmark answers them."""
+
+    kind = "udp"
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, attempt):
+        self.sent.append(attempt)
+
+    def cancel(self, attempt):
+        pass
+
+    def close(self):
+        pass
+
+
+def build():
+    from twisted.internet.task import Clock
+
+    from sentinel.dns.decision import PolicySource
+    from sentinel.dns.engine import Engine
+    from sentinel.dns.fastpath import FastPath
+    from sentinel.dns.forwarder import Upstream
+    from sentinel.dns.stats import DnsStats
+    from sentinel.dns.upstreamspec import parse_upstream
+    from sentinel.filtering.policy import MergedLists, Policy, Profile, name_hash
+    from sentinel.filtering.querylog import QueryLog
+
+    hits = [f"www{i}.site{i % 97}.example.com" for i in range(NAMES)]
+    blocked = [f"ads{i}.tracker{i % 89}.example.net" for i in range(NAMES)]
+    listed = {name_hash(wire_name(n)[:-1]): 1 for n in blocked}
+    listed.update((name_hash(wire_name(f"filler{i}.example.org")[:-1]), 1)
+                  for i in range(200_000))
+    policy = Policy(Profile(lists=MergedLists(listed, False, (1,))))
+    log = QueryLog()
+    log.enabled = False  # "query log off": record() only counts
+    clock = Clock()
+    clock.seconds = time.time  # the reactor's seconds() is time.time itself
+    engine = Engine(clock, PolicySource(policy), log, stats=DnsStats())
+    transport = Transport()
+    spec = "127.0.0.1:53000"
+    engine.forwarder.set_upstreams([Upstream(parse_upstream(spec), transport,
+                                             engine.stats.upstream(spec))])
+    fast = FastPath(engine)
+    port = Port()
+    # As in the DNS benchmark (dnsperf on 127.0.0.1): loopback is allowed and
+    # exempt from the rate limit, like a LAN client under the limit.
+    client = ("127.0.0.1", 40000)
+    for i, name in enumerate(hits):
+        fast.handle(query(i, name), client, port, None)
+        attempt = transport.sent[-1]
+        attempt.answered(answer(attempt.question, i), 12 + len(attempt.question))
+    assert len(engine.cache) == NAMES, len(engine.cache)
+    return engine, fast, port, client, hits, blocked
+
+
+def check(fast, client, hits, blocked):
+    """The timed queries really are hits and blocks (answers are recorded here)."""
+    class Recording:
+        tcp = False
+        sendto = None
+
+        def __init__(self):
+            self.sent = []
+
+        def send(self, data, addr, cmsg):
+            self.sent.append(data)
+
+    rec = Recording()
+    fast.handle(query(7, hits[3]), client, rec, None)
+    fast.handle(query(8, blocked[3]), client, rec, None)
+    hit, block = rec.sent
+    assert hit[3] & 0xF == 0 and hit[6:8] == b"\x00\x01", hit
+    assert block[3] & 0xF == 3, block
+
+
+def timed(fn, rounds):
+    best = None
+    for _ in range(rounds):
+        ns = fn()
+        best = ns if best is None or ns < best else best
+    return best
+
+
+def child(rounds, n):
+    import gc
+
+    engine, fast, port, client, hits, blocked = build()
+    check(fast, client, hits, blocked)
+    gc.collect()
+    gc.freeze()  # as the daemon does (sentinel.dns.service.tune_runtime)
+    gc.set_threshold(20_000, 50, 1000)
+    rng = random.Random(1)
+    handle = fast.handle
+    results = {}
+
+    def loop(wires):
+        def run():
+            reps = max(1, n // len(wires))
+            t = time.perf_counter()
+            for _ in range(reps):
+                for w in wires:
+                    handle(w, client, port, None)
+            return (time.perf_counter() - t) / (reps * len(wires)) * 1e9
+        return run
+
+    for label, names, edns in (("hit", hits, False), ("hit_edns", hits, True),
+                               ("blocked", blocked, False)):
+        wires = [query(rng.randrange(65536), name, edns=edns) for name in names]
+        results[label] = timed(loop(wires), rounds)
+    results["doread"] = timed(doread(fast, hits, n), rounds)
+    snap = engine.stats.snapshot()
+    assert snap["cache_misses"] == NAMES, snap
+    return results
+
+
+def doread(fast, hits, n):
+    from sentinel.dns.sockets import UdpPort, udp_socket
+
+    server = udp_socket("127.0.0.1", 0)
+    port = UdpPort(None, server, fast.handle)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    client.setblocking(False)
+    target = server.getsockname()
+    wires = [query(i, name) for i, name in enumerate(hits)]
+    batch = 64
+
+    def run():
+        total = 0.0
+        done = 0
+        i = 0
+        while done < n // 10:
+            for _ in range(batch):
+                client.sendto(wires[i % len(wires)], target)
+                i += 1
+            t = time.perf_counter()
+            port.doRead()
+            total += time.perf_counter() - t
+            done += batch
+            got = 0
+            while True:
+                try:
+                    client.recv(4096)
+                    got += 1
+                except BlockingIOError:
+                    break
+            assert got == batch, got
+        return total / done * 1e9
+    return run
+
+
+def run_child(tree, rounds, n):
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    out = subprocess.run([sys.executable, "-m", "bench.hotpath", "--child", tree, "--rounds",
+                          str(rounds), "-n", str(n)],
+                         capture_output=True, text=True, cwd=REPO, env=env)
+    if out.returncode:
+        sys.exit(f"child for {tree} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def extract(ref):
+    tmp = tempfile.mkdtemp(prefix="hotpath-")
+    archive = subprocess.run(["git", "-C", REPO, "archive", ref, "sentinel"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+    return tmp
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--against", metavar="REF", help="also measure git ref REF (e.g. main)")
+    p.add_argument("--rounds", type=int, default=5, help="timings per scenario (best kept)")
+    p.add_argument("-n", type=int, default=200_000, help="queries per timing")
+    p.add_argument("--child", metavar="TREE", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        sys.path.insert(0, args.child)  # its sentinel package, before this checkout's
+        print(json.dumps(child(args.rounds, args.n)))
+        return
+    trees = {"this tree": REPO}
+    tmp = None
+    if args.against:
+        tmp = extract(args.against)
+        trees = {args.against: tmp, "this tree": REPO}
+    best = {label: {} for label in trees}
+    try:
+        # Take turns, one round each, so a noisy minute hits both trees.
+        for _ in range(max(1, args.rounds // 2)):
+            for label, tree in trees.items():
+                for k, v in run_child(tree, 2, args.n).items():
+                    best[label][k] = min(v, best[label].get(k, v))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"ns per query, best of {max(1, args.rounds // 2) * 2} timings of ~{args.n} "
+          f"queries ({sys.implementation.name} {sys.version.split()[0]})")
+    print("| scenario | " + " | ".join(trees) + " |" + (" change |" if tmp else ""))
+    print("| --- |" + " ---: |" * (len(trees) + (1 if tmp else 0)))
+    for k in SCENARIOS:
+        row = [best[label][k] for label in trees]
+        line = f"| {k} | " + " | ".join(f"{v:,.0f}" for v in row) + " |"
+        if tmp:
+            line += f" {row[1] - row[0]:+,.0f} ({(row[1] / row[0] - 1) * 100:+.0f}%) |"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
