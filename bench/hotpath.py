@@ -16,7 +16,11 @@ A answer for each of 5,000 names through the real miss path, then times:
 - ``blocked``: ``FastPath.handle`` for 5,000 names on the blocklist;
 - ``doread``: ``UdpPort.doRead`` over a real loopback UDP socket, 64 queued
   cache-hit queries per call (so ``recvfrom``/``sendto`` system calls and
-  one EAGAIN per batch are included; noisier).
+  one EAGAIN per batch are included; noisier), on a socket bound to
+  127.0.0.1 as in the DNS benchmark (``--dns-interface``);
+- ``doread_pktinfo``: the same on a wildcard socket (the default, no
+  ``--dns-interface``: ``recvmsg`` with the arrival address, replies sent
+  with ``sendmsg`` from it).
 
 Each scenario is timed ``rounds`` times and the best (lowest) ns/query is
 kept: the machine is shared, so only the best runs compare.  With
@@ -39,7 +43,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = 5000
-SCENARIOS = ("hit", "hit_edns", "blocked", "doread")
+SCENARIOS = ("hit", "hit_edns", "blocked", "doread", "doread_pktinfo")
 
 
 def wire_name(text):
@@ -156,7 +160,7 @@ def timed(fn, rounds):
     return best
 
 
-def child(rounds, n):
+def child(rounds, n, only=SCENARIOS):
     import gc
 
     engine, fast, port, client, hits, blocked = build()
@@ -171,33 +175,37 @@ def child(rounds, n):
     def loop(wires):
         def run():
             reps = max(1, n // len(wires))
-            t = time.perf_counter()
+            t = time.process_time()
             for _ in range(reps):
                 for w in wires:
                     handle(w, client, port, None)
-            return (time.perf_counter() - t) / (reps * len(wires)) * 1e9
+            return (time.process_time() - t) / (reps * len(wires)) * 1e9
         return run
 
     for label, names, edns in (("hit", hits, False), ("hit_edns", hits, True),
                                ("blocked", blocked, False)):
         wires = [query(rng.randrange(65536), name, edns=edns) for name in names]
-        results[label] = timed(loop(wires), rounds)
-    results["doread"] = timed(doread(fast, hits, n), rounds)
+        if label in only:
+            results[label] = timed(loop(wires), rounds)
+    if "doread" in only:
+        results["doread"] = timed(doread(fast, hits, n), rounds)
+    if "doread_pktinfo" in only:
+        results["doread_pktinfo"] = timed(doread(fast, hits, n, wildcard=True), rounds)
     snap = engine.stats.snapshot()
     assert snap["cache_misses"] == NAMES, snap
     return results
 
 
-def doread(fast, hits, n):
+def doread(fast, hits, n, wildcard=False):
     from sentinel.dns.sockets import UdpPort, udp_socket
 
-    server = udp_socket("127.0.0.1", 0)
-    port = UdpPort(None, server, fast.handle)
+    server = udp_socket("0.0.0.0" if wildcard else "127.0.0.1", 0, wildcard=wildcard)
+    port = UdpPort(None, server, fast.handle, pktinfo=wildcard)
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     client.bind(("127.0.0.1", 0))
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     client.setblocking(False)
-    target = server.getsockname()
+    target = ("127.0.0.1", server.getsockname()[1])
     wires = [query(i, name) for i, name in enumerate(hits)]
     batch = 64
 
@@ -205,13 +213,13 @@ def doread(fast, hits, n):
         total = 0.0
         done = 0
         i = 0
-        while done < n // 10:
+        while done < n // 4:
             for _ in range(batch):
                 client.sendto(wires[i % len(wires)], target)
                 i += 1
-            t = time.perf_counter()
+            t = time.process_time()
             port.doRead()
-            total += time.perf_counter() - t
+            total += time.process_time() - t
             done += batch
             got = 0
             while True:
@@ -225,10 +233,10 @@ def doread(fast, hits, n):
     return run
 
 
-def run_child(tree, rounds, n):
+def run_child(tree, rounds, n, only):
     env = dict(os.environ, PYTHONHASHSEED="0")
     out = subprocess.run([sys.executable, "-m", "bench.hotpath", "--child", tree, "--rounds",
-                          str(rounds), "-n", str(n)],
+                          str(rounds), "-n", str(n), "--only", *only],
                          capture_output=True, text=True, cwd=REPO, env=env)
     if out.returncode:
         sys.exit(f"child for {tree} failed:\n{out.stderr}")
@@ -248,11 +256,13 @@ def main():
     p.add_argument("--against", metavar="REF", help="also measure git ref REF (e.g. main)")
     p.add_argument("--rounds", type=int, default=5, help="timings per scenario (best kept)")
     p.add_argument("-n", type=int, default=200_000, help="queries per timing")
+    p.add_argument("--only", nargs="+", choices=SCENARIOS, default=SCENARIOS,
+                   help="scenarios to run (default: all)")
     p.add_argument("--child", metavar="TREE", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         sys.path.insert(0, args.child)  # its sentinel package, before this checkout's
-        print(json.dumps(child(args.rounds, args.n)))
+        print(json.dumps(child(args.rounds, args.n, args.only)))
         return
     trees = {"this tree": REPO}
     tmp = None
@@ -264,7 +274,7 @@ def main():
         # Take turns, one round each, so a noisy minute hits both trees.
         for _ in range(max(1, args.rounds // 2)):
             for label, tree in trees.items():
-                for k, v in run_child(tree, 2, args.n).items():
+                for k, v in run_child(tree, 2, args.n, args.only).items():
                     best[label][k] = min(v, best[label].get(k, v))
     finally:
         if tmp is not None:
@@ -273,7 +283,7 @@ def main():
           f"queries ({sys.implementation.name} {sys.version.split()[0]})")
     print("| scenario | " + " | ".join(trees) + " |" + (" change |" if tmp else ""))
     print("| --- |" + " ---: |" * (len(trees) + (1 if tmp else 0)))
-    for k in SCENARIOS:
+    for k in args.only:
         row = [best[label][k] for label in trees]
         line = f"| {k} | " + " | ".join(f"{v:,.0f}" for v in row) + " |"
         if tmp:

@@ -9,6 +9,14 @@ indexing, without building a L{Query} object:
   in), or a PASS/ALLOW decision answered from the cache (stored record
   bytes with the TTLs counted down once per second, not per query).
 
+Clients repeat the same query bytes (everything after the 2-byte ID) over
+and over, so what follows from those bytes alone is remembered by them:
+the parsed shape of the query (name, type, flags, cache key, ...), and the
+blocked answer for a given decision.  A repeat then costs a dict lookup
+instead of the label walk, the checks and the blocked-answer template.
+Both memos are bounded (cleared when full) and hold nothing that depends
+on the client, the clock or the cache.
+
 A cache miss gets its Query object and joins the engine at
 ``Engine.dispatch``; anything else (access refusals, unusual shapes,
 malformed packets, rewrites, ANY) goes through ``Engine.handle`` as if the
@@ -25,8 +33,8 @@ from sentinel.dns.wire import (
 _IN = b"\x00\x01"
 _OPT_HEAD = b"\x00\x00\x29"
 _SLOW_TYPES = frozenset([255, AXFR, IXFR, 41])  # ANY, zone transfers, OPT
-# Query shapes remembered (see FastPath._parse); cleared when full, so
-# random names cannot grow it: at most a few MB.
+# Entries per memo (query shapes, blocked answers); each is cleared when
+# full, so random names cannot grow them: ~3 MB at most together.
 SHAPES_LIMIT = 8192
 
 
@@ -43,6 +51,7 @@ class FastPath:
         self._decisions = engine.stats.decisions
         self._blocker = engine.blocker
         self._shapes = {}  # query bytes after the ID -> _parse(data) (see there)
+        self._blocked = {}  # query bytes after the ID -> (decision, answer after the ID)
 
     def handle(self, data, addr, port, cmsg):
         engine = self.engine
@@ -57,12 +66,13 @@ class FastPath:
         # Clients repeat the same query bytes (all but the ID) over and
         # over: its parse is remembered, so a repeat costs one dict lookup
         # instead of the label walk and the checks (~0.5 us).
-        shape = self._shapes.get(data[2:])
+        rest = data[2:]
+        shape = self._shapes.get(rest)
         if shape is None:
-            shape = self._parse(data)
+            shape = self._parse(data, rest)
             if shape is None:
                 return engine.handle(data, addr, port, cmsg, True)
-        qname, qtype, question, key, rd, edns, do, limit, flags = shape
+        qname, qtype, question, key, rd, edns, do, limit, flags, variant, opt = shape
         stats = self._stats
         tcp = port.tcp
         if tcp:
@@ -77,8 +87,19 @@ class FastPath:
         action = decision.action
         if action == BLOCK:
             self._decisions[BLOCK] += 1
-            reply = self._blocker.answer_raw(data[:2], rd, question, qtype, edns, do,
-                                             decision)
+            # A blocked answer depends on the query bytes after the ID and
+            # on the decision (immutable; the policy hands out the same
+            # object for the same rule or list): remembered for both.
+            known = self._blocked.get(rest)
+            if known is not None and known[0] is decision:
+                reply = data[:2] + known[1]
+            else:
+                reply = self._blocker.answer_raw(data[:2], rd, question, qtype, edns, do,
+                                                 decision)
+                blocked = self._blocked
+                if len(blocked) >= SHAPES_LIMIT:
+                    blocked.clear()
+                blocked[rest] = (decision, reply[2:])
             # What Engine._send does, inline (one Python call less per answer).
             stats.rcodes[reply[3] & 0xF] += 1  # also counts it as answered
             sendto = port.sendto
@@ -94,16 +115,16 @@ class FastPath:
             return
         missed = False
         if (action == PASS or action == ALLOW) and not decision.shadow:
-            entry = self._cache.get(key)
+            cache = self._cache
+            entry = cache.get(key)
             missed = entry is None
             if entry is not None and now < entry.expires:
-                self._cache.move_to_end(key)
+                cache.move_to_end(key)
                 self._decisions[action] += 1
                 stats.cache_hits += 1
                 age = int(now) - entry.stored
                 body = entry._body if age == entry._age else entry.body_at(now)
-                reply = b"".join((data[:2], entry.hdr[rd | edns << 1], question, body,
-                                  (OPT_DO if do else OPT_NODO) if edns else b""))
+                reply = b"".join((data[:2], entry.hdr[variant], question, body, opt))
                 if limit and len(reply) > limit:
                     reply = truncated(self._query(data, rd, qname, question, qtype, edns, do,
                                                   limit, flags), entry.rcode, entry.ad)
@@ -124,13 +145,14 @@ class FastPath:
         q = self._query(data, rd, qname, question, qtype, edns, do, limit, flags)
         engine.dispatch(q, decision, ip, port, addr, cmsg, limit, now, missed)
 
-    def _parse(self, data):
+    def _parse(self, data, rest):
         """
         A standard query's shape, (qname, qtype, question, cache key, RD,
-        EDNS, DO, UDP size limit, flags), remembered by its bytes after the
-        ID; None for anything the general path must see (nothing is
-        remembered then).  Everything in it depends only on those bytes,
-        which is what makes remembering it safe.
+        EDNS, DO, UDP size limit, flags, header variant, OPT record of a
+        cached answer), remembered by ``rest``, its bytes after the ID; None
+        for anything the general path must see (nothing is remembered
+        then).  Everything in it depends only on those bytes, which is what
+        makes remembering it safe.
         """
         if len(data) < 17 or data[2] & 0xF8:
             return None
@@ -175,12 +197,14 @@ class FastPath:
         qname = data[12:i].lower()
         question = data[12:qend]
         flags = do | (data[3] >> 3) & 6  # DO | CD << 1 | AD << 2
+        rd = data[2] & 1
         shape = (qname, qtype, question, b"".join((qname, question[-4:], KEY_FLAGS[flags])),
-                 data[2] & 1, edns, do, limit, flags)
+                 rd, edns, do, limit, flags, rd | edns << 1,
+                 (OPT_DO if do else OPT_NODO) if edns else b"")
         shapes = self._shapes
         if len(shapes) >= SHAPES_LIMIT:
             shapes.clear()
-        shapes[data[2:]] = shape
+        shapes[rest] = shape
         return shape
 
     @staticmethod

@@ -114,3 +114,19 @@ class FastPathEquivalenceTests(SynchronousTestCase):
         pair.fastpath.handle(make("www.example", "A", False, False, False, True, None),
                              ("8.8.8.8", 53), public, None)
         self.assertEqual((public.sent, public.dropped), ([], 1))
+
+    def test_a_new_decision_for_the_same_query_bytes_changes_the_answer(self):
+        # The fast path remembers blocked answers by query bytes; a policy
+        # that now decides differently (another block mode, or no block)
+        # must be answered from the new decision, as the general path does.
+        pair = Pair()
+        wire = make("ads.example", "A", 0, False, False, True, 1232)
+        rcodes = []
+        for decision in (block("nxdomain", 10), block("null", 20), block("null", 20),
+                         Decision(ALLOW, reason="rule:3"), block("nxdomain", 10)):
+            for h in (pair.general, pair.fast):
+                h.policy.decisions["ads.example."] = decision
+            general, fast = pair.send(wire, False)
+            self.assertEqual(general, fast, decision)
+            rcodes.append(dns.message.from_wire(fast[-1]).rcode())
+        self.assertEqual(rcodes, [3, 0, 0, 0, 3])
