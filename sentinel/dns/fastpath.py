@@ -34,8 +34,12 @@ _IN = b"\x00\x01"
 _OPT_HEAD = b"\x00\x00\x29"
 _SLOW_TYPES = frozenset([255, AXFR, IXFR, 41])  # ANY, zone transfers, OPT
 # Entries per memo (query shapes, blocked answers); each is cleared when
-# full, so random names cannot grow them: ~3 MB at most together.
+# full, so random names cannot grow them.  Only queries up to
+# MEMO_QUERY_BYTES are remembered (a usual one is < 100 bytes; an OPT
+# record may carry up to 64 KiB of options over TCP): a few MB for usual
+# queries, ~20 MB at most with maximum-length ones.
 SHAPES_LIMIT = 8192
+MEMO_QUERY_BYTES = 512
 
 
 class FastPath:
@@ -96,10 +100,11 @@ class FastPath:
             else:
                 reply = self._blocker.answer_raw(data[:2], rd, question, qtype, edns, do,
                                                  decision)
-                blocked = self._blocked
-                if len(blocked) >= SHAPES_LIMIT:
-                    blocked.clear()
-                blocked[rest] = (decision, reply[2:])
+                if len(rest) <= MEMO_QUERY_BYTES:
+                    blocked = self._blocked
+                    if len(blocked) >= SHAPES_LIMIT:
+                        blocked.clear()
+                    blocked[rest] = (decision, reply[2:])
             # What Engine._send does, inline (one Python call less per answer).
             stats.rcodes[reply[3] & 0xF] += 1  # also counts it as answered
             sendto = port.sendto
@@ -149,7 +154,8 @@ class FastPath:
         """
         A standard query's shape, (qname, qtype, question, cache key, RD,
         EDNS, DO, UDP size limit, flags, header variant, OPT record of a
-        cached answer), remembered by ``rest``, its bytes after the ID; None
+        cached answer), remembered by ``rest``, its bytes after the ID (if
+        no longer than MEMO_QUERY_BYTES); None
         for anything the general path must see (nothing is remembered
         then).  Everything in it depends only on those bytes, which is what
         makes remembering it safe.
@@ -201,10 +207,11 @@ class FastPath:
         shape = (qname, qtype, question, b"".join((qname, question[-4:], KEY_FLAGS[flags])),
                  rd, edns, do, limit, flags, rd | edns << 1,
                  (OPT_DO if do else OPT_NODO) if edns else b"")
-        shapes = self._shapes
-        if len(shapes) >= SHAPES_LIMIT:
-            shapes.clear()
-        shapes[rest] = shape
+        if len(rest) <= MEMO_QUERY_BYTES:
+            shapes = self._shapes
+            if len(shapes) >= SHAPES_LIMIT:
+                shapes.clear()
+            shapes[rest] = shape
         return shape
 
     @staticmethod

@@ -6,6 +6,7 @@ and without EDNS, DO/CD/AD/RD, truncation, TCP.
 
 import itertools
 
+import dns.edns
 import dns.flags
 import dns.message
 from twisted.trial.unittest import SynchronousTestCase
@@ -130,3 +131,21 @@ class FastPathEquivalenceTests(SynchronousTestCase):
             self.assertEqual(general, fast, decision)
             rcodes.append(dns.message.from_wire(fast[-1]).rcode())
         self.assertEqual(rcodes, [3, 0, 0, 0, 3])
+
+    def test_long_queries_are_answered_but_not_remembered(self):
+        # An OPT record may carry kilobytes of options: such queries get the
+        # same answers, but the fast path's memos keep only short ones, so
+        # a client cannot fill memory with them.
+        pair = Pair()
+        padding = dns.edns.GenericOption(12, b"\x00" * 3000)
+        for name in ("www.example", "www.example", "ads.example", "ads.example"):
+            for tcp in (False, True):
+                q = dns.message.make_query(name, "A", use_edns=0, options=[padding])
+                q.id = 77
+                general, fast = pair.send(q.to_wire(max_size=65535), tcp)
+                self.assertEqual(general, fast, (name, tcp))
+                self.assertEqual(len(fast), 1)
+        short = make("www.example", "A", 0, False, False, True, 1232)
+        self.assertEqual(pair.send(short, False)[0], pair.send(short, False)[1])
+        self.assertEqual([len(k) for k in pair.fastpath._shapes], [len(short) - 2])
+        self.assertEqual(pair.fastpath._blocked, {})
