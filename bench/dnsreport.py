@@ -56,7 +56,7 @@ def markdown(meta, results):
         "never asked before (fresh for every run, each file read once). Mix: 70% hits, 20% "
         "blocked, 10% misses. Sentinel runs as `twistd sentinel` with its query log on: every "
         "query is recorded, spooled to a file and stored in SQLite by the query-log writer, a "
-        "child process at nice 19 that runs on Sentinel's core too. Its CPU is counted as "
+        "child process at idle priority (nice 19, SCHED_IDLE) on Sentinel's core. Its CPU is counted as "
         "Sentinel's, also when it catches up after a run (the next run starts only when "
         "every row is stored), and a row that was dropped counts as a lost query.",
         "",

@@ -206,6 +206,9 @@ class WriterContract:
                          [("n2499.example", 2499.0, "tv"), ("n2498.example", 2498.0, "tv")])
         st = os.stat(self.spool)
         self.assertEqual((st.st_size, st.st_mode & 0o777, self.writer.pending_rows), (0, 0o600, 0))
+        # DNS first: the writer runs only when the core is otherwise idle.
+        self.assertEqual(os.sched_getscheduler(self.writer.pid), os.SCHED_IDLE)
+        self.assertEqual(os.getpriority(os.PRIO_PROCESS, self.writer.pid), 19)
 
     async def test_a_stopped_child_loses_nothing_the_backlog_waits_in_the_spool(self):
         await self.writer.append([row(0.0)])  # the child is running

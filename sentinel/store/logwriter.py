@@ -20,7 +20,8 @@ cannot be read: sending it again would not help, its rows are lost).  The parent
 to encode between two DNS packets); the frames already waiting on stdin
 are stored together, in one transaction of at most ``GROUP_ROWS`` rows,
 and answered once it is committed.  The process runs at the lowest
-priority (nice 19: DNS first, the rows wait in the spool meanwhile) and
+priority (nice 19, SCHED_IDLE: DNS first, the rows wait in the spool
+meanwhile) and
 exits when stdin closes.
 
 L{normalise} is also what the in-process path uses (``QueryLog.take``), so
@@ -40,8 +41,8 @@ from sentinel.store.records import QUERY_LOG_COLUMNS
 FRAME = struct.Struct("!I")
 REF = struct.Struct("!QI")  # a body's offset and length in the spool file
 MAX_FRAME = 256 * 1024 * 1024
-# DNS first: at nice 19 the writer gets ~1.5% of a core the DNS process
-# wants.  Rows it has not stored yet wait in the spool file, not in memory,
+# DNS first: at nice 19 (and SCHED_IDLE: L{lower_priority}) the writer gets
+# almost none of a core the DNS process wants.  Rows it has not stored yet wait in the spool file, not in memory,
 # so being slow during a burst loses nothing (docs/PERFORMANCE.md).
 NICE = 19
 _NAMES_MAX = 100_000
@@ -285,11 +286,25 @@ def read_frame(stream):
     return _read_exactly(stream, size) if size <= MAX_FRAME else None
 
 
-def main():
+def lower_priority():
+    """
+    nice 19 and, on Linux, SCHED_IDLE: a DNS packet waking the daemon
+    always preempts the writer at once (at nice 19 alone it could finish
+    its time slice first).  The rows it has not stored yet wait in the
+    spool; it runs whenever the core is otherwise idle.
+    """
     try:
         os.nice(NICE)
     except OSError:
         pass
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+
+
+def main():
+    lower_priority()
     # Rows, names and frames hold no reference cycles: reference counting
     # frees everything, and the collector would only rescan the name cache.
     gc.disable()
