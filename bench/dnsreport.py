@@ -55,9 +55,10 @@ def markdown(meta, results):
         f"{meta['hits']:,} names, queried after one warm-up pass. Forwarded misses: names "
         "never asked before (fresh for every run, each file read once). Mix: 70% hits, 20% "
         "blocked, 10% misses. Sentinel runs as `twistd sentinel` with its query log on: every "
-        "query is recorded and stored in SQLite by the query-log writer, a child process at "
-        "nice 10 that runs on Sentinel's core too (its CPU is counted as Sentinel's, and a "
-        "row it had to drop counts as a lost query).",
+        "query is recorded, spooled to a file and stored in SQLite by the query-log writer, a "
+        "child process at idle priority (nice 19, SCHED_IDLE) on Sentinel's core. Its CPU is counted as "
+        "Sentinel's, also when it catches up after a run (the next run starts only when "
+        "every row is stored), and a row that was dropped counts as a lost query.",
         "",
         "Max QPS is the highest rate with < 0.1% lost queries or error answers (a saturating "
         "run with 200 queries outstanding; if it lost more, paced runs 15% lower each time, "

@@ -58,5 +58,10 @@ class Config:
         return os.path.join(self.state_dir, "ha", "netinfo.json")
 
     @property
+    def querylog_spool(self) -> str:
+        """Query-log rows waiting for the database (sentinel.store.logpipe); 0600."""
+        return os.path.join(self.data_dir, "querylog.spool")
+
+    @property
     def uses_sqlite(self) -> bool:
         return self.database.startswith("sqlite:")

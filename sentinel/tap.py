@@ -161,7 +161,8 @@ def _wire_querylog(w):
     w.querylog = QueryLog()
     w.querylog_service = QueryLogService(w.querylog, w.store, w.reactor,
                                          ready=w.store_service.when_ready,
-                                         writer=QueryLogWriter(w.reactor, w.config.database))
+                                         writer=QueryLogWriter(w.reactor, w.config.database,
+                                                               spool=w.config.querylog_spool))
     w.querylog_service.setName("querylog")
     w.querylog_service.setServiceParent(w.top)
 
@@ -202,7 +203,7 @@ def _wire_filtering(w):
     w.policy_engine.setName("filtering")
     w.policy_engine.setServiceParent(w.top)
     w.status_providers["filtering"] = lambda: dict(
-        w.policy_engine.status(), querylog_buffered=len(w.querylog.buffer),
+        w.policy_engine.status(), querylog_buffered=w.querylog.waiting(),
         querylog_dropped=w.querylog.dropped)
     # Downloads run on the leader (or standalone) only; followers get the
     # stored contents by sync.

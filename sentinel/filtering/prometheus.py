@@ -113,7 +113,7 @@ def render(dns_snapshot=None, querylog=None, engine=None, now=0.0):
             out.metric("sentinel_queries_total", "counter", "answered queries by log decision",
                        n, {"decision": decision})
         out.metric("sentinel_querylog_buffered", "gauge", "query-log rows waiting to be stored",
-                   len(querylog.buffer))
+                   querylog.waiting())
         out.metric("sentinel_querylog_written_total", "counter", "query-log rows stored",
                    querylog.written)
         out.metric("sentinel_querylog_dropped_total", "counter",

@@ -4,16 +4,21 @@ every answered query (O(1), never blocks, never raises), flushed in
 batches off the hot path, plus the retention job.
 
 Flushing: with a ``writer`` (the daemon: L{sentinel.store.logpipe}), the
-raw rows go, once per interval, to a niced child process that decodes the
-names and stores them: in small frames (encoding one costs ~0.3 ms), one
-per reactor turn so that DNS packets are served in between, without
-waiting for the child's answer to send the next (the child stores the
-frames waiting for it in one transaction); without one (tests,
-tools), the rows are decoded here and written with the store's
-``append_query_logs``.  Either way: if the store is slow or down, rows
-wait in the buffer (a failed batch goes back to the front); when the
-buffer is full, new rows are dropped and counted.  DNS never waits for
-any of this.
+raw rows go, once per interval, to the writer's spool file, in small
+frames (encoding one costs ~0.3 ms), one per reactor turn so that DNS
+packets are served in between; a child process at the lowest priority
+stores them in the database when the CPU is free, so a burst of queries
+is logged in full without the database work slowing the answers.  Without
+one (tests, tools), the rows are decoded here and written with the
+store's ``append_query_logs``.  Either way: if the store is slow or down,
+rows wait (a failed batch goes back to the front of the buffer, or stays
+in the spool); when the buffer is full, new rows are dropped and counted.
+DNS never waits for any of this.
+
+Readers (the query-log and statistics API) call ``flush()``: it sends
+what is buffered and waits until the writer has stored everything sent
+so far, for ``settle_timeout`` seconds at most (after a long burst they
+answer from what is stored, and the rest follows).
 """
 
 from collections import deque
@@ -43,8 +48,8 @@ class QueryLog:
         self.buffer = deque()
         self.dropped = 0  # rows lost because the buffer was full
         self.written = 0  # rows stored
-        self.in_flight = 0  # rows sent to the writer, not answered yet (count against capacity)
         self.failures = 0  # failed flushes
+        self.spooled = _none  # rows handed to the writer and not stored yet
         self.decisions = {}  # log decision name -> queries seen
 
     def record(self, *row):
@@ -61,12 +66,16 @@ class QueryLog:
             if not self.enabled:
                 return
             buffer = self.buffer
-            if len(buffer) + self.in_flight >= self.capacity:
+            if len(buffer) >= self.capacity:
                 self.dropped += 1
                 return
             buffer.append(row)
         except Exception:  # the contract: never raise into the DNS path
             self.dropped += 1
+
+    def waiting(self):
+        """Rows recorded and not stored yet (buffered, or with the writer)."""
+        return len(self.buffer) + self.spooled()
 
     def take_raw(self, n):
         """Up to n rows from the front, as recorded."""
@@ -105,11 +114,15 @@ class QueryLogService(Service):
     """
 
     def __init__(self, querylog, store, clock, ready=None, interval=1.0, batch=None,
-                 retention_interval=3600.0, writer=None):
+                 retention_interval=3600.0, writer=None, settle_timeout=5.0):
         self.querylog = querylog
         self.store = store
         self.clock = clock
         self.writer = writer
+        self.settle_timeout = settle_timeout
+        if writer is not None:
+            querylog.spooled = lambda: writer.pending_rows
+            writer.on_failure = self._writer_failed
         self._ready = ready or (lambda: succeed(None))
         self.interval = interval
         # In-process: larger transactions cost less per row; a transaction
@@ -126,7 +139,7 @@ class QueryLogService(Service):
     def startService(self):
         super().startService()
         self._unsubscribe = self.store.subscribe(self._changed)
-        flush = LoopingCall(self.flush)
+        flush = LoopingCall(self.flush, wait=False)
         flush.clock = self.clock
         self._loops.append(flush)
         flush.start(self.interval, now=False).addErrback(
@@ -152,7 +165,7 @@ class QueryLogService(Service):
             if loop.running:
                 loop.stop()
         self._loops = []
-        d = self.flush()
+        d = self.flush(wait=False)
         if self.writer is not None:
             d.addBoth(lambda _: self.writer.stop())
         return d
@@ -168,25 +181,31 @@ class QueryLogService(Service):
         if not self.querylog.enabled:
             self.querylog.clear()
 
-    def flush(self):
+    def flush(self, wait=True):
         """
         Write everything buffered now; one flush at a time.  Called while
         one runs (an API read), it flushes again after it: the running one
-        does not include the rows recorded since it started.
+        does not include the rows recorded since it started.  With a
+        writer and ``wait``: then waits until it has stored what it was
+        sent (``settle_timeout`` at most); the periodic flush does not.
         """
         if self._flushing is not None:
             after = Deferred()
             self._flushing.addBoth(lambda result: after.callback(None) or result)
-            return after.addCallback(lambda _: self.flush())
+            return after.addCallback(lambda _: self.flush(wait))
         if not self.querylog.buffer:
-            return succeed(None)
-        d = self._flushing = ensureDeferred(self._flush())
+            d = succeed(None)
+        else:
+            d = self._flushing = ensureDeferred(self._flush())
 
-        def done(result):
-            self._flushing = None
-            return result
+            def done(result):
+                self._flushing = None
+                return result
 
-        return d.addBoth(done)
+            d.addBoth(done)
+        if wait and self.writer is not None:
+            d.addCallback(lambda _: self.writer.settled(self.settle_timeout))
+        return d
 
     async def _flush(self):
         querylog = self.querylog
@@ -214,42 +233,40 @@ class QueryLogService(Service):
     async def _flush_to_writer(self):
         """
         What is buffered now, in frames of ``batch`` rows, one frame per
-        reactor turn, all sent before the first answer is awaited.  Frames
-        the writer did not store go back to the front of the buffer (in
-        their order); sending stops at the first failure.  Rows sent and
-        not answered yet still count against the buffer's capacity.
+        reactor turn.  Rows the writer cannot take (its spool is full, or
+        it is stopped) go back to the front of the buffer and sending
+        stops; it stores the others in its own time (counted when it has).
         """
         querylog = self.querylog
         pending = len(querylog.buffer)
-        sent = []
-        failed = []
-        while pending > 0 and querylog.buffer and not failed:
+        while pending > 0 and querylog.buffer:
             n = min(self.batch, pending)
             rows = querylog.take_raw(n)
             pending -= n
-            querylog.in_flight += len(rows)
-            d = self.writer.append(rows)
-            d.addBoth(_answered, querylog, len(rows))
-            d.addErrback(lambda f, rows=rows: failed.append(rows) or f)
-            sent.append((rows, d))
-            if pending > 0 and not failed:
-                await _turn(self.clock)
-        error = None
-        back = []
-        for rows, d in sent:
             try:
-                stored, bad = await d
+                d = self.writer.append(rows)
             except Exception as e:
-                error = e
-                back.extend(rows)
-                continue
-            querylog.written += stored
-            querylog.dropped += bad
-        if back:
-            querylog.failures += 1
-            querylog.put_back(back)
-            log.warn("query log: writing {n} rows failed ({e}); keeping them buffered",
-                     n=len(back), e=error)
+                querylog.failures += 1
+                querylog.put_back(rows)
+                log.warn("query log: the writer cannot take {n} rows ({e}); keeping them "
+                         "buffered", n=len(rows), e=e)
+                return
+            d.addCallbacks(self._stored, self._lost, errbackArgs=(len(rows),))
+            if pending > 0:
+                await _turn(self.clock)
+
+    def _writer_failed(self):
+        self.querylog.failures += 1
+
+    def _stored(self, result):
+        stored, bad = result
+        self.querylog.written += stored
+        self.querylog.dropped += bad
+
+    def _lost(self, failure, n):
+        self.querylog.dropped += n
+        log.warn("query log: {n} rows were not stored ({e})", n=n,
+                 e=failure.getErrorMessage())
 
     async def retention(self):
         """Drop rows older than the retention period and beyond the row cap."""
@@ -269,6 +286,5 @@ def _turn(clock):
     return d
 
 
-def _answered(result, querylog, n):
-    querylog.in_flight -= n
-    return result
+def _none():
+    return 0

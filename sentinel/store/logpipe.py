@@ -1,23 +1,42 @@
 """
-The DNS process's side of the query-log writer (L{sentinel.store.logwriter}):
-starts the child when there is something to write, sends it frames, and
-fires one Deferred per frame when the child has answered for it.
+The DNS process's side of the query-log writer (L{sentinel.store.logwriter}).
 
-``append(rows)`` -> Deferred of (stored, skipped as malformed); it fails
-with L{WriterError} when the child reports an error or dies before
-answering (nothing of that frame was stored, so the caller keeps the rows
-and tries again).  A child that died is started again at the next append.
+Rows reach the writer child through a *spool*: the frame is appended to a
+file in the data directory (a page-cache write: microseconds, and it
+never reaches the disk when it is stored within the kernel's writeback
+delay, ~30 s) and the child is sent only its position.  The child stores
+it in the database when it gets the CPU: it runs at the lowest priority,
+so under a burst DNS keeps the core and the rows wait in the spool, not
+in the DNS process's memory.  Nothing is lost while the spool is below
+its limit (256 MiB, ~4 M rows, about a minute at this machine's highest
+rate); the spool is emptied (truncated) whenever nothing in it is
+waiting.  Without a spool path (tests, tools), frames go through the pipe.
+
+``append(rows)`` raises L{WriterError} when it cannot take the rows (the
+spool is full or cannot be written, or the writer is stopped): the
+caller keeps them.  Otherwise it returns a Deferred of (stored, skipped as
+malformed) that fires once they are committed.  A frame the child could
+not store (database error) is sent again after ``retry_delay``; a child
+that died is started again and is sent again what it had not answered
+(a frame it committed just before dying may be stored twice: at least
+once, never lost).  A frame the child cannot read (``lost``) is not sent
+again; its rows count as skipped.  The Deferred fails only when the writer is stopped
+first.
+
+``settled(timeout)``: fires when every frame sent so far has been
+answered, or after ``timeout`` seconds (readers that want a current log
+without waiting for a whole backlog).
 """
 
 import os
 import sys
 from collections import deque
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
-from sentinel.store.logwriter import FRAME, encode
+from sentinel.store.logwriter import FRAME, REF, encode
 
 log = Logger()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,6 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 F_SETPIPE_SZ = 1031  # Linux
 PIPE_SIZE = 1 << 20
+SPOOL_LIMIT = 256 * 1024 * 1024
 
 
 def _bigger_pipe(transport):
@@ -42,13 +62,66 @@ def _bigger_pipe(transport):
 
 
 class WriterError(Exception):
-    """The writer did not store a frame (database error, or the child died)."""
+    """The writer cannot take rows (spool full or unwritable, or stopped)."""
+
+
+class Spool:
+    """
+    The append-only file of frame bodies (0600: it holds who asked for
+    what).  Created empty; ``reset()`` empties it.
+    """
+
+    def __init__(self, path, limit=SPOOL_LIMIT):
+        self.path = path
+        self.limit = limit
+        self.size = 0
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+        self.fd = os.open(path, flags, 0o600)
+        os.fchmod(self.fd, 0o600)
+
+    def add(self, body):
+        """Appends body; returns its offset."""
+        offset = self.size
+        if offset + len(body) > self.limit:
+            raise WriterError(f"the query-log spool is full ({offset >> 20} MiB waiting "
+                              "for the database)")
+        try:
+            written = os.pwrite(self.fd, body, offset)
+        except OSError as e:
+            raise WriterError(f"cannot write the query-log spool {self.path}: {e}") from None
+        if written != len(body):
+            raise WriterError(f"cannot write the query-log spool {self.path}: short write")
+        self.size = offset + len(body)
+        return offset
+
+    def reset(self):
+        if self.size:
+            os.ftruncate(self.fd, 0)
+            self.size = 0
+
+    def close(self):
+        os.close(self.fd)
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+class _Frame:
+    __slots__ = ("wire", "rows", "skipped", "done", "seq")
+
+    def __init__(self, wire, rows, skipped):
+        self.wire = wire  # what goes down the pipe (the frame, or its position in the spool)
+        self.rows = rows
+        self.skipped = skipped
+        self.done = Deferred()
+        self.seq = 0
 
 
 class _Child(ProcessProtocol):
     def __init__(self, owner):
         self.owner = owner
-        self.pending = deque()  # (Deferred, rows left out when encoding)
+        self.pending = deque()  # _Frame, in the order sent
         self.partial = b""
         self.ended = Deferred()
         self.err = deque(maxlen=20)
@@ -60,86 +133,75 @@ class _Child(ProcessProtocol):
             if not self.pending:
                 log.warn("query-log writer said more than it was asked: {line!r}", line=line)
                 continue
-            d, skipped = self.pending.popleft()
-            words = line.decode("utf-8", "replace").split(" ", 1)
-            if words[0] == "ok":
-                try:
-                    stored, bad = (int(x) for x in words[1].split())
-                except (IndexError, ValueError):
-                    d.errback(WriterError(f"unreadable answer {line!r}"))
-                    continue
-                d.callback((stored, bad + skipped))
-            else:
-                d.errback(WriterError(words[1] if len(words) > 1 else "unknown error"))
+            self.owner._answered(self.pending.popleft(), line)
 
     def errReceived(self, data):
         self.err.extend(data.decode("utf-8", "replace").splitlines())
 
     def processEnded(self, reason):
-        self.owner._ended(self)
         why = self.err[-1] if self.err else reason.getErrorMessage()
         pending, self.pending = self.pending, deque()
-        for d, _ in pending:
-            d.errback(WriterError(f"the query-log writer stopped ({why})"))
+        self.owner._ended(self, pending, why)
         self.ended.callback(None)
 
 
 class QueryLogWriter:
     """
-    reactor: spawns the child; url: the database (``sqlite:///path`` or a
-    PostgreSQL URL).  ``argv`` replaces the command (tests).
+    reactor: spawns the child and runs the timers; url: the database
+    (``sqlite:///path`` or a PostgreSQL URL); spool: the spool file's path
+    (None: frames through the pipe).  ``argv`` replaces the command
+    (tests).  A child that has frames to answer and answers none for
+    ``timeout`` seconds is killed (and started again).
     """
 
-    def __init__(self, reactor, url, argv=None, timeout=60.0):
+    def __init__(self, reactor, url, spool=None, argv=None, timeout=60.0, retry_delay=1.0,
+                 spool_limit=SPOOL_LIMIT):
         self.reactor = reactor
         self.url = url
         self.argv = argv or [sys.executable, "-m", "sentinel.store.logwriter"]
-        self.timeout = timeout  # a frame not answered by then: the child is killed
+        self.timeout = timeout
+        self.retry_delay = retry_delay
+        self.spool_path = spool
+        self.spool_limit = spool_limit
+        self.pending_rows = 0  # rows taken and not stored yet
+        self.failures = 0  # frames the child could not store (each is retried)
+        self.on_failure = None  # called with no argument for each of them
+        self._spool = None
+        self._spool_error = None
         self._child = None
         self._stopped = False
+        self._sent = 0  # frames sent, numbered from 1
+        self._resolved = 0  # frames answered (or handed to the retry queue), in order
+        self._waiters = []  # (seq, Deferred)
+        self._retry = deque()
+        self._retry_call = None
+        self._watchdog = None
 
-    def _start(self):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-        child = _Child(self)
-        self.reactor.spawnProcess(child, self.argv[0], self.argv, env=env)
-        _bigger_pipe(child.transport)
-        url = self.url.encode("utf-8")
-        child.transport.write(FRAME.pack(len(url)) + url)
-        self._child = child
-        return child
-
-    def _ended(self, child):
-        if self._child is child:
-            self._child = None
+    # -- the caller's side ---------------------------------------------------
 
     def append(self, rows):
         if self._stopped:
-            return fail(WriterError("the query-log writer is stopped"))
-        frame, skipped = encode(rows)
-        try:
-            child = self._child or self._start()
-        except Exception as e:
-            return fail(WriterError(f"cannot start the query-log writer: {e}"))
+            raise WriterError("the query-log writer is stopped")
+        body, skipped = encode(rows, framed=False)
+        spool = self._open_spool()
+        if spool is None:
+            wire = FRAME.pack(len(body)) + body
+        else:
+            ref = b"@" + REF.pack(spool.add(body), len(body))
+            wire = FRAME.pack(len(ref)) + ref
+        frame = _Frame(wire, len(rows) - skipped, skipped)
+        self.pending_rows += frame.rows
+        self._send(frame)
+        return frame.done
+
+    def settled(self, timeout):
+        target = self._sent
+        if self._resolved >= target:
+            return succeed(None)
         d = Deferred()
-        child.pending.append((d, skipped))
-        child.transport.write(frame)
-        timer = self.reactor.callLater(self.timeout, self._kill, child)
-
-        def answered(result):
-            if timer.active():
-                timer.cancel()
-            return result
-
-        return d.addBoth(answered)
-
-    def _kill(self, child):
-        log.warn("the query-log writer did not answer for {s:.0f}s; restarting it",
-                 s=self.timeout)
-        try:
-            child.transport.signalProcess("KILL")
-        except Exception:
-            pass
+        self._waiters.append((target, d))
+        call = self.reactor.callLater(timeout, self._release, d)
+        return d.addBoth(lambda r: call.cancel() if call.active() else None)
 
     @property
     def pid(self):
@@ -149,8 +211,13 @@ class QueryLogWriter:
     def stop(self):
         """Let the child finish what it was sent, then end it."""
         self._stopped = True
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        retry, self._retry = self._retry, deque()
+        self._give_up(retry, "the query-log writer is stopped")
         child = self._child
         if child is None:
+            self._close_spool()
             return succeed(None)
         child.transport.closeStdin()
         timer = self.reactor.callLater(self.timeout, self._kill, child)
@@ -158,6 +225,158 @@ class QueryLogWriter:
         def ended(result):
             if timer.active():
                 timer.cancel()
+            self._close_spool()
             return result
 
         return child.ended.addBoth(ended)
+
+    # -- internals -----------------------------------------------------------
+
+    def _open_spool(self):
+        if self.spool_path is None:
+            return None
+        if self._spool is None:
+            try:
+                self._spool = Spool(self.spool_path, self.spool_limit)
+            except OSError as e:
+                error = f"cannot create the query-log spool {self.spool_path}: {e}"
+                if error != self._spool_error:
+                    log.warn("{error}", error=error)
+                self._spool_error = error
+                raise WriterError(error) from None
+            self._spool_error = None
+        return self._spool
+
+    def _close_spool(self):
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def _start(self):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        child = _Child(self)
+        self.reactor.spawnProcess(child, self.argv[0], self.argv, env=env)
+        _bigger_pipe(child.transport)
+        url = self.url.encode("utf-8")
+        spool = (self.spool_path or "").encode("utf-8")
+        child.transport.write(FRAME.pack(len(url)) + url + FRAME.pack(len(spool)) + spool)
+        self._child = child
+        return child
+
+    def _send(self, frame):
+        try:
+            child = self._child or self._start()
+        except Exception as e:
+            log.warn("cannot start the query-log writer ({e}); will retry", e=e)
+            self._sent += 1
+            frame.seq = self._sent
+            self._requeue(frame)
+            self._resolve(frame.seq)
+            return
+        self._sent += 1
+        frame.seq = self._sent
+        child.pending.append(frame)
+        child.transport.write(frame.wire)
+        if self._watchdog is None or not self._watchdog.active():
+            self._watchdog = self.reactor.callLater(self.timeout, self._stuck, child)
+
+    def _answered(self, frame, line):
+        if self._watchdog is not None and self._watchdog.active():
+            self._watchdog.reset(self.timeout)  # it makes progress
+        words = line.decode("utf-8", "replace").split(" ", 1)
+        stored = bad = None
+        if words[0] == "ok":
+            try:
+                stored, bad = (int(x) for x in words[1].split())
+            except (IndexError, ValueError):
+                words = ["error", f"unreadable answer {line!r}"]
+        if stored is not None:
+            self.pending_rows -= frame.rows
+            frame.done.callback((stored, bad + frame.skipped))
+        elif words[0] == "lost":
+            log.warn("query log: {n} rows lost ({e})", n=frame.rows,
+                     e=words[1] if len(words) > 1 else "unreadable frame")
+            self.pending_rows -= frame.rows
+            frame.done.callback((0, frame.rows + frame.skipped))
+        else:
+            self.failures += 1
+            if self.on_failure is not None:
+                self.on_failure()
+            log.warn("query log: storing {n} rows failed ({e}); will retry",
+                     n=frame.rows, e=words[1] if len(words) > 1 else "unknown error")
+            self._requeue(frame)
+        self._resolve(frame.seq)
+        self._maybe_reset()
+
+    def _ended(self, child, pending, why):
+        if self._child is child:
+            self._child = None
+        if self._watchdog is not None and self._watchdog.active():
+            self._watchdog.cancel()
+        if not pending:
+            return
+        if self._stopped:
+            self._give_up(pending, f"the query-log writer stopped ({why})")
+        else:
+            log.warn("the query-log writer stopped ({why}); sending its {n} unanswered "
+                     "frames again", why=why, n=len(pending))
+            for frame in pending:
+                self._requeue(frame)
+        self._resolve(pending[-1].seq)
+
+    def _requeue(self, frame):
+        if self._stopped:
+            return self._give_up([frame], "the query-log writer is stopped")
+        self._retry.append(frame)
+        if self._retry_call is None or not self._retry_call.active():
+            self._retry_call = self.reactor.callLater(self.retry_delay, self._resend)
+
+    def _resend(self):
+        retry, self._retry = self._retry, deque()
+        if self._stopped:
+            return self._give_up(retry, "the query-log writer is stopped")
+        for frame in retry:
+            self._send(frame)
+
+    def _give_up(self, frames, why):
+        for frame in frames:
+            self.pending_rows -= frame.rows
+            frame.done.errback(WriterError(why))
+        self._maybe_reset()
+
+    def _resolve(self, seq):
+        if seq > self._resolved:
+            self._resolved = seq
+        if self._waiters:
+            waiting = []
+            for target, d in self._waiters:
+                if target <= self._resolved:
+                    d.callback(None)
+                else:
+                    waiting.append((target, d))
+            self._waiters = waiting
+
+    def _release(self, d):
+        self._waiters = [(t, w) for t, w in self._waiters if w is not d]
+        d.callback(None)
+
+    def _maybe_reset(self):
+        child = self._child
+        if self._spool is not None and not self._retry and not (child and child.pending):
+            try:
+                self._spool.reset()
+            except OSError as e:
+                log.warn("cannot empty the query-log spool: {e}", e=e)
+
+    def _stuck(self, child):
+        if child.pending and child is self._child:
+            self._kill(child)
+
+    def _kill(self, child):
+        log.warn("the query-log writer did not answer for {s:.0f}s; restarting it",
+                 s=self.timeout)
+        try:
+            child.transport.signalProcess("KILL")
+        except Exception:
+            pass

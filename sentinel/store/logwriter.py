@@ -8,16 +8,21 @@ row: ~25% of the DNS throughput and most of its latency tail.)
 
 Frames on stdin: a 4-byte big-endian length, then the bytes.  The first
 frame is the database URL (not on the command line: it may hold a
-password); every other one is ``marshal`` of a list of
-rows (tuples in ``QUERY_LOG_COLUMNS`` order; the name may still be in wire
-format, it is decoded here).  For every frame, one line on stdout, in
-order: ``ok STORED BAD`` (BAD: malformed rows that were skipped) or
-``error MESSAGE`` (nothing of the frame was stored: the parent keeps the
-rows and sends them again later).  The parent sends small frames (cheap
+password), the second the spool file's path (may be empty: no spool);
+every other one is ``marshal`` of a list of rows (tuples in
+``QUERY_LOG_COLUMNS`` order; the name may still be in wire format, it is
+decoded here), or ``@`` and the position (offset, length: L{REF}) of such
+a body in the spool file (L{sentinel.store.logpipe}).  For every frame, one line on stdout, in
+order: ``ok STORED BAD`` (BAD: malformed rows that were skipped),
+``error MESSAGE`` (the database failed and nothing of the frame was
+stored: the parent sends it again later) or ``lost MESSAGE`` (the frame
+cannot be read: sending it again would not help, its rows are lost).  The parent sends small frames (cheap
 to encode between two DNS packets); the frames already waiting on stdin
 are stored together, in one transaction of at most ``GROUP_ROWS`` rows,
-and answered once it is committed.  The process runs niced (DNS first)
-and exits when stdin closes.
+and answered once it is committed.  The process runs at the lowest
+priority (nice 19, SCHED_IDLE: DNS first, the rows wait in the spool
+meanwhile) and
+exits when stdin closes.
 
 L{normalise} is also what the in-process path uses (``QueryLog.take``), so
 both store exactly the same values.
@@ -34,12 +39,12 @@ from itertools import chain
 from sentinel.store.records import QUERY_LOG_COLUMNS
 
 FRAME = struct.Struct("!I")
+REF = struct.Struct("!QI")  # a body's offset and length in the spool file
 MAX_FRAME = 256 * 1024 * 1024
-# DNS first (nice 0 against 10: the writer gets ~10% of a core the DNS
-# process needs), but not starved by every other process of the machine as
-# at nice 19, which made it drop rows whenever the host was busy with
-# anything else (docs/PERFORMANCE.md).
-NICE = 10
+# DNS first: at nice 19 (and SCHED_IDLE: L{lower_priority}) the writer gets
+# almost none of a core the DNS process wants.  Rows it has not stored yet wait in the spool file, not in memory,
+# so being slow during a burst loses nothing (docs/PERFORMANCE.md).
+NICE = 19
 _NAMES_MAX = 100_000
 GROUP_ROWS = 20_000  # rows per transaction at most (frames waiting are grouped)
 _PLAIN = bytes(range(0x21, 0x7F)).replace(b".", b"").replace(b"\\", b"")
@@ -101,10 +106,11 @@ def normalise(rows, names):
     return out, bad
 
 
-def encode(rows):
+def encode(rows, framed=True):
     """
     One frame for the writer: (bytes, number of rows that could not be
-    encoded and were left out).
+    encoded and were left out).  framed=False: the body alone, without its
+    length prefix.
     """
     try:
         body = marshal.dumps(rows)
@@ -119,7 +125,7 @@ def encode(rows):
             good.append(row)
         bad = len(rows) - len(good)
         body = marshal.dumps(good)
-    return FRAME.pack(len(body)) + body, bad
+    return (FRAME.pack(len(body)) + body if framed else body), bad
 
 
 # -- the child -------------------------------------------------------------
@@ -182,11 +188,25 @@ def _read_exactly(stream, n):
     return data if data is not None and len(data) == n else None
 
 
-def serve(stdin, stdout, sink, group_rows=GROUP_ROWS):
+def body_of(frame, spool):
+    """A frame's rows body: the frame itself, or read from the spool (fd)."""
+    if frame[:1] != b"@":
+        return frame
+    if spool is None or len(frame) != 1 + REF.size:
+        raise ValueError("a spool position, and no spool")
+    offset, size = REF.unpack(frame[1:])
+    body = os.pread(spool, size, offset)
+    if len(body) != size:
+        raise ValueError(f"the spool is shorter than {offset + size} bytes")
+    return body
+
+
+def serve(stdin, stdout, sink, group_rows=GROUP_ROWS, spool=None):
     """
     Frames in, one answer line per frame out, until stdin ends.  Frames
     already waiting (``stdin.ready()``, when the stream has it) are stored
-    in the same transaction, up to ``group_rows`` rows.
+    in the same transaction, up to ``group_rows`` rows.  spool: the spool
+    file's descriptor, for frames that are a position in it.
     """
     names = Names()
     ready = getattr(stdin, "ready", None)
@@ -199,9 +219,9 @@ def serve(stdin, stdout, sink, group_rows=GROUP_ROWS):
         ended = False
         while True:
             try:
-                rows, bad = normalise(marshal.loads(body), names)
-            except (EOFError, ValueError, TypeError) as e:
-                group.append(f"error unreadable frame ({e})")
+                rows, bad = normalise(marshal.loads(body_of(body, spool)), names)
+            except (EOFError, ValueError, TypeError, OSError) as e:
+                group.append(f"lost unreadable frame ({e})")
             else:
                 group.append((rows, bad))
                 total += len(rows)
@@ -266,18 +286,35 @@ def read_frame(stream):
     return _read_exactly(stream, size) if size <= MAX_FRAME else None
 
 
-def main():
+def lower_priority():
+    """
+    nice 19 and, on Linux, SCHED_IDLE: a DNS packet waking the daemon
+    always preempts the writer at once (at nice 19 alone it could finish
+    its time slice first).  The rows it has not stored yet wait in the
+    spool; it runs whenever the core is otherwise idle.
+    """
     try:
         os.nice(NICE)
     except OSError:
         pass
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+
+
+def main():
+    lower_priority()
     # Rows, names and frames hold no reference cycles: reference counting
     # frees everything, and the collector would only rescan the name cache.
     gc.disable()
     stdin = FdReader(sys.stdin.fileno())
     url = read_frame(stdin)
-    if url is not None:
-        serve(stdin, sys.stdout.buffer, open_sink(url.decode("utf-8")))
+    path = read_frame(stdin)
+    if url is None or path is None:
+        return
+    spool = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if path else None
+    serve(stdin, sys.stdout.buffer, open_sink(url.decode("utf-8")), spool=spool)
 
 
 if __name__ == "__main__":

@@ -103,17 +103,42 @@ class BufferTests(SynchronousTestCase):
 
 
 class FrameWriter:
-    """Stands in for the writer process: records frames, answers when told."""
+    """
+    Stands in for the writer process: takes frames (raises when told it
+    cannot, like a full spool), stores them when told, and settles.
+    """
 
-    def __init__(self):
+    def __init__(self, clock):
+        self.clock = clock
         self.frames = []
-        self.fail_at = None
+        self.refuse_at = None
+        self.pending_rows = 0
+        self.on_failure = None
+        self.waiters = []
 
     def append(self, rows):
+        if len(self.frames) == self.refuse_at:
+            raise RuntimeError("the query-log spool is full")
         d = Deferred()
-        if len(self.frames) == self.fail_at:
-            d.errback(RuntimeError("the writer stopped"))
         self.frames.append((rows, d))
+        self.pending_rows += len(rows)
+        return d
+
+    def store(self, k):
+        rows, d = self.frames[k]
+        self.pending_rows -= len(rows)
+        d.callback((len(rows), 0))
+        if not self.pending_rows:
+            for w in self.waiters:
+                w.callback(None)
+            self.waiters = []
+
+    def settled(self, timeout):
+        if not self.pending_rows:
+            return succeed(None)
+        d = Deferred()
+        self.waiters.append(d)
+        self.clock.callLater(timeout, lambda: d.called or d.callback(None))
         return d
 
 
@@ -125,51 +150,71 @@ class FramesTests(SynchronousTestCase):
     def setUp(self):
         self.log = QueryLog(capacity=100)
         self.clock = Clock()
-        self.writer = FrameWriter()
+        self.writer = FrameWriter(self.clock)
         self.service = QueryLogService(self.log, AvailableStore(), self.clock, batch=4,
-                                       writer=self.writer)
+                                       writer=self.writer, settle_timeout=5.0)
 
-    def test_one_frame_per_reactor_turn_all_sent_before_any_answer(self):
+    def test_one_frame_per_reactor_turn_and_readers_wait_until_stored(self):
         record(self.log, 10)
         d = self.service.flush()
         self.assertEqual([len(rows) for rows, _ in self.writer.frames], [4])
         self.clock.advance(0)
         self.clock.advance(0)
         self.assertEqual([len(rows) for rows, _ in self.writer.frames], [4, 4, 2])
+        self.assertEqual((len(self.log.buffer), self.log.waiting()), (0, 10))
         record(self.log, 3)  # recorded meanwhile: left for the next flush
-        for rows, answer in self.writer.frames:
-            answer.callback((len(rows), 0))
+        self.writer.store(0)
+        self.writer.store(1)
+        self.assertNoResult(d)  # a reader waits for what was sent before it asked
+        self.writer.store(2)
         self.successResultOf(d)
         self.assertEqual((self.log.written, len(self.log.buffer)), (10, 3))
         self.assertEqual([r[0] for rows, _ in self.writer.frames for r in rows],
                          [1000.0 + i for i in range(10)])
 
-    def test_rows_sent_and_not_answered_count_against_the_capacity(self):
+    def test_the_periodic_flush_does_not_wait_and_rows_with_the_writer_use_no_buffer(self):
         self.log.capacity = 12
         record(self.log, 10)
-        d = self.service.flush()
+        d = self.service.flush(wait=False)
         self.clock.advance(0)
-        self.assertEqual((len(self.log.buffer), self.log.in_flight), (0, 10))
-        record(self.log, 5)  # the writer is slow: only 2 more fit
-        self.assertEqual((len(self.log.buffer), self.log.dropped), (2, 3))
-        for rows, answer in self.writer.frames:
-            answer.callback((len(rows), 0))
-        self.successResultOf(d)
-        self.assertEqual(self.log.in_flight, 0)
-        record(self.log, 5)
-        self.assertEqual((len(self.log.buffer), self.log.dropped), (7, 3))
+        self.clock.advance(0)
+        self.successResultOf(d)  # nothing is stored yet
+        self.assertEqual((len(self.log.buffer), self.log.waiting()), (0, 10))
+        record(self.log, 12)  # a slow writer (a burst): the buffer still has room
+        self.assertEqual((len(self.log.buffer), self.log.dropped), (12, 0))
+        for k in range(3):
+            self.writer.store(k)
+        self.assertEqual((self.log.written, self.log.waiting()), (10, 12))
 
-    def test_failed_frames_go_back_in_order_and_sending_stops(self):
-        record(self.log, 16)
-        self.writer.fail_at = 1  # the second frame fails at once (e.g. the writer died)
+    def test_a_reader_does_not_wait_for_a_whole_backlog(self):
+        record(self.log, 4)
         d = self.service.flush()
-        self.clock.advance(0)
-        self.assertEqual(len(self.writer.frames), 2)  # nothing more sent after a failure
-        self.writer.frames[0][1].callback((4, 0))
+        self.assertNoResult(d)
+        self.clock.advance(5.0)  # settle_timeout: answers from what is stored
         self.successResultOf(d)
+        self.assertEqual(self.log.waiting(), 4)
+
+    def test_rows_the_writer_refuses_go_back_in_order_and_sending_stops(self):
+        record(self.log, 16)
+        self.writer.refuse_at = 1  # the second frame: the spool is full
+        self.service.flush(wait=False)
+        self.clock.advance(0)
+        self.assertEqual(len(self.writer.frames), 1)  # nothing more sent after a refusal
+        self.writer.store(0)
         self.assertEqual((self.log.written, self.log.failures), (4, 1))
         self.assertEqual([row[0] for row in self.log.buffer], [1004.0 + i for i in range(12)])
-        self.assertEqual(self.log.in_flight, 0)
+        self.writer.refuse_at = None
+        self.service.flush(wait=False)
+        for _ in range(3):
+            self.clock.advance(0)
+        self.assertEqual(len(self.log.buffer), 0)
+
+    def test_rows_lost_by_the_writer_are_counted(self):
+        record(self.log, 3)
+        self.service.flush(wait=False)
+        self.writer.frames[0][1].errback(RuntimeError("the query-log writer is stopped"))
+        self.assertEqual((self.log.written, self.log.dropped), (0, 3))
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
 
 
 class WriterTests(TestCase):
