@@ -149,9 +149,13 @@ def run_all(servers, files, upstream, work, rounds, seconds, scenarios=SCENARIOS
                 results[0][name]["querylog"] = querylog_check(proc)
         if "sentinel" in procs and profiles:
             proc = procs["sentinel"]
-            results[0]["sentinel"]["profile"] = {
-                scenario: profile(proc.pid, proc.port, files.source(scenario))
-                for scenario in ("hits", "blocked", "forwarded", "mix")}
+            profiles = {}
+            for scenario in ("hits", "blocked", "forwarded", "mix"):
+                try:  # a profile is extra: a profiler failure must not lose the run
+                    profiles[scenario] = profile(proc.pid, proc.port, files.source(scenario))
+                except Exception as e:
+                    print(f"  py-spy profile of {scenario} failed: {e!r}", flush=True)
+            results[0]["sentinel"]["profile"] = profiles
         return results
     finally:
         for proc in procs.values():

@@ -235,7 +235,10 @@ def profile(pid, port, source, seconds=6, core=0):
     with open(raw) as f:
         for line in f:
             stack, _, n = line.rpartition(" ")
-            n = int(n)
+            try:
+                n = int(n)
+            except ValueError:  # a frame name with a line break in it: not a sample line
+                continue
             total += n
             frame = stack.split(";")[-1]
             by_function[re.sub(r":\d+\)$", ")", frame)] += n

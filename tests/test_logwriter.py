@@ -316,6 +316,31 @@ class SqliteWriterTests(WriterContract, TestCase):
         with self.assertRaises(WriterError):
             await d
 
+    async def test_the_watchdog_counts_from_the_first_unanswered_frame(self):
+        # An idle child sent a frame just before a minute without answers
+        # ends must get its full timeout for that frame.
+        writer = self.make_writer(timeout=1.0)
+        self.assertEqual(await writer.append([row(1.0)]), (1, 0))
+        pid = writer.pid
+        await later(0.9)
+        os.kill(pid, signal.SIGSTOP)  # slow to answer the next frame, not stuck
+        self.addCleanup(self._cont, pid)
+        d = writer.append([row(2.0)])
+        await later(0.5)
+        os.kill(pid, signal.SIGCONT)
+        self.assertEqual(await d, (1, 0))
+        self.assertEqual(writer.pid, pid)
+
+    async def test_a_stuck_child_is_killed_and_its_frames_stored_by_the_next(self):
+        writer = self.make_writer(timeout=0.5)
+        await writer.append([row(1.0)])
+        pid = writer.pid
+        os.kill(pid, signal.SIGSTOP)  # neither running nor waiting for the CPU
+        self.addCleanup(self._cont, pid)
+        self.assertEqual(await writer.append([row(2.0)]), (1, 0))
+        self.assertNotEqual(writer.pid, pid)
+        self.assertEqual(await self.store.count_query_logs(), 2)
+
     async def test_unwritable_spool_refuses_rows(self):
         writer = QueryLogWriter(reactor, self.store_url(),
                                 spool=os.path.join(tempfile.mkdtemp(), "no", "spool"))

@@ -107,6 +107,16 @@ class Spool:
             pass
 
 
+def _progress(pid):
+    """(state letter, CPU ticks used) of a process, from /proc (Linux); None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0].decode(), int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError, TypeError):
+        return None
+
+
 class _Frame:
     __slots__ = ("wire", "rows", "skipped", "done", "seq")
 
@@ -125,6 +135,7 @@ class _Child(ProcessProtocol):
         self.partial = b""
         self.ended = Deferred()
         self.err = deque(maxlen=20)
+        self.cpu = None  # CPU ticks at the watchdog's last look
 
     def outReceived(self, data):
         lines = (self.partial + data).split(b"\n")
@@ -151,7 +162,8 @@ class QueryLogWriter:
     (``sqlite:///path`` or a PostgreSQL URL); spool: the spool file's path
     (None: frames through the pipe).  ``argv`` replaces the command
     (tests).  A child that has frames to answer and answers none for
-    ``timeout`` seconds is killed (and started again).
+    ``timeout`` seconds is killed (and started again), unless it is
+    busy or waiting for the CPU (L{_stuck}).
     """
 
     def __init__(self, reactor, url, spool=None, argv=None, timeout=60.0, retry_delay=1.0,
@@ -276,14 +288,17 @@ class QueryLogWriter:
             return
         self._sent += 1
         frame.seq = self._sent
+        idle = not child.pending
         child.pending.append(frame)
         child.transport.write(frame.wire)
-        if self._watchdog is None or not self._watchdog.active():
-            self._watchdog = self.reactor.callLater(self.timeout, self._stuck, child)
+        if idle:  # the time without an answer counts from now
+            self._arm(child)
 
     def _answered(self, frame, line):
-        if self._watchdog is not None and self._watchdog.active():
-            self._watchdog.reset(self.timeout)  # it makes progress
+        if self._child is not None and self._child.pending:
+            self._arm(self._child)  # it makes progress
+        elif self._watchdog is not None and self._watchdog.active():
+            self._watchdog.cancel()
         words = line.decode("utf-8", "replace").split(" ", 1)
         stored = bad = None
         if words[0] == "ok":
@@ -369,9 +384,27 @@ class QueryLogWriter:
             except OSError as e:
                 log.warn("cannot empty the query-log spool: {e}", e=e)
 
+    def _arm(self, child):
+        if self._watchdog is not None and self._watchdog.active():
+            self._watchdog.cancel()
+        self._watchdog = self.reactor.callLater(self.timeout, self._stuck, child)
+
     def _stuck(self, child):
-        if child.pending and child is self._child:
-            self._kill(child)
+        """
+        No answer for ``timeout`` seconds while frames wait: killed, unless
+        it is working (it used CPU since the last look) or only waiting
+        for the CPU (runnable: at idle priority, a saturated core starves
+        it for as long as the saturation lasts; killing it would only
+        throw its work away).
+        """
+        if not child.pending or child is not self._child:
+            return
+        seen = _progress(child.transport.pid)
+        if seen is not None and (seen[0] == "R" or seen[1] != child.cpu):
+            child.cpu = seen[1]
+            self._arm(child)
+            return
+        self._kill(child)
 
     def _kill(self, child):
         log.warn("the query-log writer did not answer for {s:.0f}s; restarting it",
