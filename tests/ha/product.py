@@ -129,7 +129,11 @@ class SentinelNode(Node):
             self.log_path("daemon"))
 
     def wait_api(self, timeout=60, healthy=False):
-        """Until the API answers with its store open (and, if healthy, /api/health 200)."""
+        """
+        Until the API answers with its store open and the cluster state
+        loaded (before that, changes get 503 STARTING), and, if healthy,
+        /api/health 200.
+        """
         last = []
 
         def up():
@@ -142,7 +146,8 @@ class SentinelNode(Node):
                 return False
             status, body = last[0]
             return status == 200 if healthy else (
-                isinstance(body, dict) and body.get("store") == "ok")
+                isinstance(body, dict) and body.get("store") == "ok"
+                and (body.get("checks") or {}).get("cluster", True))
         what = "healthy" if healthy else "answering"
         try:
             self.lan.wait_for(up, timeout, f"daemon on {self.host} {what}", interval=0.2)
