@@ -105,50 +105,40 @@ class FastPath:
                     if len(blocked) >= SHAPES_LIMIT:
                         blocked.clear()
                     blocked[rest] = (decision, reply[2:])
-            # What Engine._send does, inline (one Python call less per answer).
-            stats.rcodes[reply[3] & 0xF] += 1  # also counts it as answered
-            sendto = port.sendto
-            if sendto is None:
-                port.send(reply, addr, cmsg)
-            else:
-                try:
-                    sendto(reply, addr)
-                except OSError:
-                    stats.drop("send_error")
-            engine.querylog.record(now, ip, decision.client_name, qname, qtype, LOG_BLOCKED,
-                                   decision.reason, "", reply[3] & 0xF, 0.0)
-            return
-        missed = False
-        if (action == PASS or action == ALLOW) and not decision.shadow:
-            cache = self._cache
-            entry = cache.get(key)
-            missed = entry is None
-            if entry is not None and now < entry.expires:
-                cache.move_to_end(key)
-                self._decisions[action] += 1
-                stats.cache_hits += 1
-                age = int(now) - entry.stored
-                body = entry._body if age == entry._age else entry.body_at(now)
-                reply = b"".join((data[:2], entry.hdr[variant], question, body, opt))
-                if limit and len(reply) > limit:
-                    reply = truncated(self._query(data, rd, qname, question, qtype, edns, do,
-                                                  limit, flags), entry.rcode, entry.ad)
-                # What Engine._send does, inline (one Python call less per answer).
-                stats.rcodes[reply[3] & 0xF] += 1  # also counts it as answered
-                sendto = port.sendto
-                if sendto is None:
-                    port.send(reply, addr, cmsg)
-                else:
-                    try:
-                        sendto(reply, addr)
-                    except OSError:
-                        stats.drop("send_error")
-                engine.querylog.record(now, ip, decision.client_name, qname, qtype,
-                                       LOG_ALLOWED if action == ALLOW else LOG_CACHED,
-                                       decision.reason, "", entry.rcode, 0.0)
-                return
-        q = self._query(data, rd, qname, question, qtype, edns, do, limit, flags)
-        engine.dispatch(q, decision, ip, port, addr, cmsg, limit, now, missed)
+            logged, rcode = LOG_BLOCKED, reply[3] & 0xF
+        else:
+            entry = None
+            missed = False
+            if (action == PASS or action == ALLOW) and not decision.shadow:
+                cache = self._cache
+                entry = cache.get(key)
+                missed = entry is None
+            if entry is None or now >= entry.expires:
+                q = self._query(data, rd, qname, question, qtype, edns, do, limit, flags)
+                return engine.dispatch(q, decision, ip, port, addr, cmsg, limit, now, missed)
+            cache.move_to_end(key)
+            self._decisions[action] += 1
+            stats.cache_hits += 1
+            age = int(now) - entry.stored
+            body = entry._body if age == entry._age else entry.body_at(now)
+            reply = b"".join((data[:2], entry.hdr[variant], question, body, opt))
+            if limit and len(reply) > limit:
+                reply = truncated(self._query(data, rd, qname, question, qtype, edns, do,
+                                              limit, flags), entry.rcode, entry.ad)
+            logged = LOG_ALLOWED if action == ALLOW else LOG_CACHED
+            rcode = entry.rcode
+        # What Engine._send does, inline (one Python call less per answer).
+        stats.rcodes[reply[3] & 0xF] += 1  # also counts it as answered
+        sendto = port.sendto
+        if sendto is None:
+            port.send(reply, addr, cmsg)
+        else:
+            try:
+                sendto(reply, addr)
+            except OSError:
+                stats.drop("send_error")
+        engine.querylog.record(now, ip, decision.client_name, qname, qtype, logged,
+                               decision.reason, "", rcode, 0.0)
 
     def _parse(self, data, rest):
         """
