@@ -8,6 +8,7 @@ on SQLite and PostgreSQL, with a real child process.
 """
 
 import io
+import marshal
 import os
 import random
 import signal
@@ -21,9 +22,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from sentinel.filtering.names import wire_to_text
 from sentinel.filtering.querylog import QueryLog, QueryLogService
 from sentinel.store import QueryLogFilter
-from sentinel.store.logpipe import QueryLogWriter, Spool, WriterError
+from sentinel.store.logpipe import QueryLogWriter, Spool, WriterError, _progress
 from sentinel.store.logwriter import (
-    FRAME, REF, FdReader, Names, encode, normalise, serve, text_name,
+    FRAME, REF, FdReader, Names, encode, frame, normalise, serve, text_name,
 )
 from tests.filtering.storehelp import open_store
 
@@ -71,10 +72,9 @@ class RowsTests(SynchronousTestCase):
             (5.0, "::1", "", ".", 28, "local", "", "", None, None)])
 
     def test_encode_leaves_out_what_cannot_be_sent(self):
-        frame, bad = encode([row(1), (object(),) * 10, row(2)])
+        body, bad = encode([row(1), (object(),) * 10, row(2)])
         self.assertEqual(bad, 1)
-        (size,) = FRAME.unpack(frame[:FRAME.size])
-        self.assertEqual(size, len(frame) - FRAME.size)
+        self.assertEqual([r[0] for r in marshal.loads(body)], [1, 2])
 
 
 class _Sink:
@@ -90,7 +90,8 @@ class _Sink:
 
 class ServeTests(SynchronousTestCase):
     def test_one_answer_per_frame(self):
-        frames = b"".join(encode(rows)[0] for rows in ([row(1), row(2)], [], [(1, 2)], [row(3)]))
+        frames = b"".join(frame(encode(rows)[0])
+                          for rows in ([row(1), row(2)], [], [(1, 2)], [row(3)]))
         out = io.BytesIO()
         sink = _Sink()
         serve(io.BytesIO(frames + FRAME.pack(9) + b"cut"), out, sink)
@@ -99,7 +100,7 @@ class ServeTests(SynchronousTestCase):
 
     def test_errors_are_reported_on_one_line(self):
         out = io.BytesIO()
-        serve(io.BytesIO(encode([row(1)])[0] + FRAME.pack(3) + b"\xff\xff\xff"), out,
+        serve(io.BytesIO(frame(encode([row(1)])[0]) + FRAME.pack(3) + b"\xff\xff\xff"), out,
               _Sink(fail=True))
         lines = out.getvalue().splitlines()
         self.assertEqual(lines[0], b"error disk full")
@@ -109,8 +110,8 @@ class ServeTests(SynchronousTestCase):
         path = os.path.join(tempfile.mkdtemp(), "spool")
         spool = Spool(path)
         self.addCleanup(spool.close)
-        first, _ = encode([row(1), row(2)], framed=False)
-        second, _ = encode([row(3)], framed=False)
+        first, _ = encode([row(1), row(2)])
+        second, _ = encode([row(3)])
         refs = [b"@" + REF.pack(spool.add(b), len(b)) for b in (first, second)]
         refs.append(b"@" + REF.pack(spool.size, 10))  # beyond its end
         refs.append(b"@\x00")  # not a position
@@ -118,7 +119,7 @@ class ServeTests(SynchronousTestCase):
         self.addCleanup(os.close, fd)
         out = io.BytesIO()
         sink = _Sink()
-        serve(io.BytesIO(b"".join(FRAME.pack(len(r)) + r for r in refs)), out, sink,
+        serve(io.BytesIO(b"".join(frame(r) for r in refs)), out, sink,
               spool=fd)
         lines = out.getvalue().splitlines()
         self.assertEqual(lines[:2], [b"ok 2 0", b"ok 1 0"])
@@ -150,7 +151,7 @@ class GroupingTests(SynchronousTestCase):
         return out.getvalue().splitlines()
 
     def test_waiting_frames_share_a_transaction_and_each_gets_its_answer(self):
-        frames = b"".join(encode(rows)[0] for rows in
+        frames = b"".join(frame(encode(rows)[0]) for rows in
                           ([row(1), row(2)], [(1, 2)], [row(3)], [row(4)]))
         sink = _CountingSink()
         lines = self.serve_pipe(frames + FRAME.pack(3) + b"\xff\xff\xff", sink)
@@ -160,13 +161,13 @@ class GroupingTests(SynchronousTestCase):
         self.assertEqual([r[0] for r in sink.rows], [1.0, 2.0, 3.0, 4.0])
 
     def test_group_size_is_bounded(self):
-        frames = b"".join(encode([row(t), row(t + 0.5)])[0] for t in range(5))
+        frames = b"".join(frame(encode([row(t), row(t + 0.5)])[0]) for t in range(5))
         sink = _CountingSink()
         self.assertEqual(self.serve_pipe(frames, sink, group_rows=4), [b"ok 2 0"] * 5)
         self.assertEqual(sink.transactions, [4, 4, 2])
 
     def test_a_failed_transaction_fails_every_frame_in_it(self):
-        frames = b"".join(encode([row(t)])[0] for t in range(3))
+        frames = b"".join(frame(encode([row(t)])[0]) for t in range(3))
         lines = self.serve_pipe(frames, _CountingSink(fail=True))
         self.assertEqual(lines, [b"error disk full"] * 3)
 
@@ -317,27 +318,39 @@ class SqliteWriterTests(WriterContract, TestCase):
             await d
 
     async def test_the_watchdog_counts_from_the_first_unanswered_frame(self):
-        # An idle child sent a frame just before a minute without answers
-        # ends must get its full timeout for that frame.
-        writer = self.make_writer(timeout=1.0)
+        # A frame sent to an idle child just before its timeout would have
+        # run out (counted from its last answer) gets the full timeout.
+        clock = Clock()
+        writer = self.make_writer(timeout=1.0, clock=clock)
         self.assertEqual(await writer.append([row(1.0)]), (1, 0))
         pid = writer.pid
-        await later(0.9)
+        clock.advance(0.9)
         os.kill(pid, signal.SIGSTOP)  # slow to answer the next frame, not stuck
         self.addCleanup(self._cont, pid)
+        while _progress(pid)[0] != "T":  # the kernel has stopped it
+            await later(0.01)
         d = writer.append([row(2.0)])
-        await later(0.5)
+        clock.advance(0.5)  # 1.4 s after the last answer, 0.5 s after the frame
+        self.assertEqual(writer.pid, pid)
         os.kill(pid, signal.SIGCONT)
         self.assertEqual(await d, (1, 0))
         self.assertEqual(writer.pid, pid)
 
     async def test_a_stuck_child_is_killed_and_its_frames_stored_by_the_next(self):
-        writer = self.make_writer(timeout=0.5)
+        clock = Clock()
+        writer = self.make_writer(timeout=1.0, clock=clock)
         await writer.append([row(1.0)])
         pid = writer.pid
         os.kill(pid, signal.SIGSTOP)  # neither running nor waiting for the CPU
         self.addCleanup(self._cont, pid)
-        self.assertEqual(await writer.append([row(2.0)]), (1, 0))
+        while _progress(pid)[0] != "T":  # the kernel has stopped it
+            await later(0.01)
+        d = writer.append([row(2.0)])
+        clock.advance(1.0)  # the watchdog: killed
+        while writer.pid is not None:  # the real child's end, seen by the reactor
+            await later(0.01)
+        clock.advance(writer.retry_delay)  # sent again, to a new child
+        self.assertEqual(await d, (1, 0))
         self.assertNotEqual(writer.pid, pid)
         self.assertEqual(await self.store.count_query_logs(), 2)
 

@@ -36,7 +36,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
-from sentinel.store.logwriter import FRAME, REF, encode
+from sentinel.store.logwriter import REF, encode, frame as framed
 
 log = Logger()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -135,7 +135,7 @@ class _Child(ProcessProtocol):
         self.partial = b""
         self.ended = Deferred()
         self.err = deque(maxlen=20)
-        self.cpu = None  # CPU ticks at the watchdog's last look
+        self.cpu = None  # CPU ticks when the watchdog was last armed
 
     def outReceived(self, data):
         lines = (self.partial + data).split(b"\n")
@@ -158,7 +158,8 @@ class _Child(ProcessProtocol):
 
 class QueryLogWriter:
     """
-    reactor: spawns the child and runs the timers; url: the database
+    reactor: spawns the child; clock: runs the timers (default: the
+    reactor); url: the database
     (``sqlite:///path`` or a PostgreSQL URL); spool: the spool file's path
     (None: frames through the pipe).  ``argv`` replaces the command
     (tests).  A child that has frames to answer and answers none for
@@ -167,8 +168,9 @@ class QueryLogWriter:
     """
 
     def __init__(self, reactor, url, spool=None, argv=None, timeout=60.0, retry_delay=1.0,
-                 spool_limit=SPOOL_LIMIT):
+                 spool_limit=SPOOL_LIMIT, clock=None):
         self.reactor = reactor
+        self.clock = clock or reactor
         self.url = url
         self.argv = argv or [sys.executable, "-m", "sentinel.store.logwriter"]
         self.timeout = timeout
@@ -194,13 +196,12 @@ class QueryLogWriter:
     def append(self, rows):
         if self._stopped:
             raise WriterError("the query-log writer is stopped")
-        body, skipped = encode(rows, framed=False)
+        body, skipped = encode(rows)
         spool = self._open_spool()
         if spool is None:
-            wire = FRAME.pack(len(body)) + body
+            wire = framed(body)
         else:
-            ref = b"@" + REF.pack(spool.add(body), len(body))
-            wire = FRAME.pack(len(ref)) + ref
+            wire = framed(b"@" + REF.pack(spool.add(body), len(body)))
         frame = _Frame(wire, len(rows) - skipped, skipped)
         self.pending_rows += frame.rows
         self._send(frame)
@@ -212,7 +213,7 @@ class QueryLogWriter:
             return succeed(None)
         d = Deferred()
         self._waiters.append((target, d))
-        call = self.reactor.callLater(timeout, self._release, d)
+        call = self.clock.callLater(timeout, self._release, d)
         return d.addBoth(lambda r: call.cancel() if call.active() else None)
 
     @property
@@ -232,7 +233,7 @@ class QueryLogWriter:
             self._close_spool()
             return succeed(None)
         child.transport.closeStdin()
-        timer = self.reactor.callLater(self.timeout, self._kill, child)
+        timer = self.clock.callLater(self.timeout, self._kill, child)
 
         def ended(result):
             if timer.active():
@@ -272,7 +273,7 @@ class QueryLogWriter:
         _bigger_pipe(child.transport)
         url = self.url.encode("utf-8")
         spool = (self.spool_path or "").encode("utf-8")
-        child.transport.write(FRAME.pack(len(url)) + url + FRAME.pack(len(spool)) + spool)
+        child.transport.write(framed(url) + framed(spool))
         self._child = child
         return child
 
@@ -345,7 +346,7 @@ class QueryLogWriter:
             return self._give_up([frame], "the query-log writer is stopped")
         self._retry.append(frame)
         if self._retry_call is None or not self._retry_call.active():
-            self._retry_call = self.reactor.callLater(self.retry_delay, self._resend)
+            self._retry_call = self.clock.callLater(self.retry_delay, self._resend)
 
     def _resend(self):
         retry, self._retry = self._retry, deque()
@@ -385,9 +386,12 @@ class QueryLogWriter:
                 log.warn("cannot empty the query-log spool: {e}", e=e)
 
     def _arm(self, child):
+        """The watchdog looks at the child ``timeout`` seconds from now."""
         if self._watchdog is not None and self._watchdog.active():
             self._watchdog.cancel()
-        self._watchdog = self.reactor.callLater(self.timeout, self._stuck, child)
+        seen = _progress(child.transport.pid)
+        child.cpu = seen[1] if seen is not None else None
+        self._watchdog = self.clock.callLater(self.timeout, self._stuck, child)
 
     def _stuck(self, child):
         """
@@ -401,7 +405,6 @@ class QueryLogWriter:
             return
         seen = _progress(child.transport.pid)
         if seen is not None and (seen[0] == "R" or seen[1] != child.cpu):
-            child.cpu = seen[1]
             self._arm(child)
             return
         self._kill(child)

@@ -12,17 +12,17 @@ password), the second the spool file's path (may be empty: no spool);
 every other one is ``marshal`` of a list of rows (tuples in
 ``QUERY_LOG_COLUMNS`` order; the name may still be in wire format, it is
 decoded here), or ``@`` and the position (offset, length: L{REF}) of such
-a body in the spool file (L{sentinel.store.logpipe}).  For every frame, one line on stdout, in
-order: ``ok STORED BAD`` (BAD: malformed rows that were skipped),
-``error MESSAGE`` (the database failed and nothing of the frame was
-stored: the parent sends it again later) or ``lost MESSAGE`` (the frame
-cannot be read: sending it again would not help, its rows are lost).  The parent sends small frames (cheap
-to encode between two DNS packets); the frames already waiting on stdin
-are stored together, in one transaction of at most ``GROUP_ROWS`` rows,
-and answered once it is committed.  The process runs at the lowest
-priority (nice 19, SCHED_IDLE: DNS first, the rows wait in the spool
-meanwhile) and
-exits when stdin closes.
+a body in the spool file (L{sentinel.store.logpipe}).  For every frame,
+one line on stdout, in order: ``ok STORED BAD`` (BAD: malformed rows that
+were skipped), ``error MESSAGE`` (the database failed and nothing of the
+frame was stored: the parent sends it again later) or ``lost MESSAGE``
+(the frame cannot be read: sending it again would not help, its rows are
+lost).  The parent sends small frames (cheap to encode between two DNS
+packets); the frames already waiting on stdin are stored together, in one
+transaction of at most ``GROUP_ROWS`` rows, and answered once it is
+committed.  The process runs at the lowest priority (nice 19,
+SCHED_IDLE: DNS first, the rows wait in the spool meanwhile) and exits
+when stdin closes.
 
 L{normalise} is also what the in-process path uses (``QueryLog.take``), so
 both store exactly the same values.
@@ -42,8 +42,9 @@ FRAME = struct.Struct("!I")
 REF = struct.Struct("!QI")  # a body's offset and length in the spool file
 MAX_FRAME = 256 * 1024 * 1024
 # DNS first: at nice 19 (and SCHED_IDLE: L{lower_priority}) the writer gets
-# almost none of a core the DNS process wants.  Rows it has not stored yet wait in the spool file, not in memory,
-# so being slow during a burst loses nothing (docs/PERFORMANCE.md).
+# almost none of a core the DNS process wants.  Rows it has not stored yet
+# wait in the spool file, not in memory, so being slow during a burst loses
+# nothing (docs/PERFORMANCE.md).
 NICE = 19
 _NAMES_MAX = 100_000
 GROUP_ROWS = 20_000  # rows per transaction at most (frames waiting are grouped)
@@ -106,15 +107,18 @@ def normalise(rows, names):
     return out, bad
 
 
-def encode(rows, framed=True):
+def frame(body):
+    """``body`` with its length prefix: one frame on the writer's stdin."""
+    return FRAME.pack(len(body)) + body
+
+
+def encode(rows):
     """
-    One frame for the writer: (bytes, number of rows that could not be
-    encoded and were left out).  framed=False: the body alone, without its
-    length prefix.
+    The body of one frame for the writer: (bytes, number of rows that
+    could not be encoded and were left out).
     """
     try:
-        body = marshal.dumps(rows)
-        bad = 0
+        return marshal.dumps(rows), 0
     except ValueError:  # an object marshal cannot carry: a malformed row
         good = []
         for row in rows:
@@ -123,9 +127,7 @@ def encode(rows, framed=True):
             except ValueError:
                 continue
             good.append(row)
-        bad = len(rows) - len(good)
-        body = marshal.dumps(good)
-    return (FRAME.pack(len(body)) + body if framed else body), bad
+        return marshal.dumps(good), len(rows) - len(good)
 
 
 # -- the child -------------------------------------------------------------
@@ -193,7 +195,7 @@ def body_of(frame, spool):
     if frame[:1] != b"@":
         return frame
     if spool is None or len(frame) != 1 + REF.size:
-        raise ValueError("a spool position, and no spool")
+        raise ValueError("not a spool position, or no spool to read it from")
     offset, size = REF.unpack(frame[1:])
     body = os.pread(spool, size, offset)
     if len(body) != size:
