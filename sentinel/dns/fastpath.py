@@ -105,7 +105,8 @@ class FastPath:
                     if len(blocked) >= SHAPES_LIMIT:
                         blocked.clear()
                     blocked[rest] = (decision, reply[2:])
-            logged, rcode = LOG_BLOCKED, reply[3] & 0xF
+            logged = LOG_BLOCKED
+            rcode = reply[3] & 0xF
         else:
             entry = None
             missed = False
