@@ -12,6 +12,7 @@ import marshal
 import os
 import random
 import signal
+import sys
 import tempfile
 
 from twisted.internet import reactor
@@ -335,6 +336,40 @@ class SqliteWriterTests(WriterContract, TestCase):
         os.kill(pid, signal.SIGCONT)
         self.assertEqual(await d, (1, 0))
         self.assertEqual(writer.pid, pid)
+
+    async def test_an_answer_restarts_the_watchdog_count(self):
+        # The child answers the first of two frames 0.8 s in, then never
+        # again: it is looked at 1.0 s after that answer, not before.
+        script = ("import struct, sys\n"
+                  "r = sys.stdin.buffer\n"
+                  "def frame():\n"
+                  "    head = r.read(4)\n"
+                  "    return r.read(struct.unpack('!I', head)[0]) if len(head) == 4 else None\n"
+                  "frame(); frame()\n"  # the database URL and the spool path
+                  "frame(); sys.stdout.write('ok 1 0\\n'); sys.stdout.flush()\n"
+                  "while frame() is not None:\n"
+                  "    pass\n")  # reads on, never answers: asleep, using no CPU
+        clock = Clock()
+        writer = self.make_writer(timeout=1.0, clock=clock,
+                                  argv=[sys.executable, "-c", script])
+        first = writer.append([row(1.0)])
+        second = writer.append([row(2.0)])
+        second.addErrback(lambda f: f.trap(WriterError))  # never stored: the writer stops
+        pid = writer.pid
+        clock.advance(0.8)
+        self.assertEqual(await first, (1, 0))
+        while _progress(pid)[0] != "S":  # asleep in read(), using no more CPU
+            await later(0.01)
+        clock.advance(0.2)  # 1.0 s after the frames were sent, 0.2 s after the answer
+        self.assertEqual(writer.pid, pid)
+        clock.advance(0.79)
+        self.assertEqual(writer.pid, pid)
+        clock.advance(0.01)  # 1.0 s without an answer: killed
+        for _ in range(500):
+            if writer.pid != pid:
+                break
+            await later(0.01)
+        self.assertNotEqual(writer.pid, pid)
 
     async def test_a_stuck_child_is_killed_and_its_frames_stored_by_the_next(self):
         clock = Clock()

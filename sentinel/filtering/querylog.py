@@ -4,9 +4,9 @@ every answered query (O(1), never blocks, never raises), flushed in
 batches off the hot path, plus the retention job.
 
 Flushing: with a ``writer`` (the daemon: L{sentinel.store.logpipe}), the
-raw rows go, once per interval, to the writer's spool file, in small
-frames (encoding one costs ~0.3 ms), one per reactor turn so that DNS
-packets are served in between; a child process at the lowest priority
+raw rows go, five times a second, to the writer's spool file, in small
+frames (250 rows: encoding one costs ~0.1-0.5 ms), one per reactor turn so
+that DNS packets are served in between; a child process at the lowest priority
 stores them in the database when the CPU is free, so a burst of queries
 is logged in full without the database work slowing the answers.  Without
 one (tests, tools), the rows are decoded here and written with the
@@ -35,6 +35,8 @@ from sentinel.store.logwriter import Names, normalise
 
 log = Logger()
 DAY = 86400.0
+WRITER_FRAME_ROWS = 250  # rows per frame to the writer (see QueryLogService.__init__)
+WRITER_INTERVAL = 0.2  # seconds between flushes to the writer
 
 
 @implementer(IQueryLog)
@@ -113,7 +115,7 @@ class QueryLogService(Service):
     rows, enabled) from the store.  ``writer``: see the module doc.
     """
 
-    def __init__(self, querylog, store, clock, ready=None, interval=1.0, batch=None,
+    def __init__(self, querylog, store, clock, ready=None, interval=None, batch=None,
                  retention_interval=3600.0, writer=None, settle_timeout=5.0):
         self.querylog = querylog
         self.store = store
@@ -124,12 +126,16 @@ class QueryLogService(Service):
             querylog.spooled = lambda: writer.pending_rows
             writer.on_failure = self._writer_failed
         self._ready = ready or (lambda: succeed(None))
-        self.interval = interval
         # In-process: larger transactions cost less per row; a transaction
         # holds the database's write lock, so it stays short (~20 ms).  To
         # the writer: frames small enough to encode without delaying DNS
-        # answers (the writer groups them into larger transactions).
-        self.batch = batch or 2000
+        # answers: each is encoded in one reactor turn, and rows logged a
+        # second ago are cold in the CPU caches: 2000 of them took 2-4 ms
+        # (every query arriving meanwhile waited), 250 take ~0.1-0.5 ms.
+        # The writer stores the frames waiting together, in one transaction.
+        # Flushed every 0.2 s rather than every second, for the same reason.
+        self.interval = interval or (WRITER_INTERVAL if writer is not None else 1.0)
+        self.batch = batch or (WRITER_FRAME_ROWS if writer is not None else 2000)
         self.retention_interval = retention_interval
         self.settings = settings.filtering(None)
         self._flushing = None

@@ -190,6 +190,9 @@ class QueryLogWriter:
         self._retry = deque()
         self._retry_call = None
         self._watchdog = None
+        self._answers = 0  # frames answered by any child
+        self._answers_armed = 0  # ... when the watchdog was last armed
+        self._answered_at = 0.0  # when the last of them was answered
 
     # -- the caller's side ---------------------------------------------------
 
@@ -297,7 +300,11 @@ class QueryLogWriter:
 
     def _answered(self, frame, line):
         if self._child is not None and self._child.pending:
-            self._arm(self._child)  # it makes progress
+            # It makes progress: the watchdog counts from now.  Noted only
+            # (L{_stuck} re-arms it): frames are answered hundreds of times
+            # a second under load, a re-arm costs a /proc read and a timer.
+            self._answers += 1
+            self._answered_at = self.clock.seconds()
         elif self._watchdog is not None and self._watchdog.active():
             self._watchdog.cancel()
         words = line.decode("utf-8", "replace").split(" ", 1)
@@ -389,9 +396,13 @@ class QueryLogWriter:
         """The watchdog looks at the child ``timeout`` seconds from now."""
         if self._watchdog is not None and self._watchdog.active():
             self._watchdog.cancel()
+        self._watch(child, self.timeout)
+
+    def _watch(self, child, delay):
         seen = _progress(child.transport.pid)
         child.cpu = seen[1] if seen is not None else None
-        self._watchdog = self.clock.callLater(self.timeout, self._stuck, child)
+        self._answers_armed = self._answers
+        self._watchdog = self.clock.callLater(delay, self._stuck, child)
 
     def _stuck(self, child):
         """
@@ -402,6 +413,9 @@ class QueryLogWriter:
         throw its work away).
         """
         if not child.pending or child is not self._child:
+            return
+        if self._answers != self._answers_armed:  # answered since: count from that answer
+            self._watch(child, max(0.0, self._answered_at + self.timeout - self.clock.seconds()))
             return
         seen = _progress(child.transport.pid)
         if seen is not None and (seen[0] == "R" or seen[1] != child.cpu):
