@@ -72,11 +72,13 @@ class FastPath:
         # instead of the label walk and the checks (~0.5 us).
         rest = data[2:]
         shape = self._shapes.get(rest)
-        seen = shape is not None
-        if not seen:
+        if shape is None:
             shape = self._parse(data, rest)
             if shape is None:
                 return engine.handle(data, addr, port, cmsg, True)
+            seen = False
+        else:
+            seen = True
         qname, qtype, question, key, rd, edns, do, limit, flags, variant, opt = shape
         stats = self._stats
         tcp = port.tcp
