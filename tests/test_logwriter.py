@@ -12,6 +12,7 @@ import marshal
 import os
 import random
 import signal
+import sqlite3
 import tempfile
 
 from twisted.internet import reactor
@@ -22,9 +23,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from sentinel.filtering.names import wire_to_text
 from sentinel.filtering.querylog import QueryLog, QueryLogService
 from sentinel.store import QueryLogFilter
+from sentinel.store.records import QUERY_LOG_COLUMNS
 from sentinel.store.logpipe import QueryLogWriter, Spool, WriterError, _progress
+from sentinel.store import logwriter, migrations
 from sentinel.store.logwriter import (
-    FRAME, REF, FdReader, Names, encode, frame, normalise, serve, text_name,
+    FRAME, REF, FdReader, Names, SqliteSink, encode, frame, normalise, serve, text_name,
 )
 from tests.filtering.storehelp import open_store
 
@@ -52,6 +55,33 @@ class NamesTests(SynchronousTestCase):
             self.assertEqual(text_name(s), wire_to_text(s), s)
         self.assertEqual(text_name("already.text"), "already.text")
 
+    def test_names_without_escapes_decoded_by_their_shape_exactly(self):
+        # The shortcut (text_name: a name's shape says which bytes are length
+        # bytes) against names where a length byte is a printable character
+        # (labels of 33+ bytes, "a", "." or "\\" as a length), a byte inside a
+        # label that could pass for a length, bytes after the zero, no zero.
+        rng = random.Random(11)
+        samples = [b"\x2e" + b"a" * 46 + b"\x00", b"\x2e" + b"a" * 45 + b".\x00",
+                   b"\x5c" + b"b" * 92 + b"\x00", b"\x61" + b"c" * 97 + b"\x00",
+                   b"\x7f" + b"d" * 127 + b"\x00", b"\x28" + b"e" * 40 + b"\x00",
+                   b"b" + b"c" * 97 + b"\x00",
+                   b"\x01\xff\x00", b"\x03abc\x00\x00", b"\x03abc\x00x", b"\x00\x00",
+                   b"\x01a\x01.\x00", b"\x03www\x07example\x03com\x00"]
+        alphabet = b"ab.-\\ \x00\xff\x7e\x7f\x21Z9\x01\x02\x05\x2e\x20\x1f"
+        for _ in range(20000):
+            labels = [bytes(rng.choice(alphabet) for _ in range(rng.randint(0, rng.choice((3, 40)))))
+                      for _ in range(rng.randint(0, 4))]
+            w = b"".join(bytes([len(x)]) + x for x in labels)
+            samples += [w + b"\x00", w[:rng.randint(0, len(w))],
+                        bytes(rng.choice(b"\x00\x01\x02\x03.a\\") for _ in range(rng.randint(0, 8)))]
+        for s in samples:
+            self.assertEqual(text_name(s), wire_to_text(s), s)
+
+    def test_shapes_remembered_are_bounded(self):
+        for i in range(10_001):
+            text_name(b"\x01a" * (i // 20 + 1) + bytes([i % 20 + 1]) + b"b" * (i % 20 + 1) + b"\x00")
+        self.assertLessEqual(len(logwriter._SHAPES), 10_000)
+
     def test_cache_is_bounded(self):
         names = Names()
         for i in range(100_001):
@@ -75,6 +105,29 @@ class RowsTests(SynchronousTestCase):
         body, bad = encode([row(1), (object(),) * 10, row(2)])
         self.assertEqual(bad, 1)
         self.assertEqual([r[0] for r in marshal.loads(body)], [1, 2])
+
+
+class SqliteSinkTests(SynchronousTestCase):
+    def test_every_row_stored_in_order(self):
+        # Several rows per INSERT statement: what does not fill a statement is
+        # stored too, in order (ids follow the rows).
+        path = os.path.join(tempfile.mkdtemp(), "test.db")
+        conn = sqlite3.connect(path, isolation_level=None)
+        for _, _, statements in migrations.available_migrations("sqlite"):
+            for statement in statements:
+                conn.execute(statement)
+        sink = SqliteSink(path)
+        self.addCleanup(lambda: sink.conn and sink.conn.close())
+        self.addCleanup(conn.close)
+        sent = []
+        for n in (123, 50, 7, 1, 100):
+            rows, _ = normalise([row(float(len(sent) + i), f"n{len(sent) + i}.example")
+                                 for i in range(n)], Names())
+            sink.write(rows)
+            sent += rows
+        stored = conn.execute("SELECT %s FROM query_log ORDER BY id"
+                              % ", ".join(QUERY_LOG_COLUMNS)).fetchall()
+        self.assertEqual(stored, sent)
 
 
 class _Sink:
