@@ -129,6 +129,36 @@ class SqliteSinkTests(SynchronousTestCase):
                               % ", ".join(QUERY_LOG_COLUMNS)).fetchall()
         self.assertEqual(stored, sent)
 
+    def test_a_row_the_database_refuses_is_dropped_and_counted(self):
+        # Not the whole transaction failed again and again: the other rows
+        # of the frames are stored, the bad ones counted in their frame's
+        # answer.
+        path = os.path.join(tempfile.mkdtemp(), "test.db")
+        conn = sqlite3.connect(path, isolation_level=None)
+        self.addCleanup(conn.close)
+        for _, _, statements in migrations.available_migrations("sqlite"):
+            for statement in statements:
+                conn.execute(statement)
+        sink = SqliteSink(path)
+        self.addCleanup(lambda: sink.conn and sink.conn.close())
+        frames = [[row(1.0)] + unstorable(1.5), [row(2.0)],
+                  [row(float("nan")), row(3.0)]]  # NaN: NULL in SQLite, and ts is NOT NULL
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        with os.fdopen(w, "wb") as f:
+            f.write(b"".join(frame(encode(rows)[0]) for rows in frames))
+        out = io.BytesIO()
+        serve(FdReader(r), out, sink)
+        self.assertEqual(out.getvalue().splitlines(), [b"ok 1 2", b"ok 1 0", b"ok 1 1"])
+        self.assertEqual([r[0] for r in conn.execute("SELECT ts FROM query_log ORDER BY id")],
+                         [1.0, 2.0, 3.0])
+
+
+def unstorable(ts):
+    """Rows normalise lets through that the database refuses (a bug upstream)."""
+    return [(ts, "10.0.0.1", "tv", wire("a.example"), 2 ** 70, "cached", "", "", 0, 0.0),
+            (ts, "10.0.0.1", "tv\ud800", wire("a.example"), 1, "cached", "", "", 0, 0.0)]
+
 
 class _Sink:
     def __init__(self, fail=False):
@@ -263,6 +293,12 @@ class WriterContract:
         # DNS first: the writer runs only when the core is otherwise idle.
         self.assertEqual(os.sched_getscheduler(self.writer.pid), os.SCHED_IDLE)
         self.assertEqual(os.getpriority(os.PRIO_PROCESS, self.writer.pid), 19)
+
+    async def test_rows_the_database_refuses_are_dropped_and_counted(self):
+        result = await self.writer.append([row(1.0)] + unstorable(1.5) + [row(2.0)])
+        self.assertEqual(result, (2, 2))
+        rows = await self.store.query_logs(QueryLogFilter())
+        self.assertEqual([r["ts"] for r in rows], [2.0, 1.0])
 
     async def test_a_stopped_child_loses_nothing_the_backlog_waits_in_the_spool(self):
         await self.writer.append([row(0.0)])  # the child is running

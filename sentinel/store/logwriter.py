@@ -14,7 +14,7 @@ every other one is ``marshal`` of a list of rows (tuples in
 decoded here), or ``@`` and the position (offset, length: L{REF}) of such
 a body in the spool file (L{sentinel.store.logpipe}).  For every frame,
 one line on stdout, in order: ``ok STORED BAD`` (BAD: malformed rows that
-were skipped), ``error MESSAGE`` (the database failed and nothing of the
+were skipped, L{normalise}, and rows the database refused, L{storable}), ``error MESSAGE`` (the database failed and nothing of the
 frame was stored: the parent sends it again later) or ``lost MESSAGE``
 (the frame cannot be read: sending it again would not help, its rows are
 lost).  The parent sends small frames (cheap to encode between two DNS
@@ -304,7 +304,17 @@ def serve(stdin, stdout, sink, group_rows=GROUP_ROWS, spool=None):
             if rows:
                 sink.write(rows)
         except Exception as e:
-            failed = "error " + " ".join(str(e).split())[:300]
+            failed = _error(e)
+            # A row the database cannot take fails the whole transaction:
+            # without such rows (counted as bad), once more.
+            group, removed = _storable(group)
+            if removed:
+                try:
+                    sink.write(list(chain.from_iterable(
+                        item[0] for item in group if not isinstance(item, str))))
+                    failed = None
+                except Exception as e:
+                    failed = _error(e)
         answers = []
         for item in group:
             if isinstance(item, str):
@@ -315,6 +325,50 @@ def serve(stdin, stdout, sink, group_rows=GROUP_ROWS, spool=None):
         stdout.flush()
         if ended:
             return
+
+
+def _error(e):
+    return "error " + " ".join(str(e).split())[:300]
+
+
+_INT_MIN, _INT_MAX = -(2 ** 31), 2 ** 31 - 1  # INTEGER on PostgreSQL
+
+
+def storable(row):
+    """
+    Can both databases store this row (as L{normalise} returns it)?  Not
+    with a number out of range (``INTEGER``: 32 bits on PostgreSQL), a NaN
+    time (SQLite stores NULL, and ``ts`` is NOT NULL), a string that is not
+    valid Unicode (a lone surrogate) or holds a NUL.  Checked only when a
+    transaction failed (L{serve}): our DNS code never records such rows.
+    """
+    ts, ip, name, qname, qtype, decision, reason, upstream, rcode, duration = row
+    if ts != ts or not _INT_MIN <= qtype <= _INT_MAX:
+        return False
+    if rcode is not None and not _INT_MIN <= rcode <= _INT_MAX:
+        return False
+    for text in (ip, name, qname, decision, reason, upstream):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        if "\x00" in text:
+            return False
+    return True
+
+
+def _storable(group):
+    """(the group with the rows L{storable} refuses counted as bad, how many)."""
+    out, removed = [], 0
+    for item in group:
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        rows, bad = item
+        good = [row for row in rows if storable(row)]
+        removed += len(rows) - len(good)
+        out.append((good, bad + len(rows) - len(good)))
+    return out, removed
 
 
 class FdReader:
