@@ -147,15 +147,17 @@ def normalise(rows, names):
     dropped and counted rather than allowed to fail the whole batch.
     """
     out = []
+    append = out.append
     bad = 0
+    known = names.get  # most names are in the cache: no call of text() for them
     text = names.text
     for row in rows:
         try:
             ts, ip, name, qname, qtype, decision, reason, upstream, rcode, duration = row
-            out.append((float(ts), str(ip), str(name or ""), text(qname), int(qtype),
-                        str(decision), str(reason or ""), str(upstream or ""),
-                        None if rcode is None else int(rcode),
-                        None if duration is None else float(duration)))
+            append((float(ts), str(ip), str(name or ""), known(qname) or text(qname),
+                    int(qtype), str(decision), str(reason or ""), str(upstream or ""),
+                    None if rcode is None else int(rcode),
+                    None if duration is None else float(duration)))
         except (TypeError, ValueError):
             bad += 1
     return out, bad
