@@ -46,7 +46,8 @@ STATUS_RESPONSE = {
         "startup_upstreams": {"type": "array", "items": {"type": "string"}},
         "upstreams": _UPSTREAM_ROWS,
         "lan_upstreams": dict(_UPSTREAM_ROWS, description=(
-            "The upstreams for private reverse lookups and single labels.")),
+            "The upstreams for private reverse lookups, single labels and names under "
+            "home.arpa and local.")),
     },
 }
 

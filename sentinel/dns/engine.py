@@ -166,13 +166,16 @@ class Engine:
         """
         (lan classification, None): answer here with L{lan.answer}; or
         (None, forwarder): the upstreams to ask — the LAN upstreams for a
-        private reverse lookup or a single label when there are any.
+        private reverse lookup, a single label or a name under ``home.arpa``
+        or ``local`` when there are any.
         """
         found = self.lan.classify(qname, qtype)
         if found is None:
             return None, self.forwarder
         if found[0] in lan.FORWARDABLE and self.lan_forwarder.upstreams:
             return None, self.lan_forwarder
+        if found[0] == lan.LAN_DOMAIN:  # no LAN upstreams: the usual ones know them
+            return None, self.forwarder
         return found, None
 
     # -- outcomes --------------------------------------------------------------

@@ -17,7 +17,11 @@ wins) and before the cache and the upstreams:
 
 Private reverse lookups and single labels go to the ``lan_upstreams``
 instead when there are any (the router that knows the LAN's names; the
-engine's ``route``): never to the public upstreams.
+engine's ``route``): never to the public upstreams.  So do names under the
+LAN's own domains, ``home.arpa`` (RFC 8375) and ``local`` (RFC 6762; also
+the domain of many office networks): with ``lan_upstreams`` set they go
+only there; without, they are forwarded as usual (the one upstream of a
+home network is often the router itself, which knows them).
 
 Negative answers carry an SOA in the authority section (owner: the zone,
 or the name itself for a single label; TTL and MINIMUM ``TTL``) so
@@ -31,17 +35,19 @@ from sentinel.dns.wire import AAAA, NOERROR, NS, NXDOMAIN, QR, RA, SOA, A, opt_r
 DS, DNSKEY = 43, 48
 
 TTL = 300
-LOCALHOST, INVALID, PRIVATE_REVERSE, SINGLE_LABEL = (
-    "localhost", "invalid", "private-reverse", "single-label")
+LOCALHOST, INVALID, PRIVATE_REVERSE, SINGLE_LABEL, LAN_DOMAIN = (
+    "localhost", "invalid", "private-reverse", "single-label", "lan-domain")
 # Types a single-label name (a top-level domain) is legitimately asked about.
 TLD_TYPES = frozenset([SOA, NS, DS, DNSKEY])
 # What the LAN's own DNS server (lan_upstreams, e.g. the router) may be asked.
-FORWARDABLE = frozenset([PRIVATE_REVERSE, SINGLE_LABEL])
+FORWARDABLE = frozenset([PRIVATE_REVERSE, SINGLE_LABEL, LAN_DOMAIN])
 
 _LOCALHOST = b"\x09localhost\x00"
 _INVALID = b"\x07invalid\x00"
 _IN_ADDR = b"\x07in-addr\x04arpa\x00"
 _IP6 = b"\x03ip6\x04arpa\x00"
+# The LAN's own domains: asked of the lan_upstreams only, when set.
+_LAN_DOMAINS = (b"\x04home\x04arpa\x00", b"\x05local\x00")
 _MNAME = b"\x08sentinel\x07invalid\x00"
 _RNAME = b"\x0ahostmaster\x08sentinel\x07invalid\x00"
 
@@ -95,6 +101,11 @@ class LanNames:
             if self.forward_single_label or qtype in TLD_TYPES:
                 return None
             return SINGLE_LABEL, 0
+        for domain in _LAN_DOMAINS:
+            if qname.endswith(domain):
+                apex = _label_at(qname, len(qname) - len(domain))
+                if apex is not None:
+                    return LAN_DOMAIN, apex
         if not self.forward_private_reverse and (
                 qname.endswith(_IN_ADDR) or qname.endswith(_IP6)):
             i = 0

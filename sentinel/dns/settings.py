@@ -60,9 +60,11 @@ SCHEMA = {
         "lan_upstreams": {
             "type": "array", "maxItems": 16, "items": {"type": "string", "maxLength": 300},
             "description": "Upstreams for private reverse lookups and single-label names "
-                           "that are not forwarded (e.g. the router, which knows the names "
-                           "of its DHCP clients): those go only here, never to the public "
-                           "upstreams. Empty: answered NXDOMAIN here.",
+                           "that are not forwarded, and for names under home.arpa and local "
+                           "(e.g. the router, which knows the names of its DHCP clients): "
+                           "those go only here, never to the public upstreams. Empty: "
+                           "answered NXDOMAIN here (home.arpa and local: forwarded as "
+                           "usual).",
         },
         "forward_single_label": {
             "type": "boolean",

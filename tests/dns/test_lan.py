@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sentinel.dns.decision import ALLOW, REWRITE, Decision
 from sentinel.dns.forwarder import Upstream
 from sentinel.dns.lan import (
-    INVALID, LOCALHOST, PRIVATE_REVERSE, PRIVATE_REVERSE_ZONES, SINGLE_LABEL, LanNames,
+    INVALID, LAN_DOMAIN, LOCALHOST, PRIVATE_REVERSE, PRIVATE_REVERSE_ZONES, SINGLE_LABEL, LanNames,
 )
 from sentinel.dns.runtime import DnsRuntime
 from sentinel.dns.settings import SettingsError, from_data
@@ -65,6 +65,14 @@ class ClassifyTests(SynchronousTestCase):
             self.assertIsNone(classify("com", qtype))
         self.assertIsNone(classify("."))
         self.assertIsNone(classify("printer.lan"))
+
+    def test_lan_domains(self):
+        self.assertEqual(classify("nas.home.arpa"), (LAN_DOMAIN, 4))
+        self.assertEqual(classify("home.arpa", 6), (LAN_DOMAIN, 0))
+        self.assertEqual(classify("a.b.office.local", 28), (LAN_DOMAIN, 11))
+        for name in ("nas.myhome.arpa", "home.arpa.example", "x.notlocal", "local.example",
+                     "arpa"):
+            self.assertIsNone(classify(name, 6), name)
 
 
 class PipelineTests(SynchronousTestCase):
@@ -203,6 +211,23 @@ class LanUpstreamTests(SynchronousTestCase):
         h.ask("www.example", "A")
         self.assertEqual((len(self.router.sent), len(h.transports[0].sent)), (3, 1))
         self.assertEqual(h.transports[0].sent[0].question[:4], b"\x03www")
+
+    def test_lan_domains_go_to_the_lan_only(self):
+        h = self.h
+        h.ask("nas.home.arpa", "A")
+        self.router_answers(("nas.home.arpa.", 60, "IN", "A", "192.168.1.8"))
+        self.assertEqual(h.reply().answer[0][0].to_text(), "192.168.1.8")
+        h.ask("dc1.corp.local", "AAAA")
+        self.router_answers(rcode=dns.rcode.NXDOMAIN)
+        self.assertEqual(h.reply().rcode(), dns.rcode.NXDOMAIN)
+        self.assertEqual(len(self.router.sent), 2)
+        self.assertEqual(h.transports[0].sent, [])
+
+    def test_lan_domains_forwarded_as_usual_without_lan_upstreams(self):
+        h = Harness()
+        h.ask("nas.home.arpa", "A")
+        h.upstream_answers(("nas.home.arpa.", 60, "IN", "A", "192.168.1.8"), which=0)
+        self.assertEqual(h.reply().answer[0][0].to_text(), "192.168.1.8")
 
     def test_router_failing_is_servfail_not_a_public_upstream(self):
         h = self.h

@@ -101,6 +101,7 @@ class LanNamesE2ETests(SynchronousTestCase):
         router = Upstream.start(self, {
             "printer": {"A": ["192.168.1.7"]},
             PRIVATE_REVERSE[3]: {"PTR": ["printer.lan"]},
+            "nas.home.arpa": {"A": ["192.168.1.8"]},
         })
         body = self.api("PUT", "/api/dns/settings", {"lan_upstreams": [router.spec]})
         self.assertEqual(body["lan_upstreams"], [router.spec])
@@ -109,9 +110,12 @@ class LanNamesE2ETests(SynchronousTestCase):
         self.assertEqual(r.answer[0][0].to_text(), "printer.lan.")
         self.assertEqual(self.ask(PRIVATE_REVERSE[0], "PTR").rcode(), dns.rcode.NXDOMAIN)
         self.assertEqual(addresses(self.ask("localhost")), ["127.0.0.1"])  # never asked
+        self.assertEqual(addresses(self.ask("nas.home.arpa")), ["192.168.1.8"])
+        self.assertEqual(self.ask("dc1.corp.local").rcode(), dns.rcode.NXDOMAIN)
         self.assertEqual(addresses(self.ask("www.example.test")), ["198.18.0.10"])
         self.assertEqual(sorted(q[1] for q in router.queries),
-                         sorted(["printer", PRIVATE_REVERSE[3], PRIVATE_REVERSE[0]]))
+                         sorted(["printer", PRIVATE_REVERSE[3], PRIVATE_REVERSE[0],
+                                 "nas.home.arpa", "dc1.corp.local"]))
         self.assertEqual([q[1] for q in self.up.queries], ["www.example.test"])
         status = self.d.get("/api/dns/status", headers=self.auth).json()
         self.assertEqual([(u["spec"], u["used"]) for u in status["lan_upstreams"]],

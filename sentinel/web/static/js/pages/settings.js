@@ -44,7 +44,7 @@ const HINTS = {
   allowed_networks: "One network per line (CIDR). Loopback may always query.",
   local_networks: "Clients on the same link as this server (the prefixes of its own addresses, e.g. an IPv6 global prefix), followed as addresses change. Turn off on a host whose network is shared with strangers (a rented server).",
   rate_limit_exempt: "Networks without a rate limit, one per line.",
-  lan_upstreams: "Asked, instead of answering \"no such name\", about private reverse lookups and single-label names that are not forwarded; never the public upstreams. One per line, like the upstreams. Empty: answered here.",
+  lan_upstreams: "Asked, instead of answering \"no such name\", about private reverse lookups and single-label names that are not forwarded, and about names under home.arpa and local; never the public upstreams. One per line, like the upstreams. Empty: answered here.",
 };
 
 export async function render(ctx) {
