@@ -15,6 +15,11 @@ A answer for each of 5,000 names through the real miss path, then times:
   sends them), through a port whose ``sendto`` is a C no-op;
 - ``hit_edns``: the same with an EDNS0 OPT record (what stub resolvers send);
 - ``blocked``: ``FastPath.handle`` for 5,000 names on the blocklist;
+- ``blocked_new``: the same for 200,000 different names on the blocklist
+  (``t{i}.ads{i % 997}.block.test``, as in the DNS benchmark), in a
+  shuffled cycle: more names than any per-name memo holds, so each query
+  is a name the process has not seen lately (parse, suffix matching,
+  decision and blocked answer all done again);
 - ``doread``: ``UdpPort.doRead`` over a real loopback UDP socket, 64 queued
   cache-hit queries per call (so ``recvfrom``/``sendto`` system calls and
   one EAGAIN per batch are included; noisier), on a socket bound to
@@ -54,7 +59,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = 5000
-SCENARIOS = ("hit", "hit_edns", "blocked", "doread", "doread_pktinfo", "reactor")
+SCENARIOS = ("hit", "hit_edns", "blocked", "blocked_new", "doread", "doread_pktinfo",
+             "reactor")
+NEW_NAMES = 200_000  # blocked_new: as many names as the DNS benchmark's blocklist
 OUTSTANDING = 200  # queries in flight from the load generator (as dnsperf -q 200)
 
 
@@ -108,6 +115,10 @@ def hit_names():
     return [f"www{i}.site{i % 97}.example.com" for i in range(NAMES)]
 
 
+def new_names():
+    return [f"t{i}.ads{i % 997}.block.test" for i in range(NEW_NAMES)]
+
+
 def build():
     from twisted.internet.task import Clock
 
@@ -123,8 +134,7 @@ def build():
     hits = hit_names()
     blocked = [f"ads{i}.tracker{i % 89}.example.net" for i in range(NAMES)]
     listed = {name_hash(wire_name(n)[:-1]): 1 for n in blocked}
-    listed.update((name_hash(wire_name(f"filler{i}.example.org")[:-1]), 1)
-                  for i in range(200_000))
+    listed.update((name_hash(wire_name(n)[:-1]), 1) for n in new_names())
     policy = Policy(Profile(lists=MergedLists(listed, False, (1,))))
     log = QueryLog()
     log.enabled = False  # "query log off": record() only counts
@@ -148,7 +158,7 @@ def build():
     return engine, fast, port, client, hits, blocked
 
 
-def check(fast, client, hits, blocked):
+def check(fast, client, hits, blocked, fresh):
     """The timed queries really are hits and blocks (answers are recorded here)."""
     class Recording:
         tcp = False
@@ -163,9 +173,12 @@ def check(fast, client, hits, blocked):
     rec = Recording()
     fast.handle(query(7, hits[3]), client, rec, None)
     fast.handle(query(8, blocked[3]), client, rec, None)
-    hit, block = rec.sent
+    for i in (0, len(fresh) // 2, len(fresh) - 1):
+        fast.handle(query(9, fresh[i]), client, rec, None)
+    hit, block, *new = rec.sent
     assert hit[3] & 0xF == 0 and hit[6:8] == b"\x00\x01", hit
-    assert block[3] & 0xF == 3, block
+    for answer in (block, *new):
+        assert answer[3] & 0xF == 3 and answer[8:10] == b"\x00\x01", answer  # NXDOMAIN + SOA
 
 
 def timed(fn, rounds):
@@ -184,7 +197,8 @@ def child(rounds, n, only=SCENARIOS):
     epollreactor.install()  # the daemon's reactor on Linux
 
     engine, fast, port, client, hits, blocked = build()
-    check(fast, client, hits, blocked)
+    fresh = new_names()
+    check(fast, client, hits, blocked, fresh)
     gc.collect()
     gc.freeze()  # as the daemon does (sentinel.dns.service.tune_runtime)
     gc.set_threshold(20_000, 50, 1000)
@@ -202,9 +216,11 @@ def child(rounds, n, only=SCENARIOS):
             return (time.process_time() - t) / (reps * len(wires)) * 1e9
         return run
 
+    random.Random(2).shuffle(fresh)
     for label, names, edns in (("hit", hits, False), ("hit_edns", hits, True),
-                               ("blocked", blocked, False)):
-        wires = [query(rng.randrange(65536), name, edns=edns) for name in names]
+                               ("blocked", blocked, False), ("blocked_new", fresh, False)):
+        if label in only or label != "blocked_new":  # (the same random IDs as before)
+            wires = [query(rng.randrange(65536), name, edns=edns) for name in names]
         if label in only:
             results[label] = timed(loop(wires), rounds)
     if "doread" in only:

@@ -12,6 +12,7 @@ import marshal
 import os
 import random
 import signal
+import sqlite3
 import sys
 import tempfile
 
@@ -23,9 +24,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from sentinel.filtering.names import wire_to_text
 from sentinel.filtering.querylog import QueryLog, QueryLogService
 from sentinel.store import QueryLogFilter
+from sentinel.store.records import QUERY_LOG_COLUMNS
 from sentinel.store.logpipe import QueryLogWriter, Spool, WriterError, _progress
+from sentinel.store import logwriter, migrations
 from sentinel.store.logwriter import (
-    FRAME, REF, FdReader, Names, encode, frame, normalise, serve, text_name,
+    FRAME, REF, FdReader, Names, SqliteSink, encode, frame, normalise, serve, text_name,
 )
 from tests.filtering.storehelp import open_store
 
@@ -53,6 +56,33 @@ class NamesTests(SynchronousTestCase):
             self.assertEqual(text_name(s), wire_to_text(s), s)
         self.assertEqual(text_name("already.text"), "already.text")
 
+    def test_names_without_escapes_decoded_by_their_shape_exactly(self):
+        # The shortcut (text_name: a name's shape says which bytes are length
+        # bytes) against names where a length byte is a printable character
+        # (labels of 33+ bytes, "a", "." or "\\" as a length), a byte inside a
+        # label that could pass for a length, bytes after the zero, no zero.
+        rng = random.Random(11)
+        samples = [b"\x2e" + b"a" * 46 + b"\x00", b"\x2e" + b"a" * 45 + b".\x00",
+                   b"\x5c" + b"b" * 92 + b"\x00", b"\x61" + b"c" * 97 + b"\x00",
+                   b"\x7f" + b"d" * 127 + b"\x00", b"\x28" + b"e" * 40 + b"\x00",
+                   b"b" + b"c" * 97 + b"\x00",
+                   b"\x01\xff\x00", b"\x03abc\x00\x00", b"\x03abc\x00x", b"\x00\x00",
+                   b"\x01a\x01.\x00", b"\x03www\x07example\x03com\x00"]
+        alphabet = b"ab.-\\ \x00\xff\x7e\x7f\x21Z9\x01\x02\x05\x2e\x20\x1f"
+        for _ in range(20000):
+            labels = [bytes(rng.choice(alphabet) for _ in range(rng.randint(0, rng.choice((3, 40)))))
+                      for _ in range(rng.randint(0, 4))]
+            w = b"".join(bytes([len(x)]) + x for x in labels)
+            samples += [w + b"\x00", w[:rng.randint(0, len(w))],
+                        bytes(rng.choice(b"\x00\x01\x02\x03.a\\") for _ in range(rng.randint(0, 8)))]
+        for s in samples:
+            self.assertEqual(text_name(s), wire_to_text(s), s)
+
+    def test_shapes_remembered_are_bounded(self):
+        for i in range(10_001):
+            text_name(b"\x01a" * (i // 20 + 1) + bytes([i % 20 + 1]) + b"b" * (i % 20 + 1) + b"\x00")
+        self.assertLessEqual(len(logwriter._SHAPES), 10_000)
+
     def test_cache_is_bounded(self):
         names = Names()
         for i in range(100_001):
@@ -76,6 +106,59 @@ class RowsTests(SynchronousTestCase):
         body, bad = encode([row(1), (object(),) * 10, row(2)])
         self.assertEqual(bad, 1)
         self.assertEqual([r[0] for r in marshal.loads(body)], [1, 2])
+
+
+class SqliteSinkTests(SynchronousTestCase):
+    def test_every_row_stored_in_order(self):
+        # Several rows per INSERT statement: what does not fill a statement is
+        # stored too, in order (ids follow the rows).
+        path = os.path.join(tempfile.mkdtemp(), "test.db")
+        conn = sqlite3.connect(path, isolation_level=None)
+        for _, _, statements in migrations.available_migrations("sqlite"):
+            for statement in statements:
+                conn.execute(statement)
+        sink = SqliteSink(path)
+        self.addCleanup(lambda: sink.conn and sink.conn.close())
+        self.addCleanup(conn.close)
+        sent = []
+        for n in (123, 50, 7, 1, 100):
+            rows, _ = normalise([row(float(len(sent) + i), f"n{len(sent) + i}.example")
+                                 for i in range(n)], Names())
+            sink.write(rows)
+            sent += rows
+        stored = conn.execute("SELECT %s FROM query_log ORDER BY id"
+                              % ", ".join(QUERY_LOG_COLUMNS)).fetchall()
+        self.assertEqual(stored, sent)
+
+    def test_a_row_the_database_refuses_is_dropped_and_counted(self):
+        # Not the whole transaction failed again and again: the other rows
+        # of the frames are stored, the bad ones counted in their frame's
+        # answer.
+        path = os.path.join(tempfile.mkdtemp(), "test.db")
+        conn = sqlite3.connect(path, isolation_level=None)
+        self.addCleanup(conn.close)
+        for _, _, statements in migrations.available_migrations("sqlite"):
+            for statement in statements:
+                conn.execute(statement)
+        sink = SqliteSink(path)
+        self.addCleanup(lambda: sink.conn and sink.conn.close())
+        frames = [[row(1.0)] + unstorable(1.5), [row(2.0)],
+                  [row(float("nan")), row(3.0)]]  # NaN: NULL in SQLite, and ts is NOT NULL
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        with os.fdopen(w, "wb") as f:
+            f.write(b"".join(frame(encode(rows)[0]) for rows in frames))
+        out = io.BytesIO()
+        serve(FdReader(r), out, sink)
+        self.assertEqual(out.getvalue().splitlines(), [b"ok 1 2", b"ok 1 0", b"ok 1 1"])
+        self.assertEqual([r[0] for r in conn.execute("SELECT ts FROM query_log ORDER BY id")],
+                         [1.0, 2.0, 3.0])
+
+
+def unstorable(ts):
+    """Rows normalise lets through that the database refuses (a bug upstream)."""
+    return [(ts, "10.0.0.1", "tv", wire("a.example"), 2 ** 70, "cached", "", "", 0, 0.0),
+            (ts, "10.0.0.1", "tv\ud800", wire("a.example"), 1, "cached", "", "", 0, 0.0)]
 
 
 class _Sink:
@@ -211,6 +294,12 @@ class WriterContract:
         # DNS first: the writer runs only when the core is otherwise idle.
         self.assertEqual(os.sched_getscheduler(self.writer.pid), os.SCHED_IDLE)
         self.assertEqual(os.getpriority(os.PRIO_PROCESS, self.writer.pid), 19)
+
+    async def test_rows_the_database_refuses_are_dropped_and_counted(self):
+        result = await self.writer.append([row(1.0)] + unstorable(1.5) + [row(2.0)])
+        self.assertEqual(result, (2, 2))
+        rows = await self.store.query_logs(QueryLogFilter())
+        self.assertEqual([r["ts"] for r in rows], [2.0, 1.0])
 
     async def test_a_stopped_child_loses_nothing_the_backlog_waits_in_the_spool(self):
         await self.writer.append([row(0.0)])  # the child is running

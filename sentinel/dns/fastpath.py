@@ -76,6 +76,9 @@ class FastPath:
             shape = self._parse(data, rest)
             if shape is None:
                 return engine.handle(data, addr, port, cmsg, True)
+            seen = False
+        else:
+            seen = True
         qname, qtype, question, key, rd, edns, do, limit, flags, variant, opt = shape
         stats = self._stats
         tcp = port.tcp
@@ -93,14 +96,16 @@ class FastPath:
             self._decisions[BLOCK] += 1
             # A blocked answer depends on the query bytes after the ID and
             # on the decision (immutable; the policy hands out the same
-            # object for the same rule or list): remembered for both.
-            known = self._blocked.get(rest)
+            # object for the same rule or list): remembered for both, from
+            # the second time these bytes come (their shape was
+            # remembered): query bytes seen once cost no memo insert.
+            known = self._blocked.get(rest) if seen else None
             if known is not None and known[0] is decision:
                 reply = data[:2] + known[1]
             else:
                 reply = self._blocker.answer_raw(data[:2], rd, question, qtype, edns, do,
                                                  decision)
-                if len(rest) <= MEMO_QUERY_BYTES:
+                if seen and len(rest) <= MEMO_QUERY_BYTES:
                     blocked = self._blocked
                     if len(blocked) >= SHAPES_LIMIT:
                         blocked.clear()

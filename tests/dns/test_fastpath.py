@@ -149,3 +149,23 @@ class FastPathEquivalenceTests(SynchronousTestCase):
         self.assertEqual(pair.send(short, False)[0], pair.send(short, False)[1])
         self.assertEqual([len(k) for k in pair.fastpath._shapes], [len(short) - 2])
         self.assertEqual(pair.fastpath._blocked, {})
+
+    def test_blocked_answers_are_remembered_from_the_second_time(self):
+        # Query bytes that come once (random names, a flood of new ones)
+        # cost no blocked-answer memo entry; bytes that come again are
+        # answered from it, with the same answers as the general path.
+        pair = Pair()
+        block_all = block("nxdomain", 10)
+        for h in (pair.general, pair.fast):
+            h.policy.default = block_all
+        for i in range(300):
+            general, fast = pair.send(make(f"n{i}.example", "A", 0, False, False, True, 1232),
+                                      False)
+            self.assertEqual(general, fast)
+        self.assertEqual(pair.fastpath._blocked, {})
+        self.assertGreater(len(pair.fastpath._shapes), 100)
+        wire = make("n7.example", "A", 0, False, False, True, 1232)
+        for qid in (b"\x00\x01", b"\x00\x02", b"\x00\x03"):
+            general, fast = pair.send(qid + wire[2:], False)
+            self.assertEqual(general, fast)
+        self.assertEqual([k for k in pair.fastpath._blocked], [wire[2:]])

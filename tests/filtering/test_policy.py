@@ -43,6 +43,23 @@ class BlocklistTests(Case):
         self.assertDecision("x.ok.ads.example.com", ALLOW, "blocklist:3")
         self.assertDecision("other.example", BLOCK, "blocklist:2")
 
+    def test_listed_name_still_yields_to_allows_on_its_parents(self):
+        # A name on a list is looked up before its parents are sliced only
+        # when nothing can overrule lists; each of these can.
+        self.world.blocklist(1, "x.ads.example.com\n")
+        self.assertDecision("x.ads.example.com", BLOCK, "blocklist:1")
+        self.world.blocklist(2, "@@||ads.example.com^\n")
+        self.assertDecision("x.ads.example.com", ALLOW, "blocklist:2")
+        self.world.delete("blocklist", 2)
+        self.world.put("rule", 1, {"pattern": "example.com", "action": "allow"})
+        self.assertDecision("x.ads.example.com", ALLOW, "rule:1")
+        self.world.delete("rule", 1)
+        self.world.put("client", 1, {"name": "c1", "addresses": ["192.168.1.50"]})
+        self.world.put("rule", 2, {"pattern": "example.com", "action": "allow",
+                                   "client_id": 1})
+        self.assertDecision("x.ads.example.com", ALLOW, "rule:2")
+        self.assertDecision("x.ads.example.com", BLOCK, "blocklist:1", ip="192.168.1.9")
+
     def test_modes_disabled_and_shadow(self):
         self.world.blocklist(1, "off.example\n", mode="disabled")
         self.world.blocklist(2, "shadow.example\nboth.example\n", mode="shadow")
