@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 
-from bench.hotpath import REPO, extract
+from bench.trees import REPO, extract
 
 LISTED = 30_000
 COUNTED = 10_000

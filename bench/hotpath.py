@@ -54,10 +54,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench.trees import REPO, extract, run_child as run_in_tree
+
 NAMES = 5000
 SCENARIOS = ("hit", "hit_edns", "blocked", "blocked_new", "doread", "doread_pktinfo",
              "reactor")
@@ -339,21 +339,8 @@ def doread(fast, hits, n, wildcard=False):
 
 
 def run_child(tree, rounds, n, only):
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    out = subprocess.run([sys.executable, "-m", "bench.hotpath", "--child", tree, "--rounds",
-                          str(rounds), "-n", str(n), "--only", *only],
-                         capture_output=True, text=True, cwd=REPO, env=env)
-    if out.returncode:
-        sys.exit(f"child for {tree} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def extract(ref):
-    tmp = tempfile.mkdtemp(prefix="hotpath-")
-    archive = subprocess.run(["git", "-C", REPO, "archive", ref, "sentinel"],
-                             capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-    return tmp
+    return run_in_tree("bench.hotpath", tree, ["--rounds", str(rounds), "-n", str(n),
+                                                   "--only", *only])
 
 
 def main():
@@ -376,7 +363,7 @@ def main():
     trees = {"this tree": REPO}
     tmp = None
     if args.against:
-        tmp = extract(args.against)
+        tmp = extract(args.against, "hotpath-")
         trees = {args.against: tmp, "this tree": REPO}
     best = {label: {} for label in trees}
     try:

@@ -41,13 +41,13 @@ import os
 import random
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from itertools import accumulate
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench.trees import REPO, extract, run_child as run_in_tree
+
 PREFILL = 1_000_000
 FRAME_ROWS = 2000
 SCENARIOS = ("distinct", "repeat")
@@ -188,21 +188,8 @@ def child(n, seed, template):
 
 
 def run_child(tree, n, seed, template):
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    out = subprocess.run([sys.executable, "-m", "bench.logrow", "--child", tree, "-n", str(n),
-                          "--seed", str(seed), "--template", template], capture_output=True,
-                         text=True, cwd=REPO, env=env)
-    if out.returncode:
-        sys.exit(f"child for {tree} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def extract(ref):
-    tmp = tempfile.mkdtemp(prefix="logrow-tree-")
-    archive = subprocess.run(["git", "-C", REPO, "archive", ref, "sentinel"],
-                             capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-    return tmp
+    return run_in_tree("bench.logrow", tree, ["-n", str(n), "--seed", str(seed),
+                                                  "--template", template])
 
 
 def main():
@@ -221,7 +208,7 @@ def main():
     trees = {"this tree": REPO}
     tmp = None
     if args.against:
-        tmp = extract(args.against)
+        tmp = extract(args.against, "logrow-tree-")
         trees = {args.against: tmp, "this tree": REPO}
     best = {label: {} for label in trees}
     digests = {}

@@ -320,19 +320,18 @@ class Profile:
     # so these dicts stay as small as it.
 
     def _rule(self, hit):
-        if hit > 0:
-            d = self._block(f"rule:{hit}")
-        else:
-            d = Decision(ALLOW, reason=f"rule:{-hit}", client_name=self.name)
-        self._by_rule[hit] = d
-        return d
+        return self._made_for(self._by_rule, "rule", hit)
 
     def _list(self, hit):
+        return self._made_for(self._by_list, "blocklist", hit)
+
+    def _made_for(self, table, kind, hit):
+        """The decision for rule or list id ``hit`` (negative: an allow), kept in ``table``."""
         if hit > 0:
-            d = self._block(f"blocklist:{hit}")
+            d = self._block(f"{kind}:{hit}")
         else:
-            d = Decision(ALLOW, reason=f"blocklist:{-hit}", client_name=self.name)
-        self._by_list[hit] = d
+            d = Decision(ALLOW, reason=f"{kind}:{-hit}", client_name=self.name)
+        table[hit] = d
         return d
 
     def _shadowed(self, hit):
