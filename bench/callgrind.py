@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 
-from bench.trees import REPO, extract
+from bench.trees import REPO, versions
 
 LISTED = 30_000
 COUNTED = 10_000
@@ -86,10 +86,7 @@ def main():
         sys.path.insert(0, args.child)
         child(args.repeated)
         return
-    trees = {"this tree": REPO}
-    tmp = extract(args.against) if args.against else None
-    if tmp:
-        trees = {args.against: tmp, "this tree": REPO}
+    trees, tmp = versions(args.against)
     try:
         got = {label: count(tree, args.repeated) for label, tree in trees.items()}
     finally:

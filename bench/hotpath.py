@@ -56,7 +56,7 @@ import subprocess
 import sys
 import time
 
-from bench.trees import REPO, extract, run_child as run_in_tree
+from bench.trees import REPO, run_child as run_in_tree, versions
 
 NAMES = 5000
 SCENARIOS = ("hit", "hit_edns", "blocked", "blocked_new", "doread", "doread_pktinfo",
@@ -360,11 +360,7 @@ def main():
         sys.path.insert(0, args.child)  # its sentinel package, before this checkout's
         print(json.dumps(child(args.rounds, args.n, args.only)))
         return
-    trees = {"this tree": REPO}
-    tmp = None
-    if args.against:
-        tmp = extract(args.against, "hotpath-")
-        trees = {args.against: tmp, "this tree": REPO}
+    trees, tmp = versions(args.against, "hotpath-")
     best = {label: {} for label in trees}
     try:
         # Take turns, one round each, so a noisy minute hits both trees.

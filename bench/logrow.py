@@ -46,7 +46,7 @@ import tempfile
 import time
 from itertools import accumulate
 
-from bench.trees import REPO, extract, run_child as run_in_tree
+from bench.trees import run_child as run_in_tree, versions
 
 PREFILL = 1_000_000
 FRAME_ROWS = 2000
@@ -205,11 +205,7 @@ def main():
         sys.path.insert(0, args.child)  # its sentinel package, before this checkout's
         print(json.dumps(child(args.n, args.seed, args.template)))
         return
-    trees = {"this tree": REPO}
-    tmp = None
-    if args.against:
-        tmp = extract(args.against, "logrow-tree-")
-        trees = {args.against: tmp, "this tree": REPO}
+    trees, tmp = versions(args.against, "logrow-tree-")
     best = {label: {} for label in trees}
     digests = {}
     started = time.time()

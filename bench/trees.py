@@ -33,3 +33,14 @@ def run_child(module, tree, args):
     if out.returncode:
         sys.exit(f"child for {tree} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def versions(ref, prefix="bench-tree-"):
+    """
+    ({label: tree} to measure, in turn: git ref ``ref`` (if given) and this
+    checkout; the extracted directory to remove afterwards, or None).
+    """
+    if not ref:
+        return {"this tree": REPO}, None
+    tmp = extract(ref, prefix)
+    return {ref: tmp, "this tree": REPO}, tmp
