@@ -5,7 +5,7 @@ batches off the hot path, plus the retention job.
 
 Flushing: with a ``writer`` (the daemon: L{sentinel.store.logpipe}), the
 raw rows go, five times a second, to the writer's spool file, in small
-frames (250 rows: encoding one costs ~0.1-0.5 ms), one per reactor turn so
+frames (250 rows: encoding one takes under 1 ms), one per reactor turn so
 that DNS packets are served in between; a child process at the lowest priority
 stores them in the database when the CPU is free, so a burst of queries
 is logged in full without the database work slowing the answers.  Without
@@ -131,7 +131,7 @@ class QueryLogService(Service):
         # the writer: frames small enough to encode without delaying DNS
         # answers: each is encoded in one reactor turn, and rows logged a
         # second ago are cold in the CPU caches: 2000 of them took 2-4 ms
-        # (every query arriving meanwhile waited), 250 take ~0.1-0.5 ms.
+        # (every query arriving meanwhile waited), 250 take under 1 ms.
         # The writer stores the frames waiting together, in one transaction.
         # Flushed every 0.2 s rather than every second, for the same reason.
         self.interval = interval or (WRITER_INTERVAL if writer is not None else 1.0)
