@@ -109,17 +109,22 @@ class RowsTests(SynchronousTestCase):
 
 
 class SqliteSinkTests(SynchronousTestCase):
-    def test_every_row_stored_in_order(self):
-        # Several rows per INSERT statement: what does not fill a statement is
-        # stored too, in order (ids follow the rows).
+    def database(self):
+        """A new SQLite database with the real schema: (a connection to it, a sink)."""
         path = os.path.join(tempfile.mkdtemp(), "test.db")
         conn = sqlite3.connect(path, isolation_level=None)
+        self.addCleanup(conn.close)
         for _, _, statements in migrations.available_migrations("sqlite"):
             for statement in statements:
                 conn.execute(statement)
         sink = SqliteSink(path)
         self.addCleanup(lambda: sink.conn and sink.conn.close())
-        self.addCleanup(conn.close)
+        return conn, sink
+
+    def test_every_row_stored_in_order(self):
+        # Several rows per INSERT statement: what does not fill a statement is
+        # stored too, in order (ids follow the rows).
+        conn, sink = self.database()
         sent = []
         for n in (123, 50, 7, 1, 100):
             rows, _ = normalise([row(float(len(sent) + i), f"n{len(sent) + i}.example")
@@ -134,14 +139,7 @@ class SqliteSinkTests(SynchronousTestCase):
         # Not the whole transaction failed again and again: the other rows
         # of the frames are stored, the bad ones counted in their frame's
         # answer.
-        path = os.path.join(tempfile.mkdtemp(), "test.db")
-        conn = sqlite3.connect(path, isolation_level=None)
-        self.addCleanup(conn.close)
-        for _, _, statements in migrations.available_migrations("sqlite"):
-            for statement in statements:
-                conn.execute(statement)
-        sink = SqliteSink(path)
-        self.addCleanup(lambda: sink.conn and sink.conn.close())
+        conn, sink = self.database()
         frames = [[row(1.0)] + unstorable(1.5), [row(2.0)],
                   [row(float("nan")), row(3.0)]]  # NaN: NULL in SQLite, and ts is NOT NULL
         r, w = os.pipe()

@@ -286,20 +286,8 @@ class Profile:
                     decided = self._by_rule.get(hit) or self._rule(hit)
                 else:
                     decided = None
-                    names = self.lists.names
-                    if names:
-                        # MergedLists.match, inline.
-                        has_allows = self.lists.has_allows
-                        for s in sufs:
-                            v = names.get(hash(s) & HASH_MASK)
-                            if v is not None:
-                                if v < 0:
-                                    hit = v
-                                    break
-                                if not hit:
-                                    hit = v
-                                    if not has_allows:
-                                        break
+                    if self.lists.names:
+                        hit = self.lists.match(sufs)
                         if hit:
                             decided = self._by_list.get(hit) or self._list(hit)
                     if decided is None:
