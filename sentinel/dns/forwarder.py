@@ -37,6 +37,7 @@ log = Logger()
 FAIL_RCODES = {SERVFAIL: "servfail", REFUSED: "refused", NOTIMP: "notimp", FORMERR: "formerr"}
 DOWN_AFTER = 3
 BACKOFF_MIN, BACKOFF_MAX = 2.0, 60.0
+BACKOFF_DOUBLINGS = 5  # 2 s * 2 ** 5 > 60 s
 MAX_INFLIGHT = 20000
 MAX_WAITERS = 256
 
@@ -235,12 +236,24 @@ class Forwarder:
     def _unhealthy(self, up, now):
         up.fails += 1
         if up.fails >= DOWN_AFTER:
-            backoff = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (up.fails - DOWN_AFTER))
+            # The exponent is capped: a long outage counts thousands of
+            # failures, and 2.0 * 2 ** 1025 does not fit in a float.
+            doublings = min(up.fails - DOWN_AFTER, BACKOFF_DOUBLINGS)
+            backoff = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** doublings)
             up.down_until = now + backoff
             if up.stats.healthy:
                 log.warn("upstream {up} is not answering; trying the others first "
                          "for {s:.0f}s", up=up.text, s=backoff)
             up.stats.healthy = False
+
+    def _drop(self, inflight):
+        """Forget a query in flight whose handling failed (a bug): answer SERVFAIL."""
+        if self.inflight.get(inflight.key) is inflight:
+            try:
+                self._finish(inflight, None, None)
+            except Exception:
+                self.inflight.pop(inflight.key, None)
+                log.failure("answering {key!r} failed", key=inflight.key)
 
     def _finish(self, inflight, answer, up):
         if self.inflight.get(inflight.key) is inflight:
@@ -261,5 +274,11 @@ class Forwarder:
                 continue
             attempt = inflight.attempt
             if attempt is not None and attempt.serial == serial and not attempt.done:
-                attempt.transport.cancel(attempt)
-                attempt.failed("timeout")
+                # One failing timeout must not stop the sweep: this loop
+                # is what frees the queries in flight.
+                try:
+                    attempt.transport.cancel(attempt)
+                    attempt.failed("timeout")
+                except Exception:
+                    log.failure("upstream timeout of {key!r} failed", key=key)
+                    self._drop(inflight)

@@ -161,6 +161,55 @@ class ForwarderTests(SynchronousTestCase):
             h.clock.advance(1.1)
         self.assertEqual(len(h.transports[0].sent), DOWN_AFTER + 1)
 
+    def test_a_long_outage_does_not_stop_the_forwarder(self):
+        """
+        The only upstream is down for thousands of queries (the internet
+        link is down for a while): each one fails, the back-off stays at
+        its maximum, and when the upstream answers again so does the
+        forwarder (timeouts are still swept, nothing is stuck in flight).
+        """
+        h = Harness(1)
+        up = h.fwd.upstreams[0]
+        for i in range(2100):
+            h.fwd.resolve(b"k%d" % i, QUESTION, 0, "w")
+            h.clock.advance(1.1)
+        self.assertEqual(up.stats.errors, {"timeout": 2100})
+        self.assertEqual(len(h.results), 2100)
+        self.assertEqual(h.fwd.inflight, {})
+        self.assertLessEqual(up.down_until - h.clock.seconds(), 60.0)
+        h.fwd.resolve(b"back", QUESTION, 0, "w")
+        h.transports[0].answer()
+        self.assertIsNotNone(h.results[-1][1])
+        self.assertTrue(up.healthy(h.clock.seconds()))
+        self.assertEqual(up.fails, 0)
+
+    def test_a_failing_timeout_does_not_stop_the_sweep(self):
+        """
+        A bug in handling one timeout is logged and that query answered
+        SERVFAIL; the other queries in flight still time out and fail
+        over, and the sweep goes on.
+        """
+        h = Harness()
+        broken = h.transports[0]
+
+        def cancel(attempt):
+            if attempt.inflight.key == b"bad":
+                raise RuntimeError("bug")
+
+        broken.cancel = cancel
+        h.fwd.resolve(b"bad", QUESTION, 0, "w1")
+        h.fwd.resolve(b"good", QUESTION, 0, "w2")
+        h.clock.advance(1.1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        [(inflight, answer, up)] = h.results
+        self.assertEqual((inflight.key, answer), (b"bad", None))
+        self.assertEqual([a.inflight.key for a in h.transports[1].sent], [b"good"])
+        h.transports[1].answer()
+        self.assertEqual(h.fwd.inflight, {})
+        h.fwd.resolve(b"later", QUESTION, 0, "w3")
+        h.clock.advance(1.1)
+        self.assertEqual(h.transports[1].sent[-1].inflight.key, b"later")
+
     def test_truncated_udp_answer_is_retried_over_tcp(self):
         h = Harness(with_tcp=True)
         h.fwd.resolve(b"k", QUESTION, 0, "w")
