@@ -90,6 +90,16 @@ class SidecarTests(SynchronousTestCase):
         self.tick(30)
         self.assertEqual(files.read_json(self.paths.netinfo_file)["detectedAt"], first + 30)
 
+    def test_a_failing_netinfo_refresh_does_not_stop_it(self):
+        first = files.read_json(self.paths.netinfo_file)["detectedAt"]
+        os.remove(self.paths.netinfo_file)
+        os.mkdir(self.paths.netinfo_file)  # cannot be replaced by a file
+        self.tick(30)
+        self.assertEqual(len(self.flushLoggedErrors(IsADirectoryError)), 1)
+        os.rmdir(self.paths.netinfo_file)
+        self.tick(30)
+        self.assertEqual(files.read_json(self.paths.netinfo_file)["detectedAt"], first + 60)
+
     # -- enabling -------------------------------------------------------------------
 
     def test_enable_renders_and_starts_keepalived(self):
@@ -318,6 +328,21 @@ class SidecarTests(SynchronousTestCase):
             self.assertFalse(os.path.exists(self.paths.release_request))
             self.assertEqual(self.read(self.paths.release_file), "0\n")
         self.assertIsNone(self.status()["release"])
+
+    def test_a_failing_release_poll_does_not_stop_it(self):
+        """A directory where the request file goes cannot be removed: that
+        poll fails (logged once), and the next ones still act on requests."""
+        self.enable()
+        self.notify("MASTER")
+        os.mkdir(self.paths.release_request)
+        self.tick(0.2)
+        self.tick(0.2)
+        self.assertEqual(len(self.flushLoggedErrors(IsADirectoryError)), 1)
+        os.rmdir(self.paths.release_request)
+        self.request_release()
+        self.assertFalse(os.path.exists(self.paths.release_request))
+        self.assertEqual(self.read(self.paths.release_file), "1\n")
+        self.assertIn("VIP handover poll works again", self.log.text())
 
     def test_disabling_during_a_release_cancels_it(self):
         self.enable()
