@@ -110,6 +110,34 @@ class ProbeTests(SynchronousTestCase):
         probe.stop()
 
 
+    def test_a_failing_probe_does_not_stop_the_probes(self):
+        """One failure (here: reading the OS random source) costs one probe,
+        not every later one: a node stuck unhealthy would never get the VIP."""
+        from sentinel.dns import probe as module
+        from sentinel.dns.wire import RandomIds
+
+        failing = [OSError("getrandom failed")]
+
+        def urandom(n):
+            if failing:
+                raise failing.pop()
+            return b"\x12\x34" * (n // 2)
+
+        ids = RandomIds()
+        ids._urandom = urandom
+        self.patch(module, "random_ids", ids)
+        clock = Clock()
+        sent = []
+        probe = DnsProbe(clock, sent.append, interval=5)
+        probe.start()
+        self.assertEqual((sent, len(self.flushLoggedErrors(OSError))), ([], 1))
+        clock.advance(5)
+        self.assertEqual(len(sent), 1)
+        probe.received(sent[-1][:2] + b"\x80\x00" + sent[-1][4:])
+        self.assertTrue(probe.healthy())
+        probe.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
 class AccessRuleTests(SynchronousTestCase):
     def test_default_networks(self):
         a = Access()
