@@ -227,11 +227,19 @@ class DohTransportTests(TestCase):
         self.addCleanup(self.port.stopListening)
         self.portnum = self.port.getHost().port
 
-    def resolver(self, name):
+    def resolver(self, name, timeout=2.0):
         spec = parse_upstream(f"https://{name}:{self.portnum}/dns-query#127.0.0.1")
         t = DohTransport(reactor, spec, optionsForClientTLS(name, trustRoot=self.trust))
         self.addCleanup(t.close)
-        return Resolver(self, spec.text, t)
+        return Resolver(self, spec.text, t, timeout=timeout)
+
+    async def test_an_endless_response_is_cut_off(self):
+        """A response body over 64 KiB without a length: read no further, fail over."""
+        self.zone.mode = "endless"
+        r = self.resolver("doh.test", timeout=1.0)
+        self.assertIsNone(await r.resolve("www.example.test"))
+        self.assertEqual(r.stats.errors, {"http": 1})
+        self.assertLess(self.resource.written, 4 * 1024 * 1024)
 
     async def test_post_wire_format(self):
         logged = factory_lines(self)
