@@ -232,6 +232,29 @@ class SidecarTests(SynchronousTestCase):
         self.assertEqual(len(self.launcher.spawned), 3)
         self.flushLoggedErrors()
 
+    def test_a_failed_restart_is_tried_again(self):
+        """spawn itself fails (no fork: a process limit): the restarts go on."""
+        self.enable()
+        spawn, fails = self.launcher.spawn, [OSError(11, "Resource temporarily unavailable")]
+
+        def failing_once(argv, on_line):
+            if fails:
+                raise fails.pop()
+            return spawn(argv, on_line)
+
+        self.launcher.spawn = failing_once
+        self.launcher.spawned[0].exit(1)
+        self.tick(1)  # the restart fails: tried again 2 s later
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual((len(self.launcher.spawned), self.status()["keepalived"]),
+                         (1, "restarting"))
+        self.tick(1)
+        self.assertEqual(len(self.launcher.spawned), 1)
+        self.tick(1)
+        self.assertEqual(len(self.launcher.spawned), 2)
+        self.assertEqual(self.keepalived.state, "running")
+        self.flushLoggedErrors()
+
     def test_sidecar_shutdown_stops_keepalived_and_steps_down(self):
         self.enable()
         self.notify("MASTER")
