@@ -24,6 +24,9 @@ request it:
 4. writes ``0`` again: keepalived returns to BACKUP and, hearing the new
    holder (``nopreempt``), stays there.  If nobody took the VIP, it takes
    part again and becomes MASTER after the usual master-down interval.
+   If writing fails (disk full), it is logged and tried again every
+   ``RETRY`` seconds: the node must not stay out of the election.  (At
+   step 2, a failed write refuses the request, with the reason.)
 
 ``state`` (shown in status.json, read by the API) says where a request is:
 ``scheduled``, ``releasing``, ``released`` (``to``: the new holder's
@@ -37,6 +40,7 @@ import re
 from twisted.logger import Logger
 
 from sentinel.ha import files
+from sentinel.periodic import Guarded
 
 log = Logger()
 
@@ -44,6 +48,7 @@ REQUEST_TTL = 10.0
 MAX_DELAY = 10.0  # notBefore at most this far after requestedAt
 HOLD_MAX = 4.0
 SETTLE = 1.0
+RETRY = 1.0  # writing 0 into the track file failed: try again
 PENDING = ("scheduled", "releasing")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -83,6 +88,8 @@ class Releaser:
         self._vrrp_state = vrrp_state
         self.state = None  # the last request's progress (status.json "release")
         self._timers = []
+        self._take_part = Guarded("taking part in the VRRP election again (writing the "
+                                  "release track file)", self._write_zero)
 
     @property
     def active(self):
@@ -147,8 +154,15 @@ class Releaser:
             self.state.update(state="refused", reason=problem, finishedAt=now)
             self._on_change()
             return
+        try:
+            files.atomic_write(self.track_file, b"1\n", 0o644)
+        except OSError as e:
+            problem = f"cannot write {self.track_file} ({e.strerror})"
+            log.warn("VIP release not done: {problem}", problem=problem)
+            self.state.update(state="refused", reason=problem, finishedAt=now)
+            self._on_change()
+            return
         self.state.update(state="releasing", startedAt=now)
-        files.atomic_write(self.track_file, b"1\n", 0o644)
         log.info("releasing the VIP on request: leaving the election for up to {hold:g} s "
                  "so a ready peer takes over", hold=HOLD_MAX)
         self._timers.append(self._clock.callLater(HOLD_MAX, self._timeout))
@@ -176,8 +190,14 @@ class Releaser:
 
     def _resume(self, outcome):
         self._cancel_timers()
-        files.atomic_write(self.track_file, b"0\n", 0o644)
+        self._take_part()
+        if self._take_part.failures:  # still out of the election: try again
+            self._timers.append(self._clock.callLater(RETRY, self._resume, outcome))
+            return
         self._finish(outcome)
+
+    def _write_zero(self):
+        files.atomic_write(self.track_file, b"0\n", 0o644)
 
     def _finish(self, outcome, **extra):
         now = self._clock.seconds()

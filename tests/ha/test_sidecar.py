@@ -315,6 +315,38 @@ class SidecarTests(SynchronousTestCase):
         self.assertEqual(self.status()["release"]["state"], "not-taken")
         self.assertIn("no other node took the VIP", self.log.text())
 
+    def test_release_takes_part_again_even_if_the_track_file_fails_once(self):
+        """Writing 0 fails (here: a directory in its place): the node must
+        not stay out of the election; it tries again every second."""
+        self.enable()
+        self.notify("MASTER")
+        self.request_release()
+        self.assertEqual(self.read(self.paths.release_file), "1\n")
+        os.remove(self.paths.release_file)
+        os.mkdir(self.paths.release_file)
+        self.tick(4)  # nobody took the VIP: writing 0 fails
+        self.assertEqual(len(self.flushLoggedErrors(IsADirectoryError)), 1)
+        self.assertEqual(self.status()["release"]["state"], "releasing")
+        os.rmdir(self.paths.release_file)
+        self.tick(1)
+        self.assertEqual(self.read(self.paths.release_file), "0\n")
+        self.assertEqual(self.status()["release"]["state"], "not-taken")
+        self.request_release("r2")  # and the next request is not "already running"
+        self.assertEqual(self.status()["release"]["state"], "releasing")
+
+    def test_release_refused_when_the_track_file_cannot_be_written(self):
+        self.enable()
+        self.notify("MASTER")
+        os.remove(self.paths.release_file)
+        os.mkdir(self.paths.release_file)
+        self.request_release()
+        release = self.status()["release"]
+        self.assertEqual(release["state"], "refused")
+        self.assertIn("cannot write", release["reason"])
+        os.rmdir(self.paths.release_file)
+        self.request_release("r2")
+        self.assertEqual(self.status()["release"]["state"], "releasing")
+
     def test_release_refused_unless_master_and_fresh(self):
         self.enable()
         self.notify("BACKUP")
