@@ -157,6 +157,14 @@ class ForwarderStepTests(SynchronousTestCase):
         self.assertEqual(len(h.transports[0].sent), 1)  # its 60 s back-off is over
         self.assertEqual(h.transports[1].sent, [])
 
+    def test_upstream_latency_is_never_negative(self):
+        h = ForwarderHarness()
+        h.fwd.resolve(b"k", QUESTION, 0, "w")
+        h.clock.step(-HOUR)  # answered before the sweep or the watcher noticed
+        h.transports[0].answer()
+        stats = h.fwd.upstreams[0].stats
+        self.assertEqual((stats.latency_count, stats.latency_sum), (1, 0.0))
+
     def test_a_step_forward_does_not_time_out_queries_in_flight(self):
         h = ForwarderHarness()
         h.fwd.resolve(b"k", QUESTION, 0, "w")
