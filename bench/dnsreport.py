@@ -130,8 +130,9 @@ def markdown(meta, results):
                       for other in ("dnsmasq", "unbound")
                       if "p99_ms" in results.get(other, {}).get(scenario, {}).get("half", {})]
             also = f" ({', '.join(others)})" if others else ""
-            out.append(f"| p99 ≤ 2 ms at half load, {TITLES[scenario]} (best round; others "
-                       f"in the same run) | {half['p99_ms']:.2f} ms{also} | {ok} |")
+            out.append(f"| p99 ≤ 2 ms at half load, {TITLES[scenario]} (the round of the "
+                       f"highest max QPS, for each server) | {half['p99_ms']:.2f} ms{also} "
+                       f"| {ok} |")
     prof = results.get("sentinel", {}).get("profile") or {}
     for scenario, rows in prof.items():
         if rows:

@@ -302,6 +302,24 @@ class PostgresStoreTests(StoreContract, TestCase):
 class PostgresUnreachableTests(TestCase):
     """DNS must start even when PostgreSQL is down: the store retries."""
 
+    def test_an_error_without_a_message_does_not_stop_the_retries(self):
+        """psycopg2 can fail with a message that is only a newline: the
+        log line names the error's type, and the next attempt still comes."""
+        import psycopg2
+        from twisted.internet.defer import fail, succeed
+        from twisted.internet.task import Clock
+
+        clock = Clock()
+        db = PostgresDatabase("postgresql://root@127.0.0.1:1/nothing", reactor, clock=clock)
+        attempts = [fail(psycopg2.OperationalError("\n")), succeed(None)]
+        db._connect_all = lambda: attempts.pop(0)
+        self.addCleanup(db.stop)
+        started = db.start()
+        self.assertNoResult(started)
+        clock.advance(db.first_backoff)
+        self.successResultOf(started)
+        self.assertTrue(db.available)
+
     def test_retries_with_backoff_and_says_so(self):
         from twisted.internet.task import Clock
         from twisted.logger import globalLogPublisher

@@ -28,6 +28,8 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
+from sentinel.periodic import Guarded
+
 log = Logger()
 
 MAX_READ = 256
@@ -105,11 +107,14 @@ class RoleFileWatcher(Service):
         self.current = None  # the last good override
         self.problem = None  # what is wrong with the file now (None: nothing)
         self.watching = False
+        # A read that fails (on_role raised: a bug) is logged; the next one
+        # (the periodic re-read at the latest) applies the role again.
+        self._guarded_read = Guarded("cluster: applying the role file", self._read)
 
     def startService(self):
         super().startService()
         self._start_watch()
-        self._read()
+        self._guarded_read()
         self._schedule_recheck()
 
     def _start_watch(self, quiet=False):
@@ -151,18 +156,18 @@ class RoleFileWatcher(Service):
         if self._pending is not None and self._pending.active():
             self._pending.reset(DEBOUNCE)
         else:
-            self._pending = self._clock.callLater(DEBOUNCE, self._read)
+            self._pending = self._clock.callLater(DEBOUNCE, self._guarded_read)
 
     def _schedule_recheck(self):
         self._recheck = self._clock.callLater(RECHECK, self._periodic)
 
     def _periodic(self):
-        if self._factory is not None and not self.watching:
-            self._start_watch(quiet=True)
-        self._read()
-        self._schedule_recheck()
+        self._schedule_recheck()  # first: whatever this re-read does, the next one comes
+        self._guarded_read(rewatch=True)
 
-    def _read(self):
+    def _read(self, rewatch=False):
+        if rewatch and self._factory is not None and not self.watching:
+            self._start_watch(quiet=True)
         role, problem = read_role_file(self.path)
         if problem is not None:
             if problem != self.problem:
@@ -175,10 +180,10 @@ class RoleFileWatcher(Service):
             log.info("cluster: role file {path} is valid again", path=self.path)
             self.problem = None
         if role != self.current:
+            self._on_role(role)
+            self.current = role
             log.info("cluster: role file {path} says {role}", path=self.path,
                      role=role or "(no override)")
-            self.current = role
-            self._on_role(role)
 
     def describe_problem(self):
         """'role file PATH is ...' while the file has a problem, else None."""

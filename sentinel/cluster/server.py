@@ -15,7 +15,6 @@ import os
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from sentinel.api.base import ApiError, Principal
@@ -25,6 +24,7 @@ from sentinel.cluster.joining import H_JOIN, JoinCodes, fingerprint, valid_id
 from sentinel.cluster.codec import Batch, WireEntity, blob_refs
 from sentinel.cluster.plan import synced
 from sentinel.cluster.roles import LEADER
+from sentinel.periodic import looping_call
 
 log = Logger()
 
@@ -287,10 +287,9 @@ class SyncServerService(Service):
     def startService(self):
         super().startService()
         self._server.serving = True
-        self._prune = LoopingCall(self._prune_nonces)
-        self._prune.clock = self._clock
-        self._prune.start(60, now=True).addErrback(
-            lambda f: log.failure("cluster: nonce pruning stopped", f))
+        self._prune = looping_call("cluster: pruning expired nonces", self._prune_nonces,
+                                   self._clock)
+        self._prune.start(60, now=True)
 
     def _prune_nonces(self):
         d = self._store.prune_nonces(self._clock.seconds())

@@ -22,8 +22,9 @@ import ipaddress
 import socket
 import struct
 
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+
+from sentinel.periodic import looping_call
 
 log = Logger()
 
@@ -152,8 +153,7 @@ class OnLinkWatcher:
         self._loop = None
 
     def start(self):
-        loop = self._loop = LoopingCall(self.refresh)
-        loop.clock = self.clock
+        loop = self._loop = looping_call("reading the on-link networks", self.refresh, self.clock)
         loop.start(self.interval, now=True)
 
     def stop(self):
@@ -172,6 +172,6 @@ class OnLinkWatcher:
             return
         self._failing = False
         if nets != self.current:
+            self.apply(nets)  # if this fails, the next read applies them again
             self.current = nets
             log.info("on-link networks answered by DNS: {nets}", nets=[str(n) for n in nets])
-            self.apply(nets)

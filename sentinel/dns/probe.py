@@ -14,11 +14,11 @@ the socket side calls ``received(bytes)``.
 import struct
 
 from twisted.internet.protocol import DatagramProtocol
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from sentinel.dns.engine import PROBE_NAME
 from sentinel.dns.wire import CH, TXT, random_ids
+from sentinel.periodic import looping_call
 
 log = Logger()
 
@@ -32,8 +32,7 @@ class DnsProbe:
         self.last_ok = None
         self._expect = None
         self._was_healthy = None
-        self._loop = LoopingCall(self.probe)
-        self._loop.clock = clock
+        self._loop = looping_call("the DNS self-probe", self.probe, clock)
 
     def start(self):
         if not self._loop.running:

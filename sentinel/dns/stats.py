@@ -15,7 +15,8 @@ Snapshot shape (all values are counts since start unless noted)::
       "coalesced": int,          # misses that joined an identical in-flight query
       "inflight": int,           # current (gauge)
       "rate_limited": int,       # queries over the per-client limit
-      "dropped": {reason: int},  # acl, rate_limit, garbage, loop, overload, send_error
+      "dropped": {reason: int},  # acl, rate_limit, garbage, loop, overload, send_error,
+                                 # tcp_connections, tcp_unread
       "formerr": int, "servfail": int,
       "decisions": {"pass": n, "allow": n, "block": n, "rewrite": n, "shadow": n},
       "rcodes": {"NOERROR": n, ...},  # replies sent, by header RCODE

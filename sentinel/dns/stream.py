@@ -4,6 +4,13 @@ connection, queries pipelined on it (RFC 7766) and matched by ID and
 question, closed after ``idle_timeout`` seconds without queries.  TLS
 verifies the certificate against the configured name (sent as SNI) or,
 for an IP-only spec, against the IP address.
+
+A connection on which a query timed out with no answer at all since that
+query was written is dead (a peer gone without a reset, a NAT mapping
+dropped, a server that stopped reading): it is aborted, the queries still
+on it fail over at once, and the next query opens a new connection.
+Without this, a busy network would keep a dead connection forever, as
+queries keep it from ever being idle.
 """
 
 import struct
@@ -27,6 +34,7 @@ class _Conn(Int16StringReceiver):
     def __init__(self, owner):
         self.owner = owner
         self.pending = {}
+        self.answers = 0  # answers received (see StreamTransport.cancel)
         self.lost = Deferred()
 
     def connectionMade(self):
@@ -44,6 +52,7 @@ class _Conn(Int16StringReceiver):
             self.owner._spoofed()
             return
         del self.pending[data[:2]]
+        self.answers += 1
         self.owner._idle_check(self)
         attempt.answered(data, qend)
 
@@ -99,7 +108,7 @@ class StreamTransport:
         while qid in conn.pending:
             qid = random_ids.next()
         conn.pending[qid] = attempt
-        attempt.token = (conn, qid)
+        attempt.token = (conn, qid, conn.answers)
         data = upstream_query(qid, attempt.question, attempt.flags)
         conn.transport.write(struct.pack("!H", len(data)) + data)
 
@@ -150,14 +159,23 @@ class StreamTransport:
             conn.transport.loseConnection()
 
     def cancel(self, attempt):
+        """The attempt timed out (see the module doc for what that says of its connection)."""
         token = attempt.token
         if token is None:
             if attempt in self._queue:
                 self._queue.remove(attempt)
             return
-        conn, qid = token
+        conn, qid, answers = token
         if conn.pending.get(qid) is attempt:
             del conn.pending[qid]
+            if conn.answers == answers and conn.connected:
+                log.info("{kind} connection to {host}:{port} answered nothing for a whole "
+                         "timeout; opening a new one", kind=self.kind.upper(), host=self.host,
+                         port=self.port)
+                if self._conn is conn:
+                    self._conn = None
+                conn.transport.abortConnection()
+                return
             self._idle_check(conn)
 
     def _spoofed(self):

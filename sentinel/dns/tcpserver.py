@@ -3,16 +3,26 @@ DNS over TCP (RFC 7766): 2-byte length framing, several queries per
 connection (answered as they complete, possibly out of order), an idle
 timeout, and caps on concurrent connections and on queries outstanding
 per connection (reading pauses until answers go out).
+
+A client that sends queries and does not read the answers cannot make the
+server hold them all in memory: the protocol is the transport's streaming
+producer, so reading pauses while the transport's send buffer is full
+(Twisted's 64 KiB mark, on top of the kernel's socket buffer) and resumes
+when it has drained.  Such a connection is aborted at its idle timeout
+(closing it politely would wait for the client to read).
 """
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
 
 log = Logger()
 
 
+@implementer(IPushProducer)
 class DnsTcpProtocol(Int16StringReceiver, TimeoutMixin):
     MAX_LENGTH = 65535
     tcp = True
@@ -22,8 +32,11 @@ class DnsTcpProtocol(Int16StringReceiver, TimeoutMixin):
     def __init__(self, factory):
         self.factory = factory
         self.outstanding = 0
-        self.paused = False
+        self.busy = False  # max_outstanding queries unanswered
+        self.backlogged = False  # the transport's send buffer is full
+        self.paused = False  # reading paused (busy or backlogged)
         self.closed = False
+        self._receiving = False  # in dataReceived (see _flow)
         self.peer = None
 
     def connectionMade(self):
@@ -35,6 +48,7 @@ class DnsTcpProtocol(Int16StringReceiver, TimeoutMixin):
             return
         peer = self.transport.getPeer()
         self.peer = (peer.host, peer.port)
+        self.transport.registerProducer(self, True)
         self.setTimeout(factory.idle_timeout)
 
     def stringReceived(self, data):
@@ -42,17 +56,56 @@ class DnsTcpProtocol(Int16StringReceiver, TimeoutMixin):
             return
         self.resetTimeout()
         self.outstanding += 1
-        if self.outstanding >= self.max_outstanding and not self.paused:
-            self.paused = True
-            self.transport.pauseProducing()
+        if self.outstanding >= self.max_outstanding and not self.busy:
+            self.busy = True
+            self._flow()
         self.factory.engine.handle(data, self.peer, self, None)
 
     def _done(self):
         self.outstanding -= 1
-        if self.paused and self.outstanding < self.max_outstanding // 2 and not self.closed:
-            self.paused = False
-            self.transport.resumeProducing()
+        if self.busy and self.outstanding < self.max_outstanding // 2:
+            self.busy = False
+            self._flow()
         self.resetTimeout()
+
+    def dataReceived(self, data):
+        self._receiving = True
+        try:
+            super().dataReceived(data)
+        finally:
+            self._receiving = False
+
+    def _flow(self):
+        """
+        Pause or resume reading from the client, as busy and backlogged
+        say.  ``paused`` also stops Int16StringReceiver's loop over the
+        frames already received; on resume, those are answered at once
+        (the client may have sent them all and be waiting): here, or by
+        that loop itself when it is what resumed.
+        """
+        pause = self.busy or self.backlogged
+        if pause != self.paused and not self.closed:
+            self.paused = pause
+            if pause:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
+                if not self._receiving and self._unprocessed:
+                    self.dataReceived(b"")
+
+    # IPushProducer: the transport calls these when its send buffer passes
+    # its high-water mark, and when it has drained.
+
+    def pauseProducing(self):
+        self.backlogged = True
+        self._flow()
+
+    def resumeProducing(self):
+        self.backlogged = False
+        self._flow()
+
+    def stopProducing(self):
+        pass
 
     # The port interface the engine replies through.
 
@@ -73,6 +126,10 @@ class DnsTcpProtocol(Int16StringReceiver, TimeoutMixin):
         return self.transport.getHost().host
 
     def timeoutConnection(self):
+        if self.backlogged:  # answers not read for a whole idle timeout
+            self.factory.stats.drop("tcp_unread")
+            self.transport.abortConnection()
+            return
         if self.outstanding:
             self.setTimeout(self.factory.idle_timeout)  # still answering
             return

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from sentinel.filtering import compiler
 from sentinel.filtering.listcache import ListCache, decode_blob, merge, trim_memory
 from sentinel.filtering.listformat import ListFormatError
+from sentinel.periodic import Guarded
 
 log = Logger()
 RETRY_DELAY = 5.0
@@ -60,6 +61,7 @@ class PolicyEngine(Service):
         self._waiters = []
         self._trim_after_install = False
         self._retry = None
+        self._rebuild = Guarded("filtering: compiling the policy", self.rebuild)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -101,7 +103,7 @@ class PolicyEngine(Service):
                 self.config.apply(entity)
                 self.config.revision = max(self.config.revision, entity.revision)
         self.loaded = True
-        self.rebuild()
+        self._rebuild_or_retry()
 
     def _changed(self, revision, entities):
         if self._pending is not None:
@@ -113,7 +115,7 @@ class PolicyEngine(Service):
         self.config.revision = max(self.config.revision, revision)
         if relevant:
             self.unavailable.clear()  # new contents may have arrived: try again
-            self.rebuild()
+            self._rebuild_or_retry()
 
     # -- building -------------------------------------------------------------
 
@@ -147,7 +149,15 @@ class PolicyEngine(Service):
             # list must not silently stop being enforced) and try again.
             self._retry_later()
         else:
-            self.rebuild()
+            self._rebuild_or_retry()
+
+    def _rebuild_or_retry(self):
+        """rebuild(); if it raises (a bug), the policy in force stays, the
+        failure is logged, and it is tried again RETRY_DELAY later (a time
+        boundary missed meanwhile is applied then)."""
+        self._rebuild()
+        if self._rebuild.failures:
+            self._retry_later()
 
     async def _prepare(self, keys):
         """Load and merge list contents; True if a transient error stopped it."""
@@ -184,7 +194,7 @@ class PolicyEngine(Service):
 
         def retry():
             self._retry = None
-            self.rebuild()
+            self._rebuild_or_retry()
 
         self._retry = self.clock.callLater(RETRY_DELAY, retry)
 
@@ -216,7 +226,7 @@ class PolicyEngine(Service):
 
     def _tick(self):
         self._timer = None
-        self.rebuild()
+        self._rebuild_or_retry()
 
     def _cancel_timer(self):
         if self._timer is not None and self._timer.active():

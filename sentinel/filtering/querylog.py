@@ -31,6 +31,7 @@ from zope.interface import implementer
 
 from sentinel.dns.decision import IQueryLog
 from sentinel.filtering import settings
+from sentinel.periodic import looping_call
 from sentinel.store.logwriter import Names, normalise
 
 log = Logger()
@@ -145,11 +146,9 @@ class QueryLogService(Service):
     def startService(self):
         super().startService()
         self._unsubscribe = self.store.subscribe(self._changed)
-        flush = LoopingCall(self.flush, wait=False)
-        flush.clock = self.clock
+        flush = looping_call("the query log flush", lambda: self.flush(wait=False), self.clock)
         self._loops.append(flush)
-        flush.start(self.interval, now=False).addErrback(
-            lambda f: log.failure("query log flush loop stopped", f))
+        flush.start(self.interval, now=False)
 
         def ready(_):
             if not self.running:

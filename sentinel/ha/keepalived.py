@@ -125,9 +125,20 @@ class Keepalived:
     def _spawn(self):
         self._restart_call = None
         argv = keepalived_argv(self.binary, self.conf, self.runtime_dir)
-        self.handle = handle = self._launcher.spawn(argv, self._on_line)
+        try:
+            self.handle = handle = self._launcher.spawn(argv, self._on_line)
+        except Exception:  # no fork or pipe (process or file limit): try again
+            delay = self._restart_later()
+            log.failure("keepalived could not be started; trying again in {delay:.0f} s",
+                        delay=delay)
+            return
         started = self._reactor.seconds()
         handle.exited.addCallback(self._exited, handle, started)
+
+    def _restart_later(self):
+        delay, self._backoff = self._backoff, min(self._backoff * 2, 30.0)
+        self._restart_call = self._reactor.callLater(delay, self._spawn)
+        return delay
 
     def _exited(self, code, handle, started):
         if handle is not self.handle:
@@ -137,11 +148,10 @@ class Keepalived:
             return
         if self._reactor.seconds() - started > 60:
             self._backoff = 1.0
-        delay, self._backoff = self._backoff, min(self._backoff * 2, 30.0)
+        delay = self._restart_later()
         self.restarts += 1
         log.error("keepalived exited unexpectedly (status {code}); restarting in {delay:.0f} s",
                   code=code, delay=delay)
-        self._restart_call = self._reactor.callLater(delay, self._spawn)
         if self.on_exit is not None:
             self.on_exit(code)
 

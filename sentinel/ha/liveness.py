@@ -12,6 +12,8 @@ readiness check (L{sentinel.ha.check}) catches hangs.
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
 
+from sentinel.periodic import Guarded
+
 log = Logger()
 
 
@@ -43,7 +45,9 @@ class DaemonWatch:
     def __init__(self, reactor, host, port, on_change):
         self._reactor = reactor
         self.host, self.port = host, port
-        self._on_change = on_change
+        # A change whose report fails (writing the track file: disk full)
+        # is logged and reported again at the next result.
+        self._report = Guarded("the daemon liveness watch: reporting a change", on_change)
         self.alive = None
         self._factory = _Factory(self)
         self._protocol = None
@@ -73,8 +77,9 @@ class DaemonWatch:
 
     def _set(self, alive):
         if alive != self.alive:
-            self.alive = alive
-            self._on_change(alive)
+            self._report(alive)
+            if not self._report.failures:  # it worked
+                self.alive = alive
 
     def _connected(self, protocol):
         self._attempting = False
@@ -94,8 +99,8 @@ class DaemonWatch:
     def _failed(self, reason):
         self._attempting = False
         if self._running:
+            self._schedule(self.RETRY)  # first: whatever reporting does, attempts go on
             self._set(False)
-            self._schedule(self.RETRY)
 
     def _schedule(self, delay):
         if self._pending is None or not self._pending.active():

@@ -22,7 +22,7 @@ the data directory.
 import os
 
 from twisted.application.service import Service
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from sentinel.ha import files, netinfo
@@ -32,6 +32,7 @@ from sentinel.ha.notify import parse_line
 from sentinel.ha.release import Releaser
 from sentinel.ha.render import RenderError, describe, render
 from sentinel.ha.vrrpwatch import PeerWatch
+from sentinel.periodic import looping_call
 
 log = Logger()
 
@@ -90,13 +91,12 @@ class Sidecar(Service):
                 log.warn("cannot listen to VRRP adverts ({error}); peer status and the "
                          "lone-node rule of the readiness check are unavailable "
                          "(needs CAP_NET_RAW)", error=e)
-        for interval, fn in ((self.netinfo_interval, self.refresh_netinfo),
-                             (self.poll_interval, self.poll),
-                             (self.release_interval, self.poll_release)):
-            loop = task.LoopingCall(fn)
-            loop.clock = self._reactor
-            loop.start(interval, now=True).addErrback(
-                lambda f: log.failure("sidecar loop failed", f))
+        for interval, what, fn in (
+                (self.netinfo_interval, "the network interface refresh", self.refresh_netinfo),
+                (self.poll_interval, "the HA configuration poll", self.poll),
+                (self.release_interval, "the VIP handover poll", self.poll_release)):
+            loop = looping_call(what, fn, self._reactor)
+            loop.start(interval, now=True)
             self._loops.append(loop)
         log.info("sentinel-keepalived: watching {config} (idle until HA is enabled)",
                  config=self.paths.config_file)

@@ -310,13 +310,14 @@ class PostgresDatabase:
     def _failed(self, failure, delay):
         if self._stopped:
             return
-        reason = (failure.getErrorMessage() or failure.type.__name__).strip().splitlines()[0]
-        self.log.warn(
-            "database unreachable ({reason}); retrying in {delay:.1f}s",
-            reason=reason, delay=delay,
-        )
         self._retry = self._clock.callLater(
             delay, self._attempt, min(delay * 2, self.max_backoff)
+        )
+        # The first line of the message ("\n" alone has none: the type then).
+        lines = (failure.getErrorMessage() or "").strip().splitlines()
+        self.log.warn(
+            "database unreachable ({reason}); retrying in {delay:.1f}s",
+            reason=lines[0] if lines else failure.type.__name__, delay=delay,
         )
 
     @inlineCallbacks

@@ -185,6 +185,24 @@ class DebounceTests(SynchronousTestCase):
         self.clock.advance(rolefile.RECHECK)
         self.assertEqual(self.seen, ["follower"])
 
+    def test_a_failing_role_change_is_applied_again_and_rereads_go_on(self):
+        fails = [RuntimeError("a bug")]
+
+        def on_role(role):
+            if fails:
+                raise fails.pop()
+            self.seen.append(role)
+
+        self.watcher._on_role = on_role
+        self.write("follower")
+        self.clock.advance(rolefile.RECHECK)
+        self.assertEqual((self.seen, len(self.flushLoggedErrors(RuntimeError))), ([], 1))
+        self.clock.advance(rolefile.RECHECK)  # the next re-read applies it again
+        self.assertEqual(self.seen, ["follower"])
+        self.write("leader")
+        self.clock.advance(rolefile.RECHECK)
+        self.assertEqual(self.seen, ["follower", "leader"])
+
     def test_stop_cancels_timers_and_closes(self):
         self.notifier.fire("cluster_role")
         self.watcher.stopService()

@@ -6,7 +6,9 @@ readiness (see tests.cluster.pair).
 import json
 
 from treq.testing import StubTreq
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import ensureDeferred, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel.cluster import signing
 from sentinel.cluster.status import SyncError
@@ -275,3 +277,34 @@ class StatusAndReadinessTests(SyncTestCase):
             return Failure()
         self.fail("sync should fail")
 
+
+
+class NoncePruneTests(SynchronousTestCase):
+    def test_a_failing_prune_does_not_stop_the_pruning(self):
+        from sentinel.cluster.server import SyncServerService
+
+        class Server:
+            serving = False
+
+            def release_all(self):
+                pass
+
+        class Store:
+            def __init__(self):
+                self.pruned = []
+
+            def prune_nonces(self, now):
+                if not self.pruned:
+                    self.pruned.append(None)
+                    raise RuntimeError("a store bug")
+                self.pruned.append(now)
+                return succeed(None)
+
+        clock, store = Clock(), Store()
+        svc = SyncServerService(Server(), store, clock)
+        svc.startService()
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        clock.advance(60)
+        self.assertEqual(store.pruned, [None, 60])
+        svc.stopService()
+        self.assertEqual(clock.getDelayedCalls(), [])

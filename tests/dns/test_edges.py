@@ -90,6 +90,91 @@ class TcpTests(SynchronousTestCase):
         self.assertEqual(len(reply.answer[0]), 20)
 
 
+class AbortRecordingTransport(StringTransport):
+    aborted = False
+
+    def abortConnection(self):
+        self.aborted = True
+        super().abortConnection()
+
+
+class TcpFlowTests(SynchronousTestCase):
+    """Reading pauses and resumes: outstanding queries, unread answers."""
+
+    def connect(self, factory):
+        proto = factory.buildProtocol(None)
+        transport = AbortRecordingTransport(
+            peerAddress=IPv4Address("TCP", "192.168.1.20", 5000),
+            hostAddress=IPv4Address("TCP", "192.168.1.2", 53))
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def test_pipelined_queries_beyond_the_cap_are_all_answered(self):
+        """
+        A client pipelines 100 queries in one segment and waits: reading
+        pauses at 32 outstanding, and the rest are answered as the first
+        ones complete, without the client sending anything more.
+        """
+        h = Harness()
+        factory = DnsTcpFactory(h.engine, h.engine.stats, clock=h.clock)
+        proto, transport = self.connect(factory)
+        proto.dataReceived(b"".join(frame(dns.message.make_query(f"n{i}.example", "A"))
+                                    for i in range(100)))
+        self.assertEqual(len(h.transports[0].sent), 32)
+        self.assertEqual(transport.producerState, "paused")
+        answered = 0
+        while answered < len(h.transports[0].sent):
+            attempt = h.transports[0].sent[answered]
+            header = b"\x00\x00\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+            name = dns.message.from_wire(header + attempt.question).question[0].name.to_text()
+            h.upstream_answers((name, 60, "IN", "A", "198.18.0.1"), which=answered)
+            answered += 1
+        replies = frames(transport.value())
+        self.assertEqual(sorted(r.question[0].name.to_text() for r in replies),
+                         sorted(f"n{i}.example." for i in range(100)))
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_reading_pauses_while_answers_are_not_read(self):
+        h = Harness(FakePolicy(default=block()))
+        factory = DnsTcpFactory(h.engine, h.engine.stats, clock=h.clock)
+        proto, transport = self.connect(factory)
+        self.assertIs(transport.producer, proto)
+        self.assertTrue(transport.streaming)
+        queries = [frame(dns.message.make_query(f"n{i}.example", "A")) for i in range(6)]
+        proto.dataReceived(queries[0])
+        proto.pauseProducing()  # as the transport does when its send buffer is full
+        self.assertEqual(transport.producerState, "paused")
+        # what was already received when the buffer filled waits too
+        proto.dataReceived(b"".join(queries[1:4]))
+        self.assertEqual(len(frames(transport.value())), 1)
+        proto.resumeProducing()  # the buffer has drained
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(len(frames(transport.value())), 4)
+        proto.dataReceived(b"".join(queries[4:]))
+        self.assertEqual(len(frames(transport.value())), 6)
+
+    def test_a_client_that_never_reads_is_aborted_at_the_idle_timeout(self):
+        h = Harness(FakePolicy(default=block()))
+        factory = DnsTcpFactory(h.engine, h.engine.stats, clock=h.clock, idle_timeout=10)
+        proto, transport = self.connect(factory)
+        proto.dataReceived(frame(dns.message.make_query("n.example", "A")))
+        proto.pauseProducing()
+        h.clock.advance(9)
+        self.assertFalse(transport.aborted)
+        h.clock.advance(2)
+        self.assertTrue(transport.aborted)
+        self.assertEqual(h.engine.stats.dropped, {"tcp_unread": 1})
+
+    def test_an_idle_reading_client_is_closed_politely(self):
+        h = Harness(FakePolicy(default=block()))
+        factory = DnsTcpFactory(h.engine, h.engine.stats, clock=h.clock, idle_timeout=10)
+        proto, transport = self.connect(factory)
+        proto.dataReceived(frame(dns.message.make_query("n.example", "A")))
+        h.clock.advance(11)
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.aborted)
+
+
 class ProbeTests(SynchronousTestCase):
     def test_healthy_only_while_answers_come_back(self):
         clock = Clock()
@@ -109,6 +194,34 @@ class ProbeTests(SynchronousTestCase):
         self.assertTrue(probe.healthy())
         probe.stop()
 
+
+    def test_a_failing_probe_does_not_stop_the_probes(self):
+        """One failure (here: reading the OS random source) costs one probe,
+        not every later one: a node stuck unhealthy would never get the VIP."""
+        from sentinel.dns import probe as module
+        from sentinel.dns.wire import RandomIds
+
+        failing = [OSError("getrandom failed")]
+
+        def urandom(n):
+            if failing:
+                raise failing.pop()
+            return b"\x12\x34" * (n // 2)
+
+        ids = RandomIds()
+        ids._urandom = urandom
+        self.patch(module, "random_ids", ids)
+        clock = Clock()
+        sent = []
+        probe = DnsProbe(clock, sent.append, interval=5)
+        probe.start()
+        self.assertEqual((sent, len(self.flushLoggedErrors(OSError))), ([], 1))
+        clock.advance(5)
+        self.assertEqual(len(sent), 1)
+        probe.received(sent[-1][:2] + b"\x80\x00" + sent[-1][4:])
+        self.assertTrue(probe.healthy())
+        probe.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 class AccessRuleTests(SynchronousTestCase):
     def test_default_networks(self):

@@ -139,6 +139,26 @@ class WatcherTests(SynchronousTestCase):
         self.watcher.stop()
 
 
+    def test_a_failing_apply_does_not_stop_the_watcher(self):
+        fails = [ValueError("a bad value")]
+
+        def apply(networks):
+            if fails:
+                raise fails.pop()
+            self.applied.append(networks)
+
+        self.watcher.apply = apply
+        self.watcher.start()
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual((self.applied, self.watcher.current), ([], None))
+        self.clock.advance(30)  # applied again on the next read
+        self.assertEqual(self.applied, [nets("203.0.113.0/24")])
+        self.answers[0] = [("198.18.5.1", 24)]
+        self.clock.advance(30)
+        self.assertEqual(self.applied[-1], nets("198.18.5.0/24"))
+        self.watcher.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
 class AccessTests(SynchronousTestCase):
     def test_on_link_sources_are_answered(self):
         access = Access()

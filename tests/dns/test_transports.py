@@ -4,10 +4,14 @@ question matching, source-port rotation), TCP (pipelining), DNS over TLS
 and DNS over HTTPS (certificate checks).
 """
 
+import dns.message
+import dns.rrset
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import formatEvent, globalLogPublisher
+from twisted.protocols.basic import Int16StringReceiver
 from twisted.trial.unittest import TestCase
 
 from sentinel.dns.answer import parse_response
@@ -145,6 +149,43 @@ class StreamTransportTests(TestCase):
         self.assertEqual(r.stats.errors, {"network": 1})
 
 
+class _FirstConnectionDeaf(Int16StringReceiver):
+    """A DNS-over-TCP server whose first connection never answers (a dead peer)."""
+
+    def connectionMade(self):
+        self.factory.connections += 1
+        self.deaf = self.factory.connections == 1
+
+    def stringReceived(self, data):
+        if self.deaf:
+            return
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        response.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A",
+                                                   "198.18.0.7"))
+        self.sendString(response.to_wire())
+
+
+class DeadStreamTests(TestCase):
+    async def test_a_connection_that_answers_nothing_is_replaced(self):
+        """
+        The upstream's connection goes dead (no reset, nothing answered): the
+        query on it times out, the connection is dropped, and the next query
+        goes out on a new connection instead of timing out on the old one.
+        """
+        factory = Factory.forProtocol(_FirstConnectionDeaf)
+        factory.connections = 0
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        spec = f"127.0.0.1:{port.getHost().port}"
+        t = StreamTransport(reactor, "127.0.0.1", port.getHost().port)
+        r = Resolver(self, "tcp://" + spec, t, timeout=0.3)
+        self.assertIsNone(await r.resolve("one.example.test"))
+        self.assertEqual(addresses(await r.resolve("two.example.test")), ["198.18.0.7"])
+        self.assertEqual(factory.connections, 2)
+        self.assertEqual(r.stats.errors, {"timeout": 1})
+
+
 class TlsTransportTests(TestCase):
     def setUp(self):
         self.trust, self.server_options = make_ca_and_server(("dns.test",), ("127.0.0.1",))
@@ -186,11 +227,19 @@ class DohTransportTests(TestCase):
         self.addCleanup(self.port.stopListening)
         self.portnum = self.port.getHost().port
 
-    def resolver(self, name):
+    def resolver(self, name, timeout=2.0):
         spec = parse_upstream(f"https://{name}:{self.portnum}/dns-query#127.0.0.1")
         t = DohTransport(reactor, spec, optionsForClientTLS(name, trustRoot=self.trust))
         self.addCleanup(t.close)
-        return Resolver(self, spec.text, t)
+        return Resolver(self, spec.text, t, timeout=timeout)
+
+    async def test_an_endless_response_is_cut_off(self):
+        """A response body over 64 KiB without a length: read no further, fail over."""
+        self.zone.mode = "endless"
+        r = self.resolver("doh.test", timeout=1.0)
+        self.assertIsNone(await r.resolve("www.example.test"))
+        self.assertEqual(r.stats.errors, {"http": 1})
+        self.assertLess(self.resource.written, 4 * 1024 * 1024)
 
     async def test_post_wire_format(self):
         logged = factory_lines(self)

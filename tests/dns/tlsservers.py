@@ -17,7 +17,7 @@ from twisted.internet import ssl
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import Int16StringReceiver
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
 
 
 def _name(cn):
@@ -84,12 +84,34 @@ class _DohResource(Resource):
 
     def render_POST(self, request):
         self.requests.append(request.requestHeaders)
+        if self.upstream.mode == "endless":
+            return self._endless(request)
         if request.getHeader(b"content-type") != b"application/dns-message":
             request.setResponseCode(415)
             return b""
         reply = answer_wire(self.upstream, request.content.read())
         request.setHeader(b"content-type", b"application/dns-message")
         return reply
+
+
+    written = 0
+
+    def _endless(self, request):
+        """A chunked body that goes on until the client goes away."""
+        from twisted.internet import reactor
+
+        request.setHeader(b"content-type", b"application/dns-message")
+        gone = []
+        request.notifyFinish().addBoth(gone.append)
+
+        def more():
+            if not gone:
+                request.write(b"\x00" * 16384)
+                self.written += 16384
+                reactor.callLater(0, more)
+
+        more()
+        return NOT_DONE_YET
 
 
 def listen_doh(reactor, upstream, options):

@@ -121,6 +121,24 @@ class EngineTests(TestCase):
         self.clock.advance(0.1)
         self.assertEqual(self.decide("ads.example"), (BLOCK, "rule:1"))
 
+    async def test_a_failing_rebuild_at_a_time_boundary_is_tried_again(self):
+        await self.start(now=1000.0)
+        await self.store.create("rule", {"pattern": "ads.example", "action": "block"})
+        await self.store.put("setting", "protection", {"paused": True, "until": 1060.0})
+        plan, fails = engine_module.compiler.Plan, [RuntimeError("a bug")]
+
+        def failing_once(*args):
+            if fails:
+                raise fails.pop()
+            return plan(*args)
+
+        self.patch(engine_module.compiler, "Plan", failing_once)
+        self.clock.advance(60)  # the pause ends, but compiling fails
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.decide("ads.example"), (PASS, "protection:paused"))
+        self.clock.advance(engine_module.RETRY_DELAY)
+        self.assertEqual(self.decide("ads.example"), (BLOCK, "rule:1"))
+
     async def test_schedule_boundaries_swap_snapshots(self):
         # 1704067200 = Monday 2024-01-01 00:00 UTC
         await self.start(now=1704067200.0 + 8 * 3600 - 1)

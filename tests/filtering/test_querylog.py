@@ -190,6 +190,28 @@ class FramesTests(SynchronousTestCase):
             self.clock.advance(0)
         self.assertEqual([len(rows) for rows, _ in self.writer.frames], [250, 250, 100])
 
+    def test_a_failing_periodic_flush_does_not_stop_it(self):
+        class FailingOnce(AvailableStore):
+            failed = False
+
+            @property
+            def available(self):
+                if not self.failed:
+                    self.failed = True
+                    raise RuntimeError("a bug")
+                return True
+
+        service = QueryLogService(self.log, FailingOnce(), self.clock, writer=self.writer)
+        service.startService()
+        self.addCleanup(service.stopService)
+        record(self.log, 10)
+        self.clock.advance(0.2)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual((self.writer.frames, len(self.log.buffer)), ([], 10))
+        self.clock.advance(0.2)  # the next flush sends them
+        self.assertEqual([len(rows) for rows, _ in self.writer.frames], [10])
+        self.assertEqual(len(self.log.buffer), 0)
+
     def test_the_periodic_flush_does_not_wait_and_rows_with_the_writer_use_no_buffer(self):
         self.log.capacity = 12
         record(self.log, 10)

@@ -104,6 +104,32 @@ class LivenessTimingTests(SynchronousTestCase):
         watch.stop()
 
 
+    def test_a_failing_report_is_made_again_and_attempts_go_on(self):
+        """Writing the track file fails once (disk full): logged, the attempts
+        go on, and the next one reports the daemon dead again."""
+        clock = MemoryReactorClock()
+        changes, fails = [], [OSError(28, "No space left on device")]
+
+        def on_change(alive):
+            if not alive and fails:
+                raise fails.pop()
+            changes.append(alive)
+
+        watch = DaemonWatch(clock, "127.0.0.1", 8080, on_change)
+        watch.start()
+        factory = clock.tcpClients[0][2]
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        self.assertEqual((changes, len(self.flushLoggedErrors(OSError))), ([], 1))
+        clock.advance(DaemonWatch.RETRY)
+        self.assertEqual(len(clock.tcpClients), 2)
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        self.assertEqual(changes, [False])
+        clock.advance(DaemonWatch.RETRY)
+        factory.buildProtocol(None).makeConnection(StringTransport())
+        self.assertEqual(changes, [False, True])
+        watch.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
 class FifoTests(TestCase):
     async def test_lines_in_order_across_writer_reopen(self):
         path = os.path.join(tempfile.mkdtemp(), "notify.fifo")

@@ -90,6 +90,16 @@ class SidecarTests(SynchronousTestCase):
         self.tick(30)
         self.assertEqual(files.read_json(self.paths.netinfo_file)["detectedAt"], first + 30)
 
+    def test_a_failing_netinfo_refresh_does_not_stop_it(self):
+        first = files.read_json(self.paths.netinfo_file)["detectedAt"]
+        os.remove(self.paths.netinfo_file)
+        os.mkdir(self.paths.netinfo_file)  # cannot be replaced by a file
+        self.tick(30)
+        self.assertEqual(len(self.flushLoggedErrors(IsADirectoryError)), 1)
+        os.rmdir(self.paths.netinfo_file)
+        self.tick(30)
+        self.assertEqual(files.read_json(self.paths.netinfo_file)["detectedAt"], first + 60)
+
     # -- enabling -------------------------------------------------------------------
 
     def test_enable_renders_and_starts_keepalived(self):
@@ -222,6 +232,29 @@ class SidecarTests(SynchronousTestCase):
         self.assertEqual(len(self.launcher.spawned), 3)
         self.flushLoggedErrors()
 
+    def test_a_failed_restart_is_tried_again(self):
+        """spawn itself fails (no fork: a process limit): the restarts go on."""
+        self.enable()
+        spawn, fails = self.launcher.spawn, [OSError(11, "Resource temporarily unavailable")]
+
+        def failing_once(argv, on_line):
+            if fails:
+                raise fails.pop()
+            return spawn(argv, on_line)
+
+        self.launcher.spawn = failing_once
+        self.launcher.spawned[0].exit(1)
+        self.tick(1)  # the restart fails: tried again 2 s later
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual((len(self.launcher.spawned), self.status()["keepalived"]),
+                         (1, "restarting"))
+        self.tick(1)
+        self.assertEqual(len(self.launcher.spawned), 1)
+        self.tick(1)
+        self.assertEqual(len(self.launcher.spawned), 2)
+        self.assertEqual(self.keepalived.state, "running")
+        self.flushLoggedErrors()
+
     def test_sidecar_shutdown_stops_keepalived_and_steps_down(self):
         self.enable()
         self.notify("MASTER")
@@ -318,6 +351,21 @@ class SidecarTests(SynchronousTestCase):
             self.assertFalse(os.path.exists(self.paths.release_request))
             self.assertEqual(self.read(self.paths.release_file), "0\n")
         self.assertIsNone(self.status()["release"])
+
+    def test_a_failing_release_poll_does_not_stop_it(self):
+        """A directory where the request file goes cannot be removed: that
+        poll fails (logged once), and the next ones still act on requests."""
+        self.enable()
+        self.notify("MASTER")
+        os.mkdir(self.paths.release_request)
+        self.tick(0.2)
+        self.tick(0.2)
+        self.assertEqual(len(self.flushLoggedErrors(IsADirectoryError)), 1)
+        os.rmdir(self.paths.release_request)
+        self.request_release()
+        self.assertFalse(os.path.exists(self.paths.release_request))
+        self.assertEqual(self.read(self.paths.release_file), "1\n")
+        self.assertIn("VIP handover poll works again", self.log.text())
 
     def test_disabling_during_a_release_cancels_it(self):
         self.enable()
