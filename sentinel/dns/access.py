@@ -15,7 +15,8 @@ Who may ask (pure; ``now`` is passed in).
   get through over TCP, while a spoofer gains no amplification.  Exempt
   networks (default: loopback, e.g. a local forwarder that aggregates many
   clients) are not limited.  Over TCP (which cannot be spoofed) a limited
-  query is answered REFUSED.
+  query is answered REFUSED.  A clock step back counts as no time passing
+  (checked only once a client is over its limit: no cost per query).
 """
 
 import ipaddress
@@ -111,6 +112,13 @@ class Access:
         if tokens >= 1.0:
             state.tokens = tokens - 1.0
             return OK
+        if tokens < state.tokens:
+            # The clock stepped back (now < last): count no time, not
+            # negative time, or the client would wait for the whole step.
+            tokens = state.tokens
+            if tokens >= 1.0:
+                state.tokens = tokens - 1.0
+                return OK
         state.tokens = tokens
         state.over += 1
         if self.slip and state.over % self.slip == 0:

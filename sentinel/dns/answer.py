@@ -10,7 +10,8 @@ answers: the SOA's TTL capped by its MINIMUM).
 
 An L{Answer} renders a reply for any client asking the same question: a
 new ID, the client's own question bytes (case preserved), RD echoed, the
-TTLs counted down by the answer's age, our OPT when the client sent EDNS.
+TTLs counted down by the answer's age (never up: a negative age, the clock
+having stepped back, serves the TTLs as stored), our OPT when the client sent EDNS.
 Compression pointers in the stored records point into the question at
 offset 12, which has the same length whatever the case of the name.
 """
@@ -100,6 +101,13 @@ class Answer:
         age = int(now) - self.stored
         if age == self._age:
             return self._body
+        if age < 0:
+            # The clock stepped back (until the cache is rebased, see
+            # Cache.shift): a negative age would count the TTLs up, past
+            # what the upstream gave.  Served as stored instead.
+            self._age = age
+            self._body = body = self.body
+            return body
         b = bytearray(self.body)
         for off, t in zip(self.offsets, self.ttls):
             t -= age

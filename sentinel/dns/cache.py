@@ -9,6 +9,9 @@ before the cache on every query, so a policy change never needs a flush.
 Bounded by entry count with LRU eviction.  With serve-stale (RFC 8767)
 on, expired answers are kept (still LRU-bounded) for up to ``stale_max``
 seconds so they can be served, with TTL 30, when every upstream fails.
+
+When the wall clock steps, L{Cache.shift} moves every entry's times with
+it (called by the engine's clock-step listener).
 """
 
 from collections import OrderedDict
@@ -74,6 +77,18 @@ class Cache:
                 self.evictions += 1
             else:
                 self._trim()
+
+    def shift(self, step):
+        """
+        The wall clock stepped by ``step`` seconds: every answer keeps the
+        TTL it had left (a step forward does not expire the whole cache, nor
+        push it past ``stale_max``; a step back does not keep answers for
+        the step on top of their TTL).
+        """
+        whole = round(step)
+        for entry in self._data.values():
+            entry.stored += whole
+            entry.expires += step
 
     def _trim(self):
         data = self._data

@@ -117,4 +117,4 @@ class Chaser:
         engine.querylog.record(
             now, ctx.ip, ctx.decision.client_name, ctx.q.qname, ctx.q.qtype, logname,
             reason if reason is not None else ctx.decision.reason, "", reply[3] & 0xF,
-            (now - ctx.t0) * 1000.0)
+            max(0.0, now - ctx.t0) * 1000.0)  # the clock may step back

@@ -37,6 +37,12 @@ PROBE_NAME = b"\x05probe\x08sentinel\x07invalid\x00"
 LOOPBACK_PREFIXES = ("127.", "::1", "::ffff:127.")
 
 
+def duration_ms(now, t0):
+    """How long a query took, for the query log; never negative (the clock may step back)."""
+    d = (now - t0) * 1000.0
+    return d if d > 0.0 else 0.0
+
+
 class Engine:
     def __init__(self, clock, policy_source, querylog, cache=None, access=None, stats=None,
                  timeout=1.5):
@@ -180,6 +186,10 @@ class Engine:
 
     # -- outcomes --------------------------------------------------------------
 
+    def clock_stepped(self, step):
+        """The wall clock stepped (L{sentinel.dns.clocksteps}): cached answers keep their TTLs."""
+        self.cache.shift(step)
+
     def _accept(self, data, qend, inflight):
         answer = parse_response(
             data, qend, self.cache.min_ttl, self.cache.max_ttl, self.cache.max_negative_ttl,
@@ -201,7 +211,7 @@ class Engine:
         for port, addr, cmsg, q, limit, t0, ip, name, logname, reason in inflight.waiters:
             self._send(port, answer.render(q, body, limit), addr, cmsg)
             record(now, ip, name, q.qname, q.qtype, logname or LOG_FORWARDED, reason, text,
-                   answer.rcode, (now - t0) * 1000.0)
+                   answer.rcode, duration_ms(now, t0))
 
     def _answer_failed(self, waiter, stale, now):
         port, addr, cmsg, q, limit, t0, ip, name, logname, reason = waiter
@@ -216,7 +226,7 @@ class Engine:
             reply, rcode, logname = local.servfail(q), SERVFAIL, logname or LOG_FORWARDED
         self._send(port, reply, addr, cmsg)
         self.querylog.record(now, ip, name, q.qname, q.qtype, logname, reason, "", rcode,
-                             (now - t0) * 1000.0)
+                             duration_ms(now, t0))
 
     # -- local replies -------------------------------------------------------------
 

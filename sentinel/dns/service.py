@@ -7,6 +7,7 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import gatherResults, maybeDeferred
 from twisted.logger import Logger
 
+from sentinel.dns.clocksteps import ClockSteps
 from sentinel.dns.engine import Engine
 from sentinel.dns.fastpath import FastPath
 from sentinel.dns.listeners import listen_dns, probe_target
@@ -71,6 +72,10 @@ class DnsService(MultiService):
         self.probe_socket = ProbeSocket(reactor, probe_target(config.dns_interfaces,
                                                               config.dns_port))
         self.probe = DnsProbe(reactor, self.probe_socket.send)
+        # Keeps the reactor's timers (and the times the engine and the
+        # probe remember) right when the wall clock steps.
+        self.clock_steps = ClockSteps(reactor)
+        self.clock_steps.listeners += [self.engine.clock_stepped, self.probe.clock_stepped]
 
     def _send_error(self, error):
         self.stats.drop("send_error")
@@ -95,11 +100,13 @@ class DnsService(MultiService):
         except Exception as e:
             log.error("cannot open the DNS self-probe socket: {e}", e=e)
         self.probe.start()
+        self.clock_steps.start()
         where = ", ".join(self.config.dns_interfaces) or "every address"
         log.info("DNS on {where} port {port} (UDP and TCP); upstreams: {ups}", where=where,
                  port=self.config.dns_port, ups=list(self.runtime.effective_upstreams))
 
     def stopService(self):
+        self.clock_steps.stop()
         self.probe.stop()
         self.probe_socket.close()
         self.runtime.onlink.stop()

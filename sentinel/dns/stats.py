@@ -51,6 +51,8 @@ class UpstreamStats:
         self.healthy = True
 
     def latency(self, seconds):
+        if seconds < 0.0:  # the clock stepped back while the query was out
+            seconds = 0.0
         self.latency_sum += seconds
         self.latency_count += 1
         self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1

@@ -63,8 +63,8 @@ class ListLog:
 
 
 class Harness:
-    def __init__(self, policy=None, upstreams=1):
-        self.clock = Clock()
+    def __init__(self, policy=None, upstreams=1, clock=None):
+        self.clock = clock if clock is not None else Clock()
         self.clock.advance(10000)
         self.policy = policy or FakePolicy()
         self.log = ListLog()

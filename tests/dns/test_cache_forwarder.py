@@ -49,8 +49,8 @@ class FakeTransport:
 
 
 class Harness:
-    def __init__(self, n=2, with_tcp=False):
-        self.clock = Clock()
+    def __init__(self, n=2, with_tcp=False, clock=None):
+        self.clock = clock if clock is not None else Clock()
         self.clock.advance(1000)
         self.results = []
         self.fwd = Forwarder(self.clock, self.accept, self.done, timeout=1.0)
