@@ -416,3 +416,90 @@ class FollowerFuzzTests(SyncTestCase):
             self.serve(lambda n: seal(env, inner, self.keys.wire, n))
             e = await self.assertFailure(ensureDeferred(self.sync()), SyncError)
             self.assertEqual(e.code, "BAD_PAYLOAD", nan)
+
+
+class LeaderFuzzTests(SyncTestCase):
+    """
+    The leader's sync endpoints given hostile requests — from anyone (bad
+    or missing signature headers) and from a member (signed, with bad
+    queries and bodies): a 4xx with an error code, never a 500, never a
+    change to the leader's configuration, and it goes on serving.
+    """
+
+    async def setUp(self):
+        await super().setUp()
+        await self.join()
+        await self.leader.store.create("rule", {"pattern": "kept.example", "action": "block"})
+        self.keys = self.follower.state.keys
+        self.node = self.follower.state.node_id
+
+    async def send(self, method, path, headers, body=b""):
+        response = await self.to_leader.request(method, "http://leader" + path,
+                                                headers=headers, data=body or None)
+        raw = await response.content()
+        return response.code, raw
+
+    def signed(self, method, path, body=b"", **override):
+        headers = signing.sign_request(self.keys, self.node, method, path, body,
+                                       self.clock.seconds())
+        headers["Content-Type"] = "application/json"
+        headers.update(override)
+        return {k: v for k, v in headers.items() if v is not None}
+
+    async def test_seeded_hostile_requests(self):
+        r = random.Random(5)
+        history = self.leader.state.history
+        before = await live(self.leader)
+        revision = await self.leader.store.revision()
+        paths = ["/api/cluster/sync/changes?since=0", "/api/cluster/sync/hello",
+                 "/api/cluster/sync/join", "/api/cluster/sync/blobs/" + "ab" * 32]
+        header_values = [None, "", " ", "0", "-1", "1e9", "9" * 13, "abc", "AB" * 16,
+                         "g" * 32, "0" * 31, "0" * 64, "é", "\t1700000000", "1700000000 ",
+                         "f" * 65, "ab" * 32]
+        queries = ["since=-1", "since=1.5", "since=0x10", "since=1e3", "since=%201",
+                   "since=%2B1", "since=%D9%A1", "since=" + "9" * 30, "since=" + "9" * 5000,
+                   "since=0&since=1", f"since=0&history={history}&history=zz",
+                   "history=" + "0" * 65, "history=%00" * 8, "wait=inf", "wait=nan",
+                   "wait=-0", "wait=1e-400", "wait=", "since=", "unknown=1", "since=%FF",
+                   f"since=1&history={history}&wait=0"]
+        bodies = [b"{", b"[]", b"null", b'{"nodeId": NaN}', b'{"nodeId": "' + b"0" * 70 + b'"}',
+                  b"\xff\xfe\x00", b"[" * 50000 + b"]" * 50000, b'{"nodeId": 1e400}',
+                  b'{"nodeId": "\\ud800"}', b"x" * (70 * 1024), b'{"a":' * 3000 + b"1" + b"}" * 3000]
+        statuses = {}
+        for i in range(300):
+            kind = r.randrange(4)
+            if kind == 0:  # anyone: bad signature headers on any endpoint
+                path = r.choice(paths)
+                method = "GET" if "changes" in path or "blobs" in path else "POST"
+                names = [signing.H_TIMESTAMP, signing.H_NONCE, signing.H_NODE,
+                         signing.H_SIGNATURE]
+                headers = self.signed(method, path, b"{}", **{
+                    r.choice(names): r.choice(header_values) for _ in range(r.randrange(1, 4))})
+                status, raw = await self.send(method, path, headers, b"{}")
+            elif kind == 1:  # a member: bad queries
+                path = "/api/cluster/sync/changes?" + r.choice(queries)
+                status, raw = await self.send("GET", path, self.signed("GET", path))
+            elif kind == 2:  # a member: bad bodies
+                body = r.choice(bodies)
+                path = "/api/cluster/sync/hello"
+                status, raw = await self.send("POST", path, self.signed("POST", path, body),
+                                              body)
+            else:  # a member: odd paths and methods
+                path = r.choice(["/api/cluster/sync/blobs/" + "z" * 64,
+                                 "/api/cluster/sync/blobs/..%2F..%2Fetc%2Fpasswd",
+                                 "/api/cluster/sync/blobs/" + "a" * 5000,
+                                 "/api/cluster/sync/changes/extra", "/api/cluster/sync/",
+                                 "/api/cluster/sync/changes?since=0"])
+                method = r.choice(["GET", "POST", "PUT", "DELETE", "PATCH"])
+                status, raw = await self.send(method, path, self.signed(method, path))
+            statuses[status] = statuses.get(status, 0) + 1
+            self.assertLess(status, 500, (i, raw[:300]))
+            if status >= 400:
+                error = json.loads(raw)
+                self.assertRegex(error["error"], r"^[A-Z][A-Z0-9_]*$", i)
+        self.assertEqual(await self.leader.store.revision(), revision)
+        self.assertEqual(await live(self.leader), before)
+        self.assertGreater(statuses.get(401, 0), 20, statuses)
+        self.assertGreater(statuses.get(400, 0), 20, statuses)
+        applied = await self.sync()  # still serving
+        self.assertEqual(applied.mode, "full")
