@@ -503,3 +503,31 @@ class LeaderFuzzTests(SyncTestCase):
         self.assertGreater(statuses.get(400, 0), 20, statuses)
         applied = await self.sync()  # still serving
         self.assertEqual(applied.mode, "full")
+
+
+class JoinAnswerFuzzTests(SyncTestCase):
+    """Joining, when the join code's URL answers hostile content signed with
+    the join key (anything that has the code can sign it): 502 BAD_PAYLOAD
+    or another clear 4xx/5xx code, and nothing saved."""
+
+    async def test_hostile_join_answers(self):
+        status, body = await self.call(self.to_leader, "POST", "/api/cluster/enable-leader",
+                                       {"leaderUrl": "http://198.18.0.53:8080"})
+        self.assertEqual(status, 200, body)
+        status, body = await self.call(self.to_leader, "GET", "/api/cluster/join-code")
+        text = body["joinCode"]
+        from sentinel.cluster import joincode
+
+        keys = signing.ClusterKeys.from_secret(
+            joincode.parse(text, self.clock.seconds()).key)
+        answers = [b"[" * 100000 + b"]" * 100000, b"[]", b"null", b'"text"', b"{",
+                   b'{"secret": 5}', b'{"secret": "AAAA"}', b'{"secret": null}',
+                   b'{"secret": "' + b"A" * 100 + b'"}', b"\xff\xfe"]
+        for answer in answers:
+            self.follower.leader_http = self.pump.add(StubTreq(
+                SignedLeader(keys, self.clock, lambda n: answer)))
+            status, body = await self.call(self.to_follower, "POST",
+                                           "/api/cluster/configure-follower",
+                                           {"joinCode": text})
+            self.assertEqual((status, body["error"]), (502, "BAD_PAYLOAD"), answer[:20])
+            self.assertEqual(self.follower.state.role, "standalone")
