@@ -208,6 +208,9 @@ class CodecFuzzTests(SynchronousTestCase):
             except codec.CodecError as e:
                 outcomes["refused"] += 1
                 self.assertTrue(str(e), i)
+                # The status page and the log show it: short, one line.
+                self.assertLessEqual(len(str(e)), 200, i)
+                self.assertNotIn("\n", str(e), i)
                 continue
             outcomes["accepted"] += 1
             for e in batch.entities:
