@@ -127,6 +127,8 @@ def _collect(response, limit, cut=False):
 
 
 class _Bounded(Protocol):
+    """Collects a body (``done``) up to ``limit`` bytes; see L{_collect}."""
+
     def __init__(self, limit, cut=False):
         self.limit = limit
         self.cut = cut
