@@ -68,3 +68,12 @@ class InputEdgeTests(TestCase):
             self.assertError(r, 400, "HA_INVALID_VIP")
         r = await self.client.get("/api/cluster/ha/config", token=self.token)
         self.assertIsNone(r.json()["vip"])
+
+    async def test_a_host_name_the_router_cannot_take_is_400_in_the_error_shape(self):
+        # The sync paths are exempt from the host policy (so is every path
+        # with --http-hosts '*'): the name reached Klein's router.
+        for host in ("a" * 100, "a..b", "x" * 8000):
+            r = await self.client.get("/api/cluster/sync/changes", headers={"host": host})
+            self.assertError(r, 400, "BAD_HEADER")
+        r = await self.client.get("/api/cluster/sync/changes", headers={"host": "sentinel"})
+        self.assertEqual(r.status, 401, r)  # a valid name: on to the signature check
