@@ -37,7 +37,7 @@ def parse_bool(text: str) -> bool:
 
 def parse_port(text: str) -> int:
     text = text.strip()
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise ValueError(f"{text!r} is not a port number (1-65535)")
     return int(text)
 

@@ -147,7 +147,7 @@ class ClusterApi:
         except SyncError as e:
             status = HELLO_STATUS.get(e.code, 400 if e.code in REFUSED else 502)
             raise ApiError(status, e.code, f"Nothing was saved. {e.message}") from None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ApiError(502, "BAD_PAYLOAD", "The leader's answer is not valid.") from None
         if not isinstance(answer, dict):
             raise ApiError(502, "BAD_PAYLOAD", "The leader's answer is not valid.")

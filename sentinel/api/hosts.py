@@ -44,7 +44,8 @@ def split_host(header):
     else:
         host, _, port = text.partition(":")
         rest = ":" + port if _ else ""
-    if rest and not (rest.startswith(":") and rest[1:].isdigit() and len(rest) <= 6):
+    if rest and not (rest.startswith(":") and rest[1:].isascii()
+                 and rest[1:].isdigit() and len(rest) <= 6):
         return None
     return host.rstrip(".") if not host.startswith("[") else host
 

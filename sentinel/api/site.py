@@ -32,10 +32,23 @@ JSON_TYPE = b"application/json; charset=utf-8"
 
 
 class SentinelRequest(server.Request):
-    """A request that stops buffering a body larger than MAX_REQUEST_BODY."""
+    """
+    A request that stops buffering a body larger than MAX_REQUEST_BODY, and
+    whose headers read as text (``getHeader("name")``) are UTF-8 or a 400:
+    Twisted decodes them strictly, so any header with other bytes would
+    otherwise be an internal error wherever it is read.
+    """
 
     too_large = False
     _received = 0
+
+    def getHeader(self, key):
+        try:
+            return super().getHeader(key)
+        except UnicodeDecodeError:
+            name = key.decode("ascii", "replace") if isinstance(key, bytes) else key
+            raise ApiError(400, "BAD_HEADER",
+                           f"The {name} header is not valid UTF-8.") from None
 
     def gotLength(self, length):
         if length is not None and length > MAX_REQUEST_BODY:
@@ -320,9 +333,22 @@ class _Root(Resource):
         self._hosts = hosts
 
     def getChildWithDefault(self, name, request):
-        host = request.getHeader("host")
+        try:
+            host = request.getHeader("host")
+        except ApiError as e:
+            return _ErrorResource(e)
         if not self._hosts.allowed(host) and not self._hosts.exempt(request.path):
             return _MisdirectedResource(host)
+        if name in self.children and not _utf8(request.prepath + request.postpath):
+            # Klein would answer a plain-text 400 (and log a traceback).
+            return _ErrorResource(ApiError(400, "BAD_REQUEST",
+                                           "The path is not valid UTF-8 (after %-decoding)."))
+        if name in self.children and not _routable_host(request):
+            # Klein's router (werkzeug) would raise BadHost outside the
+            # error handler: an HTML 500.  Reached on the sync paths (exempt
+            # from the host policy) or with --http-hosts '*'.
+            return _ErrorResource(ApiError(400, "BAD_HEADER",
+                                           "The host header is not a valid host name."))
         return super().getChildWithDefault(name, request)
 
     def getChild(self, name, request):
@@ -333,6 +359,40 @@ class _Root(Resource):
 
     def render(self, request):
         return _NotFoundResource().render(request)
+
+
+def _routable_host(request):
+    """The Host name is one Klein's router accepts (IDNA-encodable)."""
+    try:
+        request.getRequestHostname().decode("utf-8").lower().encode("idna")
+    except UnicodeError:
+        return False
+    return True
+
+
+def _utf8(segments):
+    try:
+        for segment in segments:
+            segment.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class _ErrorResource(Resource):
+    """An L{ApiError} found before routing, in the one error shape."""
+
+    isLeaf = True
+
+    def __init__(self, error):
+        super().__init__()
+        self._error = error
+
+    def render(self, request):
+        _security_headers(request)
+        request.setResponseCode(self._error.status)
+        request.setHeader(b"content-type", JSON_TYPE)
+        return json_bytes(self._error.body())
 
 
 class _NotFoundResource(Resource):

@@ -11,14 +11,17 @@ never affect DNS, which keeps the configuration it has.
 """
 
 import hashlib
+import json
+import re
 
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.defer import TimeoutError as DeadlinePassed
 from twisted.internet.error import ConnectError, DNSLookupError
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.web.client import ResponseFailed
-import treq
+from twisted.web.client import ResponseDone, ResponseFailed
+from twisted.web.http import PotentialDataLoss
 
 from sentinel.store.database import StoreUnavailable
 from sentinel.cluster import codec, signing
@@ -31,6 +34,8 @@ log = Logger()
 WAIT = 5.0  # long-poll duration asked of the leader
 SLACK = 10.0  # extra time before the client gives up on an answer
 MAX_BODY = 256 * 1024 * 1024
+MAX_ERROR_BODY = 64 * 1024  # of a non-200 answer: an error message, no more
+ERROR_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 5.0)
 IDLE_RECHECK = 1.0
 
@@ -71,9 +76,15 @@ class LeaderConnection:
         return raw, nonce
 
     async def _exchange(self, method, path, body, headers):
+        # Never follow a redirect: sync endpoints do not redirect, and the
+        # signed request must not be sent on to wherever a Location points.
         response = await self._http.request(
-            method, self._base + path, headers=headers, data=body or None)
-        raw = await _collect(response)
+            method, self._base + path, headers=headers, data=body or None,
+            allow_redirects=False)
+        if response.code == 200:
+            raw = await _collect(response, MAX_BODY)
+        else:  # an error message: its start is enough
+            raw = await _collect(response, MAX_ERROR_BODY, cut=True)
         got = {h: _header(response, h) for h in (signing.H_TIMESTAMP, signing.H_SIGNATURE)}
         return response.code, got, raw, _header(response, signing.H_NODE)
 
@@ -81,10 +92,16 @@ class LeaderConnection:
 def _why(e):
     reasons = getattr(e, "reasons", None)  # ResponseFailed & co. wrap failures
     if reasons:
-        text = "; ".join(r.getErrorMessage() or r.type.__name__ for r in reasons)
+        text = "; ".join(_reason(r) for r in reasons)
     else:
         text = str(e) or type(e).__name__
     return text.rstrip(".")  # the caller ends the sentence
+
+
+def _reason(failure):
+    if failure.type.__name__ == "_DataLoss":  # twisted.web's, for a body cut short
+        return "the answer was cut off"
+    return (failure.getErrorMessage() or failure.type.__name__).rstrip(".")
 
 
 def _header(response, name):
@@ -93,28 +110,82 @@ def _header(response, name):
         values[0] if values else None)
 
 
-async def _collect(response):
-    chunks, size = [], 0
+def _collect(response, limit, cut=False):
+    """
+    The body of ``response``, at most ``limit`` bytes: a longer one fails
+    with BAD_PAYLOAD (refused by its Content-Length before reading when it
+    has one), or with ``cut`` is cut off there.  Cancelling (the deadline
+    passed) stops the download: an endless body is not read on after the
+    sync gave up on it.
+    """
+    length = response.length
+    body = _Bounded(limit, cut)
+    if isinstance(length, int) and length > limit and not cut:
+        body.limit = -1  # refused before reading: closes the connection
+    response.deliverBody(body)
+    return body.done
 
-    def got(data):
-        nonlocal size
-        size += len(data)
-        if size > MAX_BODY:
-            raise SyncError("BAD_PAYLOAD", "The leader's answer is too large.")
-        chunks.append(data)
 
-    await treq.collect(response, got)
-    return b"".join(chunks)
+class _Bounded(Protocol):
+    """Collects a body (``done``) up to ``limit`` bytes; see L{_collect}."""
+
+    def __init__(self, limit, cut=False):
+        self.limit = limit
+        self.cut = cut
+        self.size = 0
+        self.parts = []
+        self.done = Deferred(self._cancel)
+
+    def _stop(self):
+        self.parts = []
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+    def _cancel(self, _):
+        self._stop()
+
+    def connectionMade(self):
+        if self.limit < 0:
+            self._stop()
+            self.done.errback(SyncError("BAD_PAYLOAD", "The leader's answer is too large."))
+
+    def dataReceived(self, data):
+        if self.done.called:
+            return
+        self.size += len(data)
+        if self.size > self.limit and self.cut:
+            self.parts.append(data[:len(data) - (self.size - self.limit)])
+            data = b"".join(self.parts)
+            self._stop()
+            self.done.callback(data)
+            return
+        if self.size > self.limit:
+            self._stop()
+            self.done.errback(SyncError("BAD_PAYLOAD", "The leader's answer is too large."))
+            return
+        self.parts.append(data)
+
+    def connectionLost(self, reason):
+        if self.done.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(b"".join(self.parts))
+        else:
+            self.done.errback(reason if reason.check(ResponseFailed) else ResponseFailed([reason]))
 
 
 def _error_from(status, raw, responder, me):
-    import json
-
+    # Not signed (anyone on the way can answer this): an error code of the
+    # documented form or none, a message of at most 500 printable characters.
     try:
         body = json.loads(raw.decode("utf-8"))
-        code, message = str(body["error"]), str(body["message"])[:500]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        code, message = f"HTTP_{status}", f"The leader answered HTTP {status}."
+        code, message = body["error"], body["message"]
+        if not (isinstance(code, str) and ERROR_CODE.fullmatch(code)
+                and isinstance(message, str)):
+            raise ValueError("not an error answer")
+        message = "".join(c if c.isprintable() else " " for c in message[:500])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
+        return SyncError(f"HTTP_{status}", f"The leader answered HTTP {status}.")
     if code == "NOT_LEADER" and responder and responder == me:
         return SyncError("SELF", "The leader URL reaches this node itself (it owns the VIP): "
                                  "failover active, leader unreachable.")
@@ -207,16 +278,24 @@ class SyncClient(Service):
         if self._cancelled or failure.check(CancelledError):
             self._cancelled = False
             return self._schedule(0)
+        unexpected, before = False, (self.status.last_error or {}).get("code")
         if failure.check(SyncError):
             error = failure.value
         elif failure.check(StoreUnavailable):
             error = SyncError("STORE_UNAVAILABLE", "The local database is not reachable.")
         else:
-            log.failure("cluster: sync failed", failure)
+            unexpected = True
             error = SyncError("INTERNAL_ERROR", "Unexpected error; see the log.")
         self.status.failed(error, self._clock.seconds())
-        if self.status.failures == 1 or self.status.failures % 20 == 0:
-            log.warn("cluster: sync failed: {code}: {msg}", code=error.code, msg=error.message)
+        # One line for a run of failures with one code (and every 20th
+        # retry), not one per retry.
+        failures = self.status.failures
+        if failures == 1 or failures % 20 == 0 or error.code != before:
+            if unexpected:
+                log.failure("cluster: sync failed", failure)
+            else:
+                log.warn("cluster: sync failed: {code}: {msg}", code=error.code,
+                         msg=error.message)
         self._schedule(BACKOFF[min(self.status.failures, len(BACKOFF)) - 1])
 
     # -- one sync ------------------------------------------------------------

@@ -25,6 +25,7 @@ L{CodecError} and nothing is applied.
 
 import base64
 import json
+import math
 import os
 import re
 
@@ -38,6 +39,7 @@ KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 HISTORY = re.compile(r"^[0-9a-f]{16,64}$")
 MAX_KEY = 512
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # never in a key (PostgreSQL stores no NUL)
 
 
 class CodecError(Exception):
@@ -102,7 +104,7 @@ def decode(body: bytes, wire_key, request_nonce) -> Batch:
     history, revision = env.get("history"), env.get("revision")
     since = env.get("since")
     if mode not in MODES:
-        raise CodecError(f"unknown mode {mode!r}")
+        raise CodecError(f"unknown mode {_show(mode)}")
     if not isinstance(leader, str) or not re.match(r"^[0-9a-f]{8,64}$", leader):
         raise CodecError("bad leader id")
     if not isinstance(history, str) or not HISTORY.match(history):
@@ -137,7 +139,7 @@ def decode(body: bytes, wire_key, request_nonce) -> Batch:
     seen = set()
     for e in entities:
         if (e.kind, e.key) in seen:
-            raise CodecError(f"entity {e.kind}/{e.key} sent twice")
+            raise CodecError(f"entity {e.kind}/{_show(e.key)} sent twice")
         seen.add((e.kind, e.key))
     return attr.evolve(head, entities=entities, blobs=blobs, marks=marks)
 
@@ -150,15 +152,58 @@ def _marks(value):
         raise CodecError("marks is not an object")
     for kind, top in value.items():
         if not KIND.match(kind) or type(top) is not int or not 0 < top <= MAX_MARK:
-            raise CodecError(f"bad key mark for {kind!r}")
+            raise CodecError(f"bad key mark for {_show(kind)}")
     return value
 
 
+INT_LIMIT = 2**63 - 1  # as the leader's API accepts (a BIGINT)
+
+
+def _show(value, limit=40):
+    """A value from the payload, as error messages show it: short, one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _json(raw):
+    """
+    Strict JSON, as the leader's API accepts it (sentinel/api/inputs.py): no
+    NaN/Infinity, integers within 64 bits, no lone surrogates (text that
+    cannot be stored as UTF-8), not nested deeper than Python parses.
+    """
     try:
-        return json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_int=_int,
+                           parse_float=_float)
     except (UnicodeDecodeError, ValueError) as e:
-        raise CodecError(f"not JSON: {e}") from None
+        raise CodecError(f"not JSON: {str(e)[:120]}") from None
+    except RecursionError:
+        raise CodecError("not JSON: nested too deeply") from None
+    if b"\\u" in raw:  # escapes: a lone surrogate is possible
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise CodecError("not JSON: a lone surrogate (\\ud800-\\udfff)") from None
+        except RecursionError:
+            raise CodecError("not JSON: nested too deeply") from None
+    return value
+
+
+def _int(text):
+    value = int(text)
+    if abs(value) > INT_LIMIT:
+        raise ValueError(f"integer {text[:30]}... out of range (64 bits)")
+    return value
+
+
+def _float(text):
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:30]} out of range")
+    return value
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
 
 
 def _list(obj, name):
@@ -173,17 +218,34 @@ def _entity(item, mode):
         raise CodecError("entity is not [kind, key, revision, data]")
     kind, key, revision, data = item
     if not isinstance(kind, str) or not KIND.match(kind):
-        raise CodecError(f"bad entity kind {kind!r}")
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY:
+        raise CodecError(f"bad entity kind {_show(kind)}")
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY or CONTROL.search(key):
         raise CodecError(f"bad {kind} key")
     if type(revision) is not int or revision < 1:
-        raise CodecError(f"bad revision of {kind}/{key}")
+        raise CodecError(f"bad revision of {kind}/{_show(key)}")
     if data is None and mode == "full":
         raise CodecError("a full snapshot carries no deletions")
     if kind == "secret" and data is not None and (
             not isinstance(data, dict) or not isinstance(data.get("value"), str)):
-        raise CodecError(f"bad secret {key}")
+        raise CodecError(f"bad secret {_show(key)}")
+    if not _shallow(data):
+        raise CodecError(f"{kind}/{_show(key)} is nested deeper than {MAX_DEPTH} levels")
     return WireEntity(kind, key, revision, data)
+
+
+MAX_DEPTH = 200  # configuration is a few levels deep; JSON encoding recurses
+
+
+def _shallow(data):
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                return False
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items if isinstance(item, (dict, list)))
+    return True
 
 
 def blob_refs(data, known):

@@ -60,7 +60,7 @@ def _ip(text, spec):
 
 
 def _port(text, spec):
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise UpstreamSpecError(f"{spec!r}: bad port {text!r}")
     return int(text)
 

@@ -14,7 +14,9 @@ MAX_ID = 2 ** 53
 def parse_id(value, what):
     """A path parameter -> int id, or 404 (ids are never anything else)."""
     text = str(value)
-    if not text.isdigit() or not 0 < int(text) <= MAX_ID:
+    # ASCII digits only: str.isdigit() also takes "²" (int() refuses it) and
+    # "１" or "١" (int() reads them as 1: another entity's id).
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_ID:
         raise not_found(what)
     return int(text)
 

@@ -110,7 +110,7 @@ def check_vip(text):
     address, slash, prefix = text.strip().partition("/")
     ip = _ipv4(address, field, code, "The VIP")
     if slash:
-        if not prefix.isdigit() or not 8 <= int(prefix) <= 32:
+        if not (prefix.isascii() and prefix.isdigit()) or not 8 <= int(prefix) <= 32:
             raise HaError(code, field, f"The VIP prefix /{prefix} must be from /8 to /32.")
         bits = int(prefix)
     else:

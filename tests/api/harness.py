@@ -27,7 +27,7 @@ from sentinel.api.openapi import OpenApiApi
 from sentinel.api.secrets import SecretsApi
 from sentinel.api.settings import SettingsApi
 from sentinel.api.system import SystemApi
-from sentinel.api.site import Gate, Site
+from sentinel.api.site import Gate, SentinelRequest, Site
 from sentinel.auth import (
     AdminAuthenticator, ApiTokens, LoginThrottle, PasswordHasher, Sessions, Users,
 )
@@ -95,6 +95,11 @@ class Client:
 
     def __init__(self, resource, base=BASE):
         self._agent = RequestTraversalAgent(resource)
+        # Requests as the daemon's site makes them (Site.site): the body
+        # cap, and form bodies never parsed.
+        factory = self._agent._serverFactory
+        factory.requestFactory = SentinelRequest
+        factory._parsePOSTFormSubmission = False
         self.base = base
 
     async def _settle(self, d, timeout=10.0):
