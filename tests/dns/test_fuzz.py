@@ -531,3 +531,26 @@ class FoundByFuzzingTests(SynchronousTestCase):
         reply = self.forward(bytes([2]) + cname + b"\x00\x06\x03ns0\xc0\x10"
                              + b"\xc0\x29" + a[2:] + b"\x00\x04\xc6\x12\x00\x01", "CNAME")
         self.assertEqual(len(dns.message.from_wire(reply).answer), 2)
+
+    def test_any_byte_in_a_label_on_the_slow_path(self):
+        # Labels may hold any byte (RFC 2181 section 11).  The fast parser
+        # took such names, but a query that needs the slow path (here: a
+        # second additional record besides OPT) got FORMERR for a non-ASCII
+        # byte, and a "." inside a label was echoed as two labels.
+        extra = b"\x00\x00\x10\x00\x01\x00\x00\x00\x00\x00\x02\x01x"  # ". TXT x"
+        opt = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+        for name in (b"\x03WwW\x07EXAm\xd0lE\x00", b"\x03a.b\x07example\x00"):
+            question = name + b"\x00\x01\x00\x01"
+            h = Harness()
+            port = FakePort()
+            FastPath(h.engine).handle(b"\x00\x07\x01\x00\x00\x01\x00\x00\x00\x00\x00\x02"
+                                      + question + opt + extra, CLIENT, port, None)
+            [attempt] = h.transports[0].sent
+            self.assertEqual(attempt.question, question.lower())
+            attempt.answered(b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
+                             + attempt.question + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c"
+                             b"\x00\x04\xc6\x12\x00\x03", 12 + len(attempt.question))
+            reply = port.sent[-1][0]
+            self.assertEqual(reply[3] & 0xF, 0, reply.hex())
+            self.assertEqual(reply[12:12 + len(question)], question)
+            self.assertEqual(dns.message.from_wire(reply).answer[0][0].address, "198.18.0.3")
