@@ -20,8 +20,11 @@ import struct
 from array import array as _array
 
 from sentinel.dns.wire import (
-    AD, NOERROR, NXDOMAIN, OPT, QR, RA, RD, SOA, TC, Malformed, opt_record,
+    AAAA, AD, CNAME, MX, NOERROR, NS, NXDOMAIN, OPT, PTR, QR, RA, RD, SOA, SRV, TC, TXT, A,
+    Malformed, opt_record,
 )
+
+DNAME = 39
 
 _pack_into = struct.pack_into
 _unpack_from = struct.unpack_from
@@ -29,20 +32,55 @@ MAX_TTL = 0x7FFFFFFF
 STALE_TTL = 30  # RFC 8767 section 4
 
 
-def skip_name(data, i):
-    """Index past a (possibly compressed) name at ``i``."""
+def check_name(data, i, end, names):
+    """
+    Index past the name at ``i``, which must lie before ``end``, if it is
+    well formed as clients parse it (RFC 1035 4.1.4): labels of at most 63
+    bytes, at most 255 bytes in all, compression pointers pointing strictly
+    backwards, outside the name so far, and past the header (ours is not
+    the upstream's: a pointer into it would name something else).  Raises
+    Malformed otherwise.  ``names``: where names already checked start (a
+    pointer to one of them is checked at once); this one is added.
+    """
+    start = i
+    after = None  # where the name ends in place (after its first pointer)
+    seg = i  # where the current run of labels starts
+    total = 1
     try:
         while True:
+            if i >= end:
+                raise Malformed("name runs past its record")
             n = data[i]
             if n == 0:
-                return i + 1
-            if n >= 0xC0:
-                return i + 2
-            if n > 63:
+                names.add(start)
+                return after if after is not None else i + 1
+            if n < 64:
+                total += n + 1
+                if total > 255:
+                    raise Malformed("name too long")
+                i += n + 1
+            elif n >= 0xC0:
+                if i + 1 >= end:
+                    raise Malformed("truncated pointer")
+                target = (n & 0x3F) << 8 | data[i + 1]
+                if after is None:
+                    after = i + 2
+                    if total == 1 and target in names and target < i:
+                        return after  # the usual case: the question's name, a CNAME's target
+                if target < 12 or target >= seg:
+                    raise Malformed("bad compression pointer")
+                end = seg
+                seg = i = target
+            else:
                 raise Malformed("bad label")
-            i += n + 1
     except IndexError:
         raise Malformed("truncated name") from None
+
+
+# Record types whose RDATA is checked (clients that decode them reject the
+# whole message when it is broken): fixed sizes, and names at an offset.
+_RDATA_SIZE = {A: 4, AAAA: 16}
+_RDATA_NAME = {NS: 2, CNAME: 2, PTR: 2, DNAME: 2, MX: 4, SRV: 8}  # offset + 2 (0: no name)
 
 
 class Answer:
@@ -180,17 +218,18 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
     i = qend
     offsets, ttls = [], []
     soa_ttl = None
+    names = {12}  # where checked names start (12: the question's)
     cut = None  # where the upstream's OPT record starts (additional records stop there)
     kept_ar = 0
     dirty = False  # a TTL in the body must be rewritten
     try:
         for n in range(total):
             start = i
-            if data[i] >= 0xC0:  # the usual case: a pointer (to the question)
+            if data[i] == 0xC0 and data[i + 1] == 12:  # the usual case: the question's name
                 i += 2
             else:
-                i = skip_name(data, i)
-            rtype, _, ttl, rdlen = _unpack_from("!HHIH", data, i)
+                i = check_name(data, i, end, names)
+            rtype, rclass, ttl, rdlen = _unpack_from("!HHIH", data, i)
             rdata = i + 10
             i = rdata + rdlen
             if i > end:
@@ -201,13 +240,34 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
                         cut = start
                     continue
                 kept_ar += 1
+            elif rtype == OPT:
+                raise Malformed("OPT outside the additional section")
+            if rclass != 1:  # (clients decode RDATA by class too: CH A is another record)
+                raise Malformed("record class")
+            # What the client decodes must decode: the usual types' RDATA.
+            size = _RDATA_SIZE.get(rtype)
+            if size is not None:
+                if rdlen != size:
+                    raise Malformed("bad RDATA length")
+            else:
+                at = _RDATA_NAME.get(rtype)
+                if at is not None:
+                    if check_name(data, rdata + at - 2, i, names) != i:
+                        raise Malformed("bad RDATA name")
+                elif rtype == TXT:
+                    j = rdata
+                    while j < i:
+                        j += data[j] + 1
+                    if j != i or not rdlen:
+                        raise Malformed("bad TXT")
+                elif rtype == SOA:
+                    j = check_name(data, check_name(data, rdata, i, names), i, names)
+                    if j + 20 != i:
+                        raise Malformed("bad SOA")
             if ttl > MAX_TTL:
                 ttl = 0
                 dirty = True
             if rtype == SOA and n >= an and n < auth_end:
-                j = skip_name(data, skip_name(data, rdata))
-                if j + 20 != i:
-                    raise Malformed("bad SOA")
                 minimum = _unpack_from("!I", data, j + 16)[0]
                 soa_ttl = ttl if ttl < minimum else minimum
             offsets.append(rdata - 6 - qend)

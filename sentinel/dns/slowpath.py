@@ -8,7 +8,7 @@ turned into the same L{Query} the fast path produces, or rejected.
 from twisted.names import dns
 
 from sentinel.dns.wire import (
-    OPCODE_MASK, OPT, QR, EDNS_SIZE, Garbage, Malformed, Query, name_from_text,
+    MAX_NAME, OPCODE_MASK, OPT, QR, EDNS_SIZE, Garbage, Malformed, Query,
 )
 
 
@@ -31,15 +31,7 @@ def parse_unusual(data):
     query = message.queries[0]
     if query.type == OPT:
         raise Malformed("OPT in the question")
-    raw_name = query.name.name
-    try:
-        labels = raw_name.split(b".") if raw_name else []
-        wire = b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
-        if any(not 0 < len(label) <= 63 for label in labels) or len(wire) > 255:
-            raise ValueError
-        name_from_text(raw_name.decode("ascii"))
-    except (ValueError, UnicodeDecodeError):
-        raise Malformed("unusable name") from None
+    wire = _question_name(data)
     question = wire + query.type.to_bytes(2, "big") + query.cls.to_bytes(2, "big")
     opts = [rr for rr in message.additional if rr.type == OPT]
     if len(opts) > 1:
@@ -59,3 +51,35 @@ def parse_unusual(data):
         data[:2], 1 if message.recDes else 0, wire.lower(), question, query.type, query.cls,
         edns, do, size, do | cd << 1 | ad << 2, version, cd, ad,
     )
+
+
+def _question_name(data):
+    """
+    The question's name, uncompressed wire format, read from the bytes:
+    labels may hold any byte (RFC 2181 section 11), "." included, which
+    twisted.names' dotted names cannot tell apart (the fast parser takes
+    such names as they are).  Compression pointers must point backwards.
+    """
+    out = bytearray()
+    i = 12
+    try:
+        while True:
+            n = data[i]
+            if n == 0:
+                break
+            if n < 64:
+                out += data[i:i + n + 1]
+                i += n + 1
+            elif n >= 0xC0:
+                target = (n & 0x3F) << 8 | data[i + 1]
+                if target >= i:
+                    raise Malformed("compression pointer not backwards")
+                i = target
+            else:
+                raise Malformed("bad label")
+    except IndexError:
+        raise Malformed("truncated name") from None
+    out.append(0)
+    if len(out) > MAX_NAME:
+        raise Malformed("name too long")
+    return bytes(out)

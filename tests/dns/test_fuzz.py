@@ -1,0 +1,556 @@
+"""
+Seeded, in-process fuzzing of the DNS pipeline (deterministic
+``random.Random``; a few seconds per test).
+
+- Client queries: valid dnspython queries of many shapes (types, EDNS
+  versions and sizes, DO/CD/AD/RD, EDNS options, classes), mutated byte by
+  byte, over UDP-like and TCP-like fake ports, through ``FastPath.handle``
+  and ``Engine.handle``.  Every reply parses, carries the query's ID, QR
+  and (when the query had a parseable one) its question, fits the client's
+  UDP limit; both paths send the same bytes; silence only where docs/DNS.md
+  says so (shorter than a header, or a response).
+- Upstream answers: valid responses of many shapes (CNAME chains, many
+  records, big TXT, NXDOMAIN/NODATA with or without SOA, OPT with options,
+  compressed or not, TC), mutated after the question, fed to the
+  forwarder; then the same question from clients with other EDNS sizes, DO,
+  TCP.  Nothing escapes; clients get a parseable answer, SERVFAIL, or TC;
+  TTLs never exceed the upstream's and count down with the clock.
+- Blocked and rewritten names across types, EDNS variants and transports.
+
+A failure message carries the seed and the input (hex), to replay it.
+"""
+
+import io
+import random
+import struct
+import zlib
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+from twisted.trial.unittest import SynchronousTestCase
+
+from sentinel.dns.decision import ALLOW, PASS, REWRITE, Decision
+from sentinel.dns.fastpath import FastPath
+from tests.dns.fakes import CLIENT, FakePolicy, FakePort, Harness, block
+
+NAMES = [
+    "www.example", "WwW.ExAmPlE", "big.example", "nx.example", "nodata.example",
+    "cname.example", "ads.example", "null.example", "kid.example", "ok.example",
+    "shadow.example", "rw.example", "rwc.example", "localhost", "a.invalid",
+    "printer", "10.1.168.192.in-addr.arpa", "x.home.arpa", ".", "a" * 63 + ".example",
+    ".".join(["b" * 50] * 4) + ".t", "_srv._tcp.example", "xn--bcher-kva.example",
+]
+TYPES = ["A", "AAAA", "MX", "TXT", "PTR", "ANY", "SOA", "HTTPS", "SVCB", "CNAME", "NS",
+         "SRV", "CAA", "DS", "DNSKEY", "AXFR", "IXFR", "NULL", "TYPE65280", "OPT"]
+
+POLICY = {
+    "ads.example.": block("nxdomain", 10),
+    "null.example.": block("null", 20),
+    "kid.example.": block("refused", 5, reason="client:2:paused"),
+    "ok.example.": Decision(ALLOW, reason="rule:3"),
+    "shadow.example.": Decision(PASS, shadow="blocklist:4"),
+    "rw.example.": Decision(REWRITE, reason="rewrite:1", ttl=60, answers=(
+        (1, "198.18.0.7"), (28, "2001:db8::7"), (16, "hello"), (15, "10 mx.example."))),
+    "rwc.example.": Decision(REWRITE, reason="rewrite:2", answers=((5, "www.example."),)),
+}
+
+
+def rand_case(rng, name):
+    return "".join(c.upper() if rng.random() < 0.3 else c for c in name)
+
+
+def client_query(rng, name=None, rdtype=None):
+    """A valid query of a random shape (wire bytes)."""
+    name = rand_case(rng, name if name is not None else rng.choice(NAMES))
+    rdtype = rdtype if rdtype is not None else rng.choice(TYPES)
+    rdclass = rng.choice(["IN"] * 12 + ["CH", "ANY", "HS", "CLASS42"])
+    use_edns = rng.choice([False, False, 0, 0, 0, 1, 255])
+    options = []
+    if use_edns is not False:
+        for _ in range(rng.choice([0, 0, 1, 2, 3])):
+            kind = rng.randrange(5)
+            if kind == 0:
+                v6 = rng.random() < 0.5
+                options.append(dns.edns.ECSOption(
+                    "2001:db8::" if v6 else "198.18.0.0", rng.choice([0, 24, 56 if v6 else 32])))
+            elif kind == 1:
+                options.append(dns.edns.CookieOption(rng.randbytes(8), b""))
+            elif kind == 2:
+                options.append(dns.edns.GenericOption(12, b"\x00" * rng.choice([0, 7, 200])))
+            elif kind == 3:
+                options.append(dns.edns.GenericOption(3, b""))  # NSID
+            else:
+                options.append(dns.edns.GenericOption(
+                    rng.randrange(20, 65536), rng.randbytes(rng.randrange(0, 40))))
+    q = dns.message.make_query(
+        name, rdtype, rdclass, use_edns=use_edns,
+        payload=rng.choice([0, 100, 511, 512, 700, 1232, 1233, 1400, 4096, 65535]),
+        want_dnssec=rng.random() < 0.3, options=options or None)
+    if rng.random() < 0.2:
+        q.flags |= dns.flags.CD
+    if rng.random() < 0.2:
+        q.flags |= dns.flags.AD
+    if rng.random() < 0.2:
+        q.flags &= ~dns.flags.RD
+    q.id = rng.randrange(65536)
+    return q.to_wire(max_size=65535)
+
+
+INTERESTING = [0, 1, 0x3F, 0x40, 0x7F, 0x80, 0xC0, 0xC0, 0xFF, 0x29, 12]
+
+
+def mutate(rng, wire, start=0, rounds=None):
+    """Flip, insert, delete, truncate, extend, overwrite bytes at ``start`` or later."""
+    b = bytearray(wire)
+    for _ in range(rounds if rounds is not None else rng.choice([0, 1, 1, 1, 2, 3])):
+        op = rng.randrange(7)
+        n = len(b)
+        pos = rng.randrange(start, n + 1) if n >= start else n
+        if op == 0 and pos < n:
+            b[pos] ^= 1 << rng.randrange(8)
+        elif op == 1:
+            b[pos:pos] = rng.randbytes(rng.choice([1, 1, 2, 4, 11]))
+        elif op == 2 and pos < n:
+            del b[pos:pos + rng.choice([1, 1, 2, 4, 11])]
+        elif op == 3:
+            del b[pos:]
+        elif op == 4:
+            b += rng.randbytes(rng.choice([1, 2, 11, 300]))
+        elif op == 5 and pos < n:
+            b[pos] = rng.choice(INTERESTING)
+        elif op == 6 and n >= 12 and start <= 4:  # a section count
+            at = rng.choice([4, 6, 8, 10])
+            b[at:at + 2] = struct.pack("!H", rng.choice([0, 1, 2, 3, 0xFFFF]))
+    return bytes(b)
+
+
+def parse(wire):
+    try:
+        return dns.message.from_wire(wire)
+    except (dns.exception.DNSException, ValueError, UnicodeError):
+        return None
+
+
+def expected_limit(query):
+    """The UDP size limit the client asked for, as docs/DNS.md clamps it."""
+    if query is None or query.edns < 0:
+        return 512
+    return min(max(query.payload, 512), 1232)
+
+
+def upstream_reply(question):
+    """The fake upstream of the client-query fuzz: a few shapes by question."""
+    q = dns.message.from_wire(b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question)
+    r = dns.message.make_response(q)
+    name = q.question[0].name
+    text = name.to_text().lower()
+    if text.startswith("nx."):
+        r.set_rcode(dns.rcode.NXDOMAIN)
+    if text.startswith(("nx.", "nodata.")):
+        r.authority.append(dns.rrset.from_text(
+            "example.", 300, "IN", "SOA", "ns.example. h.example. 1 2 3 4 60"))
+    elif text.startswith("cname."):
+        r.answer.append(dns.rrset.from_text(name, 300, "IN", "CNAME", "www.example."))
+        r.answer.append(dns.rrset.from_text("www.example.", 200, "IN", "A", "198.18.0.2"))
+    else:
+        count = 40 if text.startswith("big.") else 1 + zlib.crc32(question) % 3
+        for i in range(count):
+            r.answer.append(dns.rrset.from_text(
+                name, 300 - i, "IN", "TXT", f'"{i:02d}{"x" * 60}"'))
+    return r.to_wire(max_size=65535)
+
+
+class Pair:
+    """The general path and the fast path side by side, upstreams answered at once."""
+
+    def __init__(self, responder=upstream_reply):
+        self.general = Harness(FakePolicy(POLICY))
+        self.fast = Harness(FakePolicy(POLICY))
+        self.fastpath = FastPath(self.fast.engine)
+        self.responder = responder
+
+    def send(self, wire, tcp, client=CLIENT):
+        out = []
+        for h, handle in ((self.general, self.general.engine.handle),
+                          (self.fast, self.fastpath.handle)):
+            port = FakePort(tcp=tcp)
+            handle(wire, client, port, None)
+            self.answer_upstreams(h)
+            out.append(([d for d, _, _ in port.sent], port.dropped))
+        return out
+
+    def answer_upstreams(self, h):
+        for attempt in h.transports[0].sent:
+            if not attempt.done:
+                attempt.answered(self.responder(attempt.question),
+                                 12 + len(attempt.question))
+
+    def advance(self, seconds):
+        for h in (self.general, self.fast):
+            h.clock.advance(seconds)
+
+
+class Checks:
+    def check_reply(self, query_wire, reply, tcp, context, lenient=False):
+        """What every reply to ``query_wire`` must be (docs/DNS.md)."""
+        msg = f"{context}: query {query_wire.hex()} reply {reply.hex()}"
+        r = parse(reply)
+        if r is None and lenient and unchecked_types(reply):
+            return None
+        self.assertIsNotNone(r, "unparseable reply; " + msg)
+        self.assertEqual(reply[:2], query_wire[:2], "ID; " + msg)
+        self.assertTrue(r.flags & dns.flags.QR, "QR; " + msg)
+        query = parse(query_wire)
+        if (query is not None and len(query.question) == 1
+                and query.opcode() == dns.opcode.QUERY
+                and query.question[0].rdtype != dns.rdatatype.OPT):
+            self.assertEqual(len(r.question), 1, "question not echoed; " + msg)
+            self.assertEqual(r.question[0].name, query.question[0].name, msg)
+            self.assertEqual((r.question[0].rdtype, r.question[0].rdclass),
+                             (query.question[0].rdtype, query.question[0].rdclass), msg)
+        if not tcp:
+            self.assertLessEqual(len(reply), expected_limit(query), "UDP size; " + msg)
+        else:
+            self.assertLessEqual(len(reply), 65535, msg)
+        return r
+
+
+class ClientQueryFuzzTests(SynchronousTestCase, Checks):
+    def test_mutated_queries(self, seed=1, count=2500):
+        rng = random.Random(seed)
+        pair = Pair()
+        answered = silent = 0
+        for n in range(count):
+            wire = mutate(rng, client_query(rng))
+            tcp = rng.random() < 0.3
+            context = f"seed {seed} #{n} tcp={tcp}"
+            (general, gdrop), (fast, fdrop) = pair.send(wire, tcp)
+            self.assertEqual(general, fast, f"fast path differs; {context}: {wire.hex()}")
+            self.assertEqual(gdrop, fdrop, f"{context}: {wire.hex()}")
+            if len(wire) < 12 or wire[2] & 0x80:
+                self.assertEqual(fast, [], f"must stay silent; {context}: {wire.hex()}")
+                silent += 1
+                continue
+            self.assertEqual(len(fast), 1, f"one reply; {context}: {wire.hex()}")
+            self.check_reply(wire, fast[0], tcp, context)
+            answered += 1
+            if n % 97 == 0:
+                pair.advance(1)
+            else:
+                pair.advance(0.002)  # under the per-client rate limit
+        self.assertGreater(answered, count * 0.8)
+        self.assertGreater(silent, 10)
+        self.assertGreater(pair.fast.engine.stats.cache_hits, count // 100)
+
+
+# -- upstream answers ------------------------------------------------------------------
+
+UP_TYPES = ["A", "AAAA", "TXT", "MX", "CNAME", "PTR", "SOA", "HTTPS", "NS", "SRV"]
+RDATA = {
+    "A": lambda rng: f"198.18.{rng.randrange(256)}.{rng.randrange(256)}",
+    "AAAA": lambda rng: f"2001:db8::{rng.randrange(65536):x}",
+    "TXT": lambda rng: " ".join(
+        '"' + "t" * rng.choice([0, 1, 60, 255]) + '"' for _ in range(rng.choice([1, 1, 3, 16]))),
+    "MX": lambda rng: f"{rng.randrange(100)} mx{rng.randrange(9)}.example.",
+    "CNAME": lambda rng: f"c{rng.randrange(9)}.example.",
+    "PTR": lambda rng: f"host{rng.randrange(9)}.example.",
+    "NS": lambda rng: f"ns{rng.randrange(9)}.example.",
+    "SOA": lambda rng: f"ns.example. h.example. 1 2 3 4 {rng.choice([0, 5, 60, 86400])}",
+    "HTTPS": lambda rng: '1 . alpn="h2,h3" ipv4hint=198.18.0.1',
+    "SRV": lambda rng: f"0 5 443 srv{rng.randrange(9)}.example.",
+}
+TTLS = [0, 1, 2, 5, 30, 300, 3600, 86400, 86401, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
+
+
+def _rrset(rng, name, rdtype, n=1):
+    ttl = rng.choice(TTLS)
+    rrset = dns.rrset.RRset(dns.name.from_text(name), dns.rdataclass.IN,
+                            dns.rdatatype.from_text(rdtype))
+    for _ in range(n):
+        rrset.add(dns.rdata.from_text("IN", rdtype, RDATA[rdtype](rng)), ttl)
+    return rrset
+
+
+def upstream_message(rng, question):
+    """A valid response of a random shape for ``question`` (wire)."""
+    q = dns.message.from_wire(b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question)
+    name = q.question[0].name.to_text()
+    qtype = dns.rdatatype.to_text(q.question[0].rdtype)
+    answer, authority, additional = [], [], []
+    rcode = 0
+    shape = rng.randrange(8)
+    if shape == 0:  # CNAME chain
+        owner = name
+        for i in range(rng.randrange(1, 6)):
+            target = f"chain{i}.example."
+            answer.append(dns.rrset.from_text(owner, rng.choice(TTLS), "IN", "CNAME", target))
+            owner = target
+        if qtype in RDATA and rng.random() < 0.8:
+            answer.append(_rrset(rng, owner, qtype, rng.randrange(1, 4)))
+    elif shape == 1:  # many records
+        answer.append(_rrset(rng, name, qtype if qtype in RDATA else "A", rng.randrange(5, 80)))
+    elif shape == 2:  # big TXT
+        answer.append(_rrset(rng, name, "TXT", rng.randrange(1, 30)))
+    elif shape in (3, 4):  # NXDOMAIN / NODATA, with or without SOA
+        rcode = dns.rcode.NXDOMAIN if shape == 3 else 0
+        if rng.random() < 0.8:
+            authority.append(_rrset(rng, "example.", "SOA"))
+        if rng.random() < 0.3:
+            authority.append(_rrset(rng, "example.", "NS", 2))
+    elif shape == 5:  # answer + authority + additional
+        answer.append(_rrset(rng, name, "A", rng.randrange(1, 4)))
+        authority.append(_rrset(rng, "example.", "NS", 2))
+        additional.append(_rrset(rng, "ns1.example.", "A"))
+        additional.append(_rrset(rng, "ns2.example.", "AAAA"))
+    elif shape == 6:  # an rcode other than NOERROR/NXDOMAIN
+        rcode = rng.choice([1, 2, 4, 5, 6, 7, 9, 15])
+    else:
+        answer.append(_rrset(rng, name, qtype if qtype in RDATA else "TXT"))
+    flags = dns.flags.QR | dns.flags.RD | dns.flags.RA
+    for flag in (dns.flags.AD, dns.flags.AA, dns.flags.TC, dns.flags.CD):
+        if rng.random() < 0.1:
+            flags |= flag
+    opt = None
+    if rng.random() < 0.6:
+        options = []
+        if rng.random() < 0.5:
+            options.append(dns.edns.GenericOption(10, rng.randbytes(16)))  # cookie
+        if rng.random() < 0.3:
+            options.append(dns.edns.EDEOption(rng.randrange(30), "from upstream"))
+        if rng.random() < 0.2:
+            options.append(dns.edns.GenericOption(12, b"\x00" * rng.randrange(100)))
+        opt = options
+    return render_response(rng, question, flags, rcode, answer, authority, additional, opt)
+
+
+def render_response(rng, question, flags, rcode, answer, authority, additional, options):
+    """Wire bytes, compressed or not; the OPT record anywhere in the additional section."""
+    compress = {} if rng.random() < 0.8 else None
+    f = io.BytesIO()
+    f.write(b"\x00" * 12)
+    name_end = question.index(b"\x00") + 1  # no compression in what we send upstream
+    if compress is not None:
+        dns.name.from_wire(question, 0)[0].to_wire(f, compress)
+    else:
+        f.write(question[:name_end])
+    f.write(question[name_end:])
+    counts = []
+    opt_rr = None
+    if options is not None:
+        payload = b"".join(struct.pack("!HH", o.otype, len(w)) + w
+                           for o in options for w in [o.to_wire()])
+        opt_rr = b"\x00\x00\x29\x04\xd0" + struct.pack("!BBHH", 0, 0, 0x8000 if rng.random()
+                                                        < 0.3 else 0, len(payload)) + payload
+    for i, section in enumerate((answer, authority, additional)):
+        n = 0
+        at = rng.randrange(len(section) + 1) if i == 2 else None
+        for j, rrset in enumerate(section + [None]):
+            if i == 2 and j == at and opt_rr is not None:
+                f.write(opt_rr)
+                n += 1
+            if rrset is not None:
+                n += rrset.to_wire(f, compress)
+        counts.append(n)
+    data = bytearray(f.getvalue())
+    data[0:12] = struct.pack("!HHHHHH", 0x1234, (flags | (rcode & 0xF)) & 0xFFFF, 1, *counts)
+    return bytes(data)
+
+
+def reply_ttls(msg):
+    """{(section, name, type): TTL} of a message's records (OPT aside)."""
+    out = {}
+    for i, section in enumerate((msg.answer, msg.authority, msg.additional)):
+        for rrset in section:
+            if rrset.rdtype != dns.rdatatype.OPT:
+                key = (i, rrset.name, rrset.rdtype)
+                out[key] = min(out.get(key, rrset.ttl), rrset.ttl)
+    return out
+
+
+def client_variant(rng, name, qtype, do):
+    """The same question (same cache key: DO as given, no CD/AD) in another shape."""
+    use_edns = 0 if do else rng.choice([False, 0])
+    q = dns.message.make_query(rand_case(rng, name), qtype, use_edns=use_edns,
+                               payload=rng.choice([512, 600, 1000, 1232, 4096]),
+                               want_dnssec=bool(do))
+    if rng.random() < 0.2:
+        q.flags &= ~dns.flags.RD
+    q.id = rng.randrange(65536)
+    return q.to_wire()
+
+
+# The record types whose RDATA the server checks (sentinel/dns/answer.py);
+# others are passed on as the upstream sent them.
+CHECKED_TYPES = {1, 2, 5, 6, 12, 15, 16, 28, 33, 39, 41}
+
+
+def unchecked_types(reply):
+    """Types of the records in ``reply`` whose RDATA is passed on unchecked."""
+    i = 12
+    while reply[i]:
+        i += reply[i] + 1
+    i += 5
+    found = set()
+    for _ in range(sum(struct.unpack("!HHH", reply[6:12]))):
+        while reply[i] and reply[i] < 0xC0:
+            i += reply[i] + 1
+        i += 2 if reply[i] else 1
+        rtype, _, _, rdlen = struct.unpack_from("!HHIH", reply, i)
+        i += 10 + rdlen
+        if rtype not in CHECKED_TYPES:
+            found.add(rtype)
+    return found
+
+
+class UpstreamAnswerFuzzTests(SynchronousTestCase, Checks):
+    def test_mutated_upstream_answers(self, seed=1, count=1200):
+        rng = random.Random(seed)
+        h = Harness()
+        fastpath = FastPath(h.engine)
+        transport = h.transports[0]
+        outcomes = {"answer": 0, "servfail": 0, "tc": 0, "other": 0}
+
+        def ask(wire, tcp, context, upstream_wire):
+            port = FakePort(tcp=tcp)
+            before = len(transport.sent)
+            fastpath.handle(wire, CLIENT, port, None)
+            asked = len(transport.sent) > before
+            for attempt in transport.sent[before:]:
+                data = upstream_wire(attempt.question)
+                attempt.answered(data, 12 + len(attempt.question))
+            sent = [d for d, _, _ in port.sent]
+            self.assertEqual(len(sent), 1, f"one reply; {context}")
+            r = self.check_reply(wire, sent[0], tcp, context, True)
+            if r is None:
+                outcomes["other"] += 1
+                return dns.message.from_wire(sent[0][:4] + b"\x00" * 8), asked
+            if r.flags & dns.flags.TC:
+                self.assertFalse(tcp, context)
+                outcomes["tc"] += 1
+            elif r.rcode() == dns.rcode.SERVFAIL:
+                outcomes["servfail"] += 1
+            elif r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                outcomes["answer"] += 1
+            else:
+                outcomes["other"] += 1
+            return r, asked
+
+        for n in range(count):
+            name = f"u{n}.example"
+            qtype = rng.choice(UP_TYPES)
+            do = rng.random() < 0.3
+            question = dns.name.from_text(name).to_wire() + struct.pack(
+                "!HH", dns.rdatatype.from_text(qtype), 1)
+            valid = upstream_message(rng, question)
+            qend = 12 + len(question)
+            data = bytearray(mutate(rng, valid, qend, rng.choice([0, 0, 1, 1, 2, 4])))
+            if rng.random() < 0.2:  # header flags and RCODE (the ID and QR stay)
+                data[2] = 0x80 | rng.randrange(128)
+                data[3] = rng.randrange(256)
+            if rng.random() < 0.15:
+                at = rng.choice([6, 8, 10])
+                data[at:at + 2] = struct.pack("!H", rng.choice([0, 1, 2, 5, 0xFFFF]))
+            data = bytes(data)
+            context = f"seed {seed} #{n} upstream {data.hex()}"
+            upstream = parse(data)
+            bound = reply_ttls(upstream) if upstream is not None else None
+            replies = []
+            for k in range(rng.randrange(1, 5)):
+                wire = client_variant(rng, name, qtype, do)
+                tcp = rng.random() < 0.3
+                r, asked = ask(wire, tcp, f"{context} client {k} {wire.hex()} tcp={tcp}",
+                               lambda question: data)
+                if not r.flags & dns.flags.TC and r.rcode() != dns.rcode.SERVFAIL:
+                    ttls = reply_ttls(r)
+                    if bound is not None:
+                        for key, ttl in ttls.items():
+                            self.assertLessEqual(ttl, bound.get(key, 0x7FFFFFFF),
+                                                 f"TTL above the upstream's; {context}")
+                    replies.append((asked, ttls))
+                step = rng.choice([0, 1, 1, 2, 7])
+                h.clock.advance(step)
+                replies.append(step)
+            # TTLs count down: between two replies from the same cached answer
+            # (the second not asked upstream), by the seconds in between.
+            for i in range(0, len(replies) - 2, 2):
+                if isinstance(replies[i], tuple) and isinstance(replies[i + 2], tuple):
+                    (_, first), step, (asked, second) = replies[i:i + 3]
+                    if not asked:
+                        self.assertEqual(second, {k: max(t - step, 0) for k, t in first.items()},
+                                         f"TTLs did not count down by {step}; {context}")
+        self.assertGreater(outcomes["answer"], count // 2)
+        self.assertGreater(outcomes["servfail"], count // 20)
+        self.assertGreater(outcomes["tc"], 10)
+
+
+class FoundByFuzzingTests(SynchronousTestCase):
+    """Focused regressions for what the fuzzers above found."""
+
+    def forward(self, answer_bytes, rdtype="A"):
+        """A client asks; the one upstream sends ``answer_bytes`` after the question."""
+        h = Harness()
+        h.ask("www.example", rdtype)
+        attempt = h.transports[0].sent[-1]
+        qend = 12 + len(attempt.question)
+        count = answer_bytes[0]
+        data = (b"\x12\x34\x81\x80\x00\x01" + struct.pack("!HHH", count, 0, 0)
+                + attempt.question + answer_bytes[1:])
+        attempt.answered(data, qend)
+        return h.port.sent[-1][0]
+
+    def test_broken_rdata_from_an_upstream_is_servfail_not_passed_on(self):
+        # Before, the records were passed on (and cached) as they came: the
+        # client got a message it cannot decode, again for the whole TTL.
+        cname = b"\xc0\x0c\x00\x05\x00\x01\x00\x00\x01\x2c"
+        a = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x01\x2c"
+        broken = [
+            (1, cname + b"\x00\x06\x03ns0\xd0\x0f", "CNAME"),  # bad label type in a name
+            (1, cname + b"\x00\x06\x03ns0\xc0\x01", "CNAME"),  # pointer into the header
+            (1, cname + b"\x00\x06\x03ns0\xc0\x30", "CNAME"),  # pointer forward
+            (1, a + b"\x00\x05\xc6\x12\x00\x01\x00", "A"),  # A of 5 bytes
+            (1, b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x01\x2c\x00\x03\x05abc", "TXT"),
+            (1, b"\xc0\x01" + a[2:] + b"\x00\x04\xc6\x12\x00\x01", "A"),  # owner in the header
+            (1, b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00", "A"),  # OPT as an answer
+            (1, b"\xc0\x0c\x00\x01\x00\x03" + a[6:] + b"\x00\x04\xc6\x12\x00\x01", "A"),  # CH A
+        ]
+        for count, records, rdtype in broken:
+            reply = self.forward(bytes([count]) + records, rdtype)
+            msg = dns.message.from_wire(reply)
+            self.assertEqual(msg.rcode(), dns.rcode.SERVFAIL, records.hex())
+        # Well-formed ones still get through.
+        reply = self.forward(bytes([1]) + a + b"\x00\x04\xc6\x12\x00\x01")
+        self.assertEqual(dns.message.from_wire(reply).answer[0][0].address, "198.18.0.1")
+        reply = self.forward(bytes([2]) + cname + b"\x00\x06\x03ns0\xc0\x10"
+                             + b"\xc0\x29" + a[2:] + b"\x00\x04\xc6\x12\x00\x01", "CNAME")
+        self.assertEqual(len(dns.message.from_wire(reply).answer), 2)
+
+    def test_any_byte_in_a_label_on_the_slow_path(self):
+        # Labels may hold any byte (RFC 2181 section 11).  The fast parser
+        # took such names, but a query that needs the slow path (here: a
+        # second additional record besides OPT) got FORMERR for a non-ASCII
+        # byte, and a "." inside a label was echoed as two labels.
+        extra = b"\x00\x00\x10\x00\x01\x00\x00\x00\x00\x00\x02\x01x"  # ". TXT x"
+        opt = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+        for name in (b"\x03WwW\x07EXAm\xd0lE\x00", b"\x03a.b\x07example\x00"):
+            question = name + b"\x00\x01\x00\x01"
+            h = Harness()
+            port = FakePort()
+            FastPath(h.engine).handle(b"\x00\x07\x01\x00\x00\x01\x00\x00\x00\x00\x00\x02"
+                                      + question + opt + extra, CLIENT, port, None)
+            [attempt] = h.transports[0].sent
+            self.assertEqual(attempt.question, question.lower())
+            attempt.answered(b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
+                             + attempt.question + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c"
+                             b"\x00\x04\xc6\x12\x00\x03", 12 + len(attempt.question))
+            reply = port.sent[-1][0]
+            self.assertEqual(reply[3] & 0xF, 0, reply.hex())
+            self.assertEqual(reply[12:12 + len(question)], question)
+            self.assertEqual(dns.message.from_wire(reply).answer[0][0].address, "198.18.0.3")
