@@ -86,8 +86,10 @@ class _Sink:
 def compose(q, records, rcode=NOERROR, authority=(), limit=0):
     """Encode an answer for query ``q`` (a Query) with these RRHeaders."""
     owner = question_name(q.question)
+    # maxSize=0: twisted.names would otherwise cut the message at 512 bytes,
+    # inside a record, and set TC (the size limit is applied below).
     m = dns.Message(id=int.from_bytes(q.id, "big"), answer=1, recDes=q.rd, recAv=1,
-                    rCode=rcode)
+                    rCode=rcode, maxSize=0)
     m.queries = [dns.Query(owner, q.qtype, q.qclass)]
     m.answers = list(records)
     m.authority = list(authority)
@@ -96,7 +98,7 @@ def compose(q, records, rcode=NOERROR, authority=(), limit=0):
     out = m.toStr()
     if q.edns:
         out = add_opt(out, q.do)
-    if limit and len(out) > limit:
+    if (limit and len(out) > limit) or len(out) > 65535:  # (65535: what TCP can frame)
         from sentinel.dns.answer import truncated
 
         return truncated(q, rcode)

@@ -491,6 +491,65 @@ class UpstreamAnswerFuzzTests(SynchronousTestCase, Checks):
         self.assertGreater(outcomes["tc"], 10)
 
 
+# -- blocked and rewritten names -----------------------------------------------------
+
+REWRITE_VALUES = [
+    (1, "198.18.0.9"), (1, "not-an-address"), (28, "2001:db8::9"), (28, "1.2.3.4"),
+    (16, "hello"), (16, "é" * 300), (16, ""), (15, "10 mx.example."), (15, "mx.example."),
+    (12, "ptr.example."), (2, "ns.example."), (5, "www.example."), (5, "ads.example."),
+    (5, "rw0.example."), (5, "loop.example."), (5, "localhost."), (5, "x.invalid."),
+    (5, "bad..name."), (5, "a" * 70 + ".example."), (5, ""), (5, "nx.example."),
+    (5, "big.example."), (5, "printer."), (99, "whatever"),
+]
+
+
+def random_policy(rng):
+    decisions = {"loop.example.": Decision(REWRITE, reason="rewrite:loop",
+                                           answers=((5, "loop.example."),))}
+    for i in range(12):
+        kind = rng.randrange(3)
+        if kind == 0:
+            decision = block(rng.choice(["nxdomain", "null", "refused"]),
+                             rng.choice([0, 1, 10, 86400]),
+                             rng.choice(["blocklist:1", "client:2:paused", ""]))
+        else:
+            answers = tuple(rng.choice(REWRITE_VALUES) for _ in range(rng.randrange(0, 5)))
+            decision = Decision(REWRITE, reason=f"rewrite:{i}", ttl=rng.choice([0, 5, 3600]),
+                                answers=answers)
+        decisions[f"rw{i}.example."] = decision
+    decisions["ads.example."] = block("nxdomain", 10)
+    return decisions
+
+
+class PolicyFuzzTests(SynchronousTestCase, Checks):
+    def test_blocked_and_rewritten_names(self, seed=1, count=1500):
+        rng = random.Random(seed)
+        pair = Pair()
+        names = [f"rw{i}.example" for i in range(12)] + ["ads.example", "loop.example"]
+        for n in range(count):
+            if n % 300 == 0:
+                policy = random_policy(rng)
+                for h in (pair.general, pair.fast):
+                    h.policy.decisions = dict(policy)
+            wire = client_query(rng, rng.choice(names), rng.choice(
+                ["A", "AAAA", "TXT", "MX", "PTR", "NS", "CNAME", "ANY", "SOA", "HTTPS"]))
+            if rng.random() < 0.2:
+                wire = mutate(rng, wire, rounds=1)
+            tcp = rng.random() < 0.3
+            context = f"seed {seed} #{n} tcp={tcp}"
+            (general, _), (fast, _) = pair.send(wire, tcp)
+            self.assertEqual(general, fast, f"fast path differs; {context}: {wire.hex()}")
+            if len(wire) < 12 or wire[2] & 0x80:
+                self.assertEqual(fast, [], f"must stay silent; {context}: {wire.hex()}")
+                continue
+            self.assertEqual(len(fast), 1, f"one reply; {context}: {wire.hex()}")
+            self.check_reply(wire, fast[0], tcp, context)
+            pair.advance(0.002 if n % 50 else 1)
+        rows = [r[5] for r in pair.fast.log.rows]
+        self.assertGreater(rows.count("blocked"), count // 10)
+        self.assertGreater(rows.count("rewritten"), count // 5)
+
+
 class FoundByFuzzingTests(SynchronousTestCase):
     """Focused regressions for what the fuzzers above found."""
 
@@ -554,3 +613,24 @@ class FoundByFuzzingTests(SynchronousTestCase):
             self.assertEqual(reply[3] & 0xF, 0, reply.hex())
             self.assertEqual(reply[12:12 + len(question)], question)
             self.assertEqual(dns.message.from_wire(reply).answer[0][0].address, "198.18.0.3")
+
+    def test_rewritten_answers_beyond_512_bytes_are_whole(self):
+        # twisted.names cut rewritten answers at 512 bytes, inside a record,
+        # with TC set: over TCP, or UDP with EDNS, the client got a message
+        # it could not decode.
+        text = "é" * 300  # 600 bytes: three strings
+        policy = FakePolicy({"rw.example.": Decision(REWRITE, reason="rewrite:1",
+                                                     answers=((16, text),))})
+        for tcp, edns in ((True, False), (True, 0), (False, 0)):
+            h = Harness(policy)
+            port = FakePort(tcp=tcp)
+            h.ask("rw.example", "TXT", port=port, use_edns=edns, payload=1232)
+            msg = dns.message.from_wire(port.sent[-1][0])
+            self.assertFalse(msg.flags & dns.flags.TC, (tcp, edns))
+            self.assertEqual(b"".join(msg.answer[0][0].strings).decode(), text)
+        # Over UDP without EDNS (512 bytes) it does not fit: TC, question only.
+        h = Harness(policy)
+        h.ask("rw.example", "TXT")
+        msg = h.reply()
+        self.assertTrue(msg.flags & dns.flags.TC)
+        self.assertEqual((len(msg.question), msg.answer), (1, []))
