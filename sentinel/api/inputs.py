@@ -34,7 +34,7 @@ def read_body(call, validator):
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
     try:
         body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
-                          parse_int=_int) if not empty else {}
+                          parse_int=_int, parse_float=_float) if not empty else {}
     except (UnicodeDecodeError, ValueError) as e:
         raise ApiError(400, "BAD_JSON", f"The body is not valid JSON: {e}") from None
     except RecursionError:
@@ -61,6 +61,16 @@ def _int(text):
     value = int(text)
     if abs(value) > INT_LIMIT:
         raise ValueError(f"{text[:30]} is out of range (64-bit integers only)")
+    return value
+
+
+def _float(text):
+    # 1e999 is valid JSON, but Python reads it as inf: stored, it would be
+    # answered as Infinity, which no JSON parser (the UI's, a backup
+    # import's) accepts.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:30]} is out of range (finite numbers only)")
     return value
 
 

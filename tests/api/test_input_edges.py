@@ -77,3 +77,16 @@ class InputEdgeTests(TestCase):
             self.assertError(r, 400, "BAD_HEADER")
         r = await self.client.get("/api/cluster/sync/changes", headers={"host": "sentinel"})
         self.assertEqual(r.status, 401, r)  # a valid name: on to the signature check
+
+    async def test_numbers_beyond_float_range_are_refused_not_stored_as_infinity(self):
+        for literal in (b"1e999", b"-1E+400"):
+            r = await self.client.put("/api/settings/ui", data=b'{"x": %s}' % literal,
+                                      token=self.token,
+                                      headers={"content-type": "application/json"})
+            self.assertError(r, 400, "BAD_JSON")
+        r = await self.client.get("/api/settings/ui", token=self.token)
+        self.assertNotIn(b"Infinity", r.body)
+        self.assertNotIn("x", r.json())
+        r = await self.client.put("/api/settings/ui", data=b'{"x": 1e308, "y": 1e-400}',
+                                  token=self.token, headers={"content-type": "application/json"})
+        self.assertEqual((r.status, r.json()["x"], r.json()["y"]), (200, 1e308, 0.0))
