@@ -685,3 +685,24 @@ class FoundByFuzzingTests(SynchronousTestCase):
         msg = h.reply()
         self.assertTrue(msg.flags & dns.flags.TC)
         self.assertEqual((len(msg.question), msg.answer), (1, []))
+
+    def test_an_upstream_answer_too_big_to_pass_on_is_servfail(self):
+        # A 65535-byte answer without OPT (over TCP) plus our OPT does not
+        # fit a TCP frame: the listener dropped the reply, and the client
+        # waited for nothing.
+        h = Harness()
+        port = FakePort(tcp=True)
+        h.ask("www.example", "TXT", port=port, use_edns=0)
+        attempt = h.transports[0].sent[-1]
+        question = attempt.question
+        record = b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x01\x2c\x01\x00\xff" + b"t" * 255
+        count = (65535 - 12 - len(question)) // len(record)
+        pad = 65535 - 12 - len(question) - count * len(record) - 13
+        last = b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x01\x2c" + struct.pack("!HB", pad + 1, pad)
+        data = (b"\x12\x34\x81\x80\x00\x01" + struct.pack("!HHH", count + 1, 0, 0) + question
+                + record * count + last + b"t" * pad)
+        self.assertEqual(len(data), 65535)
+        attempt.answered(data, 12 + len(question))
+        reply = port.sent[-1][0]
+        self.assertLessEqual(len(reply), 65535)
+        self.assertEqual(dns.message.from_wire(reply).rcode(), dns.rcode.SERVFAIL)
