@@ -277,6 +277,8 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
     if i != end:
         raise Malformed("trailing bytes")
     body = data[qend:cut] if cut is not None else data[qend:]
+    if qend + len(body) > 65524:  # with our OPT (11 bytes) a reply must fit a TCP frame
+        raise Malformed("too big to pass on")
     negative = rcode == NXDOMAIN or (rcode == NOERROR and an == 0)
     if negative:
         ttl = 0

@@ -251,6 +251,36 @@ class ClientQueryFuzzTests(SynchronousTestCase, Checks):
         self.assertGreater(pair.fast.engine.stats.cache_hits, count // 100)
 
 
+    def test_mutated_queries_over_the_rate_limit(self, seed=2, count=1500):
+        # Over the limit: UDP dropped or, every second one, an empty TC
+        # reply no larger than the query; TCP REFUSED (docs/DNS.md).
+        from sentinel.dns.access import DEFAULT_ALLOWED, DEFAULT_EXEMPT
+
+        rng = random.Random(seed)
+        pair = Pair()
+        for h in (pair.general, pair.fast):
+            h.engine.access.configure(DEFAULT_ALLOWED, 5, 5, DEFAULT_EXEMPT)
+        limited = 0
+        for n in range(count):
+            wire = mutate(rng, client_query(rng), rounds=rng.choice([0, 0, 1]))
+            tcp = rng.random() < 0.3
+            context = f"seed {seed} #{n} tcp={tcp}"
+            (general, gdrop), (fast, fdrop) = pair.send(wire, tcp)
+            self.assertEqual((general, gdrop), (fast, fdrop),
+                             f"fast path differs; {context}: {wire.hex()}")
+            if len(wire) < 12 or wire[2] & 0x80:
+                self.assertEqual(fast, [], f"must stay silent; {context}: {wire.hex()}")
+                continue
+            for reply in fast:
+                r = self.check_reply(wire, reply, tcp, context)
+                if tcp and r.rcode() == dns.rcode.REFUSED or r.flags & dns.flags.TC:
+                    limited += 1
+                if not tcp and r.flags & dns.flags.TC:
+                    self.assertLessEqual(len(reply), len(wire), context)
+            pair.advance(0.01)
+        self.assertGreater(limited, count // 10)
+        self.assertGreater(pair.fast.engine.stats.rate_limited, count // 2)
+
 # -- upstream answers ------------------------------------------------------------------
 
 UP_TYPES = ["A", "AAAA", "TXT", "MX", "CNAME", "PTR", "SOA", "HTTPS", "NS", "SRV"]
@@ -416,32 +446,41 @@ class UpstreamAnswerFuzzTests(SynchronousTestCase, Checks):
         h = Harness()
         fastpath = FastPath(h.engine)
         transport = h.transports[0]
-        outcomes = {"answer": 0, "servfail": 0, "tc": 0, "other": 0}
+        outcomes = {"answer": 0, "servfail": 0, "tc": 0, "stale": 0, "other": 0,
+                    "counted down": 0}
 
-        def ask(wire, tcp, context, upstream_wire):
-            port = FakePort(tcp=tcp)
+        def ask(clients, context, upstream_wire):
+            """Clients ask (coalesced when several), then the upstream answers."""
+            ports = []
             before = len(transport.sent)
-            fastpath.handle(wire, CLIENT, port, None)
+            for wire, tcp in clients:
+                ports.append(FakePort(tcp=tcp))
+                fastpath.handle(wire, CLIENT, ports[-1], None)
             asked = len(transport.sent) > before
             for attempt in transport.sent[before:]:
-                data = upstream_wire(attempt.question)
-                attempt.answered(data, 12 + len(attempt.question))
-            sent = [d for d, _, _ in port.sent]
-            self.assertEqual(len(sent), 1, f"one reply; {context}")
-            r = self.check_reply(wire, sent[0], tcp, context, True)
-            if r is None:
-                outcomes["other"] += 1
-                return dns.message.from_wire(sent[0][:4] + b"\x00" * 8), asked
-            if r.flags & dns.flags.TC:
-                self.assertFalse(tcp, context)
-                outcomes["tc"] += 1
-            elif r.rcode() == dns.rcode.SERVFAIL:
-                outcomes["servfail"] += 1
-            elif r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                outcomes["answer"] += 1
-            else:
-                outcomes["other"] += 1
-            return r, asked
+                if not attempt.done:
+                    data = upstream_wire(attempt.question)
+                    attempt.answered(data, 12 + len(attempt.question))
+            out = []
+            for (wire, tcp), port in zip(clients, ports):
+                where = f"{context} client {wire.hex()} tcp={tcp}"
+                sent = [d for d, _, _ in port.sent]
+                self.assertEqual(len(sent), 1, f"one reply; {where}")
+                r = self.check_reply(wire, sent[0], tcp, where, True)
+                if r is None:
+                    outcomes["other"] += 1
+                    r = dns.message.from_wire(sent[0][:4] + b"\x00" * 8)
+                elif r.flags & dns.flags.TC:
+                    self.assertFalse(tcp, where)
+                    outcomes["tc"] += 1
+                elif r.rcode() == dns.rcode.SERVFAIL:
+                    outcomes["servfail"] += 1
+                elif r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                    outcomes["answer"] += 1
+                else:
+                    outcomes["other"] += 1
+                out.append(r)
+            return out, asked
 
         for n in range(count):
             name = f"u{n}.example"
@@ -462,19 +501,27 @@ class UpstreamAnswerFuzzTests(SynchronousTestCase, Checks):
             context = f"seed {seed} #{n} upstream {data.hex()}"
             upstream = parse(data)
             bound = reply_ttls(upstream) if upstream is not None else None
+            servfail = b"\x12\x34\x81\x82\x00\x01\x00\x00\x00\x00\x00\x00" + question
             replies = []
             for k in range(rng.randrange(1, 5)):
-                wire = client_variant(rng, name, qtype, do)
-                tcp = rng.random() < 0.3
-                r, asked = ask(wire, tcp, f"{context} client {k} {wire.hex()} tcp={tcp}",
-                               lambda question: data)
-                if not r.flags & dns.flags.TC and r.rcode() != dns.rcode.SERVFAIL:
+                clients = [(client_variant(rng, name, qtype, do), rng.random() < 0.3)
+                           for _ in range(rng.choice([1, 1, 1, 2, 4]))]
+                failing = k > 0 and rng.random() < 0.3  # the upstream fails: stale or SERVFAIL
+                rs, asked = ask(clients, context, lambda q: servfail if failing else data)
+                for r in rs:
+                    if r.flags & dns.flags.TC or r.rcode() == dns.rcode.SERVFAIL:
+                        continue
                     ttls = reply_ttls(r)
+                    if failing and asked:  # served stale (RFC 8767): TTL 30
+                        self.assertEqual(set(ttls.values()) - {30}, set(), context)
+                        outcomes["stale"] += 1
+                        continue
                     if bound is not None:
                         for key, ttl in ttls.items():
                             self.assertLessEqual(ttl, bound.get(key, 0x7FFFFFFF),
                                                  f"TTL above the upstream's; {context}")
-                    replies.append((asked, ttls))
+                usable = not (rs[0].flags & dns.flags.TC or rs[0].rcode() == 2 or failing)
+                replies.append((asked, reply_ttls(rs[0])) if usable else None)
                 step = rng.choice([0, 1, 1, 2, 7])
                 h.clock.advance(step)
                 replies.append(step)
@@ -486,9 +533,13 @@ class UpstreamAnswerFuzzTests(SynchronousTestCase, Checks):
                     if not asked:
                         self.assertEqual(second, {k: max(t - step, 0) for k, t in first.items()},
                                          f"TTLs did not count down by {step}; {context}")
+                        outcomes["counted down"] += 1
         self.assertGreater(outcomes["answer"], count // 2)
         self.assertGreater(outcomes["servfail"], count // 20)
         self.assertGreater(outcomes["tc"], 10)
+        self.assertGreater(outcomes["stale"], 10)
+        self.assertGreater(outcomes["counted down"], count // 20)
+        self.assertGreater(h.engine.forwarder.coalesced, count // 10)
 
 
 # -- blocked and rewritten names -----------------------------------------------------
@@ -634,3 +685,24 @@ class FoundByFuzzingTests(SynchronousTestCase):
         msg = h.reply()
         self.assertTrue(msg.flags & dns.flags.TC)
         self.assertEqual((len(msg.question), msg.answer), (1, []))
+
+    def test_an_upstream_answer_too_big_to_pass_on_is_servfail(self):
+        # A 65535-byte answer without OPT (over TCP) plus our OPT does not
+        # fit a TCP frame: the listener dropped the reply, and the client
+        # waited for nothing.
+        h = Harness()
+        port = FakePort(tcp=True)
+        h.ask("www.example", "TXT", port=port, use_edns=0)
+        attempt = h.transports[0].sent[-1]
+        question = attempt.question
+        record = b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x01\x2c\x01\x00\xff" + b"t" * 255
+        count = (65535 - 12 - len(question)) // len(record)
+        pad = 65535 - 12 - len(question) - count * len(record) - 13
+        last = b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x01\x2c" + struct.pack("!HB", pad + 1, pad)
+        data = (b"\x12\x34\x81\x80\x00\x01" + struct.pack("!HHH", count + 1, 0, 0) + question
+                + record * count + last + b"t" * pad)
+        self.assertEqual(len(data), 65535)
+        attempt.answered(data, 12 + len(question))
+        reply = port.sent[-1][0]
+        self.assertLessEqual(len(reply), 65535)
+        self.assertEqual(dns.message.from_wire(reply).rcode(), dns.rcode.SERVFAIL)
