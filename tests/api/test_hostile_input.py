@@ -15,7 +15,8 @@ header bytes.  Whatever comes in:
 Deterministic: the variants are fixed, and where a sample is taken it comes
 from a seeded random.Random (SENTINEL_HOSTILE_SEED changes the seed,
 SENTINEL_HOSTILE_ALL=1 sends every variant instead of a sample; SENTINEL_HOSTILE_SHOW=N
-lists up to N failures, default 60).
+lists up to N failures, default 60; SENTINEL_HOSTILE_PG=1 runs it on PostgreSQL instead of
+SQLite).
 """
 
 import json
@@ -30,6 +31,7 @@ from tests.api.wiring import fill_path, wired_api
 
 SEED = int(os.environ.get("SENTINEL_HOSTILE_SEED", "20261127"))
 ALL = os.environ.get("SENTINEL_HOSTILE_ALL") == "1"
+PG = os.environ.get("SENTINEL_HOSTILE_PG") == "1"  # on PostgreSQL (tests/support/pg.py)
 RAW = "\u0000raw\u0000"  # placeholder for a literal that json.dumps cannot write
 
 # Values of every JSON type (and edges of each) for any one field.
@@ -114,7 +116,13 @@ class HostileInputTests(TestCase):
     timeout = 300
 
     async def setUp(self):
-        self.w, self.client, self.token, self.cookie = await wired_api(self)
+        database = None
+        if PG:
+            from tests.support import pg
+
+            database, drop = pg.create_database()
+            self.addCleanup(drop)
+        self.w, self.client, self.token, self.cookie = await wired_api(self, database)
         self.rng = random.Random(SEED)
         self.failures = []
         self.sent = 0

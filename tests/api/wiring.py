@@ -15,12 +15,16 @@ from sentinel.options import build_config
 from tests.api.harness import ADMIN, PASSWORD, Client, session_cookie
 
 
-async def wired_api(testcase):
-    """(wiring, client, token, cookie): the full API with an admin logged in."""
+async def wired_api(testcase, database=None):
+    """(wiring, client, token, cookie): the full API with an admin logged in
+    (on SQLite in the data directory, or on ``database``, a store URL)."""
     data_dir = tempfile.mkdtemp(prefix="sentinel-wired-")
     testcase.addCleanup(shutil.rmtree, data_dir, True)
-    config = build_config({"data-dir": data_dir, "dns-port": "15353", "http-port": "18080",
-                           "upstream": ["127.0.0.1:9"]}, {})
+    options = {"data-dir": data_dir, "dns-port": "15353", "http-port": "18080",
+               "upstream": ["127.0.0.1:9"]}
+    if database is not None:
+        options["database"] = database
+    config = build_config(options, {})
     w = tap.wire(config, reactor)
     await w.store.start()
     testcase.addCleanup(w.store.stop)
