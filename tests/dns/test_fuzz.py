@@ -734,3 +734,32 @@ class FoundByFuzzingTests(SynchronousTestCase):
         reply = port.sent[-1][0]
         self.assertLessEqual(len(reply), 65535)
         self.assertEqual(dns.message.from_wire(reply).rcode(), dns.rcode.SERVFAIL)
+
+    def test_a_stale_answer_with_its_ede_still_fits_the_client_limit(self):
+        # The EDE option (6 bytes) was added after the size check: a stale
+        # answer just under the limit went out over it.
+        for size in range(490, 512):
+            h = Harness()
+            h.ask("www.example", "TXT", use_edns=0, payload=512)
+            attempt = h.transports[0].sent[-1]
+            fixed = 12 + len(attempt.question) + 12 + 11  # header, question, RR, our OPT
+            rdlen = size - fixed
+            rdata = b"\xff" + b"t" * 255 + bytes([rdlen - 257]) + b"t" * (rdlen - 257)
+            data = (b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + attempt.question
+                    + b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x00\x3c"
+                    + struct.pack("!H", rdlen) + rdata)
+            attempt.answered(data, 12 + len(attempt.question))
+            self.assertEqual(len(h.port.sent[-1][0]), size)
+            h.clock.advance(120)
+            h.ask("www.example", "TXT", use_edns=0, payload=512)
+            h.transports[0].sent[-1].answered(
+                b"\x12\x34\x81\x82\x00\x01\x00\x00\x00\x00\x00\x00" + attempt.question,
+                12 + len(attempt.question))
+            reply = h.port.sent[-1][0]
+            self.assertLessEqual(len(reply), 512, size)
+            msg = dns.message.from_wire(reply)
+            if msg.flags & dns.flags.TC:
+                self.assertEqual(msg.answer, [])
+            else:
+                self.assertEqual(msg.answer[0].ttl, 30)
+                self.assertEqual([o.code for o in msg.options], [3])  # EDE stale answer
