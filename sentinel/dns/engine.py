@@ -220,6 +220,8 @@ class Engine:
             reply = stale.render(q, stale.body_stale(), limit)
             if q.edns:
                 reply = _with_ede(reply, local.EDE_STALE)
+                if limit and len(reply) > limit:  # the EDE option did not fit
+                    reply = _with_ede(truncated(q, stale.rcode, stale.ad), local.EDE_STALE)
             rcode, logname = stale.rcode, logname or LOG_CACHED
         else:
             self.stats.servfail += 1
