@@ -25,13 +25,15 @@ L{CodecError} and nothing is applied.
 
 import base64
 import json
-import math
 import os
 import re
 
 import attr
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sentinel import strictjson
+from sentinel.strictjson import StrictJsonError
 
 VERSION = 1
 MODES = ("unchanged", "changes", "full")
@@ -156,9 +158,6 @@ def _marks(value):
     return value
 
 
-INT_LIMIT = 2**63 - 1  # as the leader's API accepts (a BIGINT)
-
-
 def _show(value, limit=40):
     """A value from the payload, as error messages show it: short, one line."""
     text = repr(value)
@@ -166,44 +165,11 @@ def _show(value, limit=40):
 
 
 def _json(raw):
-    """
-    Strict JSON, as the leader's API accepts it (sentinel/api/inputs.py): no
-    NaN/Infinity, integers within 64 bits, no lone surrogates (text that
-    cannot be stored as UTF-8), not nested deeper than Python parses.
-    """
+    """Strict JSON, as the leader's API accepts it (L{sentinel.strictjson})."""
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_int=_int,
-                           parse_float=_float)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise CodecError(f"not JSON: {str(e)[:120]}") from None
-    except RecursionError:
-        raise CodecError("not JSON: nested too deeply") from None
-    if b"\\u" in raw:  # escapes: a lone surrogate is possible
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise CodecError("not JSON: a lone surrogate (\\ud800-\\udfff)") from None
-        except RecursionError:
-            raise CodecError("not JSON: nested too deeply") from None
-    return value
-
-
-def _int(text):
-    value = int(text)
-    if abs(value) > INT_LIMIT:
-        raise ValueError(f"integer {text[:30]}... out of range (64 bits)")
-    return value
-
-
-def _float(text):
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number {text[:30]} out of range")
-    return value
-
-
-def _no_constant(name):
-    raise ValueError(f"{name} is not JSON")
+        return strictjson.loads(raw)
+    except StrictJsonError as e:
+        raise CodecError(f"not JSON: {e}") from None
 
 
 def _list(obj, name):
@@ -237,15 +203,7 @@ MAX_DEPTH = 200  # configuration is a few levels deep; JSON encoding recurses
 
 
 def _shallow(data):
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > MAX_DEPTH:
-                return False
-            items = value.values() if isinstance(value, dict) else value
-            stack.extend((item, depth + 1) for item in items if isinstance(item, (dict, list)))
-    return True
+    return strictjson.depth(data) <= MAX_DEPTH
 
 
 def blob_refs(data, known):

@@ -91,6 +91,26 @@ class InputEdgeTests(TestCase):
                                   token=self.token, headers={"content-type": "application/json"})
         self.assertEqual((r.status, r.json()["x"], r.json()["y"]), (200, 1e308, 0.0))
 
+    async def test_bodies_nested_deeper_than_followers_sync_are_refused(self):
+        """
+        UI preferences take any JSON: nested past the cluster sync's limit,
+        they would make every follower refuse every sync.  Refused here.
+        """
+        from sentinel.api.inputs import MAX_BODY_DEPTH
+        from sentinel.cluster.codec import MAX_DEPTH
+
+        self.assertLess(MAX_BODY_DEPTH + 10, MAX_DEPTH)
+        deep = b'{"x": ' + b"[" * MAX_BODY_DEPTH + b"]" * MAX_BODY_DEPTH + b"}"
+        r = await self.client.put("/api/settings/ui", data=deep, token=self.token,
+                                  headers={"content-type": "application/json"})
+        self.assertError(r, 400, "BAD_JSON")
+        r = await self.client.get("/api/settings/ui", token=self.token)
+        self.assertNotIn("x", r.json())
+        ok = b'{"x": ' + b"[" * 20 + b"]" * 20 + b"}"
+        r = await self.client.put("/api/settings/ui", data=ok, token=self.token,
+                                  headers={"content-type": "application/json"})
+        self.assertEqual(r.status, 200)
+
     async def test_a_nul_in_a_query_value_is_400(self):
         # PostgreSQL refuses a NUL in any parameter: the query-log filters
         # were a 500 there (SENTINEL_HOSTILE_PG=1 SENTINEL_HOSTILE_ALL=1).
