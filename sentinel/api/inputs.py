@@ -162,6 +162,11 @@ def read_query(call, validator):
         name = raw_name.decode("utf-8", "replace")
         if name in declared and values:
             text = values[-1].decode("utf-8", "replace")
+            if "\x00" in text:
+                # No filter means it, and PostgreSQL refuses it in any
+                # parameter (a 500 from the store).
+                raise ApiError(400, "VALIDATION_ERROR", f"{name}: contains a NUL character",
+                               [{"field": name, "message": "contains a NUL character"}])
             query[name] = _coerce(declared[name], text)
     if validator is not None:
         check(validator, query, where="query")
@@ -173,7 +178,7 @@ def read_params(spec, validators, params):
     out = {}
     for name, text in params.items():
         value = _coerce(spec.param_schema(name), text)
-        if not validators[name].is_valid(value):
+        if "\x00" in text or not validators[name].is_valid(value):
             raise ApiError(404, "NOT_FOUND", f"No such {name}: {text[:100]!r}.")
         out[name] = value
     return out

@@ -90,3 +90,14 @@ class InputEdgeTests(TestCase):
         r = await self.client.put("/api/settings/ui", data=b'{"x": 1e308, "y": 1e-400}',
                                   token=self.token, headers={"content-type": "application/json"})
         self.assertEqual((r.status, r.json()["x"], r.json()["y"]), (200, 1e308, 0.0))
+
+    async def test_a_nul_in_a_query_value_is_400(self):
+        # PostgreSQL refuses a NUL in any parameter: the query-log filters
+        # were a 500 there (SENTINEL_HOSTILE_PG=1 SENTINEL_HOSTILE_ALL=1).
+        for query in ("domain=%00", "client=a%00b", "q=%00"):
+            path = "/api/rules?" + query if query.startswith("q=") else "/api/query-logs?" + query
+            r = await self.client.get(path, token=self.token)
+            self.assertError(r, 400, "VALIDATION_ERROR")
+            self.assertEqual(r.json()["details"][0]["field"], query.split("=")[0])
+        r = await self.client.get("/api/query-logs?domain=example", token=self.token)
+        self.assertEqual(r.status, 200, r)
