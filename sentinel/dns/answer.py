@@ -36,45 +36,67 @@ def check_name(data, i, end, names):
     """
     Index past the name at ``i``, which must lie before ``end``, if it is
     well formed as clients parse it (RFC 1035 4.1.4): labels of at most 63
-    bytes, at most 255 bytes in all, compression pointers pointing strictly
-    backwards, outside the name so far, and past the header (ours is not
-    the upstream's: a pointer into it would name something else).  Raises
-    Malformed otherwise.  ``names``: where names already checked start (a
-    pointer to one of them is checked at once); this one is added.
+    bytes, at most 255 bytes in all; raises Malformed otherwise.  A
+    compression pointer must point to where a label of a name already
+    checked starts (``names``: label start -> length of the name from
+    there; this name's labels are added): not into the header (ours is not
+    the upstream's), nor forwards, nor into other bytes — a TTL, which we
+    count down, or RDATA we do not look into — whose meaning as a name
+    would change in our reply or that no client could decode.
     """
-    start = i
-    after = None  # where the name ends in place (after its first pointer)
-    seg = i  # where the current run of labels starts
-    total = 1
+    starts = []
+    total = 0
     try:
         while True:
             if i >= end:
                 raise Malformed("name runs past its record")
             n = data[i]
-            if n == 0:
-                names.add(start)
-                return after if after is not None else i + 1
             if n < 64:
+                starts.append(i)
+                starts.append(total)
                 total += n + 1
-                if total > 255:
-                    raise Malformed("name too long")
+                if n == 0:
+                    after = i + 1
+                    break
                 i += n + 1
             elif n >= 0xC0:
                 if i + 1 >= end:
                     raise Malformed("truncated pointer")
                 target = (n & 0x3F) << 8 | data[i + 1]
-                if after is None:
-                    after = i + 2
-                    if total == 1 and target in names and target < i:
-                        return after  # the usual case: the question's name, a CNAME's target
-                if target < 12 or target >= seg:
-                    raise Malformed("bad compression pointer")
-                end = seg
-                seg = i = target
+                rest = names.get(target)
+                if rest is None:
+                    if 12 not in names:  # the question's labels, on first need
+                        _question_labels(data, names)
+                        rest = names.get(target)
+                    if rest is None:
+                        raise Malformed("compression pointer to no name")
+                total += rest
+                after = i + 2
+                break
             else:
                 raise Malformed("bad label")
     except IndexError:
         raise Malformed("truncated name") from None
+    if total > 255:
+        raise Malformed("name too long")
+    for k in range(0, len(starts), 2):
+        names[starts[k]] = total - starts[k + 1]
+    return after
+
+
+def _question_labels(data, names):
+    """Add the question name's labels to ``names`` (the transport checked it)."""
+    i = 12
+    n = data[i]
+    starts = []
+    while n:
+        starts.append(i)
+        i += n + 1
+        n = data[i]
+    total = i + 1 - 12
+    for at in starts:
+        names[at] = total - (at - 12)
+    names[i] = 1
 
 
 # Record types whose RDATA is checked (clients that decode them reject the
@@ -218,7 +240,7 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
     i = qend
     offsets, ttls = [], []
     soa_ttl = None
-    names = {12}  # where checked names start (12: the question's)
+    names = {}  # where the labels of checked names start (see check_name)
     cut = None  # where the upstream's OPT record starts (additional records stop there)
     kept_ar = 0
     dirty = False  # a TTL in the body must be rewritten

@@ -658,6 +658,10 @@ class FoundByFuzzingTests(SynchronousTestCase):
             (1, b"\xc0\x01" + a[2:] + b"\x00\x04\xc6\x12\x00\x01", "A"),  # owner in the header
             (1, b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00", "A"),  # OPT as an answer
             (1, b"\xc0\x0c\x00\x01\x00\x03" + a[6:] + b"\x00\x04\xc6\x12\x00\x01", "A"),  # CH A
+            # An owner pointing into the first record's TTL (",." while it is 300, "+."
+            # a second later: the name changed as the TTL counted down).
+            (2, a + b"\x00\x04\xc6\x12\x00\x01" + b"\xc0\x25" + a[2:] + b"\x00\x04\xc6\x12\x00\x02",
+             "A"),
         ]
         for count, records, rdtype in broken:
             reply = self.forward(bytes([count]) + records, rdtype)
