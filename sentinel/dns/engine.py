@@ -202,16 +202,35 @@ class Engine:
         if answer is None:
             stale = self.cache.stale(inflight.key, now)
             for waiter in inflight.waiters:
-                self._answer_failed(waiter, stale, now)
+                try:
+                    self._answer_failed(waiter, stale, now)
+                except Exception:
+                    self._waiter_failed(waiter)
             return
         self.cache.put(inflight.key, answer, now)
         body = answer.body_at(now)
         text = upstream.text
         record = self.querylog.record
-        for port, addr, cmsg, q, limit, t0, ip, name, logname, reason in inflight.waiters:
-            self._send(port, answer.render(q, body, limit), addr, cmsg)
-            record(now, ip, name, q.qname, q.qtype, logname or LOG_FORWARDED, reason, text,
-                   answer.rcode, duration_ms(now, t0))
+        for waiter in inflight.waiters:
+            port, addr, cmsg, q, limit, t0, ip, name, logname, reason = waiter
+            # One waiter that fails (a bug in rendering for its query, in a
+            # rewrite chase finishing its reply) must not cost the others
+            # their answer: try costs nothing until something raises.
+            try:
+                self._send(port, answer.render(q, body, limit), addr, cmsg)
+                record(now, ip, name, q.qname, q.qtype, logname or LOG_FORWARDED, reason, text,
+                       answer.rcode, duration_ms(now, t0))
+            except Exception:
+                self._waiter_failed(waiter)
+
+    def _waiter_failed(self, waiter):
+        """Answering one waiting client raised (a bug): logged; it gets SERVFAIL if possible."""
+        log.failure("answering {name!r} failed", name=waiter[3].qname)
+        port, addr, cmsg, q = waiter[:4]
+        try:
+            self._send(port, local.servfail(q), addr, cmsg)
+        except Exception:
+            pass
 
     def _answer_failed(self, waiter, stale, now):
         port, addr, cmsg, q, limit, t0, ip, name, logname, reason = waiter

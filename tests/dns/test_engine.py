@@ -245,3 +245,25 @@ class AccessTests(SynchronousTestCase):
         self.assertEqual(h.engine.stats.dropped, {"loop": 1})
         h.ask("www.example", client=("192.168.1.9", 40001))  # another host: fine
         self.assertEqual(len(h.transports[0].sent), 1)
+
+
+class WaiterFailureTests(SynchronousTestCase):
+    def test_one_failing_waiter_does_not_cost_the_others_their_answer(self):
+        """
+        Clients waiting for the same upstream answer: answering one raises
+        (a bug); the others still get the answer, and the failure is logged.
+        """
+        h = Harness()
+
+        class BrokenPort(FakePort):
+            def send(self, data, addr, cmsg):
+                raise RuntimeError("bug")
+
+        broken, good = BrokenPort(), FakePort()
+        h.ask("www.example.test", port=broken)
+        h.ask("www.example.test", port=good)
+        h.ask("www.example.test", port=broken)
+        h.upstream_answers(("www.example.test.", 60, "IN", "A", "198.18.0.1"))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        reply = good.last()
+        self.assertEqual(reply.answer[0][0].address, "198.18.0.1")
