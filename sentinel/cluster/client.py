@@ -15,14 +15,13 @@ import json
 import re
 
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.internet.defer import TimeoutError as DeadlinePassed
 from twisted.internet.error import ConnectError, DNSLookupError
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.web.client import ResponseDone, ResponseFailed
-from twisted.web.http import PotentialDataLoss
+from twisted.web.client import ResponseFailed
 
+from sentinel import httpbody
 from sentinel.store.database import StoreUnavailable
 from sentinel.cluster import codec, signing
 from sentinel.cluster.plan import MARKER, ApplyError, check_order, valid_marker
@@ -111,67 +110,12 @@ def _header(response, name):
 
 
 def _collect(response, limit, cut=False):
-    """
-    The body of ``response``, at most ``limit`` bytes: a longer one fails
-    with BAD_PAYLOAD (refused by its Content-Length before reading when it
-    has one), or with ``cut`` is cut off there.  Cancelling (the deadline
-    passed) stops the download: an endless body is not read on after the
-    sync gave up on it.
-    """
-    length = response.length
-    body = _Bounded(limit, cut)
-    if isinstance(length, int) and length > limit and not cut:
-        body.limit = -1  # refused before reading: closes the connection
-    response.deliverBody(body)
-    return body.done
+    """The body of ``response``: L{sentinel.httpbody.collect}, BAD_PAYLOAD when too large."""
+    return httpbody.collect(response, limit, _too_large, cut)
 
 
-class _Bounded(Protocol):
-    """Collects a body (``done``) up to ``limit`` bytes; see L{_collect}."""
-
-    def __init__(self, limit, cut=False):
-        self.limit = limit
-        self.cut = cut
-        self.size = 0
-        self.parts = []
-        self.done = Deferred(self._cancel)
-
-    def _stop(self):
-        self.parts = []
-        if self.transport is not None:
-            self.transport.stopProducing()
-
-    def _cancel(self, _):
-        self._stop()
-
-    def connectionMade(self):
-        if self.limit < 0:
-            self._stop()
-            self.done.errback(SyncError("BAD_PAYLOAD", "The leader's answer is too large."))
-
-    def dataReceived(self, data):
-        if self.done.called:
-            return
-        self.size += len(data)
-        if self.size > self.limit and self.cut:
-            self.parts.append(data[:len(data) - (self.size - self.limit)])
-            data = b"".join(self.parts)
-            self._stop()
-            self.done.callback(data)
-            return
-        if self.size > self.limit:
-            self._stop()
-            self.done.errback(SyncError("BAD_PAYLOAD", "The leader's answer is too large."))
-            return
-        self.parts.append(data)
-
-    def connectionLost(self, reason):
-        if self.done.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(b"".join(self.parts))
-        else:
-            self.done.errback(reason if reason.check(ResponseFailed) else ResponseFailed([reason]))
+def _too_large():
+    return SyncError("BAD_PAYLOAD", "The leader's answer is too large.")
 
 
 def _error_from(status, raw, responder, me):

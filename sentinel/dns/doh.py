@@ -8,15 +8,13 @@ the Host header.  A response must be 200 ``application/dns-message`` and
 echo our question.
 """
 
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.web.client import Agent, ResponseDone
-from twisted.web.http import PotentialDataLoss
+from twisted.web.client import Agent
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
+from sentinel import httpbody
 from sentinel.dns.answer import upstream_query
 from sentinel.dns.wire import QR
 from sentinel.quiet import QuietHTTPConnectionPool
@@ -72,13 +70,7 @@ class DohTransport:
         if response.code != 200 or ctype.split(b";")[0].strip().lower() != CONTENT_TYPE:
             response.deliverBody(_Discard())
             raise _HttpError(f"HTTP {response.code} {ctype.decode('latin-1')}")
-        length = response.length
-        if isinstance(length, int) and length > MAX_RESPONSE:
-            response.deliverBody(_Discard())
-            raise _HttpError("response too large")
-        body = _Bounded(MAX_RESPONSE)
-        response.deliverBody(body)
-        return body.done
+        return httpbody.collect(response, MAX_RESPONSE, lambda: _HttpError("response too large"))
 
     def _body(self, data, attempt):
         if attempt.done:
@@ -115,44 +107,6 @@ class DohTransport:
 
 class _HttpError(Exception):
     pass
-
-
-class _Bounded(Protocol):
-    """
-    Collects a response body of at most ``limit`` bytes (``done`` fires
-    with it); a longer one (a chunked body has no length to check first)
-    is cut off and fails with _HttpError, so an upstream cannot make us
-    hold an endless body.
-    """
-
-    def __init__(self, limit):
-        self.limit = limit
-        self.size = 0
-        self.parts = []
-        self.done = Deferred(self._cancel)  # cancelled: the query timed out
-
-    def _cancel(self, done):
-        if self.transport is not None:
-            self.transport.stopProducing()
-
-    def dataReceived(self, data):
-        if self.done.called:
-            return
-        self.size += len(data)
-        if self.size > self.limit:
-            self.parts = []
-            self.transport.stopProducing()
-            self.done.errback(_HttpError("response too large"))
-            return
-        self.parts.append(data)
-
-    def connectionLost(self, reason):
-        if self.done.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(b"".join(self.parts))
-        else:
-            self.done.errback(reason)
 
 
 class _Discard:
