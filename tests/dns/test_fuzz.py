@@ -37,9 +37,10 @@ import dns.rdatatype
 import dns.rrset
 from twisted.trial.unittest import SynchronousTestCase
 
-from sentinel.dns.decision import ALLOW, PASS, REWRITE, Decision
+from sentinel.dns.decision import REWRITE, Decision
 from sentinel.dns.fastpath import FastPath
 from tests.dns.fakes import CLIENT, FakePolicy, FakePort, Harness, block
+from tests.dns.test_fastpath import POLICY as FASTPATH_POLICY
 
 NAMES = [
     "www.example", "WwW.ExAmPlE", "big.example", "nx.example", "nodata.example",
@@ -52,11 +53,7 @@ TYPES = ["A", "AAAA", "MX", "TXT", "PTR", "ANY", "SOA", "HTTPS", "SVCB", "CNAME"
          "SRV", "CAA", "DS", "DNSKEY", "AXFR", "IXFR", "NULL", "TYPE65280", "OPT"]
 
 POLICY = {
-    "ads.example.": block("nxdomain", 10),
-    "null.example.": block("null", 20),
-    "kid.example.": block("refused", 5, reason="client:2:paused"),
-    "ok.example.": Decision(ALLOW, reason="rule:3"),
-    "shadow.example.": Decision(PASS, shadow="blocklist:4"),
+    **FASTPATH_POLICY,  # blocks of every mode, an allow, a shadow block
     "rw.example.": Decision(REWRITE, reason="rewrite:1", ttl=60, answers=(
         (1, "198.18.0.7"), (28, "2001:db8::7"), (16, "hello"), (15, "10 mx.example."))),
     "rwc.example.": Decision(REWRITE, reason="rewrite:2", answers=((5, "www.example."),)),
