@@ -69,6 +69,8 @@ def _question_name(data):
                 break
             if n < 64:
                 out += data[i:i + n + 1]
+                if len(out) >= MAX_NAME:  # also ends a pointer loop, whoever parsed first
+                    raise Malformed("name too long")
                 i += n + 1
             elif n >= 0xC0:
                 target = (n & 0x3F) << 8 | data[i + 1]

@@ -764,3 +764,18 @@ class FoundByFuzzingTests(SynchronousTestCase):
             else:
                 self.assertEqual(msg.answer[0].ttl, 30)
                 self.assertEqual([o.code for o in msg.options], [3])  # EDE stale answer
+
+
+class QuestionNameTests(SynchronousTestCase):
+    def test_a_compression_loop_in_the_question_ends(self):
+        """
+        "a" then a pointer back to it: the slow path's own reader ends with
+        Malformed (it does not rely on twisted.names having refused it).
+        """
+        from sentinel.dns.slowpath import _question_name
+        from sentinel.dns.wire import Malformed
+
+        header = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+        looping = header + b"\x01a\xc0\x0c\x00\x01\x00\x01"
+        self.assertRaises(Malformed, _question_name, looping)
+        self.assertEqual(_question_name(header + b"\x01a\x00\x00\x01\x00\x01"), b"\x01a\x00")
