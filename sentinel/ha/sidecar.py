@@ -77,7 +77,7 @@ class Sidecar(Service):
         os.makedirs(self.paths.ha_dir, exist_ok=True)
         self.peers = PeerWatch(self._reactor, self.paths.peers_file,
                                lambda: self.raw_reader is not None)
-        files.remove_file(self.paths.release_request)  # nobody waits for it any more
+        self.releaser.discard()  # nobody waits for it any more
         pid = stop_stale(os.path.join(self.paths.runtime_dir, "keepalived.pid"),
                          self.paths.conf)
         if pid:

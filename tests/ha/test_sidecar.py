@@ -384,20 +384,35 @@ class SidecarTests(SynchronousTestCase):
             self.assertEqual(self.read(self.paths.release_file), "0\n")
         self.assertIsNone(self.status()["release"])
 
-    def test_a_failing_release_poll_does_not_stop_it(self):
-        """A directory where the request file goes cannot be removed: that
-        poll fails (logged once), and the next ones still act on requests."""
+    def test_a_directory_in_place_of_the_request_is_one_line_and_polling_goes_on(self):
+        """A directory where the request file goes cannot be removed: one
+        clear line (no traceback, not one per poll), and once it is gone the
+        polls act on requests again."""
         self.enable()
         self.notify("MASTER")
         os.mkdir(self.paths.release_request)
         self.tick(0.2)
         self.tick(0.2)
-        self.assertEqual(len(self.flushLoggedErrors(IsADirectoryError)), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.log.text().count("is a directory: VIP hand-over requests "
+                                               "cannot be received"), 1)
         os.rmdir(self.paths.release_request)
         self.request_release()
         self.assertFalse(os.path.exists(self.paths.release_request))
         self.assertEqual(self.read(self.paths.release_file), "1\n")
-        self.assertIn("VIP handover poll works again", self.log.text())
+        self.assertIn("VIP hand-over requests are received", self.log.text())
+
+    def test_a_directory_in_place_of_the_request_does_not_stop_the_start(self):
+        """The sidecar starts (and then runs keepalived) with a directory
+        where release.json goes: only hand-over requests are unavailable."""
+        self.sidecar.stopService()
+        os.mkdir(self.paths.release_request)
+        self.sidecar.startService()
+        self.assertTrue(self.sidecar.running)
+        self.assertIn("is a directory: VIP hand-over requests cannot be received",
+                      self.log.text())
+        self.enable()
+        self.assertEqual(self.status()["keepalived"], "running")
 
     def test_disabling_during_a_release_cancels_it(self):
         self.enable()
