@@ -138,9 +138,21 @@ class Sidecar(Service):
         self._seen = raw
         self._busy = True
         d = defer.ensureDeferred(self._apply_file(raw))
-        d.addErrback(lambda f: log.failure("applying the HA configuration failed", f))
+        d.addErrback(self._apply_failed)
         d.addBoth(self._not_busy)
         return d
+
+    def _apply_failed(self, failure):
+        """Applying stopped half-way (a file could not be written: disk full,
+        a directory in its place): say so and try again, as for a bad file --
+        else HA would stay off until config.json changes."""
+        if failure.check(OSError):
+            e = failure.value
+            where = e.filename2 or e.filename
+            self._problem(f"cannot write {where} ({e.strerror})" if where else str(e))
+        else:
+            log.failure("applying the HA configuration failed", failure)
+            self._problem(f"applying the HA configuration failed: {failure.getErrorMessage()}")
 
     def _not_busy(self, result):
         self._busy = False

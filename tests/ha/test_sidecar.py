@@ -156,6 +156,25 @@ class SidecarTests(SynchronousTestCase):
         self.assertIn("priority 111", self.read(self.paths.conf))
         self.assertIsNone(self.status()["lastError"])
 
+    def test_a_file_that_cannot_be_written_is_retried_until_keepalived_runs(self):
+        """Enabling fails half-way (the track file cannot be written: disk
+        full, a directory in its place): one line, and it is tried again --
+        HA must not stay off until someone edits the settings."""
+        os.makedirs(self.paths.alive_file)
+        self.enable()
+        self.assertEqual(self.launcher.spawned, [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+        error = self.status()["lastError"]
+        self.assertIn(f"cannot write {self.paths.alive_file} (Is a directory)", error)
+        self.assertEqual(self.log.text().count(error), 1)
+        self.tick(self.sidecar.RETRY_AFTER)  # still in the way: not logged again
+        self.assertEqual(self.log.text().count(error), 1)
+        os.rmdir(self.paths.alive_file)
+        self.tick(self.sidecar.RETRY_AFTER)
+        self.assertEqual(len(self.launcher.spawned), 1)
+        self.assertEqual(self.status()["keepalived"], "running")
+        self.assertIsNone(self.status()["lastError"])
+
     def test_broken_config_file_keeps_state(self):
         self.enable()
         with open(self.paths.config_file, "w") as f:
