@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from sentinel.filtering import model, parsing, settings
 from sentinel.filtering.fetch import FetchError, fetch
 from sentinel.filtering.listcache import trim_memory
+from sentinel.filtering.listformat import looks_like_html
 
 log = Logger()
 
@@ -166,6 +167,8 @@ class BlocklistRefresher(Service):
             )
             if not fetched.modified:
                 return await self._record(list_id, url, None, None, 0, fetched)
+            if looks_like_html(fetched.body):
+                raise FetchError("the server sent a web page (HTML), not a list")
             parsed, blob = await self._parse(fetched.body)
             if not parsed.domains and not parsed.allows:
                 raise FetchError(

@@ -113,7 +113,7 @@ class RefresherTests(TestCase):
         notes = await self.store.list_notifications()
         self.assertEqual(len(notes), 1)
         self.assertIn("previous contents stay in use", notes[0]["message"])
-        self.lists.serve("/l", "<html>error page</html>\n<body>x</body>")
+        self.lists.serve("/l", "")
         data = await self.refresh(list_id)
         self.assertIn("no domains found", data["status"]["error"])
         self.assertEqual(len(await self.store.list_notifications()), 2)
@@ -148,6 +148,21 @@ class RefresherTests(TestCase):
         self.clock.advance(60)
         data = await d
         self.assertIn("within 60 seconds", data["status"]["error"])
+
+    async def test_a_web_page_does_not_replace_the_list(self):
+        """A parked domain's page or a captive portal answers 200 with HTML --
+        which can hold a line that reads as a domain.  It is refused."""
+        self.lists.serve("/l", HOSTS)
+        list_id = await self.add("/l")
+        await self.refresh(list_id)
+        before = (await self.store.get("blocklist", list_id)).data["content"]
+        self.lists.serve("/l", "<!DOCTYPE html>\n<html><head><title>\nlists.example.org\n"
+                               "</title></head><body>This domain is for sale</body></html>\n")
+        data = await self.refresh(list_id)
+        self.assertFalse(data["status"]["ok"])
+        self.assertEqual(data["status"]["error"], "the server sent a web page (HTML), not a list")
+        self.assertEqual(data["content"], before)
+        self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{list_id}"))
 
     async def test_binary_answers_keep_the_previous_contents(self):
         import gzip
