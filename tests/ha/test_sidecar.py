@@ -165,7 +165,7 @@ class SidecarTests(SynchronousTestCase):
         self.assertEqual(self.launcher.spawned, [])
         self.assertEqual(self.flushLoggedErrors(), [])
         error = self.status()["lastError"]
-        self.assertIn(f"cannot write {self.paths.alive_file} (Is a directory)", error)
+        self.assertIn(f"cannot update {self.paths.alive_file} (Is a directory)", error)
         self.assertEqual(self.log.text().count(error), 1)
         self.tick(self.sidecar.RETRY_AFTER)  # still in the way: not logged again
         self.assertEqual(self.log.text().count(error), 1)
@@ -208,6 +208,74 @@ class SidecarTests(SynchronousTestCase):
             self.notify(state)
             self.assertEqual(self.read(self.paths.role_file), role + "\n")
             self.assertEqual(self.status()["vrrpState"], state)
+
+    def test_a_role_file_that_cannot_be_written_is_one_line_and_retried(self):
+        """Disk full, or a directory in place of the role file: the VRRP state
+        change is not lost -- it is written as soon as it can be."""
+        self.enable()
+        self.notify("MASTER")
+        os.remove(self.paths.role_file)
+        os.mkdir(self.paths.role_file)
+        self.notify("BACKUP")
+        self.notify("FAULT")
+        self.tick(3)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.log.text().count("cannot write the role file"), 1)
+        self.assertIn("Is a directory", self.status()["roleFileError"])
+        self.assertEqual(self.status()["vrrpState"], "FAULT")
+        os.rmdir(self.paths.role_file)
+        self.tick(1)
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
+        self.assertIsNone(self.status()["roleFileError"])
+        self.assertIn("VRRP state FAULT: role file says follower", self.log.text())
+
+    def test_shutdown_completes_when_the_role_file_cannot_be_written(self):
+        self.enable()
+        self.notify("MASTER")
+        os.remove(self.paths.role_file)
+        os.mkdir(self.paths.role_file)
+        d = self.sidecar.stopService()
+        self.launcher.spawned[0].exit(0)
+        self.successResultOf(d)
+        self.assertTrue(self.fifos[-1].closed)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_a_role_file_left_while_ha_was_disabled_is_removed_at_start(self):
+        """HA turned off while the sidecar was down (or it was killed): the
+        old override must not pin the node to that role for good."""
+        self.sidecar.stopService()
+        files.atomic_write(self.paths.role_file, "follower\n")
+        write_config(self.data, enabled=False)
+        self.sidecar.startService()
+        self.assertFalse(os.path.exists(self.paths.role_file))
+        self.assertEqual(self.launcher.spawned, [])
+
+    def test_a_stale_leader_role_file_steps_down_at_start(self):
+        """The sidecar was killed while MASTER: the new one runs no keepalived
+        yet (here: it cannot apply the settings), so it holds no VIP and must
+        not leave the daemon acting as leader next to the real holder."""
+        self.sidecar.stopService()
+        files.atomic_write(self.paths.role_file, "leader\n")
+        files.atomic_write(self.paths.config_file, b"{not json")
+        self.sidecar.startService()
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
+        self.assertIn("not valid JSON", self.status()["lastError"])
+
+    def test_disabling_with_a_directory_in_place_of_the_role_file_is_retried(self):
+        self.enable()
+        self.notify("MASTER")
+        os.remove(self.paths.role_file)
+        os.mkdir(self.paths.role_file)
+        self.enable(enabled=False)
+        self.launcher.spawned[0].exit(0)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertIn(f"cannot update {self.paths.role_file}", self.status()["lastError"])
+        self.assertFalse(self.status()["haEnabled"])
+        os.rmdir(self.paths.role_file)
+        files.atomic_write(self.paths.role_file, "leader\n")
+        self.tick(self.sidecar.RETRY_AFTER)
+        self.assertFalse(os.path.exists(self.paths.role_file))
+        self.assertIsNone(self.status()["lastError"])
 
     def test_disable_stops_keepalived_and_removes_the_role_file(self):
         self.enable()
