@@ -16,7 +16,8 @@ from sentinel.auth.passwords import HasherBusy, check_policy
 CREDENTIALS = obj({"username": USERNAME, "password": PASSWORD},
                   required=["username", "password"])
 LOGIN = obj({"username": {"type": "string", "minLength": 1, "maxLength": 64},
-             "password": {"type": "string", "minLength": 1, "maxLength": 1024}},
+             "password": {"type": "string", "minLength": 1, "maxLength": 1024,
+                          "writeOnly": True}},
             required=["username", "password"])
 SESSION = obj({"username": {"type": "string"}, "expires_at": TIMESTAMP},
               required=["username", "expires_at"])
@@ -27,7 +28,8 @@ ME = obj({"username": {"type": "string"},
           "method": {"type": "string", "enum": ["session", "token", "cluster"]},
           "expires_at": nullable(TIMESTAMP), "token_id": nullable(ID)},
          required=["username", "method"])
-CHANGE_PASSWORD = obj({"current_password": {"type": "string", "maxLength": 1024},
+CHANGE_PASSWORD = obj({"current_password": {"type": "string", "maxLength": 1024,
+                                            "writeOnly": True},
                        "new_password": PASSWORD},
                       required=["current_password", "new_password"])
 TOKEN = obj({"id": ID, "name": {"type": "string"}, "created_at": TIMESTAMP,

@@ -24,3 +24,20 @@ class ChildTests(TestCase):
         parse = in_child(reactor, timeout=0.001)  # killed before it can answer
         with self.assertRaises(ParseError):
             await parse(b"a.example.com\n" * 1000)
+
+    def test_garbled_child_output_is_an_error_not_a_hang(self):
+        """A child that exits 0 but writes something else (say, a stray print
+        from the environment) fails the parse; the refresh does not wait
+        forever (which held every other list's refresh behind it)."""
+        from twisted.internet.defer import Deferred
+        from twisted.internet.error import ProcessDone
+        from twisted.python.failure import Failure
+
+        from sentinel.filtering.parsing import _Child
+
+        for out in (b"\x00\x00\x00\x05{oops", b"\x00\x00\x00\x02{}", b"\xff\xff\xff\xffxx"):
+            done = Deferred()
+            child = _Child(b"", done)
+            child.outReceived(out)
+            child.processEnded(Failure(ProcessDone(0)))
+            self.failureResultOf(done, ParseError)
