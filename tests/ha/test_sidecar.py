@@ -175,6 +175,26 @@ class SidecarTests(SynchronousTestCase):
         self.assertEqual(self.status()["keepalived"], "running")
         self.assertIsNone(self.status()["lastError"])
 
+    def test_keepalived_missing_is_one_clear_line_and_retried(self):
+        """Not installed (or not executable): say so and what to do, and
+        start it once it is there."""
+        spawn = self.launcher.spawn
+
+        def missing(argv, on_line):
+            raise FileNotFoundError(2, "No such file or directory")
+
+        self.launcher.spawn = missing
+        self.enable()
+        self.assertEqual(self.flushLoggedErrors(), [])
+        error = self.status()["lastError"]
+        self.assertEqual(error, "cannot run keepalived (/usr/sbin/keepalived: No such file or "
+                                "directory); install it, or set --keepalived / "
+                                "SENTINEL_KEEPALIVED to its path")
+        self.assertEqual(self.log.text().count(error), 1)
+        self.launcher.spawn = spawn
+        self.tick(self.sidecar.RETRY_AFTER)
+        self.assertEqual(self.status()["keepalived"], "running")
+
     def test_broken_config_file_keeps_state(self):
         self.enable()
         with open(self.paths.config_file, "w") as f:
