@@ -29,7 +29,7 @@ from sentinel.api.hosts import HostPolicy
 from sentinel.api.site import Gate, Site
 from sentinel.api.system import SystemApi
 from sentinel.auth import (
-    AdminAuthenticator, ApiTokens, LoginThrottle, PasswordHasher, Sessions, Users,
+    AdminAuthenticator, ApiTokens, LoginLimits, PasswordHasher, Sessions, Users,
 )
 from sentinel.crypto import KeyFileError, SecretBox, load_or_create_key
 from sentinel.dns.decision import NullQueryLog, PolicySource
@@ -145,7 +145,7 @@ def _wire_auth(w):
     w.sessions = Sessions(w.store, reactor)
     w.api_tokens = ApiTokens(w.store, reactor)
     w.authenticators["admin"] = AdminAuthenticator(w.sessions, w.api_tokens)
-    w.areas.append(AuthApi(w.users, w.sessions, w.api_tokens, LoginThrottle(reactor),
+    w.areas.append(AuthApi(w.users, w.sessions, w.api_tokens, LoginLimits(reactor),
                            w.authenticators["admin"]))
     pruner = TimerService(3600, _quietly, w.sessions.prune, "pruning expired sessions")
     pruner.clock = reactor

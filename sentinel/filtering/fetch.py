@@ -16,14 +16,13 @@ import zlib
 from urllib.parse import urljoin
 
 import attr
-import treq
 from hyperlink import EncodedURL
 from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 from twisted.web.client import ResponseFailed
 
-from sentinel import __version__
+from sentinel import __version__, httpbody
 from sentinel.quiet import QuietHTTPConnectionPool
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -161,7 +160,7 @@ async def _read(response, max_bytes):
         raise FetchError("unsupported Content-Encoding "
                          f"{b', '.join(encodings).decode('latin-1')[:50]!r}")
     body = Body(max_bytes, gzipped=bool(encodings))
-    await treq.collect(response, body.feed)
+    await httpbody.stream(response, body.feed)
     return body.finish()
 
 

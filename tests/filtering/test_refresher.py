@@ -113,7 +113,7 @@ class RefresherTests(TestCase):
         notes = await self.store.list_notifications()
         self.assertEqual(len(notes), 1)
         self.assertIn("previous contents stay in use", notes[0]["message"])
-        self.lists.serve("/l", "<html>error page</html>\n<body>x</body>")
+        self.lists.serve("/l", "")
         data = await self.refresh(list_id)
         self.assertIn("no domains found", data["status"]["error"])
         self.assertEqual(len(await self.store.list_notifications()), 2)
@@ -148,6 +148,21 @@ class RefresherTests(TestCase):
         self.clock.advance(60)
         data = await d
         self.assertIn("within 60 seconds", data["status"]["error"])
+
+    async def test_a_web_page_does_not_replace_the_list(self):
+        """A parked domain's page or a captive portal answers 200 with HTML --
+        which can hold a line that reads as a domain.  It is refused."""
+        self.lists.serve("/l", HOSTS)
+        list_id = await self.add("/l")
+        await self.refresh(list_id)
+        before = (await self.store.get("blocklist", list_id)).data["content"]
+        self.lists.serve("/l", "<!DOCTYPE html>\n<html><head><title>\nlists.example.org\n"
+                               "</title></head><body>This domain is for sale</body></html>\n")
+        data = await self.refresh(list_id)
+        self.assertFalse(data["status"]["ok"])
+        self.assertEqual(data["status"]["error"], "the server sent a web page (HTML), not a list")
+        self.assertEqual(data["content"], before)
+        self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{list_id}"))
 
     async def test_binary_answers_keep_the_previous_contents(self):
         import gzip
@@ -246,6 +261,64 @@ class RefresherTests(TestCase):
         self.assertEqual(await self.store.revision(), revision)
         self.assertIsNone((await self.store.get("blocklist", list_id)).data.get("content"))
 
+
+    async def fires(self, d):
+        """True if ``d`` fires soon without the Clock moving (the network is
+        in memory: it completes in a few reactor turns when nothing waits)."""
+        for _ in range(100):
+            if d.called:
+                return True
+            await deferLater(reactor, 0.01)
+        return False
+
+    async def test_hanging_lists_do_not_hold_up_the_others(self):
+        """Several list servers hang at once: every other list (and a refresh
+        the user asks for) is downloaded at once, not a minute per hanging
+        list later."""
+        for path in ("/h1", "/h2", "/h3"):
+            self.lists.serve(path, "", status="hang")
+        self.lists.serve("/ok", HOSTS)
+        hanging = [self.refresher.refresh(await self.add(p)) for p in ("/h1", "/h2", "/h3")]
+        while not self.lists.hanging:
+            await deferLater(reactor, 0.01)
+        ok = self.refresher.refresh(await self.add("/ok"))
+        self.assertTrue(await self.fires(ok), "waited behind the hanging downloads")
+        self.assertTrue((await ok)["status"]["ok"])
+        self.clock.advance(60)
+        for d in hanging:
+            self.assertIn("within 60 seconds", (await d)["status"]["error"])
+
+    async def test_deleting_a_list_stops_its_download(self):
+        self.start_refresher()
+        await self.checked()
+        self.lists.serve("/slow", "", status="hang")
+        list_id = await self.add("/slow")  # downloaded at once
+        while not self.lists.hanging:
+            await deferLater(reactor, 0.01)
+        self.assertTrue(self.refresher.refreshing(list_id))
+        running = self.refresher.refresh(list_id)
+        await self.store.delete("blocklist", list_id)
+        self.assertTrue(await self.fires(running), "the download went on for nothing")
+        self.assertIsNone(await running)
+        self.assertFalse(self.refresher.refreshing(list_id))
+        self.assertEqual(await self.store.list_notifications(), [])
+
+    async def test_changing_the_url_while_downloading_fetches_the_new_one(self):
+        self.start_refresher()
+        await self.checked()
+        self.lists.serve("/slow", "", status="hang")
+        self.lists.serve("/new", PLAIN)
+        list_id = await self.add("/slow")
+        while not self.lists.hanging:
+            await deferLater(reactor, 0.01)
+        running = self.refresher.refresh(list_id)
+        data = (await self.store.get("blocklist", list_id)).data
+        await self.store.put("blocklist", list_id, dict(data, url="http://lists.test/new"))
+        self.assertTrue(await self.fires(running), "the old URL's download went on")
+        data = await running
+        self.assertEqual((data["status"]["ok"], data["content"]["url"], data["content"]["domains"]),
+                         (True, "http://lists.test/new", 3))
+        self.assertEqual(await self.store.list_notifications(), [])
 
     async def test_gzip_lists_are_decoded_and_bombs_refused(self):
         import gzip
