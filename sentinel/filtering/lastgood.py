@@ -243,12 +243,15 @@ class LastGoodWriter:
         self._timer = None
         self._writing = None  # the write in progress (a Deferred)
         self._again = False
+        self._stopped = False
         self._written = None  # digest of what the file holds
         self.saved_at = None  # when this process last wrote it
         self.saved_revision = None
         self.problem = None  # why the last write failed (one line), or None
 
     def changed(self, describe):
+        if self._stopped:
+            return
         self._describe = describe
         if self._writing:
             self._again = True
@@ -258,6 +261,7 @@ class LastGoodWriter:
             self._timer = self._clock.callLater(DEBOUNCE, self._start)
 
     def stop(self):
+        self._stopped = True  # a write in progress finishes; nothing more starts
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -320,5 +324,5 @@ class LastGoodWriter:
                          s=RETRY)
             else:
                 log.failure("filtering: {problem}", failure, problem=problem)
-        if not self._again and self._timer is None:
+        if not self._again and self._timer is None and not self._stopped:
             self._timer = self._clock.callLater(RETRY, self._start)
