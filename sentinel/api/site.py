@@ -104,9 +104,10 @@ class Gate:
 
 def check_same_origin(request):
     """
-    Refuse a state-changing request that a browser sent from another site
-    (CSRF): ``Sec-Fetch-Site: cross-site`` is refused, and the Origin
-    header, when present, must name this host (scheme://Host).  Requests
+    Refuse a state-changing request that a browser sent from another origin
+    (CSRF): ``Sec-Fetch-Site: cross-site`` or ``same-site`` (another port or
+    sub-domain of this host: SameSite cookies go along) is refused, and the
+    Origin header, when present, must name this host (scheme://Host).  Requests
     authenticating with a bearer token pass: a browser cannot add that
     header cross-site without a CORS preflight, which this server never
     grants, and the admin authenticator then ignores the cookie.  Other
@@ -118,7 +119,7 @@ def check_same_origin(request):
         return
     origin = request.getHeader("origin")
     fetch_site = request.getHeader("sec-fetch-site")
-    if fetch_site == "cross-site":
+    if fetch_site in ("cross-site", "same-site"):
         raise _cross_site()
     if origin is None:
         return
@@ -399,6 +400,7 @@ class _NotFoundResource(Resource):
     isLeaf = True
 
     def render(self, request):
+        _security_headers(request)
         request.setResponseCode(404)
         request.setHeader(b"content-type", JSON_TYPE)
         return json_bytes({"error": "NOT_FOUND", "message": "No such page."})

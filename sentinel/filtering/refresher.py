@@ -124,10 +124,15 @@ class BlocklistRefresher(Service):
         due = []
         for e in lists:
             data = e.data
+            if not isinstance(data, dict) or not e.key.isdigit():
+                log.warn("blocklist {key} is damaged; not downloaded", key=e.key)
+                continue  # (arrived unvalidated, by sync or a restore)
             list_id = int(e.key)
             if data.get("mode") == "disabled" and list_id not in used:
                 continue
-            checked = (data.get("status") or {}).get("checked_at") or 0
+            checked = _status(data).get("checked_at")
+            if not isinstance(checked, (int, float)):
+                checked = 0  # damaged: download it (which writes a good status)
             if force or _needs_download(data) or now - checked >= opts["refresh_hours"] * 3600:
                 due.append(list_id)
         return due
@@ -252,7 +257,7 @@ class BlocklistRefresher(Service):
             if entity is None or entity.data.get("url") != url:
                 return None, False
             data = dict(entity.data)
-            previous = data.get("status") or {}
+            previous = _status(data)
             data["status"] = {"checked_at": now, "ok": False, "error": error}
             put = await ctx.put(model.BLOCKLIST, list_id, data)
             return put.data, previous.get("error") != error
@@ -279,6 +284,11 @@ async def release_blob(ctx, sha, list_id):
                 and content.get("sha256") == sha:
             return
     await ctx.delete_blobs([sha])
+
+
+def _status(data):
+    status = data.get("status")
+    return status if isinstance(status, dict) else {}
 
 
 def _needs_download(data):

@@ -11,7 +11,7 @@ from sentinel.api.base import ApiError
 from sentinel.api.cluster_schemas import JOIN_BODY
 from sentinel.api.inputs import validate
 from sentinel.auth.throttle import client_key
-from tests.api.harness import ADMIN, PASSWORD, make_api
+from tests.api.harness import ADMIN, PASSWORD, SAME_ORIGIN, make_api
 
 MARK = "Zq7Secret"  # in every rejected value: must appear in no answer
 
@@ -116,3 +116,34 @@ class LoginLimitTests(TestCase):
         self.assertEqual((await self._login(api, _v4(100), PASSWORD)).status, 200)
         self.assertEqual((await self._login(api, _v4(101))).status, 401)
         self.assertEqual((await self._login(api, _v4(102), PASSWORD)).status, 429)
+
+
+class SameSiteTests(TestCase):
+    async def test_a_page_on_another_port_of_this_host_cannot_log_out_or_change_settings(self):
+        # SameSite=Strict cookies go along with requests from another port or
+        # sub-domain of the same host (same site, other origin); a browser
+        # says so with Sec-Fetch-Site even where it sends no Origin.
+        api = await make_api(self)
+        cookie = await api.setup_admin()
+        same_site = {"sec-fetch-site": "same-site"}
+        r = await api.client.post("/api/auth/logout", cookie=cookie, headers=same_site)
+        self.assertEqual(r.status, 403)
+        self.assertEqual(r.json()["error"], "CROSS_SITE_REQUEST")
+        r = await api.client.put("/api/settings/ui", json={}, cookie=cookie, headers=same_site)
+        self.assertEqual(r.status, 403)
+        self.assertEqual((await api.client.get("/api/auth/me", cookie=cookie)).status, 200)
+        r = await api.client.post("/api/auth/logout", cookie=cookie,
+                                  headers={"sec-fetch-site": "same-origin",
+                                           "origin": SAME_ORIGIN})
+        self.assertEqual(r.status, 204)
+
+
+class HeaderTests(TestCase):
+    async def test_answers_outside_the_api_carry_the_security_headers(self):
+        api = await make_api(self)  # no UI: "/" and other paths are the site's own 404
+        for path in ("/", "/nothing-here"):
+            r = await api.client.get(path)
+            self.assertEqual(r.status, 404)
+            self.assertEqual(r.header("x-content-type-options"), "nosniff")
+            self.assertEqual(r.header("x-frame-options"), "DENY")
+            self.assertIn("frame-ancestors 'none'", r.header("content-security-policy"))

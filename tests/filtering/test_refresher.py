@@ -229,6 +229,26 @@ class RefresherTests(TestCase):
         self.assertEqual(self.lists.count("/a"), 2)
         self.assertEqual(self.lists.count("/c"), 0)
 
+    async def test_a_damaged_list_entity_does_not_stop_the_others_refreshing(self):
+        """Entities can arrive by sync or a restore unvalidated: one with a
+        damaged status (or no dict at all) is passed over, not the end of
+        every list's refresh."""
+        self.lists.serve("/a", HOSTS)
+        await self.store.put("blocklist", 7, {"name": "x", "url": "http://lists.test/x",
+                                              "status": "garbage"})
+        await self.store.put("blocklist", 8, {"name": "y", "url": "http://lists.test/y",
+                                              "status": {"checked_at": "soon"}})
+        await self.store.put("blocklist", 9, ["not", "a", "dict"])
+        a = await self.add("/a")
+        self.start_refresher()
+        await self.checked()
+        await self.engine.settled()
+        self.assertEqual(self.lists.count("/a"), 1)
+        self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{a}"))
+        self.clock.advance(25 * 3600)
+        await self.checked()
+        self.assertEqual(self.lists.count("/a"), 2)
+
     async def test_url_change_downloads_new_source_without_condition(self):
         self.lists.serve("/a", HOSTS, etag='"x"')
         self.lists.serve("/b", PLAIN, etag='"x"')
