@@ -340,6 +340,42 @@ class RefresherTests(TestCase):
                          (True, "http://lists.test/new", 3))
         self.assertEqual(await self.store.list_notifications(), [])
 
+    async def test_changing_the_url_while_parsing_fetches_the_new_one(self):
+        from twisted.internet.defer import Deferred
+
+        from sentinel.filtering.parsing import parse_and_encode
+
+        parses = []
+
+        def parse(body):
+            d = Deferred()
+            parses.append((d, body))
+            return d
+
+        self.refresher = BlocklistRefresher(self.store, self.clock, self.http, parse=parse)
+        self.start_refresher()
+        await self.checked()
+        self.lists.serve("/old", HOSTS)
+        self.lists.serve("/new", PLAIN)
+        list_id = await self.add("/old")
+        while not parses:
+            await deferLater(reactor, 0.01)
+        running = self.refresher.refresh(list_id)
+        data = (await self.store.get("blocklist", list_id)).data
+        await self.store.put("blocklist", list_id, dict(data, url="http://lists.test/new"))
+        d, body = parses[0]
+        d.callback(parse_and_encode(body))
+        for _ in range(100):
+            if len(parses) > 1:
+                break
+            await deferLater(reactor, 0.01)
+        self.assertEqual(len(parses), 2, "the new URL was not downloaded")
+        d, body = parses[1]
+        d.callback(parse_and_encode(body))
+        data = await running
+        self.assertEqual((data["content"]["url"], data["content"]["domains"]),
+                         ("http://lists.test/new", 3))
+
     async def test_gzip_lists_are_decoded_and_bombs_refused(self):
         import gzip
 
