@@ -203,6 +203,12 @@ class Body:
                 raise self._failed from None
             self._add(out)
             data = self._inflate.unconsumed_tail
+            if self._inflate.eof and self._inflate.unused_data.strip(b"\0"):
+                # Another gzip member (RFC 1952: a file is a series of them;
+                # zeros after the last are padding): it was dropped unread.
+                data = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                continue
             if not data and len(out) < PIECE:
                 return
 

@@ -423,6 +423,23 @@ class GzipTests(TestCase):
         self.assertRaises(FetchError, truncated.finish)
         self.assertRaises(FetchError, Body(10 ** 8, gzipped=True).feed, b"not gzip at all")
 
+    def test_every_gzip_member_is_read(self):
+        """A gzip file may hold several members (concatenated files, pigz or
+        bgzip output): all of them are the list, not just the first."""
+        import gzip
+
+        from sentinel.filtering.fetch import Body, FetchError
+
+        parts = [b"0.0.0.0 a%d.example.com\n" % i * 1000 for i in range(3)]
+        data = b"".join(gzip.compress(p) for p in parts) + b"\0" * 10
+        for step in (len(data), 7, 1000):
+            body = Body(10 ** 8, gzipped=True)
+            for i in range(0, len(data), step):
+                body.feed(data[i:i + step])
+            self.assertEqual(body.finish(), b"".join(parts), step)
+        bomb = gzip.compress(b"x") + gzip.compress(b"\0" * 1_000_000)
+        self.assertRaises(FetchError, Body(10_000, gzipped=True).feed, bomb)
+
 
 
 class RealClientGzipTests(TestCase):
