@@ -138,6 +138,21 @@ class RefresherTests(TestCase):
         self.assertEqual(errors["/moved"], "")
         self.assertIn("HTTP 404", errors["/missing"])
 
+    async def test_server_text_in_errors_is_shortened(self):
+        """A redirect's URL is the server's to choose (up to the 16 KB a header
+        line may hold); it reaches the list's status and a notification
+        shortened."""
+        long_path = "/" + "x" * 10_000
+        self.lists.serve("/ftp", "", status=301, headers={"Location": "ftp://h" + long_path})
+        self.lists.serve("/gone", "", status=302, headers={"Location": long_path})
+        for path, start in (("/ftp", "refusing to follow 'ftp://h/xx"),
+                            ("/gone", "HTTP 404 from http://lists.test/xx")):
+            error = (await self.refresh(await self.add(path)))["status"]["error"]
+            self.assertTrue(error.startswith(start), error)
+            self.assertLess(len(error), 300)
+        for note in await self.store.list_notifications():
+            self.assertLess(len(note["message"]), 400)
+
     async def test_timeout(self):
         self.lists.serve("/slow", "", status="hang")
         list_id = await self.add("/slow")
