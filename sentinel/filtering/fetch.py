@@ -17,10 +17,10 @@ from urllib.parse import urljoin
 
 import attr
 from hyperlink import EncodedURL
+from OpenSSL import SSL
 from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
-from twisted.web.client import ResponseFailed
 
 from sentinel import __version__, httpbody
 from sentinel.quiet import QuietHTTPConnectionPool
@@ -90,11 +90,9 @@ def fetch(http, clock, url, etag="", last_modified="", timeout=DEFAULT_TIMEOUT,
             return failure
         if failure.check(CancelledError):
             raise FetchError("download cancelled")
-        if failure.check(ResponseFailed):
-            reasons = getattr(failure.value, "reasons", None) or []
-            detail = "; ".join(r.getErrorMessage() for r in reasons) or "connection failed"
-            raise FetchError(f"download failed: {detail}")
-        raise FetchError(f"download failed: {failure.getErrorMessage() or failure.type.__name__}")
+        reasons = getattr(failure.value, "reasons", None) or [failure]
+        detail = "; ".join(_reason(r) for r in reasons) or "connection failed"
+        raise FetchError(f"download failed: {detail}")
 
     return d.addBoth(stop_timer).addErrback(explain)
 
@@ -130,6 +128,19 @@ async def _fetch(http, url, etag, last_modified, max_bytes, max_redirects):
             _header(response, b"etag"), _header(response, b"last-modified"), current,
         )
     raise FetchError(f"more than {max_redirects} redirects")
+
+
+def _reason(failure):
+    """One failure as a short text; TLS errors as their OpenSSL reasons
+    (``[('SSL routines', '', 'certificate verify failed')]`` otherwise)."""
+    if failure.check(SSL.Error):
+        args = failure.value.args[0] if failure.value.args else None
+        if isinstance(args, list):
+            texts = [str(a[-1]) for a in args if isinstance(a, tuple) and a and a[-1]]
+            if texts:
+                return "TLS error: " + ", ".join(texts)
+        return "TLS error"
+    return failure.getErrorMessage() or failure.type.__name__
 
 
 def _check_scheme(url):
