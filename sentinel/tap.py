@@ -199,7 +199,11 @@ def _wire_filtering(w):
     from sentinel.filtering.refresher import BlocklistRefresher
 
     ready = w.store_service.when_ready
-    w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready)
+    w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready,
+                                   lastgood_file=w.config.lastgood_file,
+                                   store_failed=w.store_service.when_failed)
+    w.store_service.meanwhile = w.policy_engine.meanwhile
+    w.health_problems["policy"] = w.policy_engine.problem
     w.policy_engine.setName("filtering")
     w.policy_engine.setServiceParent(w.top)
     w.status_providers["filtering"] = lambda: dict(

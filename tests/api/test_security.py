@@ -147,3 +147,26 @@ class HeaderTests(TestCase):
             self.assertEqual(r.header("x-content-type-options"), "nosniff")
             self.assertEqual(r.header("x-frame-options"), "DENY")
             self.assertIn("frame-ancestors 'none'", r.header("content-security-policy"))
+
+    async def test_reads_with_the_cookie_from_another_origins_page_are_refused(self):
+        # A page on another port of this host can make the browser fetch an
+        # admin read with the cookie; it cannot see the answer, but a read may
+        # have an effect (a join code is issued by a GET), so it is refused.
+        api = await make_api(self)
+        cookie = await api.setup_admin()
+        token = await api.token(cookie)
+        for site in ("same-site", "cross-site"):
+            r = await api.client.get("/api/maintenance/export", cookie=cookie,
+                                     headers={"sec-fetch-site": site})
+            self.assertEqual(r.status, 403)
+            self.assertEqual(r.json()["error"], "CROSS_SITE_REQUEST")
+            # Scripts with a token, and what needs no login, are not affected.
+            r = await api.client.get("/api/maintenance/export", token=token,
+                                     headers={"sec-fetch-site": site})
+            self.assertEqual(r.status, 200)
+            r = await api.client.get("/api/health", headers={"sec-fetch-site": site})
+            self.assertEqual(r.status, 200)
+        for site in ("same-origin", "none"):  # the UI itself; a typed address
+            r = await api.client.get("/api/maintenance/export", cookie=cookie,
+                                     headers={"sec-fetch-site": site})
+            self.assertEqual(r.status, 200)
