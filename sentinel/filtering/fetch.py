@@ -17,10 +17,10 @@ from urllib.parse import urljoin
 
 import attr
 from hyperlink import EncodedURL
+from OpenSSL import SSL
 from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
-from twisted.web.client import ResponseFailed
 
 from sentinel import __version__, httpbody
 from sentinel.quiet import QuietHTTPConnectionPool
@@ -90,11 +90,9 @@ def fetch(http, clock, url, etag="", last_modified="", timeout=DEFAULT_TIMEOUT,
             return failure
         if failure.check(CancelledError):
             raise FetchError("download cancelled")
-        if failure.check(ResponseFailed):
-            reasons = getattr(failure.value, "reasons", None) or []
-            detail = "; ".join(r.getErrorMessage() for r in reasons) or "connection failed"
-            raise FetchError(f"download failed: {detail}")
-        raise FetchError(f"download failed: {failure.getErrorMessage() or failure.type.__name__}")
+        reasons = getattr(failure.value, "reasons", None) or [failure]
+        detail = "; ".join(_reason(r) for r in reasons) or "connection failed"
+        raise FetchError(f"download failed: {_short(detail, 300)}")
 
     return d.addBoth(stop_timer).addErrback(explain)
 
@@ -123,7 +121,7 @@ async def _fetch(http, url, etag, last_modified, max_bytes, max_redirects):
             return Fetched(False, url=current)
         if code != 200:
             await _discard(response)
-            raise FetchError(f"HTTP {code} from {current}")
+            raise FetchError(f"HTTP {code} from {_short(current)}")
         body = await _read(response, max_bytes)
         return Fetched(
             True, body,
@@ -132,9 +130,29 @@ async def _fetch(http, url, etag, last_modified, max_bytes, max_redirects):
     raise FetchError(f"more than {max_redirects} redirects")
 
 
+def _short(text, limit=200):
+    """Server-supplied text (a redirect's URL, a malformed status line) as
+    it goes into the list's status and a notification: at most ``limit``
+    characters."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _reason(failure):
+    """One failure as a short text; TLS errors as their OpenSSL reasons
+    (``[('SSL routines', '', 'certificate verify failed')]`` otherwise)."""
+    if failure.check(SSL.Error):
+        args = failure.value.args[0] if failure.value.args else None
+        if isinstance(args, list):
+            texts = [str(a[-1]) for a in args if isinstance(a, tuple) and a and a[-1]]
+            if texts:
+                return "TLS error: " + ", ".join(texts)
+        return "TLS error"
+    return failure.getErrorMessage() or failure.type.__name__
+
+
 def _check_scheme(url):
     if not url.lower().startswith(("http://", "https://")):
-        raise FetchError(f"refusing to follow {url!r}: only http and https are allowed")
+        raise FetchError(f"refusing to follow {_short(url)!r}: only http and https are allowed")
 
 
 def _header(response, name):
@@ -192,6 +210,12 @@ class Body:
                 raise self._failed from None
             self._add(out)
             data = self._inflate.unconsumed_tail
+            if self._inflate.eof and self._inflate.unused_data.strip(b"\0"):
+                # Another gzip member (RFC 1952: a file is a series of them;
+                # zeros after the last are padding): it was dropped unread.
+                data = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                continue
             if not data and len(out) < PIECE:
                 return
 

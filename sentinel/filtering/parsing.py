@@ -129,11 +129,27 @@ def in_child(reactor, clock=None, timeout=CHILD_TIMEOUT):
     return parse
 
 
-def main():
+def step_aside():
+    """
+    The child yields to the daemon: niced (DNS first), and the process the
+    kernel's OOM killer takes first.  A list at the 64 MB cap made of short
+    names is ~13M entries, a few GB while parsed; on a small machine the
+    daemon (large too, once lists are loaded) could otherwise be the one
+    killed.  Raising one's own score needs no privilege.
+    """
     try:
-        os.nice(10)  # DNS first
+        os.nice(10)
     except OSError:
         pass
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+
+
+def main():
+    step_aside()
     summary, blob = parse_and_encode(sys.stdin.buffer.read())
     meta = json.dumps(attr.asdict(summary)).encode()
     out = sys.stdout.buffer

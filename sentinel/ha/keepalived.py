@@ -32,6 +32,10 @@ def config_test_argv(binary, conf):
     return [binary, "--config-test", "--use-file", conf, "--log-console", "--dont-fork"]
 
 
+class NotRunnable(Exception):
+    """The keepalived binary cannot be started (the message says why)."""
+
+
 class _Protocol(ProcessProtocol):
     def __init__(self, on_line, exited):
         self._on_line = on_line
@@ -108,9 +112,15 @@ class Keepalived:
         return "restarting" if self.wanted else "stopped"
 
     def config_test(self, conf):
-        """Deferred (ok, [error lines])."""
+        """Deferred (ok, [error lines]); fails with L{NotRunnable} if the
+        binary cannot be run at all (not installed, not executable)."""
         lines = []
-        handle = self._launcher.spawn(config_test_argv(self.binary, conf), lines.append)
+        try:
+            handle = self._launcher.spawn(config_test_argv(self.binary, conf), lines.append)
+        except OSError as e:
+            return defer.fail(NotRunnable(
+                f"cannot run keepalived ({self.binary}: {e.strerror}); install it, or set "
+                f"--keepalived / SENTINEL_KEEPALIVED to its path"))
         return handle.exited.addCallback(lambda code: (code == 0, lines))
 
     def start(self, conf):

@@ -26,7 +26,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from sentinel.ha import files, netinfo
-from sentinel.ha.keepalived import stop_stale
+from sentinel.ha.keepalived import NotRunnable, stop_stale
 from sentinel.ha.layout import ConfigProblem, load_config, render_paths
 from sentinel.ha.notify import parse_line
 from sentinel.ha.release import Releaser
@@ -228,7 +228,11 @@ class Sidecar(Service):
             return
         candidate = self.paths.conf + ".new"
         files.atomic_write(candidate, text, 0o600)
-        ok, errors = await self.keepalived.config_test(candidate)
+        try:
+            ok, errors = await self.keepalived.config_test(candidate)
+        except NotRunnable as e:
+            self._problem(str(e))
+            return
         if not ok:
             self._problem("keepalived rejected the configuration: " + " / ".join(errors[-5:]))
             return

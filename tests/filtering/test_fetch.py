@@ -52,3 +52,15 @@ class LoopbackFetchTests(TestCase):
         failure = await self.assertFailure(d, FetchError)
         self.assertIn("no complete answer within 60 seconds", str(failure))
         await self.until(lambda: closed)
+
+    async def test_a_certificate_we_cannot_trust_is_named_as_such(self):
+        from tests.dns.tlsservers import make_ca_and_server
+
+        _, options = make_ca_and_server(names=("lists.test",), ips=("127.0.0.1",))
+        self.lists.serve("/l", "a.example.com\n")
+        port = reactor.listenSSL(0, Site(self.lists), options, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        url = f"https://127.0.0.1:{port.getHost().port}/l"
+        failure = await self.assertFailure(ensureDeferred(
+            fetch.fetch(fetch.http_client(reactor), self.clock, url)), FetchError)
+        self.assertEqual(str(failure), "download failed: TLS error: certificate verify failed")

@@ -41,3 +41,19 @@ class ChildTests(TestCase):
             child.outReceived(out)
             child.processEnded(Failure(ProcessDone(0)))
             self.failureResultOf(done, ParseError)
+
+    async def test_the_child_is_what_the_oom_killer_takes_first(self):
+        """Parsing a hostile list may need GBs: if memory runs out, the parser
+        is killed (a recorded failure), not the DNS daemon."""
+        import os
+        import sys
+
+        from twisted.internet.utils import getProcessOutput
+
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        out = await getProcessOutput(sys.executable, [
+            "-c", "from sentinel.filtering.parsing import step_aside; step_aside(); "
+                  "import os; print(open('/proc/self/oom_score_adj').read().strip(), os.nice(0))"],
+            env=dict(os.environ, PYTHONPATH=root), errortoo=True)
+        self.assertEqual(out.split()[0], b"1000")
+        self.assertGreaterEqual(int(out.split()[1]), 10)

@@ -22,6 +22,14 @@ IP_ADDR = json.dumps([{"ifname": "eth0", "flags": ["UP"], "link_type": "ether",
                                       "prefixlen": 24}]}]).encode()
 
 
+class FakeRawReader:
+    def startReading(self):
+        pass
+
+    def close(self):
+        pass
+
+
 class SidecarTests(SynchronousTestCase):
     def setUp(self):
         self.data = tempfile.mkdtemp(prefix="sentinel-sidecar-")
@@ -174,6 +182,26 @@ class SidecarTests(SynchronousTestCase):
         self.assertEqual(len(self.launcher.spawned), 1)
         self.assertEqual(self.status()["keepalived"], "running")
         self.assertIsNone(self.status()["lastError"])
+
+    def test_keepalived_missing_is_one_clear_line_and_retried(self):
+        """Not installed (or not executable): say so and what to do, and
+        start it once it is there."""
+        spawn = self.launcher.spawn
+
+        def missing(argv, on_line):
+            raise FileNotFoundError(2, "No such file or directory")
+
+        self.launcher.spawn = missing
+        self.enable()
+        self.assertEqual(self.flushLoggedErrors(), [])
+        error = self.status()["lastError"]
+        self.assertEqual(error, "cannot run keepalived (/usr/sbin/keepalived: No such file or "
+                                "directory); install it, or set --keepalived / "
+                                "SENTINEL_KEEPALIVED to its path")
+        self.assertEqual(self.log.text().count(error), 1)
+        self.launcher.spawn = spawn
+        self.tick(self.sidecar.RETRY_AFTER)
+        self.assertEqual(self.status()["keepalived"], "running")
 
     def test_broken_config_file_keeps_state(self):
         self.enable()
@@ -517,6 +545,25 @@ class SidecarTests(SynchronousTestCase):
         write_request(self.paths.release_request, "old", self.clock.seconds())
         self.sidecar.startService()
         self.assertFalse(os.path.exists(self.paths.release_request))
+
+    def test_a_directory_in_place_of_peers_json_stops_nothing(self):
+        """peers.json only informs: one line, and the sidecar starts, runs
+        keepalived and handles adverts all the same."""
+        self.sidecar.stopService()
+        os.mkdir(self.paths.peers_file)
+        self.sidecar._make_raw_reader = lambda receive: FakeRawReader()
+        self.sidecar.startService()
+        self.enable()
+        self.assertEqual(self.status()["keepalived"], "running")
+        for _ in range(3):
+            self.advert()
+            self.tick(1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.log.text().count(f"cannot update {self.paths.peers_file}"), 1)
+        os.rmdir(self.paths.peers_file)
+        self.advert()
+        self.assertIn("198.18.0.3", files.read_json(self.paths.peers_file)["peers"])
+        self.assertIn("is written again", self.log.text())
 
     def test_peers_are_remembered_across_reloads_and_restarts(self):
         """A BACKUP never advertises: the holder must remember whom it has heard."""
