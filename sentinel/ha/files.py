@@ -66,10 +66,12 @@ def write_json(path, value, mode=0o600):
     atomic_write(path, json.dumps(value, indent=2, sort_keys=True) + "\n", mode)
 
 
-def read_json(path):
-    """The JSON object in path, None if the file does not exist.  Never
-    blocks: a FIFO (or device) in the file's place is an error, not opened
-    for reading and waited on (the daemon reads these on its reactor)."""
+def read_bytes(path, limit=MAX_FILE):
+    """The content of the regular file at path, None if it does not exist.
+    Never blocks: a FIFO (or device) in the file's place is an error, not
+    opened for reading and waited on (the daemon and the sidecar read these
+    on their reactor).  FileFormatError if it cannot be read or is larger
+    than ``limit`` bytes."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -79,13 +81,22 @@ def read_json(path):
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise FileFormatError(f"{path}: not a regular file")
-        raw = os.read(fd, MAX_FILE + 1)
+        raw = os.read(fd, limit + 1)
     except OSError as e:
         raise FileFormatError(f"{path}: cannot read ({e.strerror})") from None
     finally:
         os.close(fd)
-    if len(raw) > MAX_FILE:
-        raise FileFormatError(f"{path}: larger than {MAX_FILE} bytes")
+    if len(raw) > limit:
+        raise FileFormatError(f"{path}: larger than {limit} bytes")
+    return raw
+
+
+def read_json(path):
+    """The JSON object in path, None if the file does not exist; never
+    blocks (L{read_bytes})."""
+    raw = read_bytes(path)
+    if raw is None:
+        return None
     try:
         value = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
