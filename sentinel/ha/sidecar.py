@@ -119,7 +119,10 @@ class Sidecar(Service):
         if was_enabled:
             # The VIP is gone from this node: it must not think it leads.
             self._write_role("follower", "sidecar stopping")
-        self._teardown()
+        try:
+            self._teardown()
+        except OSError as e:  # the release track file: written again at the next enable
+            log.warn("sidecar stopping: {error}", error=e)
         if self.raw_reader is not None:
             self.raw_reader.close()
             self.raw_reader = None
@@ -207,7 +210,6 @@ class Sidecar(Service):
         self._write_status()
 
     def _teardown(self):
-        self.releaser.reset()
         if self.watch is not None:
             self.watch.stop()
             self.watch = None
@@ -215,6 +217,7 @@ class Sidecar(Service):
             self.fifo.close()
             self.fifo = None
         self.peers.clear()
+        self.releaser.reset()  # last: it may fail (disk full); the rest is done
 
     async def _enable(self, settings, password, daemon):
         try:

@@ -138,6 +138,21 @@ class RefresherTests(TestCase):
         self.assertEqual(errors["/moved"], "")
         self.assertIn("HTTP 404", errors["/missing"])
 
+    async def test_server_text_in_errors_is_shortened(self):
+        """A redirect's URL is the server's to choose (up to the 16 KB a header
+        line may hold); it reaches the list's status and a notification
+        shortened."""
+        long_path = "/" + "x" * 10_000
+        self.lists.serve("/ftp", "", status=301, headers={"Location": "ftp://h" + long_path})
+        self.lists.serve("/gone", "", status=302, headers={"Location": long_path})
+        for path, start in (("/ftp", "refusing to follow 'ftp://h/xx"),
+                            ("/gone", "HTTP 404 from http://lists.test/xx")):
+            error = (await self.refresh(await self.add(path)))["status"]["error"]
+            self.assertTrue(error.startswith(start), error)
+            self.assertLess(len(error), 300)
+        for note in await self.store.list_notifications():
+            self.assertLess(len(note["message"]), 400)
+
     async def test_timeout(self):
         self.lists.serve("/slow", "", status="hang")
         list_id = await self.add("/slow")
@@ -422,6 +437,23 @@ class GzipTests(TestCase):
         truncated.feed(data[:-20])
         self.assertRaises(FetchError, truncated.finish)
         self.assertRaises(FetchError, Body(10 ** 8, gzipped=True).feed, b"not gzip at all")
+
+    def test_every_gzip_member_is_read(self):
+        """A gzip file may hold several members (concatenated files, pigz or
+        bgzip output): all of them are the list, not just the first."""
+        import gzip
+
+        from sentinel.filtering.fetch import Body, FetchError
+
+        parts = [b"0.0.0.0 a%d.example.com\n" % i * 1000 for i in range(3)]
+        data = b"".join(gzip.compress(p) for p in parts) + b"\0" * 10
+        for step in (len(data), 7, 1000):
+            body = Body(10 ** 8, gzipped=True)
+            for i in range(0, len(data), step):
+                body.feed(data[i:i + step])
+            self.assertEqual(body.finish(), b"".join(parts), step)
+        bomb = gzip.compress(b"x") + gzip.compress(b"\0" * 1_000_000)
+        self.assertRaises(FetchError, Body(10_000, gzipped=True).feed, bomb)
 
 
 

@@ -15,11 +15,19 @@ from sentinel.ha.layout import SidecarPaths
 from sentinel.ha.release import write_request
 from sentinel.ha.sidecar import Sidecar
 from sentinel.ha.vrrpwatch import Advert, auth_bytes
-from tests.ha.fakes import FakeFifo, FakeLauncher, FakeWatch, LogCapture, write_config
+from tests.ha.fakes import FakeFifo, FakeHandle, FakeLauncher, FakeWatch, LogCapture, write_config
 
 IP_ADDR = json.dumps([{"ifname": "eth0", "flags": ["UP"], "link_type": "ether",
                        "addr_info": [{"family": "inet", "local": "198.18.0.2",
                                       "prefixlen": 24}]}]).encode()
+
+
+class FakeRawReader:
+    def startReading(self):
+        pass
+
+    def close(self):
+        pass
 
 
 class SidecarTests(SynchronousTestCase):
@@ -195,6 +203,29 @@ class SidecarTests(SynchronousTestCase):
         self.tick(self.sidecar.RETRY_AFTER)
         self.assertEqual(self.status()["keepalived"], "running")
 
+    def test_a_config_test_that_hangs_is_killed_and_retried(self):
+        """keepalived --config-test never ends: the sidecar must not wait for
+        it for good (every later change would be stuck behind it)."""
+        spawn, hung = self.launcher.spawn, []
+
+        def hanging(argv, on_line):
+            if "--config-test" in argv:
+                hung.append(FakeHandle(list(argv), 999))
+                return hung[-1]
+            return spawn(argv, on_line)
+
+        self.launcher.spawn = hanging
+        self.enable()
+        self.tick(self.keepalived.CONFIG_TEST_TIMEOUT - 1)
+        self.assertEqual(hung[0].signals, [])
+        self.tick(1)
+        self.assertEqual(hung[0].signals, ["KILL"])
+        hung[0].exit(None)
+        self.assertIn("did not finish within 30 s", self.status()["lastError"])
+        self.launcher.spawn = spawn
+        self.tick(self.sidecar.RETRY_AFTER)
+        self.assertEqual(self.status()["keepalived"], "running")
+
     def test_broken_config_file_keeps_state(self):
         self.enable()
         with open(self.paths.config_file, "w") as f:
@@ -259,6 +290,18 @@ class SidecarTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertTrue(self.fifos[-1].closed)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_shutdown_completes_when_the_release_track_file_cannot_be_written(self):
+        self.enable()
+        os.remove(self.paths.release_file)
+        os.mkdir(self.paths.release_file)
+        d = self.sidecar.stopService()
+        self.launcher.spawned[0].exit(0)
+        self.successResultOf(d)
+        self.assertTrue(self.fifos[-1].closed)
+        self.assertTrue(self.watches[-1].stopped)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.status()["keepalived"], "stopped")
 
     def test_a_role_file_left_while_ha_was_disabled_is_removed_at_start(self):
         """HA turned off while the sidecar was down (or it was killed): the
@@ -537,6 +580,25 @@ class SidecarTests(SynchronousTestCase):
         write_request(self.paths.release_request, "old", self.clock.seconds())
         self.sidecar.startService()
         self.assertFalse(os.path.exists(self.paths.release_request))
+
+    def test_a_directory_in_place_of_peers_json_stops_nothing(self):
+        """peers.json only informs: one line, and the sidecar starts, runs
+        keepalived and handles adverts all the same."""
+        self.sidecar.stopService()
+        os.mkdir(self.paths.peers_file)
+        self.sidecar._make_raw_reader = lambda receive: FakeRawReader()
+        self.sidecar.startService()
+        self.enable()
+        self.assertEqual(self.status()["keepalived"], "running")
+        for _ in range(3):
+            self.advert()
+            self.tick(1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.log.text().count(f"cannot update {self.paths.peers_file}"), 1)
+        os.rmdir(self.paths.peers_file)
+        self.advert()
+        self.assertIn("198.18.0.3", files.read_json(self.paths.peers_file)["peers"])
+        self.assertIn("is written again", self.log.text())
 
     def test_peers_are_remembered_across_reloads_and_restarts(self):
         """A BACKUP never advertises: the holder must remember whom it has heard."""
