@@ -119,7 +119,10 @@ class Sidecar(Service):
         if was_enabled:
             # The VIP is gone from this node: it must not think it leads.
             self._write_role("follower", "sidecar stopping")
-        self._teardown()
+        try:
+            self._teardown()
+        except OSError as e:  # the release track file: written again at the next enable
+            log.warn("sidecar stopping: {error}", error=e)
         if self.raw_reader is not None:
             self.raw_reader.close()
             self.raw_reader = None
@@ -131,18 +134,20 @@ class Sidecar(Service):
         self._flush_role()
         if self._busy:
             return None
-        try:
-            with open(self.paths.config_file, "rb") as f:
-                raw = f.read(files.MAX_FILE + 1)
-        except FileNotFoundError:
-            raw = b""
-        except OSError as e:
-            raw = f"unreadable: {e}".encode()
+        problem = None
+        try:  # never blocks (a FIFO in its place would hang the sidecar)
+            raw = files.read_bytes(self.paths.config_file) or b""
+        except files.FileFormatError as e:
+            problem = str(e)
+            raw = problem.encode()
         now = self._reactor.seconds()
         if raw == self._seen and (self._retry_at is None or now < self._retry_at):
             return None
         self._retry_at = None
         self._seen = raw
+        if problem is not None:
+            self._problem(problem)
+            return None
         self._busy = True
         d = defer.ensureDeferred(self._apply_file(raw))
         d.addErrback(self._apply_failed)
@@ -207,7 +212,6 @@ class Sidecar(Service):
         self._write_status()
 
     def _teardown(self):
-        self.releaser.reset()
         if self.watch is not None:
             self.watch.stop()
             self.watch = None
@@ -215,6 +219,7 @@ class Sidecar(Service):
             self.fifo.close()
             self.fifo = None
         self.peers.clear()
+        self.releaser.reset()  # last: it may fail (disk full); the rest is done
 
     async def _enable(self, settings, password, daemon):
         try:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import stat
 import tempfile
 
@@ -15,7 +16,7 @@ from sentinel.ha.layout import SidecarPaths
 from sentinel.ha.release import write_request
 from sentinel.ha.sidecar import Sidecar
 from sentinel.ha.vrrpwatch import Advert, auth_bytes
-from tests.ha.fakes import FakeFifo, FakeLauncher, FakeWatch, LogCapture, write_config
+from tests.ha.fakes import FakeFifo, FakeHandle, FakeLauncher, FakeWatch, LogCapture, write_config
 
 IP_ADDR = json.dumps([{"ifname": "eth0", "flags": ["UP"], "link_type": "ether",
                        "addr_info": [{"family": "inet", "local": "198.18.0.2",
@@ -203,6 +204,57 @@ class SidecarTests(SynchronousTestCase):
         self.tick(self.sidecar.RETRY_AFTER)
         self.assertEqual(self.status()["keepalived"], "running")
 
+    def test_a_config_test_that_hangs_is_killed_and_retried(self):
+        """keepalived --config-test never ends: the sidecar must not wait for
+        it for good (every later change would be stuck behind it)."""
+        spawn, hung = self.launcher.spawn, []
+
+        def hanging(argv, on_line):
+            if "--config-test" in argv:
+                hung.append(FakeHandle(list(argv), 999))
+                return hung[-1]
+            return spawn(argv, on_line)
+
+        self.launcher.spawn = hanging
+        self.enable()
+        self.tick(self.keepalived.CONFIG_TEST_TIMEOUT - 1)
+        self.assertEqual(hung[0].signals, [])
+        self.tick(1)
+        self.assertEqual(hung[0].signals, ["KILL"])
+        hung[0].exit(None)
+        self.assertIn("did not finish within 30 s", self.status()["lastError"])
+        self.launcher.spawn = spawn
+        self.tick(self.sidecar.RETRY_AFTER)
+        self.assertEqual(self.status()["keepalived"], "running")
+
+    def without_hanging(self):
+        """A blocking read fails the test (after 5 s) instead of hanging it."""
+        def expired(signum, frame):
+            raise AssertionError("the sidecar blocked on a read")
+
+        previous = signal.signal(signal.SIGALRM, expired)
+        signal.alarm(5)
+        self.addCleanup(signal.signal, signal.SIGALRM, previous)
+        self.addCleanup(signal.alarm, 0)
+
+    def test_a_fifo_in_place_of_a_shared_file_does_not_hang_the_sidecar(self):
+        """config.json or release.json as a FIFO (nobody writes into it): the
+        sidecar must not wait on it -- it would stop reading keepalived's
+        notifications, and the role file would no longer follow the VIP."""
+        self.enable()
+        self.notify("MASTER")
+        self.without_hanging()
+        os.mkfifo(self.paths.release_request)
+        self.tick(0.2)
+        self.assertFalse(os.path.exists(self.paths.release_request))
+        os.remove(self.paths.config_file)
+        os.mkfifo(self.paths.config_file)
+        self.tick(1)
+        self.assertIn("config.json: not a regular file", self.status()["lastError"])
+        self.assertEqual(self.status()["keepalived"], "running")  # what runs, runs
+        self.notify("BACKUP")
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
+
     def test_broken_config_file_keeps_state(self):
         self.enable()
         with open(self.paths.config_file, "w") as f:
@@ -267,6 +319,18 @@ class SidecarTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertTrue(self.fifos[-1].closed)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_shutdown_completes_when_the_release_track_file_cannot_be_written(self):
+        self.enable()
+        os.remove(self.paths.release_file)
+        os.mkdir(self.paths.release_file)
+        d = self.sidecar.stopService()
+        self.launcher.spawned[0].exit(0)
+        self.successResultOf(d)
+        self.assertTrue(self.fifos[-1].closed)
+        self.assertTrue(self.watches[-1].stopped)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.status()["keepalived"], "stopped")
 
     def test_a_role_file_left_while_ha_was_disabled_is_removed_at_start(self):
         """HA turned off while the sidecar was down (or it was killed): the
