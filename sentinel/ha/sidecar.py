@@ -134,18 +134,20 @@ class Sidecar(Service):
         self._flush_role()
         if self._busy:
             return None
-        try:
-            with open(self.paths.config_file, "rb") as f:
-                raw = f.read(files.MAX_FILE + 1)
-        except FileNotFoundError:
-            raw = b""
-        except OSError as e:
-            raw = f"unreadable: {e}".encode()
+        problem = None
+        try:  # never blocks (a FIFO in its place would hang the sidecar)
+            raw = files.read_bytes(self.paths.config_file) or b""
+        except files.FileFormatError as e:
+            problem = str(e)
+            raw = problem.encode()
         now = self._reactor.seconds()
         if raw == self._seen and (self._retry_at is None or now < self._retry_at):
             return None
         self._retry_at = None
         self._seen = raw
+        if problem is not None:
+            self._problem(problem)
+            return None
         self._busy = True
         d = defer.ensureDeferred(self._apply_file(raw))
         d.addErrback(self._apply_failed)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import stat
 import tempfile
 
@@ -225,6 +226,34 @@ class SidecarTests(SynchronousTestCase):
         self.launcher.spawn = spawn
         self.tick(self.sidecar.RETRY_AFTER)
         self.assertEqual(self.status()["keepalived"], "running")
+
+    def without_hanging(self):
+        """A blocking read fails the test (after 5 s) instead of hanging it."""
+        def expired(signum, frame):
+            raise AssertionError("the sidecar blocked on a read")
+
+        previous = signal.signal(signal.SIGALRM, expired)
+        signal.alarm(5)
+        self.addCleanup(signal.signal, signal.SIGALRM, previous)
+        self.addCleanup(signal.alarm, 0)
+
+    def test_a_fifo_in_place_of_a_shared_file_does_not_hang_the_sidecar(self):
+        """config.json or release.json as a FIFO (nobody writes into it): the
+        sidecar must not wait on it -- it would stop reading keepalived's
+        notifications, and the role file would no longer follow the VIP."""
+        self.enable()
+        self.notify("MASTER")
+        self.without_hanging()
+        os.mkfifo(self.paths.release_request)
+        self.tick(0.2)
+        self.assertFalse(os.path.exists(self.paths.release_request))
+        os.remove(self.paths.config_file)
+        os.mkfifo(self.paths.config_file)
+        self.tick(1)
+        self.assertIn("config.json: not a regular file", self.status()["lastError"])
+        self.assertEqual(self.status()["keepalived"], "running")  # what runs, runs
+        self.notify("BACKUP")
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
 
     def test_broken_config_file_keeps_state(self):
         self.enable()
