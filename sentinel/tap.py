@@ -29,7 +29,7 @@ from sentinel.api.hosts import HostPolicy
 from sentinel.api.site import Gate, Site
 from sentinel.api.system import SystemApi
 from sentinel.auth import (
-    AdminAuthenticator, ApiTokens, LoginThrottle, PasswordHasher, Sessions, Users,
+    AdminAuthenticator, ApiTokens, LoginLimits, PasswordHasher, Sessions, Users,
 )
 from sentinel.crypto import KeyFileError, SecretBox, load_or_create_key
 from sentinel.dns.decision import NullQueryLog, PolicySource
@@ -145,7 +145,7 @@ def _wire_auth(w):
     w.sessions = Sessions(w.store, reactor)
     w.api_tokens = ApiTokens(w.store, reactor)
     w.authenticators["admin"] = AdminAuthenticator(w.sessions, w.api_tokens)
-    w.areas.append(AuthApi(w.users, w.sessions, w.api_tokens, LoginThrottle(reactor),
+    w.areas.append(AuthApi(w.users, w.sessions, w.api_tokens, LoginLimits(reactor),
                            w.authenticators["admin"]))
     pruner = TimerService(3600, _quietly, w.sessions.prune, "pruning expired sessions")
     pruner.clock = reactor
@@ -200,7 +200,11 @@ def _wire_filtering(w):
     from sentinel.filtering.refresher import BlocklistRefresher
 
     ready = w.store_service.when_ready
-    w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready)
+    w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready,
+                                   lastgood_file=w.config.lastgood_file,
+                                   store_failed=w.store_service.when_failed)
+    w.store_service.meanwhile = w.policy_engine.meanwhile
+    w.health_problems["policy"] = w.policy_engine.problem
     w.policy_engine.setName("filtering")
     w.policy_engine.setServiceParent(w.top)
     w.status_providers["filtering"] = lambda: dict(

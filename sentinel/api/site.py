@@ -74,7 +74,8 @@ def json_bytes(value):
 
 class Gate:
     """
-    Admission, in this order: cross-site check, authentication (by the
+    Admission, in this order: cross-site check (mutations; for reads that
+    need the admin, the Sec-Fetch-Site part), authentication (by the
     endpoint's ``auth`` name), then the read-only guard for mutations.
 
     authenticators: {"admin": obj with ``authenticate(request)`` ->
@@ -90,6 +91,8 @@ class Gate:
         request, spec = call.request, call.spec
         if spec.mutating:
             check_same_origin(request)
+        elif spec.auth == "admin":
+            check_fetch_site(request)
         if spec.auth != "none":
             authenticator = self.authenticators.get(spec.auth)
             principal = None
@@ -104,22 +107,20 @@ class Gate:
 
 def check_same_origin(request):
     """
-    Refuse a state-changing request that a browser sent from another site
-    (CSRF): ``Sec-Fetch-Site: cross-site`` is refused, and the Origin
-    header, when present, must name this host (scheme://Host).  Requests
+    Refuse a state-changing request that a browser sent from another origin
+    (CSRF): ``Sec-Fetch-Site: cross-site`` or ``same-site`` (another port or
+    sub-domain of this host: SameSite cookies go along) is refused, and the
+    Origin header, when present, must name this host (scheme://Host).  Requests
     authenticating with a bearer token pass: a browser cannot add that
     header cross-site without a CORS preflight, which this server never
     grants, and the admin authenticator then ignores the cookie.  Other
     Authorization schemes (e.g. Basic from a reverse proxy, which browsers
     resend on their own) do not exempt a request.
     """
-    authorization = request.getHeader("authorization") or ""
-    if authorization.strip().lower().startswith("bearer "):
+    if _bearer(request):
         return
+    check_fetch_site(request)
     origin = request.getHeader("origin")
-    fetch_site = request.getHeader("sec-fetch-site")
-    if fetch_site == "cross-site":
-        raise _cross_site()
     if origin is None:
         return
     host = request.getHeader("host") or ""
@@ -127,6 +128,25 @@ def check_same_origin(request):
     if origin == "null" or scheme.lower() not in ("http", "https") \
             or rest.rstrip("/").lower() != host.lower():
         raise _cross_site()
+
+
+def check_fetch_site(request):
+    """
+    Refuse a request a browser made for a page of another origin on the same
+    or another site (``Sec-Fetch-Site: same-site`` / ``cross-site``) -- for
+    reads too: a SameSite cookie goes along with a same-site request, and a
+    read may still have an effect (``GET /api/cluster/join-code`` issues a
+    code) even though the page cannot see the answer.  Bearer requests pass
+    (see L{check_same_origin}).
+    """
+    if not _bearer(request) and \
+            request.getHeader("sec-fetch-site") in ("cross-site", "same-site"):
+        raise _cross_site()
+
+
+def _bearer(request):
+    authorization = request.getHeader("authorization") or ""
+    return authorization.strip().lower().startswith("bearer ")
 
 
 def _cross_site():
@@ -399,6 +419,7 @@ class _NotFoundResource(Resource):
     isLeaf = True
 
     def render(self, request):
+        _security_headers(request)
         request.setResponseCode(404)
         request.setHeader(b"content-type", JSON_TYPE)
         return json_bytes({"error": "NOT_FOUND", "message": "No such page."})
