@@ -111,16 +111,16 @@ async def _fetch(http, url, etag, last_modified, max_bytes, max_redirects):
         code = response.code
         if code in REDIRECTS:
             location = response.headers.getRawHeaders(b"location")
-            await _discard(response)
+            _discard(response)
             if not location:
                 raise FetchError(f"HTTP {code} redirect without a Location")
             current = urljoin(current, location[0].decode("latin-1"))
             continue
         if code == 304 and (etag or last_modified):
-            await _discard(response)
+            _discard(response)
             return Fetched(False, url=current)
         if code != 200:
-            await _discard(response)
+            _discard(response)
             raise FetchError(f"HTTP {code} from {_short(current)}")
         body = await _read(response, max_bytes)
         return Fetched(
@@ -160,11 +160,13 @@ def _header(response, name):
     return values[-1].decode("latin-1") if values else ""
 
 
-async def _discard(response):
-    try:
-        await _read(response, 1024 * 1024)
-    except Exception:
-        pass
+def _discard(response):
+    """Close the answer's connection without reading its body (connections
+    are not reused): a redirect or error body that trickles must not hold
+    the download until the time limit, hiding the HTTP status."""
+    reading = httpbody.stream(response, lambda data: None)
+    reading.addErrback(lambda _: None)
+    reading.cancel()
 
 
 async def _read(response, max_bytes):
