@@ -146,6 +146,21 @@ class KeepalivedLanTests(SynchronousTestCase):
         self.assertEqual((a.role(), self.nodes["b"].role()), ("follower", "leader"))
         self.assertIn("keepalived exited unexpectedly", a.sidecar_log())
 
+    def test_a_removed_notify_fifo_is_recreated(self):
+        """The notify FIFO is removed (a cleanup of the runtime directory,
+        a second sidecar started on it by mistake): keepalived re-creates
+        the path at its next reload and writes there; the sidecar must still
+        hear its state changes, or the role file stops following the VIP."""
+        self.start_pair()
+        a = self.nodes["a"]
+        os.unlink(a.paths.fifo)
+        self.configure("a", 115)  # a reload: keepalived reopens its FIFO
+        self.lan.wait_for(lambda: "keepalived: reloaded" in a.sidecar_log(), 10, "reloaded")
+        time.sleep(2)
+        self.fakes["a"].send_signal(signal.SIGKILL)  # a leaves: FAULT
+        self.wait_master("b")
+        self.lan.wait_for(lambda: a.role() == "follower", 10, "a's role file to follow")
+
     def test_reload_changes_priority_without_moving_the_vip(self):
         self.start_pair()
         pid = self.nodes["a"].status()["keepalivedPid"]
