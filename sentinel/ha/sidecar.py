@@ -132,6 +132,7 @@ class Sidecar(Service):
 
     def poll(self):
         self._flush_role()
+        self._check_fifo()
         if self._busy:
             return None
         problem = None
@@ -257,6 +258,28 @@ class Sidecar(Service):
             self.keepalived.reload()
             log.info("keepalived: reloaded {summary}", summary=describe(settings))
         self._write_status()
+
+    def _check_fifo(self):
+        """The notify FIFO was removed or replaced (a cleanup of the runtime
+        directory, a second sidecar on it): keepalived would write its next
+        state changes (after a reload or restart) where nobody reads, and
+        the role file would stop following the VIP.  Make a new one and
+        have keepalived reopen it."""
+        if self.fifo is None or self.fifo.intact():
+            return
+        try:
+            fresh = self._make_fifo(self.paths.fifo, self._notified)
+        except OSError as e:
+            log.error("the notify FIFO {path} was removed or replaced and cannot be made "
+                      "again ({error}); trying again", path=self.paths.fifo, error=e)
+            return
+        old, self.fifo = self.fifo, fresh
+        fresh.startReading()
+        old.close(unlink=False)  # the path is the new FIFO now
+        self.keepalived.reload()
+        log.warn("the notify FIFO {path} was removed or replaced: made a new one and "
+                 "reloaded keepalived so its state changes reach the role file",
+                 path=self.paths.fifo)
 
     def _keepalived_exited(self, code):
         if self.settings is not None:

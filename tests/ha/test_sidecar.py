@@ -369,6 +369,25 @@ class SidecarTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(self.paths.role_file))
         self.assertIsNone(self.status()["lastError"])
 
+    def test_a_removed_notify_fifo_is_made_again_and_keepalived_reopens_it(self):
+        """keepalived opens the FIFO's path at every reload and restart (and
+        creates one if it is gone): a removed or replaced FIFO must be made
+        again, else the role file stops following the VIP."""
+        self.enable()
+        [ka] = self.launcher.spawned
+        old = self.fifos[-1]
+        old.replaced = True
+        self.tick(1)
+        self.assertEqual(len(self.fifos), 2)
+        self.assertTrue(self.fifos[-1].reading)
+        self.assertEqual((old.closed, old.unlinked), (True, False))
+        self.assertEqual(ka.signals, ["HUP"])
+        self.assertEqual(self.log.text().count("notify FIFO"), 1)
+        self.notify("MASTER")  # heard on the new FIFO
+        self.assertEqual(self.read(self.paths.role_file), "leader\n")
+        self.tick(3)
+        self.assertEqual((len(self.fifos), ka.signals), (2, ["HUP"]))
+
     def test_disable_stops_keepalived_and_removes_the_role_file(self):
         self.enable()
         self.notify("MASTER")
