@@ -312,9 +312,9 @@ class ExactlyOnceTests(SynchronousTestCase):
         serve(FdReader(r), out, self.sink, spool=self.fd)
         return out.getvalue().splitlines()
 
-    def recover(self, *paths):
+    def recover(self, *paths, cleared=float("-inf")):
         body = b"\0".join([(self.path + ".unreadable").encode()] + [p.encode() for p in paths])
-        return self.serve([frame(logwriter.RECOVER + body)])
+        return self.serve([frame(logwriter.RECOVER + logwriter.RECOVER_ARGS.pack(cleared) + body)])
 
     def stored(self):
         return sorted(r[0] for r in self.conn.execute("SELECT ts FROM query_log"))
@@ -351,6 +351,17 @@ class ExactlyOnceTests(SynchronousTestCase):
         self.assertEqual(self.conn.execute("SELECT COUNT(*) FROM query_log_spool").fetchone(),
                          (0,))
         self.assertEqual(self.recover(left), [b"ok 0 0"])  # a second try: nothing to do
+
+    def test_a_recovery_done_after_a_clear_stores_no_row_recorded_before_it(self):
+        # DELETE /api/query-logs came while the recovery was failing (the
+        # database): sent again after the clear, it stores only later rows.
+        self.add(1, 2)
+        self.add(3, 8)
+        self.spool.close(keep=True)
+        left = self.path + ".recover-1"
+        os.rename(self.path, left)
+        self.assertEqual(self.recover(left, cleared=3.5)[-1], b"ok 1 0")
+        self.assertEqual(self.stored(), [8.0])
 
     def test_a_file_that_is_not_a_spool_is_moved_aside(self):
         for name, data in [("old", marshal.dumps([row(1.0)])),  # the format before numbers
@@ -581,6 +592,22 @@ class WriterContract:
 
 
 class SqliteWriterTests(WriterContract, TestCase):
+    async def test_a_recovery_that_failed_until_after_a_clear_does_not_undo_it(self):
+        left = Spool(self.spool)  # a killed daemon's, with two rows
+        left.add(1, encode([row(1.0), row(2.0)])[0])
+        left.close(keep=True)
+        # Rows cannot be stored (the recovery fails), deleting works (the clear).
+        await self.store.db.run(lambda tx: tx.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON query_log BEGIN SELECT RAISE(ABORT, 'no'); END"))
+        self.writer.start()
+        while not self.writer.failures:
+            await later(0.05)
+        await self.writer.clear(5.0)
+        await self.store.db.run(lambda tx: tx.execute("DROP TRIGGER refuse"))
+        while [f for f in os.listdir(os.path.dirname(self.spool)) if ".recover-" in f]:
+            await later(0.05)
+        self.assertEqual(await self.store.count_query_logs(), 0)
+
     async def test_a_child_that_keeps_dying_is_started_less_and_less_often(self):
         starts = os.path.join(tempfile.mkdtemp(), "starts")
         clock = Clock()

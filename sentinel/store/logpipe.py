@@ -45,7 +45,9 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
 from sentinel.store import spoolfile
-from sentinel.store.logwriter import CLEAR, CLEAR_ARGS, RECOVER, REF, encode, frame as framed
+from sentinel.store.logwriter import (
+    CLEAR, CLEAR_ARGS, RECOVER, RECOVER_ARGS, REF, encode, frame as framed,
+)
 
 log = Logger()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -222,6 +224,8 @@ class QueryLogWriter:
         self._number = 0  # frames numbered (spool records), from 1
         self._deaths = 0  # children that died in a row without answering
         self._keep = False  # frames were given up: the spool stays for the next start
+        self._recovery = None  # (the recovery frame, the files) until it is answered
+        self._cleared = float("-inf")  # the time of the last clear
 
     # -- the caller's side ---------------------------------------------------
 
@@ -277,6 +281,9 @@ class QueryLogWriter:
         if self._stopped:
             raise WriterError("the query-log writer is stopped")
         self._open_spool()
+        self._cleared = before
+        if self._recovery is not None:  # sent again after this: not the rows cleared
+            self._recovery[0].wire = self._recovery_wire(self._recovery[1])
         frame = _Frame(framed(CLEAR + CLEAR_ARGS.pack(self._number, before)), 0, 0)
         self._send(frame)
         return frame.done
@@ -357,11 +364,20 @@ class QueryLogWriter:
 
     def _recover(self, paths):
         """The child stores the frames of those files not stored yet, then forgets old runs."""
-        aside = self.spool_path + ".unreadable"
-        body = RECOVER + "\0".join([aside] + paths).encode("utf-8", "surrogateescape")
-        frame = _Frame(framed(body), 0, 0)  # its notes are logged (_Child.outReceived)
-        frame.done.addErrback(lambda f: f.trap(WriterError))
+        frame = _Frame(self._recovery_wire(paths), 0, 0)  # notes logged: _Child.outReceived
+        self._recovery = (frame, paths)
+
+        def done(result):
+            self._recovery = None
+            return result
+
+        frame.done.addBoth(done).addErrback(lambda f: f.trap(WriterError))
         self._send(frame)
+
+    def _recovery_wire(self, paths):
+        aside = self.spool_path + ".unreadable"
+        return framed(RECOVER + RECOVER_ARGS.pack(self._cleared) + "\0".join(
+            [aside] + paths).encode("utf-8", "surrogateescape"))
 
     def _close_spool(self):
         if self._spool is not None:

@@ -451,7 +451,8 @@ def serve(stdin, stdout, sink, group_rows=GROUP_ROWS, spool=None):
             return
 
 
-RECOVER = b"R"  # then NUL-separated paths: where to move an unreadable file, the files
+RECOVER = b"R"  # then RECOVER_ARGS, NUL-separated paths: where to move an unreadable file, the files
+RECOVER_ARGS = struct.Struct("!d")  # rows up to this ts are not stored (a clear came first)
 CLEAR = b"C"  # then CLEAR_ARGS
 CLEAR_ARGS = struct.Struct("!Qd")  # frames up to this number count as stored; rows up to this ts go
 COMMANDS = (RECOVER, CLEAR)
@@ -464,10 +465,12 @@ def command(body, sink, run, names, note, group_rows=GROUP_ROWS):
             upto, before = CLEAR_ARGS.unpack(body[1:])
             sink.clear(run, upto, before)
             return "ok 0 0"
-        aside, *paths = body[1:].decode("utf-8", "surrogateescape").split("\0")
+        (cleared,) = RECOVER_ARGS.unpack_from(body, 1)
+        aside, *paths = body[1 + RECOVER_ARGS.size:].decode(
+            "utf-8", "surrogateescape").split("\0")
         stored = bad = 0
         for path in paths:
-            s, b = recover(path, aside, sink, names, note, group_rows)
+            s, b = recover(path, aside, sink, names, note, group_rows, cleared)
             stored, bad = stored + s, bad + b
         sink.forget(run)
         return f"ok {stored} {bad}"
@@ -484,12 +487,14 @@ def _notes(stdout):
     return note
 
 
-def recover(path, aside, sink, names, note, group_rows=GROUP_ROWS):
+def recover(path, aside, sink, names, note, group_rows=GROUP_ROWS, cleared=float("-inf")):
     """
     Stores the frames of the spool file ``path`` (left by a daemon that did
     not stop cleanly) that were not stored yet, then removes the file.  A
     file that is not a spool (another version, garbage, too large) is
-    moved to ``aside`` instead (replacing what was there).  Returns (rows
+    moved to ``aside`` instead (replacing what was there).  Rows of
+    queries up to ``cleared`` are not stored (``DELETE /api/query-logs``
+    came before this recovery was done).  Returns (rows
     stored, rows skipped as malformed); a database error raises, and the
     file stays for the next try.
     """
@@ -525,6 +530,8 @@ def recover(path, aside, sink, names, note, group_rows=GROUP_ROWS):
             except (EOFError, ValueError, TypeError):
                 continue  # cannot happen to a whole record we wrote
             bad += b
+            if cleared != float("-inf"):
+                rows = [r for r in rows if r[0] > cleared]
             group.append((number, rows))
             rows_in_group += len(rows)
             if rows_in_group >= group_rows:
