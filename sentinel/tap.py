@@ -165,6 +165,7 @@ def _wire_querylog(w):
                                                                spool=w.config.querylog_spool))
     w.querylog_service.setName("querylog")
     w.querylog_service.setServiceParent(w.top)
+    w.health_problems["queryLog"] = w.querylog_service.problem
 
 
 def _wire_dns(w):

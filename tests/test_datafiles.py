@@ -303,11 +303,14 @@ class Database(Files):
         wait_until(saved, 20, what="the last-known-good policy saved")
         node.stop()
         db = os.path.join(node.data_dir, "sentinel.db")
-        with open(db, "r+b") as f:  # a damaged disk: the header is garbage now
-            f.write(os.urandom(4096))
-        for name in ("-wal", "-shm"):
+        backup = os.path.join(_scratch(self), "backup")
+        os.mkdir(backup)
+        for name in ("", "-wal"):
             if os.path.exists(db + name):
+                shutil.copy(db + name, backup)
                 os.unlink(db + name)
+        with open(db, "wb") as f:  # a damaged disk: the header is garbage now
+            f.write(os.urandom(4096) + _read(os.path.join(backup, "sentinel.db"))[4096:])
 
         node = self.daemon(node.data_dir)
         problem = self.start_degraded(node)  # also: www.example.test is answered
@@ -327,6 +330,17 @@ class Database(Files):
         self.assertEqual(log.count("the store cannot be opened: DNS filters with the "
                                    "last-known-good policy from "), 1, log)
         self.assertNotIn("Traceback", log)
+
+        # The backup is restored: the store's configuration is in force again.
+        for name in os.listdir(backup):
+            shutil.copy(os.path.join(backup, name), node.data_dir)
+        wait_until(lambda: node.get("/api/health").status == 200, 40, what="recovery")
+        self.assertNotIn("problems", node.get("/api/health").json())
+        self.assertEqual(node.request("DELETE", "/api/rules/1", headers=auth).status, 204)
+        self.assertEqual(addresses(query(node.dns_port, "blocked.example.test")),
+                         ["198.18.0.11"])
+        self.assertEqual(node.get("/api/filtering/status", headers=auth).json()["source"],
+                         "store")
 
     def test_directory_instead_of_a_file(self):
         data = _scratch(self)

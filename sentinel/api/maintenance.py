@@ -11,7 +11,10 @@ document, then makes each kind it contains match it -- adding, changing and
 removing entities -- in ONE store transaction (all or nothing; one
 revision bump, so followers and the DNS policy see one change).  Kinds the
 document does not contain are left alone.  ``validators`` (kind ->
-callable(key, data) raising ValueError) are the owning subsystems' checks.
+callable(key, data) raising ValueError, returning the data to store -- e.g.
+normalized as the API stores it -- or None to store it as it is) are the
+owning subsystems' checks; a kind without one is unknown here (a backup of
+a newer Sentinel, or edited) and refused, never stored unchecked.
 """
 
 import re
@@ -26,6 +29,7 @@ from sentinel.store.entities import encode
 FORMAT, VERSION = "sentinel-backup", 1
 NEVER = ("secret", "user", "session", "api_token")  # never exported or imported
 INTEGER_KEYED = ("client", "rule", "blocklist", "rewrite")
+MAX_ID = 2 ** 53  # the highest id the API addresses (and JavaScript counts exactly)
 KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 DIGITS = re.compile(r"^[1-9][0-9]{0,17}$")
 
@@ -66,28 +70,34 @@ def _key_order(key):
 
 
 def check_document(document, validators):
-    """400 with every problem found (nothing is applied on any)."""
-    problems = []
+    """The entities to restore ({kind: {key: data}}, as their validators
+    return them), or 400 with every problem found (nothing is applied)."""
+    problems, entities = [], {}
     for kind, items in document["entities"].items():
-        if kind in NEVER:
-            problems.append({"field": f"entities.{kind}",
-                             "message": f"{kind} entities are never imported"})
-            continue
         validate = validators.get(kind)
+        if kind in NEVER or validate is None:
+            message = (f"{kind} entities are never imported" if kind in NEVER else
+                       f"unknown kind {kind!r} (a backup of a newer Sentinel?)")
+            problems.append({"field": f"entities.{kind}", "message": message})
+            continue
+        entities[kind] = {}
         for key, data in items.items():
             field = f"entities.{kind}.{key}"
-            if kind in INTEGER_KEYED and not DIGITS.match(key):
-                problems.append({"field": field, "message": "keys of this kind are ids (1, 2, ...)"})
+            if kind in INTEGER_KEYED and not (DIGITS.match(key) and int(key) <= MAX_ID):
+                problems.append({"field": field, "message":
+                                 f"keys of this kind are ids (1, 2, ... {MAX_ID})"})
                 continue
-            if validate is not None:
-                try:
-                    validate(key, data)
-                except (ValueError, TypeError, KeyError) as e:
-                    problems.append({"field": field, "message": str(e) or type(e).__name__})
+            try:
+                checked = validate(key, data)
+            except (ValueError, TypeError, KeyError) as e:
+                problems.append({"field": field, "message": str(e) or type(e).__name__})
+                continue
+            entities[kind][key] = data if checked is None else checked
     if problems:
         first = problems[0]
         raise ApiError(400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}",
                        problems[:100])
+    return entities
 
 
 async def _plan(ctx, entities):
@@ -141,8 +151,7 @@ class MaintenanceApi:
                       "all or nothing")
     async def restore(self, call):
         document = call.body
-        check_document(document, self._validators)
-        entities = document["entities"]
+        entities = check_document(document, self._validators)
         dry_run = call.query.get("dry_run", False)
 
         async def preview(ctx):

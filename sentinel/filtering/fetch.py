@@ -92,7 +92,7 @@ def fetch(http, clock, url, etag="", last_modified="", timeout=DEFAULT_TIMEOUT,
             raise FetchError("download cancelled")
         reasons = getattr(failure.value, "reasons", None) or [failure]
         detail = "; ".join(_reason(r) for r in reasons) or "connection failed"
-        raise FetchError(f"download failed: {detail}")
+        raise FetchError(f"download failed: {_short(detail, 300)}")
 
     return d.addBoth(stop_timer).addErrback(explain)
 
@@ -111,23 +111,30 @@ async def _fetch(http, url, etag, last_modified, max_bytes, max_redirects):
         code = response.code
         if code in REDIRECTS:
             location = response.headers.getRawHeaders(b"location")
-            await _discard(response)
+            _discard(response)
             if not location:
                 raise FetchError(f"HTTP {code} redirect without a Location")
             current = urljoin(current, location[0].decode("latin-1"))
             continue
         if code == 304 and (etag or last_modified):
-            await _discard(response)
+            _discard(response)
             return Fetched(False, url=current)
         if code != 200:
-            await _discard(response)
-            raise FetchError(f"HTTP {code} from {current}")
+            _discard(response)
+            raise FetchError(f"HTTP {code} from {_short(current)}")
         body = await _read(response, max_bytes)
         return Fetched(
             True, body,
             _header(response, b"etag"), _header(response, b"last-modified"), current,
         )
     raise FetchError(f"more than {max_redirects} redirects")
+
+
+def _short(text, limit=200):
+    """Server-supplied text (a redirect's URL, a malformed status line) as
+    it goes into the list's status and a notification: at most ``limit``
+    characters."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _reason(failure):
@@ -145,7 +152,7 @@ def _reason(failure):
 
 def _check_scheme(url):
     if not url.lower().startswith(("http://", "https://")):
-        raise FetchError(f"refusing to follow {url!r}: only http and https are allowed")
+        raise FetchError(f"refusing to follow {_short(url)!r}: only http and https are allowed")
 
 
 def _header(response, name):
@@ -153,11 +160,13 @@ def _header(response, name):
     return values[-1].decode("latin-1") if values else ""
 
 
-async def _discard(response):
-    try:
-        await _read(response, 1024 * 1024)
-    except Exception:
-        pass
+def _discard(response):
+    """Close the answer's connection without reading its body (connections
+    are not reused): a redirect or error body that trickles must not hold
+    the download until the time limit, hiding the HTTP status."""
+    reading = httpbody.stream(response, lambda data: None)
+    reading.addErrback(lambda _: None)
+    reading.cancel()
 
 
 async def _read(response, max_bytes):
@@ -203,6 +212,12 @@ class Body:
                 raise self._failed from None
             self._add(out)
             data = self._inflate.unconsumed_tail
+            if self._inflate.eof and self._inflate.unused_data.strip(b"\0"):
+                # Another gzip member (RFC 1952: a file is a series of them;
+                # zeros after the last are padding): it was dropped unread.
+                data = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                continue
             if not data and len(out) < PIECE:
                 return
 

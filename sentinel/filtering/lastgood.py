@@ -31,8 +31,6 @@ L{LastGoodWriter} are the edges.
 
 import hashlib
 import json
-import os
-import stat
 import struct
 import time
 
@@ -43,6 +41,7 @@ from twisted.python.failure import Failure
 
 from sentinel.filtering import compiler
 from sentinel.ha.files import atomic_write
+from sentinel.safefile import UnreadableFile, read_limited
 from sentinel.store import StoreUnavailable
 
 log = Logger()
@@ -187,33 +186,13 @@ def read_file(path):
     message names the file).  Never blocks on a FIFO, never reads a file
     larger than MAX_FILE."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except FileNotFoundError:
+        data = read_limited(path, MAX_FILE)
+    except UnreadableFile as e:
+        raise LastGoodError(f"{path}: {e}") from None
+    if data is None:
         return None
-    except OSError as e:
-        raise LastGoodError(f"{path} cannot be read ({e.strerror})") from None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise LastGoodError(f"{path} is not a regular file")
-        if info.st_size > MAX_FILE:
-            raise LastGoodError(f"{path} is too large ({info.st_size} bytes; at most "
-                                f"{MAX_FILE} are read)")
-        chunks, size = [], 0
-        while size <= MAX_FILE:
-            chunk = os.read(fd, min(1 << 24, MAX_FILE + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as e:
-        raise LastGoodError(f"{path} cannot be read ({e.strerror})") from None
-    finally:
-        os.close(fd)
-    if size > MAX_FILE:
-        raise LastGoodError(f"{path} is too large (more than {MAX_FILE} bytes)")
-    try:
-        return decode(b"".join(chunks))
+        return decode(data)
     except LastGoodError as e:
         raise LastGoodError(f"{path} cannot be used: {e}") from None
 

@@ -69,14 +69,16 @@ def text_of(body):
     return body.decode("utf-8", "replace").lstrip("\ufeff")
 
 
-_HTML_START = re.compile(rb"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|\?xml)\b",
-                         re.IGNORECASE | re.DOTALL)
+_MARKUP_START = re.compile(rb"\s*<[!?/a-zA-Z]")
 
 
 def looks_like_html(body):
-    """True if downloaded bytes start like an HTML (or XML) page, not a list:
-    an error page, a captive portal, a parked domain's page."""
-    return _HTML_START.match(body[:4096].lstrip(b"\xef\xbb\xbf")) is not None
+    """
+    True if downloaded bytes start like an HTML (or XML) page, not a list:
+    an error page, a captive portal, a parked domain's page.  No list
+    format starts with a tag (``<!DOCTYPE``, ``<html>``, ``<h1>``, ``<?xml``).
+    """
+    return _MARKUP_START.match(body[:4096].lstrip(b"\xef\xbb\xbf")) is not None
 
 
 def parse(text):

@@ -51,7 +51,7 @@ class BlocklistRefresher(Service):
         self._parsing = DeferredLock()
         self._inflight = {}  # list id -> [waiters of the running refresh]
         self._downloads = {}  # list id -> (url, Deferred of its running fetch)
-        self._superseded = set()  # list ids whose download was cancelled by a change
+        self._superseded = set()  # list ids whose running refresh a change overtook
         self._loop = None
         self._unsubscribe = None
         self._started = False
@@ -104,15 +104,16 @@ class BlocklistRefresher(Service):
                 self.refresh(int(e.key))
 
     def _stop_stale_download(self, list_id, data):
-        """The list was deleted or its URL changed: its running download is
-        for nothing; cancel it (a new URL is then fetched in its place)."""
+        """The list was deleted or its URL changed: its running refresh is for
+        nothing; cancel its download (a new URL is then fetched in its place,
+        also when the change comes while the old one is parsed or stored)."""
         running = self._downloads.get(list_id)
         if running is None:
             return
         url, d = running
-        if not d.called and (not isinstance(data, dict) or data.get("url") != url):
+        if not isinstance(data, dict) or data.get("url") != url:
             self._superseded.add(list_id)
-            d.cancel()
+            d.cancel()  # (nothing once downloaded: then what it wrote is refused)
 
     async def _due(self, force):
         lists = await self.store.list(model.BLOCKLIST)
@@ -176,8 +177,18 @@ class BlocklistRefresher(Service):
         return waiter
 
     async def _refresh(self, list_id):
+        """L{_refresh_once}, again while a change of the list's URL overtook it."""
+        while True:
+            result = await self._refresh_once(list_id)
+            if list_id not in self._superseded:
+                return result
+            self._superseded.discard(list_id)
+            if self._stopped:
+                return None
+
+    async def _refresh_once(self, list_id):
         entity = await self.store.get(model.BLOCKLIST, list_id)
-        if entity is None:
+        if entity is None or not isinstance(entity.data, dict):
             return None
         data = entity.data
         url = data.get("url", "")
@@ -192,6 +203,12 @@ class BlocklistRefresher(Service):
         )
         self._downloads[list_id] = (url, running)
         try:
+            return await self._finish(list_id, url, running, started)
+        finally:
+            self._downloads.pop(list_id, None)
+
+    async def _finish(self, list_id, url, running, started):
+        try:
             fetched = await running
             if not fetched.modified:
                 return await self._record(list_id, url, None, None, 0, fetched)
@@ -202,12 +219,7 @@ class BlocklistRefresher(Service):
                 raise FetchError(
                     f"no domains found ({parsed.skipped} lines skipped); is this a blocklist?")
         except (FetchError, parsing.ParseError) as e:
-            if list_id in self._superseded:
-                self._superseded.discard(list_id)
-                return await self._refresh(list_id)  # deleted (None), or its new URL
-            return await self._failed(list_id, url, str(e))
-        finally:
-            self._downloads.pop(list_id, None)
+            return await self._failed(list_id, url, str(e))  # (nothing if it changed)
         log.info("blocklist {id} downloaded: {n} domains, {s} lines skipped ({t:.1f}s)",
                  id=list_id, n=parsed.domains, s=parsed.skipped,
                  t=time.perf_counter() - started)

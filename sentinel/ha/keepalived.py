@@ -90,6 +90,7 @@ class Keepalived:
     """
 
     STOP_GRACE = 5.0
+    CONFIG_TEST_TIMEOUT = 30.0
 
     def __init__(self, reactor, launcher, binary, runtime_dir, on_line=None):
         self._reactor = reactor
@@ -121,7 +122,18 @@ class Keepalived:
             return defer.fail(NotRunnable(
                 f"cannot run keepalived ({self.binary}: {e.strerror}); install it, or set "
                 f"--keepalived / SENTINEL_KEEPALIVED to its path"))
-        return handle.exited.addCallback(lambda code: (code == 0, lines))
+        # A check that never ends would hold up every later change (the
+        # sidecar applies one configuration at a time): it is killed.
+        kill = self._reactor.callLater(self.CONFIG_TEST_TIMEOUT, handle.signal, "KILL")
+
+        def ended(code):
+            if not kill.active():
+                return False, lines + [f"keepalived --config-test did not finish within "
+                                       f"{self.CONFIG_TEST_TIMEOUT:g} s"]
+            kill.cancel()
+            return code == 0, lines
+
+        return handle.exited.addCallback(ended)
 
     def start(self, conf):
         self.wanted, self.conf = True, conf

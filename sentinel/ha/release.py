@@ -126,16 +126,15 @@ class Releaser:
 
     def poll(self):
         """Look for a request; schedule it (or refuse it)."""
-        try:
-            with open(self.request_file, "rb") as f:
-                raw = f.read(4096)
-        except FileNotFoundError:
-            if self.blocked is not None:
-                self.discard()  # says it is usable again
-            return
-        except OSError as e:
-            raw = None
-            problem = f"cannot read {self.request_file}: {e.strerror}"
+        try:  # never blocks (a FIFO in its place would hang the sidecar)
+            raw = files.read_bytes(self.request_file, 4096)
+        except files.FileFormatError as e:
+            raw, problem = None, str(e)
+        else:
+            if raw is None:
+                if self.blocked is not None:
+                    self.discard()  # says it is usable again
+                return
         if not self.discard():
             return  # the same thing in the way at every poll: said once
         if raw is not None:

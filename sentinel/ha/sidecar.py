@@ -66,6 +66,7 @@ class Sidecar(Service):
                        "role": None, "daemonAlive": None, "lastError": None, "summary": None,
                        "roleFileError": None}
         self._role_pending = None  # (role, why) not written yet (the write failed)
+        self._fifo_error = None  # why the notify FIFO cannot be made again (logged once)
         self._seen = None  # config.json bytes last looked at
         self._retry_at = None  # when to try a failed configuration again
         self._busy = False
@@ -119,7 +120,10 @@ class Sidecar(Service):
         if was_enabled:
             # The VIP is gone from this node: it must not think it leads.
             self._write_role("follower", "sidecar stopping")
-        self._teardown()
+        try:
+            self._teardown()
+        except OSError as e:  # the release track file: written again at the next enable
+            log.warn("sidecar stopping: {error}", error=e)
         if self.raw_reader is not None:
             self.raw_reader.close()
             self.raw_reader = None
@@ -129,20 +133,23 @@ class Sidecar(Service):
 
     def poll(self):
         self._flush_role()
+        self._check_fifo()
         if self._busy:
             return None
-        try:
-            with open(self.paths.config_file, "rb") as f:
-                raw = f.read(files.MAX_FILE + 1)
-        except FileNotFoundError:
-            raw = b""
-        except OSError as e:
-            raw = f"unreadable: {e}".encode()
+        problem = None
+        try:  # never blocks (a FIFO in its place would hang the sidecar)
+            raw = files.read_bytes(self.paths.config_file) or b""
+        except files.FileFormatError as e:
+            problem = str(e)
+            raw = problem.encode()
         now = self._reactor.seconds()
         if raw == self._seen and (self._retry_at is None or now < self._retry_at):
             return None
         self._retry_at = None
         self._seen = raw
+        if problem is not None:
+            self._problem(problem)
+            return None
         self._busy = True
         d = defer.ensureDeferred(self._apply_file(raw))
         d.addErrback(self._apply_failed)
@@ -207,7 +214,6 @@ class Sidecar(Service):
         self._write_status()
 
     def _teardown(self):
-        self.releaser.reset()
         if self.watch is not None:
             self.watch.stop()
             self.watch = None
@@ -215,6 +221,7 @@ class Sidecar(Service):
             self.fifo.close()
             self.fifo = None
         self.peers.clear()
+        self.releaser.reset()  # last: it may fail (disk full); the rest is done
 
     async def _enable(self, settings, password, daemon):
         try:
@@ -252,6 +259,33 @@ class Sidecar(Service):
             self.keepalived.reload()
             log.info("keepalived: reloaded {summary}", summary=describe(settings))
         self._write_status()
+
+    def _check_fifo(self):
+        """The notify FIFO was removed or replaced (a cleanup of the runtime
+        directory, a second sidecar on it): keepalived would write its next
+        state changes (after a reload or restart) where nobody reads, and
+        the role file would stop following the VIP.  Make a new one and
+        have keepalived reopen it."""
+        if self.fifo is None or self.fifo.intact():
+            return
+        try:
+            os.makedirs(self.paths.runtime_dir, mode=0o700, exist_ok=True)
+            fresh = self._make_fifo(self.paths.fifo, self._notified)
+        except OSError as e:
+            if str(e) != self._fifo_error:  # once, not at every poll
+                log.error("the notify FIFO {path} was removed or replaced and cannot be "
+                          "made again ({error}); trying again every second",
+                          path=self.paths.fifo, error=e)
+            self._fifo_error = str(e)
+            return
+        self._fifo_error = None
+        old, self.fifo = self.fifo, fresh
+        fresh.startReading()
+        old.close(unlink=False)  # the path is the new FIFO now
+        self.keepalived.reload()
+        log.warn("the notify FIFO {path} was removed or replaced: made a new one and "
+                 "reloaded keepalived so its state changes reach the role file",
+                 path=self.paths.fifo)
 
     def _keepalived_exited(self, code):
         if self.settings is not None:

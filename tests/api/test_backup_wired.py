@@ -91,3 +91,34 @@ class WiredBackupTests(TestCase):
             self.assertTrue(r.json()["details"][0]["field"].startswith(f"entities.{kind}."),
                             r.json())
         self.assertEqual(await self.w.store.revision(), before)
+
+    async def test_unknown_kinds_and_unaddressable_ids_are_refused(self):
+        doc = (await self.call("GET", "/api/maintenance/export", expect=200)).json()
+        before = await self.w.store.revision()
+        rule = {"pattern": "x.example", "action": "block"}
+        cases = [
+            ({"gadget": {"1": {"x": 1}}}, "entities.gadget"),  # from a newer Sentinel
+            ({"rule": {str(2 ** 53 + 1): rule}}, f"entities.rule.{2 ** 53 + 1}"),
+            ({"rule": {"999999999999999999": rule}}, "entities.rule.999999999999999999"),
+        ]
+        for entities, field in cases:
+            r = await self.call("POST", "/api/maintenance/import",
+                                dict(doc, entities=entities), 400)
+            self.assertEqual(r.json()["details"][0]["field"], field)
+        self.assertEqual(await self.w.store.revision(), before)
+        self.assertEqual(await self.w.store.list("gadget"), [])
+        # The highest id the API can address restores, and can be deleted again.
+        r = await self.call("POST", "/api/maintenance/import",
+                            dict(doc, entities={"rule": {str(2 ** 53): rule}}), 200)
+        await self.call("DELETE", f"/api/rules/{2 ** 53}", expect=204)
+
+    async def test_entities_are_stored_as_the_api_stores_them(self):
+        doc = (await self.call("GET", "/api/maintenance/export", expect=200)).json()
+        entities = {"rule": {"1": {"pattern": "ADS.Example", "action": "block",
+                                   "junk": {"deep": [1, 2]}}}}
+        await self.call("POST", "/api/maintenance/import", dict(doc, entities=entities), 200)
+        r = await self.call("GET", "/api/rules/1", expect=200)
+        self.assertEqual(r.json()["pattern"], "ads.example")
+        self.assertEqual((await self.w.store.get("rule", "1")).data,
+                         {"pattern": "ads.example", "action": "block", "client_id": None,
+                          "enabled": True, "comment": ""})

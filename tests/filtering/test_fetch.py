@@ -64,3 +64,16 @@ class LoopbackFetchTests(TestCase):
         failure = await self.assertFailure(ensureDeferred(
             fetch.fetch(fetch.http_client(reactor), self.clock, url)), FetchError)
         self.assertEqual(str(failure), "download failed: TLS error: certificate verify failed")
+
+    async def test_an_error_answer_is_reported_without_reading_its_body(self):
+        """An error status or a redirect is known from its status line: a body
+        that then trickles neither hides the HTTP error behind a time-out nor
+        holds the download (and its slot) for the whole time limit."""
+        self.lists.serve("/err", "<h1>Service Unavailable</h1>", status=503, drip=True)
+        self.lists.serve("/moved", "moved", status=302, drip=True,
+                         headers={"Location": "/real"})
+        self.lists.serve("/real", "a.example.com\n")
+        failure = await self.assertFailure(self.fetch("/err"), FetchError)
+        self.assertEqual(str(failure), f"HTTP 503 from {self.base}/err")
+        got = await self.fetch("/moved")
+        self.assertEqual(got.body, b"a.example.com\n")

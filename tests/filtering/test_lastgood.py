@@ -165,14 +165,14 @@ class FileTests(SynchronousTestCase):
     def test_huge_file_is_not_read(self):
         with open(self.path, "wb") as f:
             f.truncate(lastgood.MAX_FILE + 1)  # sparse: costs no disk
-        self.assertUnreadable("is too large")
+        self.assertUnreadable(f": larger than {lastgood.MAX_FILE} bytes")
 
     def test_not_a_regular_file(self):
         os.mkdir(self.path)
-        self.assertUnreadable("is not a regular file")
+        self.assertUnreadable(": not a regular file")
         os.rmdir(self.path)
         os.mkfifo(self.path)  # would block a plain open() forever
-        self.assertUnreadable("is not a regular file")
+        self.assertUnreadable(": not a regular file")
 
 
 class FakeStore:

@@ -114,7 +114,8 @@ class HostileTextTests(SynchronousTestCase):
 
     def test_html_pages_are_recognised(self):
         for page in (b"<!DOCTYPE html>\n<html><title>\nparked.example\n</title>",
-                     b"\xef\xbb\xbf  \n<html lang=en>", b"<!-- x -->\n<HEAD>", b"<?xml v?>"):
+                     b"\xef\xbb\xbf  \n<html lang=en>", b"<!-- x -->\n<HEAD>", b"<?xml v?>",
+                     b"<h1>404 Not Found</h1>\nnginx.example\n"):
             self.assertTrue(listformat.looks_like_html(page), page)
-        for text in (b"# <html>\n0.0.0.0 a.example\n", b"||html.example^", b"<htmlx"):
+        for text in (b"# <html>\n0.0.0.0 a.example\n", b"||html.example^", b"<<<", b"< 3"):
             self.assertFalse(listformat.looks_like_html(text), text)

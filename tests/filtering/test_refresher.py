@@ -138,6 +138,21 @@ class RefresherTests(TestCase):
         self.assertEqual(errors["/moved"], "")
         self.assertIn("HTTP 404", errors["/missing"])
 
+    async def test_server_text_in_errors_is_shortened(self):
+        """A redirect's URL is the server's to choose (up to the 16 KB a header
+        line may hold); it reaches the list's status and a notification
+        shortened."""
+        long_path = "/" + "x" * 10_000
+        self.lists.serve("/ftp", "", status=301, headers={"Location": "ftp://h" + long_path})
+        self.lists.serve("/gone", "", status=302, headers={"Location": long_path})
+        for path, start in (("/ftp", "refusing to follow 'ftp://h/xx"),
+                            ("/gone", "HTTP 404 from http://lists.test/xx")):
+            error = (await self.refresh(await self.add(path)))["status"]["error"]
+            self.assertTrue(error.startswith(start), error)
+            self.assertLess(len(error), 300)
+        for note in await self.store.list_notifications():
+            self.assertLess(len(note["message"]), 400)
+
     async def test_timeout(self):
         self.lists.serve("/slow", "", status="hang")
         list_id = await self.add("/slow")
@@ -340,6 +355,42 @@ class RefresherTests(TestCase):
                          (True, "http://lists.test/new", 3))
         self.assertEqual(await self.store.list_notifications(), [])
 
+    async def test_changing_the_url_while_parsing_fetches_the_new_one(self):
+        from twisted.internet.defer import Deferred
+
+        from sentinel.filtering.parsing import parse_and_encode
+
+        parses = []
+
+        def parse(body):
+            d = Deferred()
+            parses.append((d, body))
+            return d
+
+        self.refresher = BlocklistRefresher(self.store, self.clock, self.http, parse=parse)
+        self.start_refresher()
+        await self.checked()
+        self.lists.serve("/old", HOSTS)
+        self.lists.serve("/new", PLAIN)
+        list_id = await self.add("/old")
+        while not parses:
+            await deferLater(reactor, 0.01)
+        running = self.refresher.refresh(list_id)
+        data = (await self.store.get("blocklist", list_id)).data
+        await self.store.put("blocklist", list_id, dict(data, url="http://lists.test/new"))
+        d, body = parses[0]
+        d.callback(parse_and_encode(body))
+        for _ in range(100):
+            if len(parses) > 1:
+                break
+            await deferLater(reactor, 0.01)
+        self.assertEqual(len(parses), 2, "the new URL was not downloaded")
+        d, body = parses[1]
+        d.callback(parse_and_encode(body))
+        data = await running
+        self.assertEqual((data["content"]["url"], data["content"]["domains"]),
+                         ("http://lists.test/new", 3))
+
     async def test_gzip_lists_are_decoded_and_bombs_refused(self):
         import gzip
 
@@ -386,6 +437,23 @@ class GzipTests(TestCase):
         truncated.feed(data[:-20])
         self.assertRaises(FetchError, truncated.finish)
         self.assertRaises(FetchError, Body(10 ** 8, gzipped=True).feed, b"not gzip at all")
+
+    def test_every_gzip_member_is_read(self):
+        """A gzip file may hold several members (concatenated files, pigz or
+        bgzip output): all of them are the list, not just the first."""
+        import gzip
+
+        from sentinel.filtering.fetch import Body, FetchError
+
+        parts = [b"0.0.0.0 a%d.example.com\n" % i * 1000 for i in range(3)]
+        data = b"".join(gzip.compress(p) for p in parts) + b"\0" * 10
+        for step in (len(data), 7, 1000):
+            body = Body(10 ** 8, gzipped=True)
+            for i in range(0, len(data), step):
+                body.feed(data[i:i + step])
+            self.assertEqual(body.finish(), b"".join(parts), step)
+        bomb = gzip.compress(b"x") + gzip.compress(b"\0" * 1_000_000)
+        self.assertRaises(FetchError, Body(10_000, gzipped=True).feed, bomb)
 
 
 
