@@ -66,6 +66,7 @@ class Sidecar(Service):
                        "role": None, "daemonAlive": None, "lastError": None, "summary": None,
                        "roleFileError": None}
         self._role_pending = None  # (role, why) not written yet (the write failed)
+        self._fifo_error = None  # why the notify FIFO cannot be made again (logged once)
         self._seen = None  # config.json bytes last looked at
         self._retry_at = None  # when to try a failed configuration again
         self._busy = False
@@ -268,11 +269,16 @@ class Sidecar(Service):
         if self.fifo is None or self.fifo.intact():
             return
         try:
+            os.makedirs(self.paths.runtime_dir, mode=0o700, exist_ok=True)
             fresh = self._make_fifo(self.paths.fifo, self._notified)
         except OSError as e:
-            log.error("the notify FIFO {path} was removed or replaced and cannot be made "
-                      "again ({error}); trying again", path=self.paths.fifo, error=e)
+            if str(e) != self._fifo_error:  # once, not at every poll
+                log.error("the notify FIFO {path} was removed or replaced and cannot be "
+                          "made again ({error}); trying again every second",
+                          path=self.paths.fifo, error=e)
+            self._fifo_error = str(e)
             return
+        self._fifo_error = None
         old, self.fifo = self.fifo, fresh
         fresh.startReading()
         old.close(unlink=False)  # the path is the new FIFO now

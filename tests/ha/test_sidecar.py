@@ -388,6 +388,25 @@ class SidecarTests(SynchronousTestCase):
         self.tick(3)
         self.assertEqual((len(self.fifos), ka.signals), (2, ["HUP"]))
 
+    def test_a_notify_fifo_that_cannot_be_made_again_is_one_line_and_retried(self):
+        self.enable()
+        make_fifo, calls = self.sidecar._make_fifo, []
+
+        def failing(path, cb):
+            calls.append(path)
+            if len(calls) <= 3:
+                raise OSError(28, "No space left on device")
+            return make_fifo(path, cb)
+
+        self.sidecar._make_fifo = failing
+        self.fifos[-1].replaced = True
+        for _ in range(3):
+            self.tick(1)
+        self.assertEqual(self.log.text().count("cannot be made again"), 1)
+        self.tick(1)
+        self.assertEqual((len(calls), len(self.fifos)), (4, 2))
+        self.assertEqual(self.launcher.spawned[0].signals, ["HUP"])
+
     def test_disable_stops_keepalived_and_removes_the_role_file(self):
         self.enable()
         self.notify("MASTER")
