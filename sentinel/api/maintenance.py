@@ -93,11 +93,44 @@ def check_document(document, validators):
                 problems.append({"field": field, "message": str(e) or type(e).__name__})
                 continue
             entities[kind][key] = data if checked is None else checked
+    _refuse(problems)
+    return entities
+
+
+def _refuse(problems):
     if problems:
         first = problems[0]
         raise ApiError(400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}",
                        problems[:100])
-    return entities
+
+
+def _valid(validate, stored):
+    """{key: checked data} of the stored entities that pass ``validate``."""
+    out = {}
+    for e in stored:
+        try:
+            checked = validate(e.key, e.data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue  # damaged before this restore: not its business
+        out[e.key] = e.data if checked is None else checked
+    return out
+
+
+async def check_consistency(ctx, entities, checks, validators):
+    """400 if the configuration the restore leaves breaks a rule between
+    entities: each check(state) -> [(kind, key, field, message)] sees its
+    ``kinds`` as the document has them, or as stored for kinds it lacks."""
+    problems = []
+    for check in checks:
+        if not set(check.kinds) & set(entities):
+            continue
+        state = {}
+        for kind in check.kinds:
+            state[kind] = entities[kind] if kind in entities else \
+                _valid(validators[kind], await ctx.list(kind)) if kind in validators else {}
+        problems += [{"field": f"entities.{kind}.{key}", "message": f"{field}: {message}"}
+                     for kind, key, field, message in check(state)]
+    _refuse(problems)
 
 
 async def _plan(ctx, entities, hooks):
@@ -125,14 +158,16 @@ class MaintenanceApi:
     """hooks: kind -> object with ``async prepare(ctx, wanted) -> wanted``
     (what to restore of the document's {key: data}; also on dry runs) and
     ``async settle(ctx, before)`` (after the restore's writes, in its
-    transaction; before: {key: data} of what it changed or removed)."""
+    transaction; before: {key: data} of what it changed or removed).
+    checks: callables with ``kinds``, see L{check_consistency}."""
 
-    def __init__(self, store, secrets, validators=None, clock=None, hooks=None):
+    def __init__(self, store, secrets, validators=None, clock=None, hooks=None, checks=None):
         self._store = store
         self._secrets = secrets
         self._validators = validators if validators is not None else {}
         self._clock = clock
         self._hooks = hooks if hooks is not None else {}
+        self._checks = checks if checks is not None else []
 
     def _now(self):
         return self._clock.seconds() if self._clock is not None else time.time()
@@ -166,10 +201,12 @@ class MaintenanceApi:
         dry_run = call.query.get("dry_run", False)
 
         async def preview(ctx):
+            await check_consistency(ctx, entities, self._checks, self._validators)
             changes, unchanged, _, _ = await _plan(ctx, entities, self._hooks)
             return changes, unchanged, await ctx.current_revision()
 
         async def apply(ctx):
+            await check_consistency(ctx, entities, self._checks, self._validators)
             changes, unchanged, work, before = await _plan(ctx, entities, self._hooks)
             for kind, key, data in work:
                 if data is None:
