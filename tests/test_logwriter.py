@@ -33,6 +33,7 @@ from sentinel.store.logwriter import (
 from sentinel.store import spoolfile
 from sentinel.store.spoolfile import HEADER_SIZE
 from tests.filtering.storehelp import open_store
+from tests.ha.fakes import LogCapture
 
 
 def wire(name):
@@ -592,6 +593,30 @@ class WriterContract:
 
 
 class SqliteWriterTests(WriterContract, TestCase):
+    async def test_a_long_database_failure_warns_once_a_minute_not_per_frame(self):
+        logged = LogCapture(self)
+        clock = Clock()
+        writer = self.make_writer(clock=clock)
+        await self.store.db.run(lambda tx: tx.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON query_log BEGIN SELECT RAISE(ABORT, 'no'); END"))
+        done = [writer.append([row(float(t))]) for t in range(20)]
+        while writer.failures < 20:
+            await later(0.05)
+
+        def warnings():
+            return [line for line in logged.lines if "failed" in line]
+
+        self.assertEqual(len(warnings()), 1)
+        clock.advance(60)  # all sent again, and fail again
+        while writer.failures < 40:
+            await later(0.05)
+        self.assertEqual(len(warnings()), 2)
+        self.assertIn("19 more frames failed since the last warning", warnings()[1])
+        await self.store.db.run(lambda tx: tx.execute("DROP TRIGGER refuse"))
+        clock.advance(writer.retry_delay)
+        self.assertEqual([await d for d in done], [(1, 0)] * 20)
+        self.assertIn("storing rows works again", logged.text())
+
     async def test_a_recovery_that_failed_until_after_a_clear_does_not_undo_it(self):
         left = Spool(self.spool)  # a killed daemon's, with two rows
         left.add(1, encode([row(1.0), row(2.0)])[0])

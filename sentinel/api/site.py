@@ -29,6 +29,8 @@ __all__ = ["Gate", "MAX_REQUEST_BODY", "SentinelRequest", "Site", "check", "chec
            "compile_schema", "validate"]
 
 JSON_TYPE = b"application/json; charset=utf-8"
+# The media types a cross-site form or "simple" request can carry.
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 
 
 class SentinelRequest(server.Request):
@@ -109,7 +111,8 @@ def check_same_origin(request):
     """
     Refuse a state-changing request that a browser sent from another origin
     (CSRF): ``Sec-Fetch-Site: cross-site`` or ``same-site`` (another port or
-    sub-domain of this host: SameSite cookies go along) is refused, and the
+    sub-domain of this host: SameSite cookies go along) is refused, so is a
+    form's media type (L{FORM_TYPES}, 415, even without a body), and the
     Origin header, when present, must name this host (scheme://Host).  Requests
     authenticating with a bearer token pass: a browser cannot add that
     header cross-site without a CORS preflight, which this server never
@@ -121,13 +124,19 @@ def check_same_origin(request):
         return
     check_fetch_site(request)
     origin = request.getHeader("origin")
-    if origin is None:
-        return
-    host = request.getHeader("host") or ""
-    scheme, _, rest = origin.partition("://")
-    if origin == "null" or scheme.lower() not in ("http", "https") \
-            or rest.rstrip("/").lower() != host.lower():
-        raise _cross_site()
+    if origin is not None:
+        host = request.getHeader("host") or ""
+        scheme, _, rest = origin.partition("://")
+        if origin == "null" or scheme.lower() not in ("http", "https") \
+                or rest.rstrip("/").lower() != host.lower():
+            raise _cross_site()
+    ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+    if ctype in FORM_TYPES:
+        # What an HTML form (or a no-cors fetch) can send without a
+        # preflight: never what the UI sends, even with no body.
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
+                       "Send the body as application/json (or no body, without a "
+                       "Content-Type).")
 
 
 def check_fetch_site(request):

@@ -57,6 +57,7 @@ F_SETPIPE_SZ = 1031  # Linux
 PIPE_SIZE = 1 << 20
 SPOOL_LIMIT = spoolfile.LIMIT
 RETRY_MAX = 60.0  # seconds between starts of a writer that keeps dying, at most
+WARN_EVERY = 60.0  # seconds between warnings of frames the database failed to store, at least
 
 
 def _bigger_pipe(transport):
@@ -226,6 +227,8 @@ class QueryLogWriter:
         self._keep = False  # frames were given up: the spool stays for the next start
         self._recovery = None  # (the recovery frame, the files) until it is answered
         self._cleared = float("-inf")  # the time of the last clear
+        self._warned_at = None  # when a failed frame was last warned about
+        self._unwarned = 0  # frames failed since then
 
     # -- the caller's side ---------------------------------------------------
 
@@ -439,6 +442,10 @@ class QueryLogWriter:
                 words = ["error", f"unreadable answer {line!r}"]
         if stored is not None:
             self.problem = None
+            if self._warned_at is not None:
+                log.info("query log: storing rows works again ({n} more frames had failed "
+                         "since the last warning; all were kept)", n=self._unwarned)
+                self._warned_at, self._unwarned = None, 0
             self.pending_rows -= frame.rows
             frame.done.callback((stored, bad + frame.skipped))
         elif words[0] == "lost":
@@ -452,11 +459,25 @@ class QueryLogWriter:
                 e=words[1] if len(words) > 1 else "unknown error")
             if self.on_failure is not None:
                 self.on_failure()
-            log.warn("query log: storing {n} rows failed ({e}); will retry",
-                     n=frame.rows, e=words[1] if len(words) > 1 else "unknown error")
+            self._warn_failed(frame, words[1] if len(words) > 1 else "unknown error")
             self._requeue(frame)
         self._resolve(frame.seq)
         self._maybe_reset()
+
+    def _warn_failed(self, frame, error):
+        """
+        One warning per WARN_EVERY seconds at most: a database locked for
+        an hour fails thousands of frames, each retried every second.
+        """
+        now = self.clock.seconds()
+        if self._warned_at is not None and now - self._warned_at < WARN_EVERY:
+            self._unwarned += 1
+            return
+        more = (f"; {self._unwarned} more frames failed since the last warning"
+                if self._unwarned else "")
+        log.warn("query log: storing {n} rows failed ({e}); will retry, rows kept in the "
+                 "spool{more}", n=frame.rows, e=error, more=more)
+        self._warned_at, self._unwarned = now, 0
 
     def _ended(self, child, pending, why):
         if self._child is child:
