@@ -100,10 +100,14 @@ def check_document(document, validators):
     return entities
 
 
-async def _plan(ctx, entities):
-    changes, unchanged, work = {}, 0, []
+async def _plan(ctx, entities, hooks):
+    """(changes, unchanged, work, before): before is {kind: {key: data}} of
+    the entities the work changes or removes."""
+    changes, unchanged, work, before = {}, 0, [], {}
     for kind in sorted(entities):
         wanted = entities[kind]
+        if kind in hooks:
+            wanted = await hooks[kind].prepare(ctx, wanted)
         current = {e.key: e.data for e in await ctx.list(kind)}
         added = [k for k in wanted if k not in current]
         changed = [k for k in wanted if k in current and encode(current[k]) != encode(wanted[k])]
@@ -113,15 +117,22 @@ async def _plan(ctx, entities):
                          (("added", added), ("changed", changed), ("removed", removed))}
         work += [(kind, k, wanted[k]) for k in added + changed]
         work += [(kind, k, None) for k in removed]
-    return changes, unchanged, work
+        before[kind] = {k: current[k] for k in changed + removed}
+    return changes, unchanged, work, before
 
 
 class MaintenanceApi:
-    def __init__(self, store, secrets, validators=None, clock=None):
+    """hooks: kind -> object with ``async prepare(ctx, wanted) -> wanted``
+    (what to restore of the document's {key: data}; also on dry runs) and
+    ``async settle(ctx, before)`` (after the restore's writes, in its
+    transaction; before: {key: data} of what it changed or removed)."""
+
+    def __init__(self, store, secrets, validators=None, clock=None, hooks=None):
         self._store = store
         self._secrets = secrets
         self._validators = validators if validators is not None else {}
         self._clock = clock
+        self._hooks = hooks if hooks is not None else {}
 
     def _now(self):
         return self._clock.seconds() if self._clock is not None else time.time()
@@ -155,16 +166,19 @@ class MaintenanceApi:
         dry_run = call.query.get("dry_run", False)
 
         async def preview(ctx):
-            changes, unchanged, _ = await _plan(ctx, entities)
+            changes, unchanged, _, _ = await _plan(ctx, entities, self._hooks)
             return changes, unchanged, await ctx.current_revision()
 
         async def apply(ctx):
-            changes, unchanged, work = await _plan(ctx, entities)
+            changes, unchanged, work, before = await _plan(ctx, entities, self._hooks)
             for kind, key, data in work:
                 if data is None:
                     await ctx.delete(kind, key)
                 else:
                     await ctx.put(kind, key, data)
+            for kind, hook in sorted(self._hooks.items()):
+                if kind in before:
+                    await hook.settle(ctx, before[kind])
             return changes, unchanged, await ctx.current_revision()
 
         run = self._store.read(preview) if dry_run else self._store.transact(apply)
