@@ -9,7 +9,10 @@ the data directory.
   change is applied with a reload (SIGHUP: the VIP stays put); disabling
   stops keepalived (the VIP moves away at once) and removes the role file;
 - it reads keepalived's state changes from the notify FIFO and writes the
-  role file (L{sentinel.ha.notify});
+  role file (L{sentinel.ha.notify}); a write that fails is retried at every
+  poll, a FIFO that was removed or replaced is made again (keepalived is
+  reloaded to reopen it), and a ``leader`` left from before it started is
+  rewritten ``follower`` (no keepalived runs yet);
 - it watches the daemon's HTTP port (L{sentinel.ha.liveness}) and writes
   the result to the track file keepalived follows (crash -> FAULT at once);
 - it listens to VRRP adverts (L{sentinel.ha.vrrpwatch}) -> peers.json;
