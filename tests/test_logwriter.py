@@ -17,13 +17,14 @@ import sys
 import tempfile
 
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
+from twisted.internet.defer import ensureDeferred, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sentinel.filtering.names import wire_to_text
 from sentinel.filtering.querylog import QueryLog, QueryLogService
 from sentinel.store import QueryLogFilter
+from sentinel.store.database import StoreUnavailable
 from sentinel.store.records import QUERY_LOG_COLUMNS
 from sentinel.store.logpipe import QueryLogWriter, Spool, WriterError, _progress
 from sentinel.store import logwriter, migrations
@@ -803,6 +804,15 @@ class StartupTests(SynchronousTestCase):
         service = QueryLogService(log, _NotReady(), Clock(), writer=writer)
         self.successResultOf(service.flush())
         self.assertEqual((len(log.buffer), writer.frames), (1, []))
+
+    def test_no_clear_through_the_writer_before_the_store_is_ready(self):
+        # The writer must not touch a database that is not migrated (or is
+        # newer than this Sentinel): the API answers that it is unavailable.
+        log = QueryLog()
+        log.record(1.0, "10.0.0.1", "", b"\x00", 1, "forwarded", "", "", 0, 1.0)
+        service = QueryLogService(log, _NotReady(), Clock(), writer=_Writer())
+        self.failureResultOf(ensureDeferred(service.clear()), StoreUnavailable)
+        self.assertEqual(len(log.buffer), 1)
 
     def test_rows_buffered_at_stop_go_to_the_spool_even_with_the_store_down(self):
         # The spool outlives the daemon: the next start stores them.  The
