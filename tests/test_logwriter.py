@@ -17,13 +17,14 @@ import sys
 import tempfile
 
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
+from twisted.internet.defer import ensureDeferred, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sentinel.filtering.names import wire_to_text
 from sentinel.filtering.querylog import QueryLog, QueryLogService
 from sentinel.store import QueryLogFilter
+from sentinel.store.database import StoreUnavailable
 from sentinel.store.records import QUERY_LOG_COLUMNS
 from sentinel.store.logpipe import QueryLogWriter, Spool, WriterError, _progress
 from sentinel.store import logwriter, migrations
@@ -303,19 +304,20 @@ class ExactlyOnceTests(SynchronousTestCase):
         body, _ = encode([row(float(t), f"n{t}.example") for t in stamps])
         self.refs.append(frame(b"@" + REF.pack(*self.spool.add(len(self.refs) + 1, body))))
 
-    def serve(self, frames):
+    def serve(self, frames, prefix=""):
         """A new child given these frames: its answer lines."""
         r, w = os.pipe()
         self.addCleanup(os.close, r)
         with os.fdopen(w, "wb") as f:
             f.write(b"".join(frames))
         out = io.BytesIO()
-        serve(FdReader(r), out, self.sink, spool=self.fd)
+        serve(FdReader(r), out, self.sink, spool=self.fd, prefix=prefix)
         return out.getvalue().splitlines()
 
-    def recover(self, *paths, cleared=float("-inf")):
+    def recover(self, *paths, cleared=float("-inf"), prefix=""):
         body = b"\0".join([(self.path + ".unreadable").encode()] + [p.encode() for p in paths])
-        return self.serve([frame(logwriter.RECOVER + logwriter.RECOVER_ARGS.pack(cleared) + body)])
+        return self.serve([frame(logwriter.RECOVER + logwriter.RECOVER_ARGS.pack(cleared) + body)],
+                          prefix)
 
     def stored(self):
         return sorted(r[0] for r in self.conn.execute("SELECT ts FROM query_log"))
@@ -363,6 +365,19 @@ class ExactlyOnceTests(SynchronousTestCase):
         os.rename(self.path, left)
         self.assertEqual(self.recover(left, cleared=3.5)[-1], b"ok 1 0")
         self.assertEqual(self.stored(), [8.0])
+
+    def test_only_this_data_directorys_old_runs_are_forgotten(self):
+        # Another daemon on the same PostgreSQL database has its own runs.
+        mine = logwriter.owner(self.path)
+        self.assertEqual(mine, logwriter.owner(self.path + ".recover-1"))
+        self.assertNotEqual(mine, logwriter.owner(os.path.join(tempfile.mkdtemp(), "x")))
+        for run in (mine + "old", "0123456789abcdef:theirs"):
+            self.conn.execute("INSERT INTO query_log_spool VALUES (?, '1-9')", (run,))
+        self.add(1)
+        self.assertEqual(self.serve(self.refs, prefix=mine), [b"ok 1 0"])
+        self.assertEqual(self.recover(prefix=mine), [b"ok 0 0"])
+        self.assertEqual(sorted(r[0] for r in self.conn.execute("SELECT run FROM query_log_spool")),
+                         sorted(["0123456789abcdef:theirs", mine + self.spool.run]))
 
     def test_a_file_that_is_not_a_spool_is_moved_aside(self):
         for name, data in [("old", marshal.dumps([row(1.0)])),  # the format before numbers
@@ -789,6 +804,15 @@ class StartupTests(SynchronousTestCase):
         service = QueryLogService(log, _NotReady(), Clock(), writer=writer)
         self.successResultOf(service.flush())
         self.assertEqual((len(log.buffer), writer.frames), (1, []))
+
+    def test_no_clear_through_the_writer_before_the_store_is_ready(self):
+        # The writer must not touch a database that is not migrated (or is
+        # newer than this Sentinel): the API answers that it is unavailable.
+        log = QueryLog()
+        log.record(1.0, "10.0.0.1", "", b"\x00", 1, "forwarded", "", "", 0, 1.0)
+        service = QueryLogService(log, _NotReady(), Clock(), writer=_Writer())
+        self.failureResultOf(ensureDeferred(service.clear()), StoreUnavailable)
+        self.assertEqual(len(log.buffer), 1)
 
     def test_rows_buffered_at_stop_go_to_the_spool_even_with_the_store_down(self):
         # The spool outlives the daemon: the next start stores them.  The

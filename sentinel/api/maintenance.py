@@ -93,17 +93,54 @@ def check_document(document, validators):
                 problems.append({"field": field, "message": str(e) or type(e).__name__})
                 continue
             entities[kind][key] = data if checked is None else checked
+    _refuse(problems)
+    return entities
+
+
+def _refuse(problems):
     if problems:
         first = problems[0]
         raise ApiError(400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}",
                        problems[:100])
-    return entities
 
 
-async def _plan(ctx, entities):
-    changes, unchanged, work = {}, 0, []
+def _valid(validate, stored):
+    """{key: checked data} of the stored entities that pass ``validate``."""
+    out = {}
+    for e in stored:
+        try:
+            checked = validate(e.key, e.data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue  # damaged before this restore: not its business
+        out[e.key] = e.data if checked is None else checked
+    return out
+
+
+async def check_consistency(ctx, entities, checks, validators):
+    """400 if the configuration the restore leaves breaks a rule between
+    entities: each check(state) -> [(kind, key, field, message)] sees its
+    ``kinds`` as the document has them, or as stored for kinds it lacks."""
+    problems = []
+    for check in checks:
+        if not set(check.kinds) & set(entities):
+            continue
+        state = {}
+        for kind in check.kinds:
+            state[kind] = entities[kind] if kind in entities else \
+                _valid(validators[kind], await ctx.list(kind)) if kind in validators else {}
+        problems += [{"field": f"entities.{kind}.{key}", "message": f"{field}: {message}"}
+                     for kind, key, field, message in check(state)]
+    _refuse(problems)
+
+
+async def _plan(ctx, entities, hooks):
+    """(changes, unchanged, work, before): before is {kind: {key: data}} of
+    the entities the work changes or removes."""
+    changes, unchanged, work, before = {}, 0, [], {}
     for kind in sorted(entities):
         wanted = entities[kind]
+        if kind in hooks:
+            wanted = await hooks[kind].prepare(ctx, wanted)
         current = {e.key: e.data for e in await ctx.list(kind)}
         added = [k for k in wanted if k not in current]
         changed = [k for k in wanted if k in current and encode(current[k]) != encode(wanted[k])]
@@ -113,15 +150,24 @@ async def _plan(ctx, entities):
                          (("added", added), ("changed", changed), ("removed", removed))}
         work += [(kind, k, wanted[k]) for k in added + changed]
         work += [(kind, k, None) for k in removed]
-    return changes, unchanged, work
+        before[kind] = {k: current[k] for k in changed + removed}
+    return changes, unchanged, work, before
 
 
 class MaintenanceApi:
-    def __init__(self, store, secrets, validators=None, clock=None):
+    """hooks: kind -> object with ``async prepare(ctx, wanted) -> wanted``
+    (what to restore of the document's {key: data}; also on dry runs) and
+    ``async settle(ctx, before)`` (after the restore's writes, in its
+    transaction; before: {key: data} of what it changed or removed).
+    checks: callables with ``kinds``, see L{check_consistency}."""
+
+    def __init__(self, store, secrets, validators=None, clock=None, hooks=None, checks=None):
         self._store = store
         self._secrets = secrets
         self._validators = validators if validators is not None else {}
         self._clock = clock
+        self._hooks = hooks if hooks is not None else {}
+        self._checks = checks if checks is not None else []
 
     def _now(self):
         return self._clock.seconds() if self._clock is not None else time.time()
@@ -155,16 +201,21 @@ class MaintenanceApi:
         dry_run = call.query.get("dry_run", False)
 
         async def preview(ctx):
-            changes, unchanged, _ = await _plan(ctx, entities)
+            await check_consistency(ctx, entities, self._checks, self._validators)
+            changes, unchanged, _, _ = await _plan(ctx, entities, self._hooks)
             return changes, unchanged, await ctx.current_revision()
 
         async def apply(ctx):
-            changes, unchanged, work = await _plan(ctx, entities)
+            await check_consistency(ctx, entities, self._checks, self._validators)
+            changes, unchanged, work, before = await _plan(ctx, entities, self._hooks)
             for kind, key, data in work:
                 if data is None:
                     await ctx.delete(kind, key)
                 else:
                     await ctx.put(kind, key, data)
+            for kind, hook in sorted(self._hooks.items()):
+                if kind in before:
+                    await hook.settle(ctx, before[kind])
             return changes, unchanged, await ctx.current_revision()
 
         run = self._store.read(preview) if dry_run else self._store.transact(apply)

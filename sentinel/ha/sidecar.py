@@ -9,7 +9,10 @@ the data directory.
   change is applied with a reload (SIGHUP: the VIP stays put); disabling
   stops keepalived (the VIP moves away at once) and removes the role file;
 - it reads keepalived's state changes from the notify FIFO and writes the
-  role file (L{sentinel.ha.notify});
+  role file (L{sentinel.ha.notify}); a write that fails is retried at every
+  poll, a FIFO that was removed or replaced is made again (keepalived is
+  reloaded to reopen it), and a ``leader`` left from before it started is
+  rewritten ``follower`` (no keepalived runs yet);
 - it watches the daemon's HTTP port (L{sentinel.ha.liveness}) and writes
   the result to the track file keepalived follows (crash -> FAULT at once);
 - it listens to VRRP adverts (L{sentinel.ha.vrrpwatch}) -> peers.json;
@@ -67,6 +70,7 @@ class Sidecar(Service):
                        "roleFileError": None}
         self._role_pending = None  # (role, why) not written yet (the write failed)
         self._fifo_error = None  # why the notify FIFO cannot be made again (logged once)
+        self._retired_fifo = None  # the FIFO before it was replaced, still read
         self._seen = None  # config.json bytes last looked at
         self._retry_at = None  # when to try a failed configuration again
         self._busy = False
@@ -220,6 +224,7 @@ class Sidecar(Service):
         if self.fifo is not None:
             self.fifo.close()
             self.fifo = None
+        self._close_retired_fifo()
         self.peers.clear()
         self.releaser.reset()  # last: it may fail (disk full); the rest is done
 
@@ -279,13 +284,21 @@ class Sidecar(Service):
             self._fifo_error = str(e)
             return
         self._fifo_error = None
-        old, self.fifo = self.fifo, fresh
+        # The old one is read on until keepalived has reopened the path (its
+        # last changes may still come there; closed, keepalived's writes
+        # would fail): it is closed at the next replacement or teardown.
+        self._close_retired_fifo()
+        self._retired_fifo, self.fifo = self.fifo, fresh
         fresh.startReading()
-        old.close(unlink=False)  # the path is the new FIFO now
         self.keepalived.reload()
         log.warn("the notify FIFO {path} was removed or replaced: made a new one and "
                  "reloaded keepalived so its state changes reach the role file",
                  path=self.paths.fifo)
+
+    def _close_retired_fifo(self):
+        if self._retired_fifo is not None:
+            self._retired_fifo.close(unlink=False)  # the path is the new FIFO
+            self._retired_fifo = None
 
     def _keepalived_exited(self, code):
         if self.settings is not None:

@@ -380,13 +380,21 @@ class SidecarTests(SynchronousTestCase):
         self.tick(1)
         self.assertEqual(len(self.fifos), 2)
         self.assertTrue(self.fifos[-1].reading)
-        self.assertEqual((old.closed, old.unlinked), (True, False))
         self.assertEqual(ka.signals, ["HUP"])
         self.assertEqual(self.log.text().count("notify FIFO"), 1)
+        # Until keepalived has reopened the path, it may still write to the
+        # old one: read on, not closed (its writes would fail).
+        self.assertFalse(old.closed)
+        old.on_line('INSTANCE "sentinel" BACKUP 120')
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
         self.notify("MASTER")  # heard on the new FIFO
         self.assertEqual(self.read(self.paths.role_file), "leader\n")
         self.tick(3)
         self.assertEqual((len(self.fifos), ka.signals), (2, ["HUP"]))
+        self.enable(enabled=False)
+        ka.exit(0)
+        self.assertEqual((old.closed, old.unlinked), (True, False))
+        self.assertTrue(self.fifos[-1].closed)
 
     def test_a_notify_fifo_that_cannot_be_made_again_is_one_line_and_retried(self):
         self.enable()
