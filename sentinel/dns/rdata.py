@@ -8,8 +8,9 @@ and asks).
 - L{RDATA_CHECKS}: per record type, a function ``(data, start, end,
   names)`` that raises Malformed when the RDATA between ``start`` and
   ``end`` does not have the layout its RFC gives it: HTTPS and SVCB (RFC
-  9460; browsers ask HTTPS for every page load, and a malformed record
-  must make them discard the whole RRset), the DNSSEC types (RFC 4034,
+  9460; browsers ask HTTPS for every page load, and a resolver library
+  that cannot decode one record rejects the whole reply), the DNSSEC
+  types (RFC 4034,
   RFC 5155; a validator downstream decodes them) and CAA (RFC 8659).  The
   names in their RDATA must not be compressed (RFC 3597 section 4, RFC
   4034, RFC 9460 section 2.2), which clients enforce.  The usual types (A,
