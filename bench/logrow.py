@@ -118,15 +118,19 @@ class TimedSink:
         self.cpu = 0.0
         self.rows = 0
 
-    def write(self, rows):
+    def write(self, rows, *args):
         t = time.process_time()
-        self.sink.write(rows)
+        self.sink.write(rows, *args)
         self.cpu += time.process_time() - t
-        self.rows += len(rows)
+        self.rows += len(rows) if not args else sum(len(r) for _, r in rows)
 
 
 def measure(lw, url, spool_path, rows):
     """{phase: µs per row} for storing rows through the tree's writer."""
+    try:
+        from sentinel.store import spoolfile
+    except ImportError:  # a tree from before numbered spool records
+        spoolfile = None
     frames = [rows[i:i + FRAME_ROWS] for i in range(0, len(rows), FRAME_ROWS)]
     t = time.process_time()
     bodies = [lw.encode(f)[0] for f in frames]
@@ -134,7 +138,11 @@ def measure(lw, url, spool_path, rows):
     fd = os.open(spool_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         refs, offset = [], 0
-        for body in bodies:
+        if spoolfile is not None:  # numbered records after a header (the tree has them)
+            offset = os.pwrite(fd, spoolfile.new_header()[0], 0)
+        for number, body in enumerate(bodies, 1):
+            if spoolfile is not None:
+                body = spoolfile.record_head(number, body) + body
             os.pwrite(fd, body, offset)
             refs.append(lw.frame(b"@" + lw.REF.pack(offset, len(body))))
             offset += len(body)

@@ -63,5 +63,10 @@ class Config:
         return os.path.join(self.data_dir, "querylog.spool")
 
     @property
+    def lastgood_file(self) -> str:
+        """The last-known-good policy (sentinel.filtering.lastgood); 0600."""
+        return os.path.join(self.data_dir, "policy.lkg")
+
+    @property
     def uses_sqlite(self) -> bool:
         return self.database.startswith("sqlite:")

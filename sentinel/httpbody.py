@@ -2,7 +2,8 @@
 Reading an HTTP response body with a size limit (treq's ``content`` and
 ``collect`` read any length and cannot be cancelled).  Used for what comes
 from other servers: a DoH upstream's answers (L{sentinel.dns.doh}) and the
-cluster leader's sync answers (L{sentinel.cluster.client}).
+cluster leader's sync answers (L{sentinel.cluster.client}); L{stream} hands
+a body on piece by piece (blocklist downloads, L{sentinel.filtering.fetch}).
 """
 
 from twisted.internet.defer import Deferred
@@ -28,24 +29,77 @@ def collect(response, limit, too_large, cut=False):
     return body.done
 
 
-class BoundedBody(Protocol):
-    """Collects a body (``done``) up to ``limit`` bytes; see L{collect}."""
+def stream(response, feed):
+    """
+    A Deferred firing (with None) once the body of ``response`` has been
+    handed to ``feed`` piece by piece.  It fails with what ``feed`` raises
+    (and the download stops) or with the connection's error.  Cancelling it
+    (a deadline) stops the download and closes the connection -- treq's
+    ``collect`` cannot be cancelled and would read a trickling body on for
+    nobody, holding its socket, for as long as the server cares to send.
+    """
+    reader = _Streamed(feed)
+    response.deliverBody(reader)
+    return reader.done
 
-    def __init__(self, limit, too_large, cut=False):
-        self.limit = limit
-        self.too_large = too_large
-        self.cut = cut
-        self.size = 0
-        self.parts = []
+
+class _Reader(Protocol):
+    """A body reader whose ``done`` Deferred, cancelled, stops the download."""
+
+    def __init__(self):
         self.done = Deferred(self._cancel)
 
     def _stop(self):
-        self.parts = []
         if self.transport is not None:
             self.transport.stopProducing()
 
     def _cancel(self, _):
         self._stop()
+
+    def result(self):
+        return None
+
+    def connectionLost(self, reason):
+        if self.done.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(self.result())
+        else:
+            self.done.errback(reason if reason.check(ResponseFailed) else ResponseFailed([reason]))
+
+
+class _Streamed(_Reader):
+    def __init__(self, feed):
+        super().__init__()
+        self.feed = feed
+
+    def dataReceived(self, data):
+        if self.done.called:
+            return
+        try:
+            self.feed(data)
+        except Exception:
+            self._stop()
+            self.done.errback()
+
+
+class BoundedBody(_Reader):
+    """Collects a body (``done``) up to ``limit`` bytes; see L{collect}."""
+
+    def __init__(self, limit, too_large, cut=False):
+        super().__init__()
+        self.limit = limit
+        self.too_large = too_large
+        self.cut = cut
+        self.size = 0
+        self.parts = []
+
+    def _stop(self):
+        self.parts = []
+        super()._stop()
+
+    def result(self):
+        return b"".join(self.parts)
 
     def connectionMade(self):
         if self.limit < 0:
@@ -67,11 +121,3 @@ class BoundedBody(Protocol):
             self.done.errback(self.too_large())
             return
         self.parts.append(data)
-
-    def connectionLost(self, reason):
-        if self.done.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(b"".join(self.parts))
-        else:
-            self.done.errback(reason if reason.check(ResponseFailed) else ResponseFailed([reason]))

@@ -66,6 +66,9 @@ class StoreService(Service):
 
     ``when_ready()`` gives each caller its own Deferred, firing (at once if
     it already is) when the store is open and migrated; it never fails.
+    ``when_failed()`` fires when an attempt to open it failed before it was
+    ever open (once per caller; never if it opens at the first attempt).
+    ``meanwhile()`` says in the log line what DNS does until it opens.
     """
 
     first_retry = 1.0
@@ -78,7 +81,9 @@ class StoreService(Service):
         self.problem = None  # why the last attempt to open failed (one line)
         self.ready = False
         self._waiters = []
+        self._failed_waiters = []
         self._retry = None
+        self.meanwhile = lambda: "DNS answers without filtering meanwhile"
 
     def when_ready(self):
         d = Deferred()
@@ -86,6 +91,14 @@ class StoreService(Service):
             d.callback(None)
         else:
             self._waiters.append(d)
+        return d
+
+    def when_failed(self):
+        d = Deferred()
+        if self.problem is not None and not self.ready:
+            d.callback(self.problem)
+        else:
+            self._failed_waiters.append(d)
         return d
 
     def startService(self):
@@ -107,6 +120,7 @@ class StoreService(Service):
         if self.problem is not None:
             log.info("the store {where} is open now", where=database_name(self._url))
         self.problem = None
+        self._failed_waiters = []  # never fired: it opened
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(None)
@@ -115,10 +129,13 @@ class StoreService(Service):
         if not self.running:
             return None  # stopped while opening: nothing to report
         self.problem = explain_store_error(self._url, failure.value)
-        log.error("{problem}; DNS answers without filtering meanwhile; retrying in "
-                  "{delay:.0f}s", problem=self.problem, delay=delay)
+        log.error("{problem}; {meanwhile}; retrying in {delay:.0f}s", problem=self.problem,
+                  meanwhile=self.meanwhile(), delay=delay)
         if not failure.check(OSError, StoreUnavailable, MigrationError, sqlite3.Error):
             log.failure("unexpected error opening the store", failure)
+        waiters, self._failed_waiters = self._failed_waiters, []
+        for d in waiters:
+            d.callback(self.problem)
         self._retry = self._clock.callLater(delay, self._attempt, min(delay * 2, self.max_retry))
 
     def stopService(self):

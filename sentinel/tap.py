@@ -29,7 +29,7 @@ from sentinel.api.hosts import HostPolicy
 from sentinel.api.site import Gate, Site
 from sentinel.api.system import SystemApi
 from sentinel.auth import (
-    AdminAuthenticator, ApiTokens, LoginThrottle, PasswordHasher, Sessions, Users,
+    AdminAuthenticator, ApiTokens, LoginLimits, PasswordHasher, Sessions, Users,
 )
 from sentinel.crypto import KeyFileError, SecretBox, load_or_create_key
 from sentinel.dns.decision import NullQueryLog, PolicySource
@@ -89,6 +89,11 @@ def wire(config, reactor):
         # entity kind -> callable(key, data) raising ValueError if invalid
         # (backup import; cluster sync may use them too)
         entity_validators={},
+        # entity kind -> backup import hook (prepare/settle, see
+        # sentinel/api/maintenance.py): what a restore does beyond the entities
+        restore_hooks={},
+        # callables(state) -> problems between entities, with .kinds (backup import)
+        restore_checks=[],
         secret_catalog={},  # secret name -> what it is for (/api/secrets/status)
         # async callable(ctx) -> [(label, sealed, aad)]: what is sealed under
         # the node key, for the key check (sentinel/keycheck.py)
@@ -145,7 +150,7 @@ def _wire_auth(w):
     w.sessions = Sessions(w.store, reactor)
     w.api_tokens = ApiTokens(w.store, reactor)
     w.authenticators["admin"] = AdminAuthenticator(w.sessions, w.api_tokens)
-    w.areas.append(AuthApi(w.users, w.sessions, w.api_tokens, LoginThrottle(reactor),
+    w.areas.append(AuthApi(w.users, w.sessions, w.api_tokens, LoginLimits(reactor),
                            w.authenticators["admin"]))
     pruner = TimerService(3600, _quietly, w.sessions.prune, "pruning expired sessions")
     pruner.clock = reactor
@@ -165,6 +170,7 @@ def _wire_querylog(w):
                                                                spool=w.config.querylog_spool))
     w.querylog_service.setName("querylog")
     w.querylog_service.setServiceParent(w.top)
+    w.health_problems["queryLog"] = w.querylog_service.problem
 
 
 def _wire_dns(w):
@@ -196,10 +202,17 @@ def _wire_filtering(w):
     from sentinel.filtering.engine import PolicyEngine
     from sentinel.filtering.fetch import http_client
     from sentinel.filtering.parsing import in_child
+    from sentinel.filtering import model
+    from sentinel.filtering.consistency import FilteringConsistency
     from sentinel.filtering.refresher import BlocklistRefresher
+    from sentinel.filtering.restore import BlocklistRestore
 
     ready = w.store_service.when_ready
-    w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready)
+    w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready,
+                                   lastgood_file=w.config.lastgood_file,
+                                   store_failed=w.store_service.when_failed)
+    w.store_service.meanwhile = w.policy_engine.meanwhile
+    w.health_problems["policy"] = w.policy_engine.problem
     w.policy_engine.setName("filtering")
     w.policy_engine.setServiceParent(w.top)
     w.status_providers["filtering"] = lambda: dict(
@@ -211,6 +224,8 @@ def _wire_filtering(w):
                                                ready=ready, parse=in_child(w.reactor))
     w.blocklist_refresher.setName("blocklists")
     w.blocklist_refresher.setServiceParent(w.leader_only)
+    w.restore_hooks[model.BLOCKLIST] = BlocklistRestore()
+    w.restore_checks.append(FilteringConsistency())
     w.areas += [
         ClientsApi(w.store), RulesApi(w.store), RewritesApi(w.store),
         BlocklistsApi(w.store, lambda: w.blocklist_refresher),
@@ -272,7 +287,8 @@ def _wire_http(w):
         SettingsApi(w.store),
         SecretsApi(w.secrets, w.secret_catalog),
         NotificationsApi(w.store),
-        MaintenanceApi(w.store, w.secrets, w.entity_validators, w.reactor),
+        MaintenanceApi(w.store, w.secrets, w.entity_validators, w.reactor, w.restore_hooks,
+                       w.restore_checks),
         SystemApi(w.store, w.status_providers, w.reactor),
     ]
     w.areas.append(OpenApiApi(lambda: site.endpoints, w.authenticators))

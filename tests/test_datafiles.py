@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import unittest
 
+import dns.rcode
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.api.daemon_admin import create_token, login, setup_admin
@@ -271,6 +272,75 @@ class Database(Files):
         self.assertEqual(r.status, 201, r.body)
         self.assertIn(f"the database {files[0]} works again", node.log())
         self.assertNotIn("problems", node.get("/api/health").json())
+
+    def test_damaged_database_keeps_filtering_with_the_last_known_good_policy(self):
+        """A family's filter must not silently turn off after a disk problem: the
+        policy last in force is saved beside the database and enforced while the
+        database cannot be opened (docs/STORAGE.md)."""
+        from tests.filtering.e2ehelp import ListServer
+
+        self.up = Upstream.start(self, {
+            "www.example.test": {"A": ["198.18.0.10"]},
+            "blocked.example.test": {"A": ["198.18.0.11"]},
+            "ads.example.test": {"A": ["198.18.0.12"]},
+        })
+        lists = ListServer(self)
+        lists.serve("/ads", "0.0.0.0 ads.example.test\n")
+        node = self.daemon(_scratch(self)).start()
+        auth = {"Authorization": "Bearer " + create_token(node, setup_admin(node))}
+        for path, body in (("/api/rules", {"pattern": "blocked.example.test",
+                                           "action": "block"}),
+                           ("/api/blocklists", {"name": "ads", "url": lists.url("/ads")})):
+            r = node.post(path, body, headers=auth)
+            self.assertEqual(r.status, 201, r.body)
+        r = node.post("/api/blocklists/1/refresh", headers=auth)
+        self.assertEqual((r.status, r.json()["domains"]), (200, 1), r.body)
+
+        def saved():
+            status = node.get("/api/filtering/status", headers=auth).json()
+            return status["last_known_good_saved_revision"] == status["revision"] > 0
+
+        wait_until(saved, 20, what="the last-known-good policy saved")
+        node.stop()
+        db = os.path.join(node.data_dir, "sentinel.db")
+        backup = os.path.join(_scratch(self), "backup")
+        os.mkdir(backup)
+        for name in ("", "-wal"):
+            if os.path.exists(db + name):
+                shutil.copy(db + name, backup)
+                os.unlink(db + name)
+        with open(db, "wb") as f:  # a damaged disk: the header is garbage now
+            f.write(os.urandom(4096) + _read(os.path.join(backup, "sentinel.db"))[4096:])
+
+        node = self.daemon(node.data_dir)
+        problem = self.start_degraded(node)  # also: www.example.test is answered
+        self.assertIn("is not a SQLite database", problem)
+        wait_until(lambda: "policy" in self._health(node).get("problems", {}), 20,
+                   what="the policy in /api/health")
+        health = node.get("/api/health")
+        self.assertEqual((health.status, health.json()["store"]), (503, "unavailable"))
+        self.assertIn("DNS filters with the last-known-good policy from ",
+                      health.json()["problems"]["policy"])
+        for name in ("blocked.example.test", "x.ads.example.test"):
+            r = query(node.dns_port, name)
+            self.assertEqual((dns.rcode.to_text(r.rcode()), addresses(r)), ("NXDOMAIN", []),
+                             name)
+        self.assertEqual(self.up.count("blocked.example.test"), 0)
+        log = node.log()
+        self.assertEqual(log.count("the store cannot be opened: DNS filters with the "
+                                   "last-known-good policy from "), 1, log)
+        self.assertNotIn("Traceback", log)
+
+        # The backup is restored: the store's configuration is in force again.
+        for name in os.listdir(backup):
+            shutil.copy(os.path.join(backup, name), node.data_dir)
+        wait_until(lambda: node.get("/api/health").status == 200, 40, what="recovery")
+        self.assertNotIn("problems", node.get("/api/health").json())
+        self.assertEqual(node.request("DELETE", "/api/rules/1", headers=auth).status, 204)
+        self.assertEqual(addresses(query(node.dns_port, "blocked.example.test")),
+                         ["198.18.0.11"])
+        self.assertEqual(node.get("/api/filtering/status", headers=auth).json()["source"],
+                         "store")
 
     def test_directory_instead_of_a_file(self):
         data = _scratch(self)

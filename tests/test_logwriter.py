@@ -17,20 +17,24 @@ import sys
 import tempfile
 
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
+from twisted.internet.defer import ensureDeferred, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sentinel.filtering.names import wire_to_text
 from sentinel.filtering.querylog import QueryLog, QueryLogService
 from sentinel.store import QueryLogFilter
+from sentinel.store.database import StoreUnavailable
 from sentinel.store.records import QUERY_LOG_COLUMNS
 from sentinel.store.logpipe import QueryLogWriter, Spool, WriterError, _progress
 from sentinel.store import logwriter, migrations
 from sentinel.store.logwriter import (
     FRAME, REF, FdReader, Names, SqliteSink, encode, frame, normalise, serve, text_name,
 )
+from sentinel.store import spoolfile
+from sentinel.store.spoolfile import HEADER_SIZE
 from tests.filtering.storehelp import open_store
+from tests.ha.fakes import LogCapture
 
 
 def wire(name):
@@ -108,18 +112,21 @@ class RowsTests(SynchronousTestCase):
         self.assertEqual([r[0] for r in marshal.loads(body)], [1, 2])
 
 
+def sqlite_database(testcase):
+    """A new SQLite database with the real schema: (a connection to it, a sink)."""
+    path = os.path.join(tempfile.mkdtemp(), "test.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    testcase.addCleanup(conn.close)
+    for _, _, statements in migrations.available_migrations("sqlite"):
+        for statement in statements:
+            conn.execute(statement)
+    sink = SqliteSink(path)
+    testcase.addCleanup(lambda: sink.conn and sink.conn.close())
+    return conn, sink
+
+
 class SqliteSinkTests(SynchronousTestCase):
-    def database(self):
-        """A new SQLite database with the real schema: (a connection to it, a sink)."""
-        path = os.path.join(tempfile.mkdtemp(), "test.db")
-        conn = sqlite3.connect(path, isolation_level=None)
-        self.addCleanup(conn.close)
-        for _, _, statements in migrations.available_migrations("sqlite"):
-            for statement in statements:
-                conn.execute(statement)
-        sink = SqliteSink(path)
-        self.addCleanup(lambda: sink.conn and sink.conn.close())
-        return conn, sink
+    database = sqlite_database
 
     def test_every_row_stored_in_order(self):
         # Several rows per INSERT statement: what does not fill a statement is
@@ -129,7 +136,7 @@ class SqliteSinkTests(SynchronousTestCase):
         for n in (123, 50, 7, 1, 100):
             rows, _ = normalise([row(float(len(sent) + i), f"n{len(sent) + i}.example")
                                  for i in range(n)], Names())
-            sink.write(rows)
+            sink.write([(0, rows)])
             sent += rows
         stored = conn.execute("SELECT %s FROM query_log ORDER BY id"
                               % ", ".join(QUERY_LOG_COLUMNS)).fetchall()
@@ -164,10 +171,12 @@ class _Sink:
         self.rows = []
         self.fail = fail
 
-    def write(self, rows):
+    def write(self, parts, run=None):
         if self.fail:
             raise RuntimeError("disk\nfull")
-        self.rows.extend(rows)
+        for _, rows in parts:
+            self.rows.extend(rows)
+        return ()
 
 
 class ServeTests(SynchronousTestCase):
@@ -194,8 +203,9 @@ class ServeTests(SynchronousTestCase):
         self.addCleanup(spool.close)
         first, _ = encode([row(1), row(2)])
         second, _ = encode([row(3)])
-        refs = [b"@" + REF.pack(spool.add(b), len(b)) for b in (first, second)]
+        refs = [b"@" + REF.pack(*spool.add(n, b)) for n, b in enumerate((first, second), 1)]
         refs.append(b"@" + REF.pack(spool.size, 10))  # beyond its end
+        refs.append(b"@" + REF.pack(HEADER_SIZE, 10))  # not a whole record
         refs.append(b"@\x00")  # not a position
         fd = os.open(path, os.O_RDONLY)
         self.addCleanup(os.close, fd)
@@ -215,9 +225,9 @@ class _CountingSink(_Sink):
         super().__init__(fail)
         self.transactions = []
 
-    def write(self, rows):
-        self.transactions.append(len(rows))
-        super().write(rows)
+    def write(self, parts, run=None):
+        self.transactions.append(sum(len(rows) for _, rows in parts))
+        return super().write(parts, run)
 
 
 class GroupingTests(SynchronousTestCase):
@@ -254,6 +264,155 @@ class GroupingTests(SynchronousTestCase):
         self.assertEqual(lines, [b"error disk full"] * 3)
 
 
+class FrameSetTests(SynchronousTestCase):
+    def test_same_members_as_a_set_and_kept_as_few_intervals(self):
+        rng = random.Random(3)
+        frames, ref = spoolfile.FrameSet(), set()
+        for _ in range(3000):
+            first = rng.randint(1, 400)
+            last = first + rng.choice((0, 0, 1, 5))
+            frames.add_range(first, last)
+            ref.update(range(first, last + 1))
+            frames = spoolfile.FrameSet(str(frames))  # as stored and read back
+        self.assertEqual([n for n in range(0, 420) if n in frames], sorted(ref))
+        self.assertEqual(str(frames), f"1-{max(ref)}")  # no gap left: one interval
+        frames = spoolfile.FrameSet("1-3,7,9-10")
+        frames.add(5)
+        self.assertEqual(str(frames), "1-3,5,7,9-10")
+        frames.add(4)
+        frames.add(6)
+        self.assertEqual(str(frames), "1-7,9-10")
+
+
+class ExactlyOnceTests(SynchronousTestCase):
+    """
+    Numbered frames of the spool are stored once: sent again to a new child
+    (the old one died after committing), read back from the spool a killed
+    daemon left, or recorded before a clear.
+    """
+
+    def setUp(self):
+        self.conn, self.sink = sqlite_database(self)
+        self.dir = tempfile.mkdtemp()
+        self.path = os.path.join(self.dir, "querylog.spool")
+        self.spool = Spool(self.path)
+        self.refs = []  # per frame number - 1: its position
+        self.fd = os.open(self.path, os.O_RDONLY)
+        self.addCleanup(os.close, self.fd)
+
+    def add(self, *stamps):
+        body, _ = encode([row(float(t), f"n{t}.example") for t in stamps])
+        self.refs.append(frame(b"@" + REF.pack(*self.spool.add(len(self.refs) + 1, body))))
+
+    def serve(self, frames, prefix=""):
+        """A new child given these frames: its answer lines."""
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        with os.fdopen(w, "wb") as f:
+            f.write(b"".join(frames))
+        out = io.BytesIO()
+        serve(FdReader(r), out, self.sink, spool=self.fd, prefix=prefix)
+        return out.getvalue().splitlines()
+
+    def recover(self, *paths, cleared=float("-inf"), prefix=""):
+        body = b"\0".join([(self.path + ".unreadable").encode()] + [p.encode() for p in paths])
+        return self.serve([frame(logwriter.RECOVER + logwriter.RECOVER_ARGS.pack(cleared) + body)],
+                          prefix)
+
+    def stored(self):
+        return sorted(r[0] for r in self.conn.execute("SELECT ts FROM query_log"))
+
+    def test_frames_sent_again_to_a_new_child_are_not_stored_twice(self):
+        self.add(1, 2)
+        self.add(3)
+        self.assertEqual(self.serve(self.refs[:1]), [b"ok 2 0"])
+        self.add(4)
+        # The child committed frame 1 and died before answering: all sent again.
+        self.assertEqual(self.serve(self.refs), [b"ok 2 0", b"ok 1 0", b"ok 1 0"])
+        self.assertEqual(self.stored(), [1.0, 2.0, 3.0, 4.0])
+
+    def test_a_killed_daemons_spool_gives_its_frames_not_stored_yet_once(self):
+        for t in range(1, 6):
+            self.add(t)
+        self.assertEqual(self.serve(self.refs[:2] + self.refs[3:4]), [b"ok 1 0"] * 3)
+        with open(self.path, "ab") as f:  # the kill tore the last frame
+            f.write(spoolfile.record_head(6, b"x" * 100) + b"x" * 40)
+        self.spool.close(keep=True)
+        left = self.path + ".recover-1"
+        os.rename(self.path, left)
+        self.spool = Spool(self.path)  # the next start's, another run
+        self.addCleanup(self.spool.close)
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_RDONLY)
+        lines = self.recover(left)
+        self.assertEqual(lines[-1], b"ok 2 0")
+        self.assertIn(b"(5 frames, 3 of them already stored); its torn last frame (60 bytes) "
+                      b"was dropped", lines[0])
+        self.assertEqual(self.stored(), [1.0, 2.0, 3.0, 4.0, 5.0])
+        self.assertFalse(os.path.exists(left))
+        # What was known of that run's frames is dropped once its file is gone.
+        self.assertEqual(self.conn.execute("SELECT COUNT(*) FROM query_log_spool").fetchone(),
+                         (0,))
+        self.assertEqual(self.recover(left), [b"ok 0 0"])  # a second try: nothing to do
+
+    def test_a_recovery_done_after_a_clear_stores_no_row_recorded_before_it(self):
+        # DELETE /api/query-logs came while the recovery was failing (the
+        # database): sent again after the clear, it stores only later rows.
+        self.add(1, 2)
+        self.add(3, 8)
+        self.spool.close(keep=True)
+        left = self.path + ".recover-1"
+        os.rename(self.path, left)
+        self.assertEqual(self.recover(left, cleared=3.5)[-1], b"ok 1 0")
+        self.assertEqual(self.stored(), [8.0])
+
+    def test_only_this_data_directorys_old_runs_are_forgotten(self):
+        # Another daemon on the same PostgreSQL database has its own runs.
+        mine = logwriter.owner(self.path)
+        self.assertEqual(mine, logwriter.owner(self.path + ".recover-1"))
+        self.assertNotEqual(mine, logwriter.owner(os.path.join(tempfile.mkdtemp(), "x")))
+        for run in (mine + "old", "0123456789abcdef:theirs"):
+            self.conn.execute("INSERT INTO query_log_spool VALUES (?, '1-9')", (run,))
+        self.add(1)
+        self.assertEqual(self.serve(self.refs, prefix=mine), [b"ok 1 0"])
+        self.assertEqual(self.recover(prefix=mine), [b"ok 0 0"])
+        self.assertEqual(sorted(r[0] for r in self.conn.execute("SELECT run FROM query_log_spool")),
+                         sorted(["0123456789abcdef:theirs", mine + self.spool.run]))
+
+    def test_a_file_that_is_not_a_spool_is_moved_aside(self):
+        for name, data in [("old", marshal.dumps([row(1.0)])),  # the format before numbers
+                           ("garbage", os.urandom(3000))]:
+            path = os.path.join(self.dir, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            lines = self.recover(path)
+            self.assertEqual(lines[-1], b"ok 0 0")
+            self.assertIn(b"is not a query-log spool that can be read", lines[0])
+            self.assertIn(b"moved to " + self.path.encode() + b".unreadable", lines[0])
+            self.assertFalse(os.path.exists(path))
+            with open(self.path + ".unreadable", "rb") as f:
+                self.assertEqual(f.read(), data)
+        huge = os.path.join(self.dir, "huge")
+        with open(huge, "wb") as f:
+            f.write(spoolfile.new_header()[0])
+            f.truncate(spoolfile.LIMIT + 4096)  # sparse: not read, moved aside
+        lines = self.recover(huge)
+        self.assertIn(b"larger than a spool can be", lines[0])
+        self.assertEqual(os.stat(self.path + ".unreadable").st_size, spoolfile.LIMIT + 4096)
+        self.assertEqual(self.stored(), [])
+
+    def test_frames_recorded_before_a_clear_are_never_stored_after_it(self):
+        self.add(1)
+        self.add(2)
+        self.assertEqual(self.serve(self.refs[:1]), [b"ok 1 0"])
+        self.add(9)  # recorded after the clear
+        clear = frame(logwriter.CLEAR + logwriter.CLEAR_ARGS.pack(2, 5.0))
+        # Frame 2 failed before the clear and is sent again after it.
+        self.assertEqual(self.serve([clear, self.refs[1], self.refs[2]]),
+                         [b"ok 0 0", b"ok 1 0", b"ok 1 0"])
+        self.assertEqual(self.stored(), [9.0])
+
+
 def later(seconds):
     return deferLater(reactor, seconds, lambda: None)
 
@@ -288,7 +447,8 @@ class WriterContract:
         self.assertEqual([(r["qname"], r["ts"], r["client_name"]) for r in newest],
                          [("n2499.example", 2499.0, "tv"), ("n2498.example", 2498.0, "tv")])
         st = os.stat(self.spool)
-        self.assertEqual((st.st_size, st.st_mode & 0o777, self.writer.pending_rows), (0, 0o600, 0))
+        self.assertEqual((st.st_size, st.st_mode & 0o777, self.writer.pending_rows),
+                         (HEADER_SIZE, 0o600, 0))
         # DNS first: the writer runs only when the core is otherwise idle.
         self.assertEqual(os.sched_getscheduler(self.writer.pid), os.SCHED_IDLE)
         self.assertEqual(os.getpriority(os.PRIO_PROCESS, self.writer.pid), 19)
@@ -313,7 +473,7 @@ class WriterContract:
         self.assertEqual([await d for d in done], [(1000, 0)] * 20)
         await self.writer.settled(30)
         self.assertEqual(await self.store.count_query_logs(), 20001)
-        self.assertEqual(os.stat(self.spool).st_size, 0)
+        self.assertEqual(os.stat(self.spool).st_size, HEADER_SIZE)
 
     def _cont(self, pid):
         try:
@@ -394,7 +554,123 @@ class WriterContract:
             self.writer.append([row(2.0)])
 
 
+    async def test_rows_not_stored_at_stop_are_stored_by_the_next_start(self):
+        await self.store.db.run(lambda tx: tx.execute("ALTER TABLE query_log RENAME TO gone"))
+        d = self.writer.append([row(1.0), row(2.0)])
+        d.addErrback(lambda f: f.trap(WriterError))
+        while not self.writer.failures:
+            await later(0.05)
+        await self.writer.stop()  # the database still fails
+        self.assertTrue(os.path.exists(self.spool))
+        await self.store.db.run(lambda tx: tx.execute("ALTER TABLE gone RENAME TO query_log"))
+        writer = self.make_writer()
+        writer.start()
+        await writer.settled(30)
+        self.assertEqual(sorted(r["ts"] for r in await self.store.query_logs(QueryLogFilter())),
+                         [1.0, 2.0])
+        self.assertEqual(os.listdir(os.path.dirname(self.spool)), ["querylog.spool"])
+
+    async def test_rows_kept_at_stop_without_the_store_are_stored_by_the_next_start(self):
+        self.writer.keep([row(1.0)])
+        await self.writer.stop()
+        self.assertIsNone(self.writer.pid)  # the database was not touched
+        self.assertEqual(await self.store.count_query_logs(), 0)
+        writer = self.make_writer()
+        writer.start()
+        await writer.settled(30)
+        self.assertEqual([r["ts"] for r in await self.store.query_logs(QueryLogFilter())], [1.0])
+
+    async def test_a_clear_is_not_undone_by_rows_on_their_way(self):
+        # Rows recorded before DELETE /api/query-logs and still waiting for
+        # the writer (a backlog longer than readers wait for) are not
+        # stored after the clear.
+        log = QueryLog()
+        clock = Clock()
+        clock.advance(1000)
+        service = QueryLogService(log, self.store, clock, writer=self.writer, settle_timeout=0.2)
+        await self.writer.append([row(1.0)])
+        pid = self.writer.pid
+        os.kill(pid, signal.SIGSTOP)
+        self.addCleanup(self._cont, pid)
+        for t in range(2, 12):
+            log.record(*row(float(t)))
+        await service.flush(wait=False)  # with the writer, waiting
+        log.record(*row(12.0))  # still buffered
+        d = service.clear()
+        clock.advance(1)  # readers wait no longer
+        os.kill(pid, signal.SIGCONT)
+        await d
+        log.record(*row(2000.0))  # after the clear
+        await service.flush()
+        await self.writer.settled(30)
+        self.assertEqual([r["ts"] for r in await self.store.query_logs(QueryLogFilter())],
+                         [2000.0])
+
+
 class SqliteWriterTests(WriterContract, TestCase):
+    async def test_a_long_database_failure_warns_once_a_minute_not_per_frame(self):
+        logged = LogCapture(self)
+        clock = Clock()
+        writer = self.make_writer(clock=clock)
+        await self.store.db.run(lambda tx: tx.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON query_log BEGIN SELECT RAISE(ABORT, 'no'); END"))
+        done = [writer.append([row(float(t))]) for t in range(20)]
+        while writer.failures < 20:
+            await later(0.05)
+
+        def warnings():
+            return [line for line in logged.lines if "failed" in line]
+
+        self.assertEqual(len(warnings()), 1)
+        clock.advance(60)  # all sent again, and fail again
+        while writer.failures < 40:
+            await later(0.05)
+        self.assertEqual(len(warnings()), 2)
+        self.assertIn("19 more frames failed since the last warning", warnings()[1])
+        await self.store.db.run(lambda tx: tx.execute("DROP TRIGGER refuse"))
+        clock.advance(writer.retry_delay)
+        self.assertEqual([await d for d in done], [(1, 0)] * 20)
+        self.assertIn("storing rows works again", logged.text())
+
+    async def test_a_recovery_that_failed_until_after_a_clear_does_not_undo_it(self):
+        left = Spool(self.spool)  # a killed daemon's, with two rows
+        left.add(1, encode([row(1.0), row(2.0)])[0])
+        left.close(keep=True)
+        # Rows cannot be stored (the recovery fails), deleting works (the clear).
+        await self.store.db.run(lambda tx: tx.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON query_log BEGIN SELECT RAISE(ABORT, 'no'); END"))
+        self.writer.start()
+        while not self.writer.failures:
+            await later(0.05)
+        await self.writer.clear(5.0)
+        await self.store.db.run(lambda tx: tx.execute("DROP TRIGGER refuse"))
+        while [f for f in os.listdir(os.path.dirname(self.spool)) if ".recover-" in f]:
+            await later(0.05)
+        self.assertEqual(await self.store.count_query_logs(), 0)
+
+    async def test_a_child_that_keeps_dying_is_started_less_and_less_often(self):
+        starts = os.path.join(tempfile.mkdtemp(), "starts")
+        clock = Clock()
+        writer = QueryLogWriter(reactor, self.store_url(), spool=self.spool, clock=clock,
+                                argv=[sys.executable, "-c",
+                                      f"open({starts!r}, 'a').write('x')"])
+        self.addCleanup(writer.stop)
+        d = writer.append([row(1.0)])
+        d.addErrback(lambda f: f.trap(WriterError))
+
+        async def started():
+            while writer.pid is not None:  # its end, seen by the reactor
+                await later(0.01)
+            with open(starts) as f:
+                return len(f.read())
+
+        self.assertEqual(await started(), 1)
+        for delay in (1, 2, 4, 8):
+            clock.advance(delay - 0.5)
+            self.assertEqual(await started(), {1: 1, 2: 2, 4: 3, 8: 4}[delay])
+            clock.advance(0.5)
+            self.assertEqual(await started(), {1: 2, 2: 3, 4: 4, 8: 5}[delay])
+
     async def test_unusable_database_retries_until_stopped(self):
         writer = self.make_writer(url="sqlite://" + os.path.join(
             tempfile.mkdtemp(), "missing", "dir", "x.db"))
@@ -433,6 +709,7 @@ class SqliteWriterTests(WriterContract, TestCase):
                   "    head = r.read(4)\n"
                   "    return r.read(struct.unpack('!I', head)[0]) if len(head) == 4 else None\n"
                   "frame(); frame()\n"  # the database URL and the spool path
+                  "frame(); sys.stdout.write('ok 0 0\\n')\n"  # recovery: nothing to do
                   "frame(); sys.stdout.write('ok 1 0\\n'); sys.stdout.flush()\n"
                   "while frame() is not None:\n"
                   "    pass\n")  # reads on, never answers: asleep, using no CPU
@@ -489,25 +766,60 @@ class PostgresWriterTests(WriterContract, TestCase):
     postgres = True
 
 
+class _NotReady:
+    available = False
+
+    def subscribe(self, observer):
+        return lambda: None
+
+
+class _Writer:
+    pending_rows = 0
+
+    def __init__(self):
+        self.frames = []
+        self.stopped = False
+
+    def append(self, rows):
+        raise AssertionError("must not be called: the store is not ready")
+
+    def keep(self, rows):
+        if self.stopped:
+            raise WriterError("stopped")
+        self.frames.append(rows)
+
+    def settled(self, timeout):
+        return succeed(None)
+
+    def stop(self):
+        self.stopped = True
+        return succeed(None)
+
+
 class StartupTests(SynchronousTestCase):
     def test_nothing_written_before_the_store_is_ready(self):
-        class NotReady:
-            available = False
-
-            def subscribe(self, observer):
-                return lambda: None
-
-        class Writer:
-            pending_rows = 0
-
-            def append(self, rows):
-                raise AssertionError("must not be called")
-
-            def settled(self, timeout):
-                return succeed(None)
-
         log = QueryLog()
         log.record(1.0, "10.0.0.1", "", b"\x00", 1, "forwarded", "", "", 0, 1.0)
-        service = QueryLogService(log, NotReady(), Clock(), writer=Writer())
+        writer = _Writer()
+        service = QueryLogService(log, _NotReady(), Clock(), writer=writer)
         self.successResultOf(service.flush())
+        self.assertEqual((len(log.buffer), writer.frames), (1, []))
+
+    def test_no_clear_through_the_writer_before_the_store_is_ready(self):
+        # The writer must not touch a database that is not migrated (or is
+        # newer than this Sentinel): the API answers that it is unavailable.
+        log = QueryLog()
+        log.record(1.0, "10.0.0.1", "", b"\x00", 1, "forwarded", "", "", 0, 1.0)
+        service = QueryLogService(log, _NotReady(), Clock(), writer=_Writer())
+        self.failureResultOf(ensureDeferred(service.clear()), StoreUnavailable)
         self.assertEqual(len(log.buffer), 1)
+
+    def test_rows_buffered_at_stop_go_to_the_spool_even_with_the_store_down(self):
+        # The spool outlives the daemon: the next start stores them.  The
+        # writer does not touch the database meanwhile.
+        log = QueryLog()
+        log.record(1.0, "10.0.0.1", "", b"\x00", 1, "forwarded", "", "", 0, 1.0)
+        writer = _Writer()
+        service = QueryLogService(log, _NotReady(), Clock(), writer=writer)
+        self.successResultOf(service.stopService())
+        self.assertEqual((len(log.buffer), len(writer.frames), writer.stopped), (0, 1, True))

@@ -395,7 +395,11 @@ class StoreServiceTests(TestCase):
         clock = Clock()
         service = StoreService(FlakyStore(), clock=clock)
         early, late = service.when_ready(), None
+        failed = service.when_failed()  # what the last-known-good policy waits for
+        self.assertNoResult(failed)
         service.startService()
+        self.assertIn("disk on fire", self.successResultOf(failed))
+        self.assertIn("disk on fire", self.successResultOf(service.when_failed()))
         clock.advance(1.0)
         self.assertNoResult(early)
         clock.advance(2.0)
@@ -403,6 +407,7 @@ class StoreServiceTests(TestCase):
         self.successResultOf(early)
         late = service.when_ready()
         self.successResultOf(late)
+        self.assertNoResult(service.when_failed())  # it is open: never
         self.flushLoggedErrors()
 
     def test_operations_wait_for_migrations(self):

@@ -3,6 +3,8 @@ Authentication endpoints: /api/auth/status, setup, login, logout,
 change-password, me, and API tokens (/api/auth/tokens).
 """
 
+from twisted.logger import Logger
+
 from sentinel.api.base import ApiError, Reply, endpoint, not_found, validation_error
 from sentinel.api.schemas import (
     NAME, PASSWORD, TIMESTAMP, USERNAME, ID, ID_PARAM, array_of, nullable, obj,
@@ -12,11 +14,15 @@ from sentinel.auth import (
 )
 from sentinel.auth.authenticator import session_cookie
 from sentinel.auth.passwords import HasherBusy, check_policy
+from sentinel.auth.throttle import client_key
+
+log = Logger()
 
 CREDENTIALS = obj({"username": USERNAME, "password": PASSWORD},
                   required=["username", "password"])
 LOGIN = obj({"username": {"type": "string", "minLength": 1, "maxLength": 64},
-             "password": {"type": "string", "minLength": 1, "maxLength": 1024}},
+             "password": {"type": "string", "minLength": 1, "maxLength": 1024,
+                          "writeOnly": True}},
             required=["username", "password"])
 SESSION = obj({"username": {"type": "string"}, "expires_at": TIMESTAMP},
               required=["username", "expires_at"])
@@ -27,7 +33,8 @@ ME = obj({"username": {"type": "string"},
           "method": {"type": "string", "enum": ["session", "token", "cluster"]},
           "expires_at": nullable(TIMESTAMP), "token_id": nullable(ID)},
          required=["username", "method"])
-CHANGE_PASSWORD = obj({"current_password": {"type": "string", "maxLength": 1024},
+CHANGE_PASSWORD = obj({"current_password": {"type": "string", "maxLength": 1024,
+                                            "writeOnly": True},
                        "new_password": PASSWORD},
                       required=["current_password", "new_password"])
 TOKEN = obj({"id": ID, "name": {"type": "string"}, "created_at": TIMESTAMP,
@@ -45,14 +52,16 @@ def _busy():
 
 
 def client_of(request):
-    """Who to throttle: the peer address (forwarding headers not trusted)."""
+    """Who to throttle: the peer address (forwarding headers not trusted),
+    an IPv6 one by its /64 (L{client_key})."""
     address = request.getClientAddress()
-    return getattr(address, "host", None) or str(address)
+    return client_key(getattr(address, "host", None) or str(address))
 
 
 class AuthApi:
     def __init__(self, users, sessions, api_tokens, throttle, authenticator,
                  trust_forwarded_proto=False):
+        """throttle: a L{sentinel.auth.LoginLimits}."""
         self._users = users
         self._sessions = sessions
         self._tokens = api_tokens
@@ -78,12 +87,28 @@ class AuthApi:
                           max_age="0", expires="Thu, 01 Jan 1970 00:00:00 GMT",
                           secure=True if self._secure(request) else None)
 
-    def _throttled(self, request):
-        wait = self._throttle.retry_after(client_of(request))
+    def _throttled(self, client, account):
+        wait, which = self._throttle.retry_after(client, account)
+        if which == "account":
+            raise ApiError(429, "TOO_MANY_ATTEMPTS",
+                           f"Too many failed attempts on this account (from any address); "
+                           f"try again in {wait} s.", headers={"retry-after": str(wait)})
         if wait:
             raise ApiError(429, "TOO_MANY_ATTEMPTS",
                            f"Too many failed attempts; try again in {wait} s.",
                            headers={"retry-after": str(wait)})
+
+    def _failed(self, client, account):
+        """After a wrong password: say in the log when a limit is reached
+        (once: further attempts are refused before they count)."""
+        _, which = self._throttle.retry_after(client, account)
+        if which == "client":
+            log.warn("auth: too many failed password attempts from {client}; refusing it "
+                     "for a while", client=client)
+        elif which == "account":
+            log.warn("auth: too many failed password attempts on account {account} "
+                     "(last from {client}); refusing logins to it for a while",
+                     account=account, client=client)
 
     # -- endpoints --------------------------------------------------------
 
@@ -118,20 +143,22 @@ class AuthApi:
               summary="Log in: sets the session cookie (HttpOnly, SameSite=Strict)")
     async def login(self, call):
         request = call.request
-        client = client_of(request)
-        self._throttled(request)
-        self._throttle.attempt(client)  # counted now: parallel attempts cannot overrun
+        client, account = client_of(request), call.body["username"]
+        self._throttled(client, account)
+        # counted now: parallel attempts cannot overrun
+        self._throttle.attempt(client, account)
         try:
-            user = await self._users.check(call.body["username"], call.body["password"])
+            user = await self._users.check(account, call.body["password"])
         except HasherBusy:
-            self._throttle.cancel(client)
+            self._throttle.cancel(client, account)
             raise _busy() from None
         except BaseException:  # e.g. the store is unreachable: not judged
-            self._throttle.cancel(client)
+            self._throttle.cancel(client, account)
             raise
         if user is None:
+            self._failed(client, account)
             raise ApiError(401, "INVALID_CREDENTIALS", "Wrong username or password.")
-        self._throttle.succeeded(client)
+        self._throttle.succeeded(client, account)
         previous = session_cookie(request)
         token, expires = await self._sessions.open(user["username"])
         if previous is not None:
@@ -156,26 +183,28 @@ class AuthApi:
               summary="Change the password; ends every other session of the user")
     async def change_password(self, call):
         request = call.request
-        client = client_of(request)
-        self._throttled(request)
+        client, account = client_of(request), call.principal.username
+        self._throttled(client, account)
         try:
             check_policy(call.body["new_password"])
         except PasswordPolicyError as e:
             raise validation_error(str(e), "new_password") from None
-        self._throttle.attempt(client)  # counted now: parallel attempts cannot overrun
+        # counted now: parallel attempts cannot overrun
+        self._throttle.attempt(client, account)
         try:
             await self._users.change_password(
-                call.principal.username, call.body["current_password"],
+                account, call.body["current_password"],
                 call.body["new_password"], keep_session=call.principal.session_id)
         except WrongPassword:
+            self._failed(client, account)
             raise ApiError(403, "WRONG_PASSWORD", "The current password is wrong.") from None
         except HasherBusy:
-            self._throttle.cancel(client)
+            self._throttle.cancel(client, account)
             raise _busy() from None
         except BaseException:
-            self._throttle.cancel(client)
+            self._throttle.cancel(client, account)
             raise
-        self._throttle.cancel(client)
+        self._throttle.cancel(client, account)
         return Reply(204)
 
     @endpoint("GET", "/api/auth/me", tag="auth", response=ME,

@@ -30,7 +30,7 @@ LEADER_URL = {
 }
 LEADER_URL_BODY = obj({"leaderUrl": LEADER_URL}, required=["leaderUrl"])
 JOIN_BODY = obj({"joinCode": {
-    "type": "string", "minLength": 1, "maxLength": joincode.MAX_CODE,
+    "type": "string", "minLength": 1, "maxLength": joincode.MAX_CODE, "writeOnly": True,
     "description": "The join code from the leader (GET /api/cluster/join-code); whitespace "
                    "from copying is ignored. What a schema cannot check is checked by the "
                    "server, with specific 400 codes: the code's format and check digits "

@@ -254,7 +254,13 @@ class HaApi:
         rid = os.urandom(8).hex()
         # The delay lets this answer reach the client first: it may be talking
         # to us through the VIP, which is about to move.
-        self._state.request_release(rid, self.RELEASE_DELAY)
+        try:
+            self._state.request_release(rid, self.RELEASE_DELAY)
+        except OSError as e:
+            raise ApiError(503, "RELEASE_NOT_WRITTEN",
+                           f"The request for the keepalived sidecar cannot be written "
+                           f"({self._state.release_file}: {e.strerror}); nothing changed, "
+                           f"this node keeps the VIP.") from None
         state = await self._wait_release(rid, self.RELEASE_ACK)
         if state is None:
             self._state.cancel_release()

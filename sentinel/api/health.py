@@ -17,7 +17,9 @@ HEALTH_SCHEMA = {
         "problems": {
             "type": "object", "additionalProperties": {"type": "string"},
             "description": "what is wrong, by component, in one line each (e.g. roleFile, "
-                           "nodeKey, store); present only when something is",
+                           "nodeKey, store; policy: DNS filters with the last-known-good "
+                           "policy from <time>, or without filtering, while the store "
+                           "cannot be opened); present only when something is",
         },
     },
 }

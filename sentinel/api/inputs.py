@@ -82,8 +82,29 @@ def check(validator, value, where=""):
 def _message(error):
     # A schema may say in words what its pattern means ("x-error"): better
     # than echoing a long regular expression.
-    custom = error.schema.get("x-error") if isinstance(error.schema, dict) else None
-    return custom if isinstance(custom, str) else _short(error.message)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    custom = schema.get("x-error")
+    if isinstance(custom, str):
+        return custom
+    if schema.get("writeOnly"):
+        return _without_value(error)
+    return _short(error.message)
+
+
+def _without_value(error):
+    """
+    The message for a write-only value (a password, a secret, a join code),
+    which jsonschema's own messages would quote back: into the answer, onto
+    the screen of the UI that shows it, and into any log of either.
+    """
+    limit = error.validator_value
+    if error.validator == "minLength":
+        return f"is too short (at least {limit} characters)"
+    if error.validator == "maxLength":
+        return f"is too long (at most {limit} characters)"
+    if error.validator == "type":
+        return f"must be of type {limit}"
+    return f"is not valid ({error.validator})"
 
 
 def _short(message, limit=300):

@@ -78,7 +78,5 @@ class QueryLogApi:
     @endpoint("DELETE", "/api/query-logs", tag="query-log", status=204,
               readonly_exempt=True, summary="Clear this node's query log")
     async def clear_logs(self, call):
-        self.service.querylog.clear()
-        await self.service.flush()
-        await self.store.prune_query_logs(0, 0)
+        await self.service.clear()
         return Reply(204)

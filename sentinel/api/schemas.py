@@ -25,7 +25,9 @@ TIMESTAMP = {"type": "number", "description": "seconds since the Unix epoch"}
 NAME = {"type": "string", "minLength": 1, "maxLength": 64}
 USERNAME = {"type": "string", "minLength": 1, "maxLength": 64,
             "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"}
-PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024}
+# writeOnly: a value that fails its schema is never quoted in the error
+# (sentinel.api.inputs), as it is for other fields.
+PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024, "writeOnly": True}
 
 
 def obj(properties, required=(), additional=False, **extra):

@@ -12,7 +12,7 @@ from sentinel.secrets import NAME
 
 NAME_PARAM = {"type": "string", "pattern": NAME.pattern,
               "description": "1-64 characters: lowercase letters, digits, _ . : -"}
-VALUE = obj({"value": {"type": "string", "minLength": 1, "maxLength": 8192}},
+VALUE = obj({"value": {"type": "string", "minLength": 1, "maxLength": 8192, "writeOnly": True}},
             required=["value"])
 STATUS = obj({"secrets": array_of(obj({
     "name": {"type": "string"},

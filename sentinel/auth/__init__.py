@@ -9,10 +9,10 @@ from sentinel.auth.apitokens import ApiTokens, DuplicateName
 from sentinel.auth.authenticator import COOKIE, AdminAuthenticator
 from sentinel.auth.passwords import PasswordHasher, PasswordPolicyError
 from sentinel.auth.sessions import Sessions
-from sentinel.auth.throttle import LoginThrottle
+from sentinel.auth.throttle import LoginLimits, LoginThrottle
 
 __all__ = [
     "AdminAuthenticator", "AlreadyConfigured", "ApiTokens", "COOKIE", "DuplicateName",
-    "LoginThrottle", "PasswordHasher", "PasswordPolicyError", "Sessions", "Users",
+    "LoginLimits", "LoginThrottle", "PasswordHasher", "PasswordPolicyError", "Sessions", "Users",
     "WrongPassword",
 ]

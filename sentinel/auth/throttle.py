@@ -1,15 +1,40 @@
 """
-Login throttling: at most ``limit`` failed attempts per client within
+Login throttling: at most ``limit`` failed attempts per key within
 ``window`` seconds; beyond that, attempts are refused (HTTP 429) until the
-oldest failure leaves the window.  A success clears the client's record.
+oldest failure leaves the window.  A success clears the key's record.
 
-Clients are keyed by the peer address of the connection (forwarding
-headers are not trusted).  Memory is bounded: at most ``max_clients``
-records, the least recently failed forgotten first.
+L{LoginLimits} applies two such limits to every password guess: one per
+client (L{client_key}: the peer address, an IPv6 client by its /64) and a
+looser one per account, which bounds the guesses against the admin however
+many addresses they come from.  Memory is bounded: at most ``max_clients``
+records per limit, the least recently failed forgotten first.
 """
 
+import ipaddress
 import math
 from collections import OrderedDict, deque
+
+CLIENT_LIMIT, CLIENT_WINDOW = 10, 60.0
+ACCOUNT_LIMIT, ACCOUNT_WINDOW = 30, 600.0
+
+
+def client_key(host):
+    """
+    Whom a failed attempt is counted against, from the peer address
+    (forwarding headers are not trusted): an IPv4 address as is (also when
+    IPv4-mapped), an IPv6 address by its /64 -- one device on the LAN can
+    take any number of addresses in its /64 (SLAAC privacy addresses), so
+    counting per address would not limit it at all.
+    """
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except (AttributeError, ValueError):
+        return str(host)
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class LoginThrottle:
@@ -67,3 +92,38 @@ class LoginThrottle:
 
     def succeeded(self, client):
         self._failures.pop(client, None)
+
+
+class LoginLimits:
+    """
+    Both limits on password guesses (login, change-password): per client
+    (``clients``) and per account (``accounts``, keyed by the lower-cased
+    username).  A success clears the client's record but not the
+    account's (only the successful attempt is taken back): failures an
+    attacker spread over other addresses still count.
+    """
+
+    def __init__(self, clock, clients=None, accounts=None):
+        self.clients = clients or LoginThrottle(clock, CLIENT_LIMIT, CLIENT_WINDOW)
+        self.accounts = accounts or LoginThrottle(clock, ACCOUNT_LIMIT, ACCOUNT_WINDOW)
+
+    def retry_after(self, client, account):
+        """(seconds to wait, "client" or "account") -- (0, None) if it may try now."""
+        wait = self.clients.retry_after(client)
+        if wait:
+            return wait, "client"
+        wait = self.accounts.retry_after(account.lower())
+        return (wait, "account") if wait else (0, None)
+
+    def attempt(self, client, account):
+        """Count an attempt before the password is checked (L{LoginThrottle.attempt})."""
+        self.clients.attempt(client)
+        self.accounts.attempt(account.lower())
+
+    def cancel(self, client, account):
+        self.clients.cancel(client)
+        self.accounts.cancel(account.lower())
+
+    def succeeded(self, client, account):
+        self.clients.succeeded(client)
+        self.accounts.cancel(account.lower())  # this attempt was not a failure

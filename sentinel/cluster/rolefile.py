@@ -14,8 +14,10 @@ L{RoleFileWatcher} watches the file's DIRECTORY with INotify, so an
 in-place write, a replace by rename and a delete are all seen, and
 re-reads the file a moment after the last event (an in-place write is a
 truncate followed by a write: reading at the truncate would flap the role).
-A slow periodic re-read covers lost events (queue overflow, directory
-recreated).  Reading never raises and never blocks (a FIFO is refused, not
+A slow periodic re-read covers lost events (queue overflow).  If the
+directory itself is removed or moved away, the file is re-read (and the
+directory watched again once it is back) every REWATCH seconds until it is:
+a recreated directory with a new role file is seen within half a second.  Reading never raises and never blocks (a FIFO is refused, not
 opened for a writer to appear).
 """
 
@@ -35,6 +37,7 @@ log = Logger()
 MAX_READ = 256
 DEBOUNCE = 0.05  # seconds after the last event
 RECHECK = 5.0  # seconds between safety re-reads
+REWATCH = 0.5  # seconds between re-reads while the watched directory is gone
 EXPECTED = "expected exactly 'leader' or 'follower'"
 
 
@@ -107,6 +110,7 @@ class RoleFileWatcher(Service):
         self.current = None  # the last good override
         self.problem = None  # what is wrong with the file now (None: nothing)
         self.watching = False
+        self._lost = False  # the watched directory went away: re-read often
         # A read that fails (on_role raised: a bug) is logged; the next one
         # (the periodic re-read at the latest) applies the role again.
         self._guarded_read = Guarded("cluster: applying the role file", self._read)
@@ -117,7 +121,7 @@ class RoleFileWatcher(Service):
         self._guarded_read()
         self._schedule_recheck()
 
-    def _start_watch(self, quiet=False):
+    def _start_watch(self, quiet=False, create=True):
         if self._factory is None:
             return
         from twisted.internet import inotify
@@ -125,7 +129,10 @@ class RoleFileWatcher(Service):
         directory = os.path.dirname(self.path)
         notifier = None
         try:
-            os.makedirs(directory, exist_ok=True)
+            if create:
+                os.makedirs(directory, exist_ok=True)
+            elif not os.path.isdir(directory):
+                return  # still gone: whoever recreates it, we do not
             notifier = self._factory()
             notifier.startReading()
             mask = (inotify.IN_CLOSE_WRITE | inotify.IN_MODIFY | inotify.IN_CREATE
@@ -142,6 +149,7 @@ class RoleFileWatcher(Service):
             return
         self._notifier = notifier
         self.watching = True
+        self._lost = False
 
     def _event(self, _watch, filepath, _mask):
         # INotify reports bytes paths; events on the directory itself (moved,
@@ -152,14 +160,19 @@ class RoleFileWatcher(Service):
         if path not in (self.path, os.path.dirname(self.path)):
             return
         if _mask & (inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF):
-            self._unwatch()  # the directory went away: the re-check re-watches
+            self._unwatch()  # the directory went away: re-watch it once it is back
+            self._lost = True
+            if self._recheck is not None and self._recheck.active():
+                self._recheck.cancel()
+            self._schedule_recheck()
         if self._pending is not None and self._pending.active():
             self._pending.reset(DEBOUNCE)
         else:
             self._pending = self._clock.callLater(DEBOUNCE, self._guarded_read)
 
     def _schedule_recheck(self):
-        self._recheck = self._clock.callLater(RECHECK, self._periodic)
+        delay = REWATCH if self._lost and not self.watching else RECHECK
+        self._recheck = self._clock.callLater(delay, self._periodic)
 
     def _periodic(self):
         self._schedule_recheck()  # first: whatever this re-read does, the next one comes
@@ -167,7 +180,7 @@ class RoleFileWatcher(Service):
 
     def _read(self, rewatch=False):
         if rewatch and self._factory is not None and not self.watching:
-            self._start_watch(quiet=True)
+            self._start_watch(quiet=True, create=not self._lost)
         role, problem = read_role_file(self.path)
         if problem is not None:
             if problem != self.problem:

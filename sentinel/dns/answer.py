@@ -23,6 +23,7 @@ from sentinel.dns.wire import (
     AAAA, AD, CNAME, MX, NOERROR, NS, NXDOMAIN, OPT, PTR, QR, RA, RD, SOA, SRV, TC, TXT, A,
     Malformed, opt_record,
 )
+from sentinel.dns.rdata import RDATA_CHECKS, check_name
 
 DNAME = 39
 
@@ -32,75 +33,9 @@ MAX_TTL = 0x7FFFFFFF
 STALE_TTL = 30  # RFC 8767 section 4
 
 
-def check_name(data, i, end, names):
-    """
-    Index past the name at ``i``, which must lie before ``end``, if it is
-    well formed as clients parse it (RFC 1035 4.1.4): labels of at most 63
-    bytes, at most 255 bytes in all; raises Malformed otherwise.  A
-    compression pointer must point to where a label of a name already
-    checked starts (``names``: label start -> length of the name from
-    there; this name's labels are added): not into the header (ours is not
-    the upstream's), nor forwards, nor into other bytes — a TTL, which we
-    count down, or RDATA we do not look into — whose meaning as a name
-    would change in our reply or that no client could decode.
-    """
-    starts = []
-    total = 0
-    try:
-        while True:
-            if i >= end:
-                raise Malformed("name runs past its record")
-            n = data[i]
-            if n < 64:
-                starts.append(i)
-                starts.append(total)
-                total += n + 1
-                if n == 0:
-                    after = i + 1
-                    break
-                i += n + 1
-            elif n >= 0xC0:
-                if i + 1 >= end:
-                    raise Malformed("truncated pointer")
-                target = (n & 0x3F) << 8 | data[i + 1]
-                rest = names.get(target)
-                if rest is None:
-                    if 12 not in names:  # the question's labels, on first need
-                        _question_labels(data, names)
-                        rest = names.get(target)
-                    if rest is None:
-                        raise Malformed("compression pointer to no name")
-                total += rest
-                after = i + 2
-                break
-            else:
-                raise Malformed("bad label")
-    except IndexError:
-        raise Malformed("truncated name") from None
-    if total > 255:
-        raise Malformed("name too long")
-    for k in range(0, len(starts), 2):
-        names[starts[k]] = total - starts[k + 1]
-    return after
-
-
-def _question_labels(data, names):
-    """Add the question name's labels to ``names`` (the transport checked it)."""
-    i = 12
-    n = data[i]
-    starts = []
-    while n:
-        starts.append(i)
-        i += n + 1
-        n = data[i]
-    total = i + 1 - 12
-    for at in starts:
-        names[at] = total - (at - 12)
-    names[i] = 1
-
-
 # Record types whose RDATA is checked (clients that decode them reject the
-# whole message when it is broken): fixed sizes, and names at an offset.
+# whole message when it is broken): fixed sizes, and names at an offset;
+# TXT and SOA below, and the rarer types in sentinel.dns.rdata.
 _RDATA_SIZE = {A: 4, AAAA: 16}
 _RDATA_NAME = {NS: 2, CNAME: 2, PTR: 2, DNAME: 2, MX: 4, SRV: 8}  # offset + 2 (0: no name)
 
@@ -286,6 +221,10 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
                     j = check_name(data, check_name(data, rdata, i, names), i, names)
                     if j + 20 != i:
                         raise Malformed("bad SOA")
+                else:
+                    check = RDATA_CHECKS.get(rtype)
+                    if check is not None:
+                        check(data, rdata, i, names)
             if ttl > MAX_TTL:
                 ttl = 0
                 dirty = True

@@ -20,6 +20,11 @@ keeps the delay it had), and either way the listeners get the step
 (seconds, negative for a step back) to rebase the times they remember.
 The reactor's own clock stays the wall clock: query log timestamps are
 wall-clock times.
+
+This is the only place that tells a step: the forwarders' timeout sweeps
+call L{ClockSteps.check} before comparing deadlines (a step forward makes
+the reactor run them at once, before the next tick), and get the step
+back as a listener like everyone else (L{sentinel.dns.engine.Engine.watch_clock}).
 """
 
 import threading
@@ -68,7 +73,11 @@ class ClockSteps:
         self._stopping = threading.Event()
 
     def check(self):
-        """The step since the last check (0.0 if none); runs in the reactor thread."""
+        """
+        The step since the last check (0.0 if none); runs in the reactor
+        thread (the tick, and the forwarders' sweeps): checking more often
+        only finds a step sooner.
+        """
         wall, mono = self.reactor.seconds(), self.monotonic()
         last_wall, last_mono = self._wall, self._mono
         self._wall, self._mono = wall, mono

@@ -55,6 +55,7 @@ class Engine:
         self.forwarder = Forwarder(clock, self._accept, self._resolved, timeout)
         # The upstreams for LAN-only names (lan_upstreams), e.g. the router.
         self.lan_forwarder = Forwarder(clock, self._accept, self._resolved, timeout)
+        self.forwarders = (self.forwarder, self.lan_forwarder)
         self.blocker = local.Blocker()
         self.lan = lan.LanNames()
         self.chaser = Chaser(self)
@@ -186,9 +187,24 @@ class Engine:
 
     # -- outcomes --------------------------------------------------------------
 
+    def watch_clock(self, steps):
+        """
+        Rebase on every wall-clock step ``steps`` (a L{ClockSteps}) finds;
+        the forwarders' timeout sweeps ask it to check first, so a step
+        forward is rebased before their deadlines look due.
+        """
+        steps.listeners.append(self.clock_stepped)
+        for forwarder in self.forwarders:
+            forwarder.check_clock = steps.check
+
     def clock_stepped(self, step):
-        """The wall clock stepped (L{sentinel.dns.clocksteps}): cached answers keep their TTLs."""
+        """
+        The wall clock stepped (L{sentinel.dns.clocksteps}): cached answers
+        keep their TTLs, upstream timeouts and back-offs their time left.
+        """
         self.cache.shift(step)
+        for forwarder in self.forwarders:
+            forwarder.rebase(step)
 
     def _accept(self, data, qend, inflight):
         answer = parse_response(

@@ -18,13 +18,15 @@ L{sentinel.dns.doh}).
   three plain values (no tuple, not the attempt): an answered attempt is
   freed at once instead of staying alive for the whole timeout, and the
   garbage collector has nothing to scan there.
-- Clock steps: a sweep that runs more than ``STEP_BACK`` seconds earlier
-  or ``STEP_FORWARD`` later than due means the wall clock stepped (or the
-  reactor stalled): the deadlines and start times still queued move with
-  it (and, after a step back, the back-offs), so a step back does not keep
-  a lost query in flight (coalescing every retry of its name) for the
-  length of the step, and a step forward does not time out every query in
-  flight at once.
+- Clock steps are noticed by L{sentinel.dns.clocksteps} (the engine
+  passes them on, L{Engine.watch_clock}): L{Forwarder.rebase} moves the
+  deadlines and start times still queued with the step (and, after a step
+  back, the back-offs), so a step back does not keep a lost query in
+  flight (coalescing every retry of its name) for the length of the step,
+  and a step forward does not time out every query in flight at once.
+  Each sweep first asks the watcher to check (``check_clock``): after a
+  step forward the reactor runs the sweep at once, before the watcher's
+  next tick, and its deadlines must be rebased before they look due.
 
 The clock is injected; ``accept(data, qend, inflight)`` turns a matched
 response into an Answer (raising Malformed to fail over), and
@@ -47,10 +49,6 @@ BACKOFF_MIN, BACKOFF_MAX = 2.0, 60.0
 BACKOFF_DOUBLINGS = 5  # 2 s * 2 ** 5 > 60 s
 MAX_INFLIGHT = 20000
 MAX_WAITERS = 256
-# A sweep this much earlier than due: the clock stepped back.  This much
-# later: it stepped forward, or the reactor stalled for so long that the
-# clients gave up (a short stall times out as usual).
-STEP_BACK, STEP_FORWARD = 1.0, 10.0
 
 
 class Upstream:
@@ -128,12 +126,13 @@ class Forwarder:
         self._sweeper = LoopingCall(self._sweep)
         self._sweeper.clock = clock
         self._sweep_interval = sweep
-        self._swept = None  # when the last sweep ran
+        # Called before each sweep (ClockSteps.check): a clock step it
+        # finds comes back as rebase() before any deadline is compared.
+        self.check_clock = None
         self.coalesced = 0
 
     def start(self):
         if not self._sweeper.running:
-            self._swept = self.clock.seconds()
             self._sweeper.start(self._sweep_interval, now=False)
 
     def stop(self):
@@ -273,14 +272,18 @@ class Forwarder:
             del self.inflight[inflight.key]
         self.done(inflight, answer, up)
 
-    def _rebase(self, shift):
-        """Move every time still waiting by ``shift`` seconds (the clock stepped)."""
+    def rebase(self, shift):
+        """
+        The wall clock stepped by ``shift`` seconds (L{sentinel.dns.clocksteps}):
+        move the deadlines and start times still waiting with it, and after a
+        step back the back-offs (after a step forward one may just end early).
+        """
         queue = self._deadlines
         items = list(queue)
         items[0::3] = [deadline + shift for deadline in items[0::3]]
         queue.clear()
         queue.extend(items)
-        if shift < 0:  # after a step forward, a back-off may just end early
+        if shift < 0:
             for up in self.upstreams:
                 if up.down_until:
                     up.down_until += shift
@@ -293,12 +296,9 @@ class Forwarder:
 
     def _sweep(self):
         queue = self._deadlines
+        if self.check_clock is not None:
+            self.check_clock()
         now = self.clock.seconds()
-        swept, self._swept = self._swept, now
-        if swept is not None:
-            late = now - swept - self._sweep_interval
-            if late < -STEP_BACK or late > STEP_FORWARD:
-                self._rebase(late)
         inflights = self.inflight
         pop = queue.popleft
         while queue and queue[0] <= now:

@@ -72,10 +72,11 @@ class DnsService(MultiService):
         self.probe_socket = ProbeSocket(reactor, probe_target(config.dns_interfaces,
                                                               config.dns_port))
         self.probe = DnsProbe(reactor, self.probe_socket.send)
-        # Keeps the reactor's timers (and the times the engine and the
-        # probe remember) right when the wall clock steps.
+        # Keeps the reactor's timers (and the times the engine, its
+        # forwarders and the probe remember) right when the wall clock steps.
         self.clock_steps = ClockSteps(reactor)
-        self.clock_steps.listeners += [self.engine.clock_stepped, self.probe.clock_stepped]
+        self.engine.watch_clock(self.clock_steps)
+        self.clock_steps.listeners.append(self.probe.clock_stepped)
 
     def _send_error(self, error):
         self.stats.drop("send_error")

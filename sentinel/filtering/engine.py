@@ -9,16 +9,21 @@ client, rewrite or pause change), the rebuild runs synchronously inside the
 store's commit notification, so the change is enforced before the API call
 that made it returns.  New list contents are read from the store (blobs),
 decoded and merged in a thread first.
+
+With a L{LastGoodWriter}, every new policy is also saved to the
+last-known-good file (debounced, in a thread); when the store cannot be
+opened at start (``store_failed`` fires first), that file is loaded and
+its policy enforced until the store opens (sentinel/filtering/lastgood.py).
 """
 
 import time
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
-from sentinel.filtering import compiler
+from sentinel.filtering import compiler, lastgood
 from sentinel.filtering.listcache import ListCache, decode_blob, merge, trim_memory
 from sentinel.filtering.listformat import ListFormatError
 from sentinel.periodic import Guarded
@@ -35,15 +40,30 @@ class PolicyEngine(Service):
     """
     store: IStore; clock: IReactorTime; source: PolicySource; ready:
     callable() -> Deferred firing when the store is usable; run: how to run
-    a function off the reactor thread (tests pass a synchronous one).
+    a function off the reactor thread (tests pass a synchronous one);
+    lastgood_file: the last-known-good file's path (None: no such file);
+    store_failed: callable() -> Deferred firing if the store could not be
+    opened (before it is ready).
     """
 
-    def __init__(self, store, clock, source, ready=None, run=in_thread):
+    def __init__(self, store, clock, source, ready=None, run=in_thread, lastgood_file=None,
+                 store_failed=None):
         self.store = store
         self.clock = clock
         self.source = source
         self._ready = ready or (lambda: succeed(None))
         self._run = run
+        self._fallback_blobs = None  # {sha: blob} from the last-known-good file
+        self.lastgood_path = lastgood_file
+        self.writer = None
+        if lastgood_file is not None:
+            self.writer = lastgood.LastGoodWriter(lastgood_file, clock,
+                                                  lambda sha: self.store.get_blob(sha), run)
+        self._store_failed = store_failed
+        self.fallback = None  # LastGood in force while the store cannot be opened
+        self.fallback_problem = None  # why there is none (one line), or None
+        self._kept = frozenset()  # blocklist shas the policy in force can use
+        self._loading = False
         self.config = compiler.FilterConfig()
         self.cache = ListCache()
         self.loaded = False
@@ -71,6 +91,8 @@ class PolicyEngine(Service):
         d = self._ready()
         d.addCallback(lambda _: self._load())
         d.addErrback(lambda f: log.failure("filtering could not start", f))
+        if self.lastgood_path is not None and self._store_failed is not None:
+            self._store_failed().addCallback(lambda _: self._load_lastgood())
 
     def stopService(self):
         super().stopService()
@@ -80,10 +102,75 @@ class PolicyEngine(Service):
         self._cancel_timer()
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
+        if self.writer is not None:
+            self.writer.stop()
+
+    # -- the last-known-good policy ----------------------------------------
+
+    def _load_lastgood(self):
+        if self.loaded or not self.running:
+            return None
+        d = maybeDeferred(self._run, lastgood.read_file, self.lastgood_path)
+        d.addCallbacks(self._lastgood_loaded, self._lastgood_failed)
+        return d
+
+    def _lastgood_failed(self, failure):
+        if failure.check(lastgood.LastGoodError):
+            reason = failure.getErrorMessage()
+        else:  # a bug: its traceback, once (this runs once per start)
+            log.failure("filtering: loading the last-known-good policy failed", failure)
+            reason = f"{self.lastgood_path} could not be loaded ({failure.getErrorMessage()})"
+        self._no_fallback(reason)
+
+    def _no_fallback(self, reason):
+        if self.loaded:
+            return
+        self.fallback_problem = f"DNS answers without filtering: {reason}"
+        log.error("filtering: the store cannot be opened and {reason}: DNS answers without "
+                  "filtering until the store opens", reason=reason)
+
+    def _lastgood_loaded(self, saved):
+        if saved is None:
+            self._no_fallback(f"there is no last-known-good policy ({self.lastgood_path} "
+                              f"does not exist)")
+            return
+        if self.loaded or not self.running:
+            return  # the store opened meanwhile
+        self.config = saved.config
+        self.fallback = saved
+        self.fallback_problem = None
+        # Contents are decoded once (then kept by the list cache): each
+        # is handed out once, so the file's bytes do not stay in memory.
+        self._fallback_blobs = saved.blobs
+        self.loaded = True
+        log.warn("filtering: the store cannot be opened: DNS filters with the last-known-good "
+                 "policy from {when} (revision {revision}, {path}) until it opens",
+                 when=lastgood.describe_time(saved.saved_at, self.clock.seconds()),
+                 revision=saved.config.revision, path=self.lastgood_path)
+        self._rebuild_or_retry()
+
+    def meanwhile(self):
+        """What DNS does while the store cannot be opened (for its log line)."""
+        if self.fallback is not None:
+            when = lastgood.describe_time(self.fallback.saved_at, self.clock.seconds())
+            return f"DNS filters with the last-known-good policy from {when} meanwhile"
+        return "DNS answers without filtering meanwhile"
+
+    def problem(self):
+        """One line for /api/health while the policy is not the store's, else None."""
+        if self.fallback is not None:
+            when = lastgood.describe_time(self.fallback.saved_at, self.clock.seconds())
+            return (f"DNS filters with the last-known-good policy from {when} (revision "
+                    f"{self.fallback.config.revision}), not the configuration in the store, "
+                    f"until the store opens")
+        return self.fallback_problem
+
+    # -- the store's configuration -------------------------------------------
 
     def _load(self):
         if not self.running:
             return None
+        self._loading = True  # settled() waits for it, also over a fallback policy
         d = self.store.snapshot(kinds=compiler.KINDS + ("setting",))
         d.addCallbacks(self._loaded, self._load_failed)
         return d
@@ -94,6 +181,15 @@ class PolicyEngine(Service):
         self._timer = self.clock.callLater(RETRY_DELAY, self._load)
 
     def _loaded(self, changes):
+        self._loading = False
+        if self.fallback is not None:
+            log.info("filtering: the store is open: its configuration replaces the "
+                     "last-known-good policy")
+            self.config = compiler.FilterConfig()
+            self.unavailable.clear()
+            self.fallback = None
+        self.fallback_problem = None
+        self._fallback_blobs = None
         for entity in changes.entities:
             self.config.apply(entity)
         self.config.revision = changes.revision
@@ -169,15 +265,21 @@ class PolicyEngine(Service):
 
     async def _load_lists(self, keys):
         for sha in self.cache.missing_shas(keys):
+            source = self._fallback_blobs
             try:
-                blob = await self.store.get_blob(sha)
+                if source is not None:
+                    blob = source.pop(sha, None)
+                else:
+                    blob = await self.store.get_blob(sha)
                 if blob is None:
-                    raise ListFormatError("contents not in the store (yet)")
+                    raise ListFormatError("contents not in the store (yet)" if source is None
+                                          else "contents not in the last-known-good file")
                 self.cache.decoded[sha] = await self._run(decode_blob, blob)
             except ListFormatError as e:
                 # Nothing will change until the entity does: go on without it.
                 log.warn("filtering: blocklist contents {sha} unusable: {e}", sha=sha[:12], e=e)
-                self.unavailable.add(sha)
+                if source is self._fallback_blobs:  # not from a source replaced meanwhile
+                    self.unavailable.add(sha)
             except Exception as e:
                 log.warn("filtering: reading blocklist contents {sha} failed: {e}",
                          sha=sha[:12], e=e)
@@ -210,6 +312,9 @@ class PolicyEngine(Service):
         elif self.policy is not None:
             self.policy.revision = self.config.revision
         self.cache.retain(plan.needed(), plan.kept_shas())
+        self._kept = frozenset(plan.kept_shas() - self.unavailable)
+        if self.writer is not None and self.fallback is None:
+            self.writer.changed(self._to_save)
         if self._trim_after_install:
             self._trim_after_install = False
             self._run(trim_memory)
@@ -217,6 +322,10 @@ class PolicyEngine(Service):
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(self.policy)
+
+    def _to_save(self):
+        """(config document, blocklist shas) of the policy in force, for the writer."""
+        return lastgood.config_doc(self.config), self._kept
 
     def _schedule(self, when):
         self._cancel_timer()
@@ -248,11 +357,19 @@ class PolicyEngine(Service):
             "paused": until is not None and until > self.clock.seconds(),
             "next_change": info.get("next_change"),
             "time_zone": info.get("time_zone", ""),
+            # The policy comes from the store, or from the last-known-good
+            # file while the store cannot be opened (then: when it was saved).
+            "source": "store" if self.fallback is None else "last-known-good",
+            "last_known_good_from": None if self.fallback is None else self.fallback.saved_at,
+            "last_known_good_saved": None if self.writer is None else self.writer.saved_at,
+            "last_known_good_saved_revision":
+                None if self.writer is None else self.writer.saved_revision,
         }
 
     def settled(self):
         """A Deferred firing with the policy once no rebuild is pending."""
-        if self.loaded and not self._busy and not self._dirty and self.policy is not None:
+        if (self.loaded and not self._loading and not self._busy and not self._dirty
+                and self.policy is not None):
             return succeed(self.policy)
         d = Deferred()
         self._waiters.append(d)

@@ -16,14 +16,13 @@ import zlib
 from urllib.parse import urljoin
 
 import attr
-import treq
 from hyperlink import EncodedURL
+from OpenSSL import SSL
 from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
-from twisted.web.client import ResponseFailed
 
-from sentinel import __version__
+from sentinel import __version__, httpbody
 from sentinel.quiet import QuietHTTPConnectionPool
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -91,11 +90,9 @@ def fetch(http, clock, url, etag="", last_modified="", timeout=DEFAULT_TIMEOUT,
             return failure
         if failure.check(CancelledError):
             raise FetchError("download cancelled")
-        if failure.check(ResponseFailed):
-            reasons = getattr(failure.value, "reasons", None) or []
-            detail = "; ".join(r.getErrorMessage() for r in reasons) or "connection failed"
-            raise FetchError(f"download failed: {detail}")
-        raise FetchError(f"download failed: {failure.getErrorMessage() or failure.type.__name__}")
+        reasons = getattr(failure.value, "reasons", None) or [failure]
+        detail = "; ".join(_reason(r) for r in reasons) or "connection failed"
+        raise FetchError(f"download failed: {_short(detail, 300)}")
 
     return d.addBoth(stop_timer).addErrback(explain)
 
@@ -114,17 +111,17 @@ async def _fetch(http, url, etag, last_modified, max_bytes, max_redirects):
         code = response.code
         if code in REDIRECTS:
             location = response.headers.getRawHeaders(b"location")
-            await _discard(response)
+            _discard(response)
             if not location:
                 raise FetchError(f"HTTP {code} redirect without a Location")
             current = urljoin(current, location[0].decode("latin-1"))
             continue
         if code == 304 and (etag or last_modified):
-            await _discard(response)
+            _discard(response)
             return Fetched(False, url=current)
         if code != 200:
-            await _discard(response)
-            raise FetchError(f"HTTP {code} from {current}")
+            _discard(response)
+            raise FetchError(f"HTTP {code} from {_short(current)}")
         body = await _read(response, max_bytes)
         return Fetched(
             True, body,
@@ -133,9 +130,29 @@ async def _fetch(http, url, etag, last_modified, max_bytes, max_redirects):
     raise FetchError(f"more than {max_redirects} redirects")
 
 
+def _short(text, limit=200):
+    """Server-supplied text (a redirect's URL, a malformed status line) as
+    it goes into the list's status and a notification: at most ``limit``
+    characters."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _reason(failure):
+    """One failure as a short text; TLS errors as their OpenSSL reasons
+    (``[('SSL routines', '', 'certificate verify failed')]`` otherwise)."""
+    if failure.check(SSL.Error):
+        args = failure.value.args[0] if failure.value.args else None
+        if isinstance(args, list):
+            texts = [str(a[-1]) for a in args if isinstance(a, tuple) and a and a[-1]]
+            if texts:
+                return "TLS error: " + ", ".join(texts)
+        return "TLS error"
+    return failure.getErrorMessage() or failure.type.__name__
+
+
 def _check_scheme(url):
     if not url.lower().startswith(("http://", "https://")):
-        raise FetchError(f"refusing to follow {url!r}: only http and https are allowed")
+        raise FetchError(f"refusing to follow {_short(url)!r}: only http and https are allowed")
 
 
 def _header(response, name):
@@ -143,11 +160,13 @@ def _header(response, name):
     return values[-1].decode("latin-1") if values else ""
 
 
-async def _discard(response):
-    try:
-        await _read(response, 1024 * 1024)
-    except Exception:
-        pass
+def _discard(response):
+    """Close the answer's connection without reading its body (connections
+    are not reused): a redirect or error body that trickles must not hold
+    the download until the time limit, hiding the HTTP status."""
+    reading = httpbody.stream(response, lambda data: None)
+    reading.addErrback(lambda _: None)
+    reading.cancel()
 
 
 async def _read(response, max_bytes):
@@ -161,7 +180,7 @@ async def _read(response, max_bytes):
         raise FetchError("unsupported Content-Encoding "
                          f"{b', '.join(encodings).decode('latin-1')[:50]!r}")
     body = Body(max_bytes, gzipped=bool(encodings))
-    await treq.collect(response, body.feed)
+    await httpbody.stream(response, body.feed)
     return body.finish()
 
 
@@ -193,6 +212,12 @@ class Body:
                 raise self._failed from None
             self._add(out)
             data = self._inflate.unconsumed_tail
+            if self._inflate.eof and self._inflate.unused_data.strip(b"\0"):
+                # Another gzip member (RFC 1952: a file is a series of them;
+                # zeros after the last are padding): it was dropped unread.
+                data = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                continue
             if not data and len(out) < PIECE:
                 return
 

@@ -6,14 +6,17 @@ Accepted, line by line and mixed freely in one file:
 - hosts files: ``0.0.0.0 ads.example.com [more names]`` (any address;
   ``localhost`` and friends are ignored);
 - plain domain lists: ``ads.example.com`` (a leading ``*.`` is dropped);
-- Adblock-style: ``||ads.example.com^`` (optionally ``$important``) blocks,
-  ``@@||ads.example.com^`` is an exception (allow);
+- Adblock-style: ``||ads.example.com^`` (optionally ``$important``, which
+  adds nothing here) blocks, ``@@||ads.example.com^`` is an exception
+  (allow); ``$badfilter`` takes back the list's own rule for that name;
 - comments: lines starting with ``#`` or ``!``, ``[Adblock ...]`` headers,
-  and trailing `` # comment`` text.
+  and trailing `` # comment`` text (whatever it holds).
 
 Everything else (cosmetic ``##`` rules, URL/path rules, regexes, rules
-with modifiers a DNS server cannot honour, invalid or single-label names)
-is skipped and counted.  Every entry blocks the name and its subdomains.
+with modifiers a DNS server cannot honour, invalid or single-label names,
+IP addresses) is skipped and counted; a hosts line's valid names are kept
+when one of its names is not.  Every entry blocks the name and its
+subdomains.
 
 The stored form is a blob: ``SBL1``, two 4-byte counts, then the zlib-
 compressed, sorted wire-format keys (see L{sentinel.filtering.names}) of
@@ -41,6 +44,7 @@ _HOSTS_IGNORED = frozenset([
 _ADBLOCK = re.compile(r"(@@)?\|\|([^\^/$|*]+)\^(?:\|)?(?:\$(.*))?")
 _ADDRESS = re.compile(r"[0-9.]+|[0-9a-fA-F:]*:[0-9a-fA-F:.%a-zA-Z]*")
 _SUPPORTED_MODIFIERS = frozenset(["important"])
+_COMMENT = re.compile(r"\s+#")  # a trailing comment: "0.0.0.0 a.example # ads | tracking"
 
 
 class ListFormatError(ValueError):
@@ -56,12 +60,25 @@ class ParsedList:
 
 
 def text_of(body):
-    """Downloaded bytes -> text (UTF-8, else Latin-1; a BOM is dropped)."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        text = body.decode("latin-1")
-    return text.lstrip("\ufeff")
+    """
+    Downloaded bytes -> text: UTF-8, a BOM dropped.  Bytes that are not
+    UTF-8 become U+FFFD, so only the lines holding them are skipped (read
+    as Latin-1, one stray byte turned every internationalised name of the
+    list into a different, valid-looking one).
+    """
+    return body.decode("utf-8", "replace").lstrip("\ufeff")
+
+
+_MARKUP_START = re.compile(rb"\s*<[!?/a-zA-Z]")
+
+
+def looks_like_html(body):
+    """
+    True if downloaded bytes start like an HTML (or XML) page, not a list:
+    an error page, a captive portal, a parked domain's page.  No list
+    format starts with a tag (``<!DOCTYPE``, ``<html>``, ``<h1>``, ``<?xml``).
+    """
+    return _MARKUP_START.match(body[:4096].lstrip(b"\xef\xbb\xbf")) is not None
 
 
 def parse(text):
@@ -76,13 +93,16 @@ def parse(text):
         if len(examples) < MAX_EXAMPLES:
             examples.append(line[:200])
 
+    bad_blocks, bad_allows = set(), set()
     for raw in text.splitlines():
         line = raw.strip()
+        if "#" in line:
+            line = _COMMENT.split(line, 1)[0]
         if not line or line[0] in "#!" or (line[0] == "[" and line[-1] == "]"):
             continue
         if "|" in line or "^" in line or "$" in line or "##" in line or "#@#" in line \
                 or "#?#" in line or "#$#" in line:
-            _adblock(line, blocked, allowed, skip)
+            _adblock(line, blocked, allowed, (bad_blocks, bad_allows), skip)
             continue
         hash_at = line.find("#")
         if hash_at >= 0:
@@ -97,25 +117,34 @@ def parse(text):
         else:
             skip(raw.strip())
             continue
+        bad = False
         for name in names:
             if name.lower() in _HOSTS_IGNORED:
                 continue
             key = _key(name)
             if key is None:
-                skip(raw.strip())
-                break
-            blocked.add(key)
+                bad = True  # the line's other names still count
+            else:
+                blocked.add(key)
+        if bad:
+            skip(raw.strip())
+    blocked -= bad_blocks
+    allowed -= bad_allows
     return ParsedList(sorted(blocked), sorted(allowed), skipped, tuple(examples))
 
 
-def _adblock(line, blocked, allowed, skip):
+def _adblock(line, blocked, allowed, disabled, skip):
     m = _ADBLOCK.fullmatch(line)
     if m is None:
         skip(line)
         return
     exception, name, modifiers = m.groups()
+    target = allowed if exception else blocked
     if modifiers:
         names = {part.strip().lower() for part in modifiers.split(",")}
+        if "badfilter" in names:  # this list takes back its own rule for the name
+            names.discard("badfilter")
+            target = disabled[1 if exception else 0]
         if not names <= _SUPPORTED_MODIFIERS:
             skip(line)
             return
@@ -123,7 +152,7 @@ def _adblock(line, blocked, allowed, skip):
     if key is None:
         skip(line)
         return
-    (allowed if exception else blocked).add(key)
+    target.add(key)
 
 
 def _key(name):
@@ -133,6 +162,8 @@ def _key(name):
         return None
     if "." not in name:
         return None  # a single label (a TLD) in a list is almost always a mistake
+    if name.rsplit(".", 1)[1].isdigit():
+        return None  # an IP address (no top-level domain is numeric)
     return to_key(name)
 
 

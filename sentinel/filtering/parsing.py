@@ -19,7 +19,7 @@ import sys
 
 import attr
 from twisted.internet import protocol
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 
 from sentinel.filtering import listformat
 
@@ -81,10 +81,16 @@ class _Child(protocol.ProcessProtocol):
             self.done.errback(ParseError(
                 f"the list parser failed ({tail[-1] if tail else f'exit status {code}'})"))
             return
-        (n,) = _LEN.unpack_from(out)
-        meta = json.loads(out[_LEN.size:_LEN.size + n])
-        summary = Summary(meta["domains"], meta["allows"], meta["skipped"],
-                          tuple(meta["examples"]))
+        try:
+            (n,) = _LEN.unpack_from(out)
+            if len(out) < _LEN.size + n:
+                raise ValueError("its answer is cut short")
+            meta = json.loads(out[_LEN.size:_LEN.size + n])
+            summary = Summary(int(meta["domains"]), int(meta["allows"]), int(meta["skipped"]),
+                              tuple(str(e) for e in meta["examples"]))
+        except (ValueError, KeyError, TypeError) as e:
+            self.done.errback(ParseError(f"the list parser answered nonsense ({e})"))
+            return
         self.done.callback((summary, out[_LEN.size + n:]))
 
 
@@ -98,9 +104,12 @@ def in_child(reactor, clock=None, timeout=CHILD_TIMEOUT):
         env = dict(os.environ)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         child = _Child(body, done)
-        process = reactor.spawnProcess(
-            child, sys.executable, [sys.executable, "-m", "sentinel.filtering.parsing"],
-            env=env)
+        try:
+            process = reactor.spawnProcess(
+                child, sys.executable, [sys.executable, "-m", "sentinel.filtering.parsing"],
+                env=env)
+        except Exception as e:  # e.g. out of processes or file descriptors
+            return fail(ParseError(f"the list parser could not start ({e})"))
 
         def kill():
             try:
@@ -120,11 +129,27 @@ def in_child(reactor, clock=None, timeout=CHILD_TIMEOUT):
     return parse
 
 
-def main():
+def step_aside():
+    """
+    The child yields to the daemon: niced (DNS first), and the process the
+    kernel's OOM killer takes first.  A list at the 64 MB cap made of short
+    names is ~13M entries, a few GB while parsed; on a small machine the
+    daemon (large too, once lists are loaded) could otherwise be the one
+    killed.  Raising one's own score needs no privilege.
+    """
     try:
-        os.nice(10)  # DNS first
+        os.nice(10)
     except OSError:
         pass
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+
+
+def main():
+    step_aside()
     summary, blob = parse_and_encode(sys.stdin.buffer.read())
     meta = json.dumps(attr.asdict(summary)).encode()
     out = sys.stdout.buffer

@@ -32,6 +32,7 @@ from zope.interface import implementer
 from sentinel.dns.decision import IQueryLog
 from sentinel.filtering import settings
 from sentinel.periodic import looping_call
+from sentinel.store.database import StoreUnavailable
 from sentinel.store.logwriter import Names, normalise
 
 log = Logger()
@@ -140,6 +141,7 @@ class QueryLogService(Service):
         self.retention_interval = retention_interval
         self.settings = settings.filtering(None)
         self._flushing = None
+        self._refused = None  # why the last flush could not hand rows on, or None
         self._loops = []
         self._unsubscribe = None
 
@@ -153,6 +155,8 @@ class QueryLogService(Service):
         def ready(_):
             if not self.running:
                 return
+            if self.writer is not None:
+                self.writer.start()  # recovers a spool left by a killed daemon
             retention = LoopingCall(self.retention)
             retention.clock = self.clock
             self._loops.append(retention)
@@ -170,7 +174,7 @@ class QueryLogService(Service):
             if loop.running:
                 loop.stop()
         self._loops = []
-        d = self.flush(wait=False)
+        d = self.flush(wait=False, stopping=True)
         if self.writer is not None:
             d.addBoth(lambda _: self.writer.stop())
         return d
@@ -186,22 +190,24 @@ class QueryLogService(Service):
         if not self.querylog.enabled:
             self.querylog.clear()
 
-    def flush(self, wait=True):
+    def flush(self, wait=True, stopping=False):
         """
         Write everything buffered now; one flush at a time.  Called while
         one runs (an API read), it flushes again after it: the running one
         does not include the rows recorded since it started.  With a
         writer and ``wait``: then waits until it has stored what it was
         sent (``settle_timeout`` at most); the periodic flush does not.
+        ``stopping``: the daemon stops; the rows go to the writer's spool
+        even if the store is down (the next start stores them).
         """
         if self._flushing is not None:
             after = Deferred()
             self._flushing.addBoth(lambda result: after.callback(None) or result)
-            return after.addCallback(lambda _: self.flush(wait))
+            return after.addCallback(lambda _: self.flush(wait, stopping))
         if not self.querylog.buffer:
             d = succeed(None)
         else:
-            d = self._flushing = ensureDeferred(self._flush())
+            d = self._flushing = ensureDeferred(self._flush(stopping))
 
             def done(result):
                 self._flushing = None
@@ -212,10 +218,12 @@ class QueryLogService(Service):
             d.addCallback(lambda _: self.writer.settled(self.settle_timeout))
         return d
 
-    async def _flush(self):
+    async def _flush(self, stopping=False):
         querylog = self.querylog
         if self.writer is not None:
             if not self.store.available:
+                if stopping:  # into the spool, for the next start
+                    return self._keep_in_spool()
                 return  # not migrated yet, or the database is down: keep the rows
             return await self._flush_to_writer()
         pending = len(querylog.buffer)
@@ -230,9 +238,11 @@ class QueryLogService(Service):
             except Exception as e:
                 querylog.failures += 1
                 querylog.put_back(rows)
+                self._refused = f"storing rows fails ({e})"
                 log.warn("query log: writing {n} rows failed ({e}); keeping them buffered",
                          n=len(rows), e=e)
                 return
+            self._refused = None
             querylog.written += stored
 
     async def _flush_to_writer(self):
@@ -253,12 +263,54 @@ class QueryLogService(Service):
             except Exception as e:
                 querylog.failures += 1
                 querylog.put_back(rows)
+                self._refused = f"the writer cannot take rows ({e})"
                 log.warn("query log: the writer cannot take {n} rows ({e}); keeping them "
                          "buffered", n=len(rows), e=e)
                 return
+            self._refused = None
             d.addCallbacks(self._stored, self._lost, errbackArgs=(len(rows),))
             if pending > 0:
                 await _turn(self.clock)
+
+    def _keep_in_spool(self):
+        querylog = self.querylog
+        while querylog.buffer:
+            rows = querylog.take_raw(self.batch)
+            try:
+                self.writer.keep(rows)
+            except Exception as e:
+                querylog.dropped += len(rows) + len(querylog.buffer)
+                log.warn("query log: {n} rows buffered at stop are lost ({e})",
+                         n=len(rows) + len(querylog.buffer), e=e)
+                querylog.clear()
+
+    def problem(self):
+        """
+        One line for ``/api/health`` (``problems.queryLog``: shown, the
+        status is not changed, DNS is not affected) while rows are not
+        being stored; None otherwise.
+        """
+        why = [p for p in (self._refused, getattr(self.writer, "problem", None)) if p]
+        if not why:
+            return None
+        return "query log: {}; {} rows waiting, {} dropped since start".format(
+            "; ".join(why), self.querylog.waiting(), self.querylog.dropped)
+
+    async def clear(self):
+        """
+        ``DELETE /api/query-logs``: the buffered rows and every row stored
+        or on its way to the database so far go; not one of them is stored
+        later (with the writer: L{sentinel.store.logpipe.QueryLogWriter.clear}).
+        """
+        if self.writer is not None:
+            if not self.store.available:  # the writer touches no database not migrated
+                raise StoreUnavailable("the database is not available")
+            self.querylog.clear()
+            await self.writer.clear(self.clock.seconds())
+        else:
+            self.querylog.clear()
+            await self.flush()
+            await self.store.prune_query_logs(0, 0)
 
     def _writer_failed(self):
         self.querylog.failures += 1

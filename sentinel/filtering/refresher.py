@@ -14,7 +14,7 @@ import time
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredLock, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredLock, DeferredSemaphore, ensureDeferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -23,8 +23,10 @@ from twisted.python.failure import Failure
 from sentinel.filtering import model, parsing, settings
 from sentinel.filtering.fetch import FetchError, fetch
 from sentinel.filtering.listcache import trim_memory
+from sentinel.filtering.listformat import looks_like_html
 
 log = Logger()
+DOWNLOADS = 4  # downloads at a time
 
 
 class BlocklistRefresher(Service):
@@ -42,8 +44,14 @@ class BlocklistRefresher(Service):
         self._parse = parse
         self.check_interval = check_interval
         self.fetch_options = dict(fetch_options or {})
-        self._lock = DeferredLock()  # one download/parse at a time (memory)
-        self._inflight = {}  # list id -> Deferred of the running refresh
+        # A few downloads at a time (one hanging server must not hold up the
+        # rest), each holding its slot until its body is parsed (memory: at
+        # most DOWNLOADS bodies), and one parse at a time.
+        self._slots = DeferredSemaphore(DOWNLOADS)
+        self._parsing = DeferredLock()
+        self._inflight = {}  # list id -> [waiters of the running refresh]
+        self._downloads = {}  # list id -> (url, Deferred of its running fetch)
+        self._superseded = set()  # list ids whose running refresh a change overtook
         self._loop = None
         self._unsubscribe = None
         self._started = False
@@ -86,11 +94,26 @@ class BlocklistRefresher(Service):
         self._loop = None
 
     def _changed(self, revision, entities):
+        for e in entities:
+            if e.kind == model.BLOCKLIST and e.key.isdigit():
+                self._stop_stale_download(int(e.key), e.data)
         if not self._started or not self.running:
             return
         for e in entities:
             if e.kind == model.BLOCKLIST and isinstance(e.data, dict) and _needs_download(e.data):
                 self.refresh(int(e.key))
+
+    def _stop_stale_download(self, list_id, data):
+        """The list was deleted or its URL changed: its running refresh is for
+        nothing; cancel its download (a new URL is then fetched in its place,
+        also when the change comes while the old one is parsed or stored)."""
+        running = self._downloads.get(list_id)
+        if running is None:
+            return
+        url, d = running
+        if not isinstance(data, dict) or data.get("url") != url:
+            self._superseded.add(list_id)
+            d.cancel()  # (nothing once downloaded: then what it wrote is refused)
 
     async def _due(self, force):
         lists = await self.store.list(model.BLOCKLIST)
@@ -102,10 +125,15 @@ class BlocklistRefresher(Service):
         due = []
         for e in lists:
             data = e.data
+            if not isinstance(data, dict) or not e.key.isdigit():
+                log.warn("blocklist {key} is damaged; not downloaded", key=e.key)
+                continue  # (arrived unvalidated, by sync or a restore)
             list_id = int(e.key)
             if data.get("mode") == "disabled" and list_id not in used:
                 continue
-            checked = (data.get("status") or {}).get("checked_at") or 0
+            checked = _status(data).get("checked_at")
+            if not isinstance(checked, (int, float)):
+                checked = 0  # damaged: download it (which writes a good status)
             if force or _needs_download(data) or now - checked >= opts["refresh_hours"] * 3600:
                 due.append(list_id)
         return due
@@ -145,33 +173,53 @@ class BlocklistRefresher(Service):
                 else:
                     w.callback(result)
 
-        self._lock.run(lambda: ensureDeferred(self._refresh(list_id))).addBoth(done)
+        self._slots.run(lambda: ensureDeferred(self._refresh(list_id))).addBoth(done)
         return waiter
 
     async def _refresh(self, list_id):
+        """L{_refresh_once}, again while a change of the list's URL overtook it."""
+        while True:
+            result = await self._refresh_once(list_id)
+            if list_id not in self._superseded:
+                return result
+            self._superseded.discard(list_id)
+            if self._stopped:
+                return None
+
+    async def _refresh_once(self, list_id):
         entity = await self.store.get(model.BLOCKLIST, list_id)
-        if entity is None:
+        if entity is None or not isinstance(entity.data, dict):
             return None
         data = entity.data
         url = data.get("url", "")
         content = data.get("content") if isinstance(data.get("content"), dict) else {}
         same_source = content.get("url") == url
         started = time.perf_counter()
+        running = fetch(
+            self.http, self.clock, url,
+            etag=content.get("etag", "") if same_source else "",
+            last_modified=content.get("last_modified", "") if same_source else "",
+            **self.fetch_options,
+        )
+        self._downloads[list_id] = (url, running)
         try:
-            fetched = await fetch(
-                self.http, self.clock, url,
-                etag=content.get("etag", "") if same_source else "",
-                last_modified=content.get("last_modified", "") if same_source else "",
-                **self.fetch_options,
-            )
+            return await self._finish(list_id, url, running, started)
+        finally:
+            self._downloads.pop(list_id, None)
+
+    async def _finish(self, list_id, url, running, started):
+        try:
+            fetched = await running
             if not fetched.modified:
                 return await self._record(list_id, url, None, None, 0, fetched)
-            parsed, blob = await self._parse(fetched.body)
+            if looks_like_html(fetched.body):
+                raise FetchError("the server sent a web page (HTML), not a list")
+            parsed, blob = await self._parsing.run(self._parse, fetched.body)
             if not parsed.domains and not parsed.allows:
                 raise FetchError(
                     f"no domains found ({parsed.skipped} lines skipped); is this a blocklist?")
         except (FetchError, parsing.ParseError) as e:
-            return await self._failed(list_id, url, str(e))
+            return await self._failed(list_id, url, str(e))  # (nothing if it changed)
         log.info("blocklist {id} downloaded: {n} domains, {s} lines skipped ({t:.1f}s)",
                  id=list_id, n=parsed.domains, s=parsed.skipped,
                  t=time.perf_counter() - started)
@@ -221,7 +269,7 @@ class BlocklistRefresher(Service):
             if entity is None or entity.data.get("url") != url:
                 return None, False
             data = dict(entity.data)
-            previous = data.get("status") or {}
+            previous = _status(data)
             data["status"] = {"checked_at": now, "ok": False, "error": error}
             put = await ctx.put(model.BLOCKLIST, list_id, data)
             return put.data, previous.get("error") != error
@@ -248,6 +296,11 @@ async def release_blob(ctx, sha, list_id):
                 and content.get("sha256") == sha:
             return
     await ctx.delete_blobs([sha])
+
+
+def _status(data):
+    status = data.get("status")
+    return status if isinstance(status, dict) else {}
 
 
 def _needs_download(data):

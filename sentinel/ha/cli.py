@@ -121,24 +121,26 @@ def build(reactor, opts):
 
 def render_command(opts, out):
     from sentinel.ha import files
-    from sentinel.ha.render import render
+    from sentinel.ha.render import RenderError, render
     from sentinel.ha.layout import ConfigProblem, SidecarPaths, load_config, render_paths
 
     paths = SidecarPaths(data_dir=opts["data-dir"], role_file=opts["role-file"],
                          runtime_dir=opts["runtime-dir"])
     try:
-        with open(paths.config_file, "rb") as f:
-            loaded = load_config(f.read(files.MAX_FILE + 1), paths)
-    except FileNotFoundError:
-        loaded = None
-    except ConfigProblem as e:
+        loaded = load_config(files.read_bytes(paths.config_file) or b"", paths)
+        if loaded is not None:
+            settings, _password, daemon = loaded
+            text = render(settings, "x" * 8,
+                          render_paths(paths, check_command(), settings, daemon))
+    except (files.FileFormatError, ConfigProblem) as e:
         out.write(f"error: {e}\n")
+        return 1
+    except RenderError as e:
+        out.write(f"error: cannot render keepalived.conf: {e}\n")
         return 1
     if loaded is None:
         out.write("# HA is disabled (or not configured): keepalived stays stopped\n")
         return 0
-    settings, _password, daemon = loaded
-    text = render(settings, "x" * 8, render_paths(paths, check_command(), settings, daemon))
     out.write(text.replace("auth_pass xxxxxxxx", "auth_pass <hidden>"))
     return 0
 

@@ -17,7 +17,8 @@ or the new content, never a torn one.
 
 import json
 import os
-import stat
+
+from sentinel.safefile import UnreadableFile, read_limited
 
 CONFIG_VERSION = 1
 PASSWORD_AAD = "ha:vrrp_password"
@@ -66,26 +67,23 @@ def write_json(path, value, mode=0o600):
     atomic_write(path, json.dumps(value, indent=2, sort_keys=True) + "\n", mode)
 
 
+def read_bytes(path, limit=MAX_FILE):
+    """The content of the regular file at path, None if it does not exist.
+    Never blocks (L{sentinel.safefile}): the daemon and the sidecar read
+    these on their reactor.  FileFormatError if it cannot be read or is
+    larger than ``limit`` bytes."""
+    try:
+        return read_limited(path, limit)
+    except UnreadableFile as e:
+        raise FileFormatError(f"{path}: {e}") from None
+
+
 def read_json(path):
-    """The JSON object in path, None if the file does not exist.  Never
-    blocks: a FIFO (or device) in the file's place is an error, not opened
-    for reading and waited on (the daemon reads these on its reactor)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except FileNotFoundError:
+    """The JSON object in path, None if the file does not exist; never
+    blocks (L{read_bytes})."""
+    raw = read_bytes(path)
+    if raw is None:
         return None
-    except OSError as e:
-        raise FileFormatError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileFormatError(f"{path}: not a regular file")
-        raw = os.read(fd, MAX_FILE + 1)
-    except OSError as e:
-        raise FileFormatError(f"{path}: cannot read ({e.strerror})") from None
-    finally:
-        os.close(fd)
-    if len(raw) > MAX_FILE:
-        raise FileFormatError(f"{path}: larger than {MAX_FILE} bytes")
     try:
         value = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:

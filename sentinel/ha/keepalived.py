@@ -32,6 +32,10 @@ def config_test_argv(binary, conf):
     return [binary, "--config-test", "--use-file", conf, "--log-console", "--dont-fork"]
 
 
+class NotRunnable(Exception):
+    """The keepalived binary cannot be started (the message says why)."""
+
+
 class _Protocol(ProcessProtocol):
     def __init__(self, on_line, exited):
         self._on_line = on_line
@@ -86,6 +90,7 @@ class Keepalived:
     """
 
     STOP_GRACE = 5.0
+    CONFIG_TEST_TIMEOUT = 30.0
 
     def __init__(self, reactor, launcher, binary, runtime_dir, on_line=None):
         self._reactor = reactor
@@ -108,10 +113,27 @@ class Keepalived:
         return "restarting" if self.wanted else "stopped"
 
     def config_test(self, conf):
-        """Deferred (ok, [error lines])."""
+        """Deferred (ok, [error lines]); fails with L{NotRunnable} if the
+        binary cannot be run at all (not installed, not executable)."""
         lines = []
-        handle = self._launcher.spawn(config_test_argv(self.binary, conf), lines.append)
-        return handle.exited.addCallback(lambda code: (code == 0, lines))
+        try:
+            handle = self._launcher.spawn(config_test_argv(self.binary, conf), lines.append)
+        except OSError as e:
+            return defer.fail(NotRunnable(
+                f"cannot run keepalived ({self.binary}: {e.strerror}); install it, or set "
+                f"--keepalived / SENTINEL_KEEPALIVED to its path"))
+        # A check that never ends would hold up every later change (the
+        # sidecar applies one configuration at a time): it is killed.
+        kill = self._reactor.callLater(self.CONFIG_TEST_TIMEOUT, handle.signal, "KILL")
+
+        def ended(code):
+            if not kill.active():
+                return False, lines + [f"keepalived --config-test did not finish within "
+                                       f"{self.CONFIG_TEST_TIMEOUT:g} s"]
+            kill.cancel()
+            return code == 0, lines
+
+        return handle.exited.addCallback(ended)
 
     def start(self, conf):
         self.wanted, self.conf = True, conf

@@ -48,7 +48,9 @@ class DaemonWatch:
         # A change whose report fails (writing the track file: disk full)
         # is logged and reported again at the next result.
         self._report = Guarded("the daemon liveness watch: reporting a change", on_change)
-        self.alive = None
+        self.alive = None  # the state last reported (successfully)
+        self._observed = None  # the state last seen
+        self._report_again = None  # a report failed: it is made again RETRY s later
         self._factory = _Factory(self)
         self._protocol = None
         self._pending = None
@@ -61,9 +63,10 @@ class DaemonWatch:
 
     def stop(self):
         self._running = False
-        if self._pending is not None and self._pending.active():
-            self._pending.cancel()
-        self._pending = None
+        for call in (self._pending, self._report_again):
+            if call is not None and call.active():
+                call.cancel()
+        self._pending = self._report_again = None
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.abortConnection()
         self._protocol = None
@@ -76,10 +79,22 @@ class DaemonWatch:
         self._reactor.connectTCP(self.host, self.port, self._factory, timeout=self.TIMEOUT)
 
     def _set(self, alive):
+        self._observed = alive
         if alive != self.alive:
             self._report(alive)
             if not self._report.failures:  # it worked
                 self.alive = alive
+            elif self._running and (self._report_again is None
+                                    or not self._report_again.active()):
+                # Made again even if nothing else happens: a daemon that came
+                # up keeps its connection open, and no later result would
+                # report it (the node would stay out of the election).
+                self._report_again = self._reactor.callLater(self.RETRY, self._retry_report)
+
+    def _retry_report(self):
+        self._report_again = None
+        if self._running:
+            self._set(self._observed)
 
     def _connected(self, protocol):
         self._attempting = False

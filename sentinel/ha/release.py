@@ -87,6 +87,7 @@ class Releaser:
         self._on_change = on_change
         self._vrrp_state = vrrp_state
         self.state = None  # the last request's progress (status.json "release")
+        self.blocked = None  # why requests cannot be received (logged once), or None
         self._timers = []
         self._take_part = Guarded("taking part in the VRRP election again (writing the "
                                   "release track file)", self._write_zero)
@@ -102,17 +103,40 @@ class Releaser:
         if self.active:
             self._finish("cancelled", reason="HA was reconfigured or stopped")
 
+    def discard(self):
+        """Remove the request file; a path that cannot be removed (a directory
+        in its place: requests cannot be received) is logged once, in one line,
+        and reported in ``blocked``.  True if nothing is left in the way."""
+        try:
+            files.remove_file(self.request_file)
+        except OSError as e:
+            what = "is a directory" if os.path.isdir(self.request_file) else \
+                f"cannot be removed ({e.strerror})"
+            problem = (f"{self.request_file} {what}: VIP hand-over requests cannot be "
+                       f"received until it is removed")
+            if problem != self.blocked:
+                log.error("{problem}", problem=problem)
+            self.blocked = problem
+            return False
+        if self.blocked is not None:
+            log.info("{path} can be used again: VIP hand-over requests are received",
+                     path=self.request_file)
+            self.blocked = None
+        return True
+
     def poll(self):
         """Look for a request; schedule it (or refuse it)."""
-        try:
-            with open(self.request_file, "rb") as f:
-                raw = f.read(4096)
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raw = None
-            problem = f"cannot read {self.request_file}: {e.strerror}"
-        files.remove_file(self.request_file)
+        try:  # never blocks (a FIFO in its place would hang the sidecar)
+            raw = files.read_bytes(self.request_file, 4096)
+        except files.FileFormatError as e:
+            raw, problem = None, str(e)
+        else:
+            if raw is None:
+                if self.blocked is not None:
+                    self.discard()  # says it is usable again
+                return
+        if not self.discard():
+            return  # the same thing in the way at every poll: said once
         if raw is not None:
             try:
                 rid, at, not_before = parse_request(raw)

@@ -9,7 +9,10 @@ the data directory.
   change is applied with a reload (SIGHUP: the VIP stays put); disabling
   stops keepalived (the VIP moves away at once) and removes the role file;
 - it reads keepalived's state changes from the notify FIFO and writes the
-  role file (L{sentinel.ha.notify});
+  role file (L{sentinel.ha.notify}); a write that fails is retried at every
+  poll, a FIFO that was removed or replaced is made again (keepalived is
+  reloaded to reopen it), and a ``leader`` left from before it started is
+  rewritten ``follower`` (no keepalived runs yet);
 - it watches the daemon's HTTP port (L{sentinel.ha.liveness}) and writes
   the result to the track file keepalived follows (crash -> FAULT at once);
 - it listens to VRRP adverts (L{sentinel.ha.vrrpwatch}) -> peers.json;
@@ -26,7 +29,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from sentinel.ha import files, netinfo
-from sentinel.ha.keepalived import stop_stale
+from sentinel.ha.keepalived import NotRunnable, stop_stale
 from sentinel.ha.layout import ConfigProblem, load_config, render_paths
 from sentinel.ha.notify import parse_line
 from sentinel.ha.release import Releaser
@@ -63,7 +66,11 @@ class Sidecar(Service):
         self.raw_reader = None
         self.netinfo = None
         self.status = {"haEnabled": False, "vrrpState": None,
-                       "role": None, "daemonAlive": None, "lastError": None, "summary": None}
+                       "role": None, "daemonAlive": None, "lastError": None, "summary": None,
+                       "roleFileError": None}
+        self._role_pending = None  # (role, why) not written yet (the write failed)
+        self._fifo_error = None  # why the notify FIFO cannot be made again (logged once)
+        self._retired_fifo = None  # the FIFO before it was replaced, still read
         self._seen = None  # config.json bytes last looked at
         self._retry_at = None  # when to try a failed configuration again
         self._busy = False
@@ -77,11 +84,15 @@ class Sidecar(Service):
         os.makedirs(self.paths.ha_dir, exist_ok=True)
         self.peers = PeerWatch(self._reactor, self.paths.peers_file,
                                lambda: self.raw_reader is not None)
-        files.remove_file(self.paths.release_request)  # nobody waits for it any more
+        self.releaser.discard()  # nobody waits for it any more
         pid = stop_stale(os.path.join(self.paths.runtime_dir, "keepalived.pid"),
                          self.paths.conf)
         if pid:
             log.warn("stopped keepalived {pid} left over from an earlier sidecar", pid=pid)
+        if files.read_role(self.paths.role_file) == "leader":
+            # Left by a sidecar that did not stop cleanly (killed, host
+            # crash): no keepalived runs here now, so this node holds no VIP.
+            self._write_role("follower", "sidecar starting, keepalived not running yet")
         self._write_status()
         if self._make_raw_reader is not None:
             try:
@@ -113,7 +124,10 @@ class Sidecar(Service):
         if was_enabled:
             # The VIP is gone from this node: it must not think it leads.
             self._write_role("follower", "sidecar stopping")
-        self._teardown()
+        try:
+            self._teardown()
+        except OSError as e:  # the release track file: written again at the next enable
+            log.warn("sidecar stopping: {error}", error=e)
         if self.raw_reader is not None:
             self.raw_reader.close()
             self.raw_reader = None
@@ -122,25 +136,41 @@ class Sidecar(Service):
     # -- config.json -> keepalived ------------------------------------------
 
     def poll(self):
+        self._flush_role()
+        self._check_fifo()
         if self._busy:
             return None
-        try:
-            with open(self.paths.config_file, "rb") as f:
-                raw = f.read(files.MAX_FILE + 1)
-        except FileNotFoundError:
-            raw = b""
-        except OSError as e:
-            raw = f"unreadable: {e}".encode()
+        problem = None
+        try:  # never blocks (a FIFO in its place would hang the sidecar)
+            raw = files.read_bytes(self.paths.config_file) or b""
+        except files.FileFormatError as e:
+            problem = str(e)
+            raw = problem.encode()
         now = self._reactor.seconds()
         if raw == self._seen and (self._retry_at is None or now < self._retry_at):
             return None
         self._retry_at = None
         self._seen = raw
+        if problem is not None:
+            self._problem(problem)
+            return None
         self._busy = True
         d = defer.ensureDeferred(self._apply_file(raw))
-        d.addErrback(lambda f: log.failure("applying the HA configuration failed", f))
+        d.addErrback(self._apply_failed)
         d.addBoth(self._not_busy)
         return d
+
+    def _apply_failed(self, failure):
+        """Applying stopped half-way (a file could not be written: disk full,
+        a directory in its place): say so and try again, as for a bad file --
+        else HA would stay off until config.json changes."""
+        if failure.check(OSError):
+            e = failure.value
+            where = e.filename2 or e.filename
+            self._problem(f"cannot update {where} ({e.strerror})" if where else str(e))
+        else:
+            log.failure("applying the HA configuration failed", failure)
+            self._problem(f"applying the HA configuration failed: {failure.getErrorMessage()}")
 
     def _not_busy(self, result):
         self._busy = False
@@ -169,30 +199,34 @@ class Sidecar(Service):
 
     async def _disable(self):
         self.status["lastError"] = None
-        if self.settings is None and not self.keepalived.wanted:
-            self._write_status()
-            return
-        self.settings = None  # from here on, notifications are ignored
-        self.applied_text = None
-        await self.keepalived.stop()
-        self._teardown()
+        running = self.settings is not None or self.keepalived.wanted
+        if running:
+            self.settings = None  # from here on, notifications are ignored
+            self.applied_text = None
+            await self.keepalived.stop()
+            self._teardown()
+            log.info("keepalived: disabled (HA is off); keepalived stopped")
+        self._role_pending = None  # the file goes: no role to write
+        self.status.update(haEnabled=False, vrrpState=None, role=None, summary=None,
+                           roleFileError=None)
+        # Also when nothing ran: a role file left from before this sidecar
+        # started (HA disabled meanwhile) would override the configured role
+        # for good.
         if files.remove_file(self.paths.role_file):
             log.info("role file {path} removed: the cluster role applies again",
                      path=self.paths.role_file)
-        log.info("keepalived: disabled (HA is off); keepalived stopped")
-        self.status.update(haEnabled=False, vrrpState=None,
-                           role=None, summary=None)
         self._write_status()
 
     def _teardown(self):
-        self.releaser.reset()
         if self.watch is not None:
             self.watch.stop()
             self.watch = None
         if self.fifo is not None:
             self.fifo.close()
             self.fifo = None
+        self._close_retired_fifo()
         self.peers.clear()
+        self.releaser.reset()  # last: it may fail (disk full); the rest is done
 
     async def _enable(self, settings, password, daemon):
         try:
@@ -206,7 +240,11 @@ class Sidecar(Service):
             return
         candidate = self.paths.conf + ".new"
         files.atomic_write(candidate, text, 0o600)
-        ok, errors = await self.keepalived.config_test(candidate)
+        try:
+            ok, errors = await self.keepalived.config_test(candidate)
+        except NotRunnable as e:
+            self._problem(str(e))
+            return
         if not ok:
             self._problem("keepalived rejected the configuration: " + " / ".join(errors[-5:]))
             return
@@ -226,6 +264,41 @@ class Sidecar(Service):
             self.keepalived.reload()
             log.info("keepalived: reloaded {summary}", summary=describe(settings))
         self._write_status()
+
+    def _check_fifo(self):
+        """The notify FIFO was removed or replaced (a cleanup of the runtime
+        directory, a second sidecar on it): keepalived would write its next
+        state changes (after a reload or restart) where nobody reads, and
+        the role file would stop following the VIP.  Make a new one and
+        have keepalived reopen it."""
+        if self.fifo is None or self.fifo.intact():
+            return
+        try:
+            os.makedirs(self.paths.runtime_dir, mode=0o700, exist_ok=True)
+            fresh = self._make_fifo(self.paths.fifo, self._notified)
+        except OSError as e:
+            if str(e) != self._fifo_error:  # once, not at every poll
+                log.error("the notify FIFO {path} was removed or replaced and cannot be "
+                          "made again ({error}); trying again every second",
+                          path=self.paths.fifo, error=e)
+            self._fifo_error = str(e)
+            return
+        self._fifo_error = None
+        # The old one is read on until keepalived has reopened the path (its
+        # last changes may still come there; closed, keepalived's writes
+        # would fail): it is closed at the next replacement or teardown.
+        self._close_retired_fifo()
+        self._retired_fifo, self.fifo = self.fifo, fresh
+        fresh.startReading()
+        self.keepalived.reload()
+        log.warn("the notify FIFO {path} was removed or replaced: made a new one and "
+                 "reloaded keepalived so its state changes reach the role file",
+                 path=self.paths.fifo)
+
+    def _close_retired_fifo(self):
+        if self._retired_fifo is not None:
+            self._retired_fifo.close(unlink=False)  # the path is the new FIFO
+            self._retired_fifo = None
 
     def _keepalived_exited(self, code):
         if self.settings is not None:
@@ -268,10 +341,35 @@ class Sidecar(Service):
         self._write_role(role, f"VRRP state {state}")
 
     def _write_role(self, role, why):
-        files.write_role(self.paths.role_file, role)
+        """Write the role file; if that fails (disk full, a directory in its
+        place) say so once and try again at every poll: the daemon keeps its
+        previous role until the file can be written."""
         self.status["role"] = role
-        log.info("{why}: role file says {role}", why=why, role=role)
+        self._role_pending = (role, why)
+        self._flush_role()
         self._write_status()
+
+    def _flush_role(self):
+        if self._role_pending is None:
+            return
+        role, why = self._role_pending
+        path = self.paths.role_file
+        try:
+            files.write_role(path, role)
+        except OSError as e:
+            problem = (f"cannot write the role file {path} ({e.strerror}): the daemon keeps "
+                       f"its previous role until it can say {role}")
+            if problem != self.status["roleFileError"]:
+                log.error("{why}: {problem}; trying again every {s:g} s", why=why,
+                          problem=problem, s=self.poll_interval)
+                self.status["roleFileError"] = problem
+                self._write_status()
+            return
+        self._role_pending = None
+        if self.status["roleFileError"] is not None:
+            self.status["roleFileError"] = None
+            self._write_status()
+        log.info("{why}: role file says {role}", why=why, role=role)
 
     # -- peers and netinfo ----------------------------------------------------
 

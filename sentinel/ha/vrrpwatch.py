@@ -194,11 +194,12 @@ class PeerWatch:
         self._listening = listening  # callable: is the raw socket open?
         self.table = None
         self._last_write = 0.0
+        self.problem = None  # why peers.json cannot be written (logged once), or None
         try:
             self._remembered = files.read_json(path)
         except files.FileFormatError:
             self._remembered = None
-        files.remove_file(path)
+        self._store(None)
 
     def configure(self, vrid, password, own):
         now = self._clock.seconds()
@@ -210,7 +211,7 @@ class PeerWatch:
         if self.table is not None:
             self._remembered = self.table.snapshot(self._clock.seconds())
         self.table = None
-        files.remove_file(self.path)
+        self._store(None)
 
     def set_own(self, own):
         if self.table is not None:
@@ -230,7 +231,25 @@ class PeerWatch:
         self._last_write = now
         doc = self.table.snapshot(now)
         doc["listening"] = bool(self._listening())
-        if not doc["listening"]:
-            files.remove_file(self.path)
+        self._store(doc if doc["listening"] else None)
+
+    def _store(self, doc):
+        """Write peers.json (None: remove it).  It only informs (the readiness
+        check, peer status): a failure (disk full, a directory in its place)
+        is logged once and must never stop the sidecar or keepalived."""
+        try:
+            if doc is None:
+                files.remove_file(self.path)
+            else:
+                files.write_json(self.path, doc, 0o644)
+        except OSError as e:
+            problem = f"cannot update {self.path} ({e.strerror})"
+            if problem != self.problem:
+                log.error("{problem}: peer status is unavailable and a node that is not "
+                          "ready stays out of the election until it can be written",
+                          problem=problem)
+            self.problem = problem
             return
-        files.write_json(self.path, doc, 0o644)
+        if self.problem is not None:
+            log.info("{path} is written again", path=self.path)
+            self.problem = None

@@ -17,17 +17,25 @@ spool is full or cannot be written, or the writer is stopped): the
 caller keeps them.  Otherwise it returns a Deferred of (stored, skipped as
 malformed) that fires once they are committed.  A frame the child could
 not store (database error) is sent again after ``retry_delay``; a child
-that died is started again and is sent again what it had not answered
-(a frame it committed just before dying may be stored twice: at least
-once, never lost).  A frame the child cannot read (``lost``) is not sent
-again; its rows count as skipped.  The Deferred fails only when the writer is stopped
-first.
+that died is started again and is sent again what it had not answered,
+after ``retry_delay`` doubled for each child in a row that died without
+answering (``RETRY_MAX`` at most).  Every frame is stored exactly once:
+it is numbered, and the child records the numbers it stored in the
+database with the rows (L{sentinel.store.spoolfile}), so a frame the dead
+child had committed is not stored again.  A frame the child cannot read
+(``lost``) is not sent again; its rows count as skipped.  The Deferred
+fails only when the writer is stopped first; the spool then stays, and
+the next start stores what it holds (``start``: a spool file found at
+start, left by a daemon that was killed, is renamed ``.recover-N`` and
+the child stores its frames not stored yet, then removes it).
+``clear(before)``: L{sentinel.store.logwriter._Sink.clear}, in order with the frames.
 
 ``settled(timeout)``: fires when every frame sent so far has been
 answered, or after ``timeout`` seconds (readers that want a current log
 without waiting for a whole backlog).
 """
 
+import glob
 import os
 import sys
 from collections import deque
@@ -36,7 +44,10 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
-from sentinel.store.logwriter import REF, encode, frame as framed
+from sentinel.store import spoolfile
+from sentinel.store.logwriter import (
+    CLEAR, CLEAR_ARGS, RECOVER, RECOVER_ARGS, REF, encode, frame as framed,
+)
 
 log = Logger()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,7 +55,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 F_SETPIPE_SZ = 1031  # Linux
 PIPE_SIZE = 1 << 20
-SPOOL_LIMIT = 256 * 1024 * 1024
+SPOOL_LIMIT = spoolfile.LIMIT
+RETRY_MAX = 60.0  # seconds between starts of a writer that keeps dying, at most
+WARN_EVERY = 60.0  # seconds between warnings of frames the database failed to store, at least
 
 
 def _bigger_pipe(transport):
@@ -67,44 +80,56 @@ class WriterError(Exception):
 
 class Spool:
     """
-    The append-only file of frame bodies (0600: it holds who asked for
-    what).  Created empty; ``reset()`` empties it.
+    The append-only file of numbered frames (0600: it holds who asked for
+    what; format: L{sentinel.store.spoolfile}).  Created with only its
+    header, naming a new run; ``reset()`` empties it back to that.
     """
 
     def __init__(self, path, limit=SPOOL_LIMIT):
         self.path = path
         self.limit = limit
-        self.size = 0
+        header, self.run = spoolfile.new_header()
         flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
         self.fd = os.open(path, flags, 0o600)
-        os.fchmod(self.fd, 0o600)
+        try:
+            os.fchmod(self.fd, 0o600)
+            if os.pwrite(self.fd, header, 0) != len(header):
+                raise OSError("short write")
+        except OSError:
+            os.close(self.fd)
+            raise
+        self.size = len(header)
 
-    def add(self, body):
-        """Appends body; returns its offset."""
+    def add(self, number, body):
+        """Appends frame ``number``; returns (offset, length) of its record."""
         offset = self.size
         if offset + len(body) > self.limit:
             raise WriterError(f"the query-log spool is full ({offset >> 20} MiB waiting "
                               "for the database)")
+        head = spoolfile.record_head(number, body)
+        size = len(head) + len(body)
         try:
-            written = os.pwrite(self.fd, body, offset)
+            written = os.pwritev(self.fd, (head, body), offset)
         except OSError as e:
             raise WriterError(f"cannot write the query-log spool {self.path}: {e}") from None
-        if written != len(body):
+        if written != size:
             raise WriterError(f"cannot write the query-log spool {self.path}: short write")
-        self.size = offset + len(body)
-        return offset
+        self.size = offset + size
+        return offset, size
 
     def reset(self):
-        if self.size:
-            os.ftruncate(self.fd, 0)
-            self.size = 0
+        if self.size > spoolfile.HEADER_SIZE:
+            os.ftruncate(self.fd, spoolfile.HEADER_SIZE)
+            self.size = spoolfile.HEADER_SIZE
 
-    def close(self):
+    def close(self, keep=False):
+        """keep: frames in it were not stored; the next start recovers them."""
         os.close(self.fd)
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        if not keep:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
 
 
 def _progress(pid):
@@ -141,6 +166,9 @@ class _Child(ProcessProtocol):
         lines = (self.partial + data).split(b"\n")
         self.partial = lines.pop()
         for line in lines:
+            if line.startswith(b"note "):
+                log.warn("query log: {note}", note=line[5:].decode("utf-8", "replace"))
+                continue
             if not self.pending:
                 log.warn("query-log writer said more than it was asked: {line!r}", line=line)
                 continue
@@ -180,6 +208,7 @@ class QueryLogWriter:
         self.pending_rows = 0  # rows taken and not stored yet
         self.failures = 0  # frames the child could not store (each is retried)
         self.on_failure = None  # called with no argument for each of them
+        self.problem = None  # why rows are not being stored now (one line), or None
         self._spool = None
         self._spool_error = None
         self._child = None
@@ -193,6 +222,13 @@ class QueryLogWriter:
         self._answers = 0  # frames answered by any child
         self._answers_armed = 0  # ... when the watchdog was last armed
         self._answered_at = 0.0  # when the last of them was answered
+        self._number = 0  # frames numbered (spool records), from 1
+        self._deaths = 0  # children that died in a row without answering
+        self._keep = False  # frames were given up: the spool stays for the next start
+        self._recovery = None  # (the recovery frame, the files) until it is answered
+        self._cleared = float("-inf")  # the time of the last clear
+        self._warned_at = None  # when a failed frame was last warned about
+        self._unwarned = 0  # frames failed since then
 
     # -- the caller's side ---------------------------------------------------
 
@@ -204,9 +240,54 @@ class QueryLogWriter:
         if spool is None:
             wire = framed(body)
         else:
-            wire = framed(b"@" + REF.pack(spool.add(body), len(body)))
+            wire = framed(b"@" + REF.pack(*spool.add(self._number + 1, body)))
+            self._number += 1
         frame = _Frame(wire, len(rows) - skipped, skipped)
         self.pending_rows += frame.rows
+        self._send(frame)
+        return frame.done
+
+    def keep(self, rows):
+        """
+        The daemon stops and the store is not available: the rows only go
+        to the spool, which stays for the next start (no child is started,
+        the database is not touched).  Raises L{WriterError} like ``append``.
+        """
+        spool = self._open_spool(recover=False)
+        if spool is None:
+            raise WriterError("no spool to keep the rows in")
+        body, _ = encode(rows)
+        spool.add(self._number + 1, body)
+        self._number += 1
+        self._keep = True
+
+    def start(self):
+        """
+        Creates the spool, and has the child recover the spools left by a
+        daemon that did not stop cleanly (before any other frame; the
+        child does it at idle priority, DNS does not wait).  Called once
+        the store is ready; the first ``append`` does it otherwise.
+        """
+        try:
+            self._open_spool()
+        except WriterError:
+            pass  # logged; the rows wait
+
+    def clear(self, before):
+        """
+        ``DELETE /api/query-logs``: a Deferred that fires once the child
+        has deleted the rows of queries up to ``before`` and marked every
+        frame numbered so far as stored (in one transaction), so that no
+        row recorded before the clear is stored after it, nor recovered
+        from the spool at the next start.
+        """
+        if self._stopped:
+            raise WriterError("the query-log writer is stopped")
+        self._open_spool()
+        self._cleared = before
+        if self._recovery is not None:  # sent again after this: not the rows cleared
+            self._recovery[0].wire = self._recovery_wire(self._recovery[1])
+        frame = _Frame(framed(CLEAR + CLEAR_ARGS.pack(self._number, before)), 0, 0)
         self._send(frame)
         return frame.done
 
@@ -248,11 +329,12 @@ class QueryLogWriter:
 
     # -- internals -----------------------------------------------------------
 
-    def _open_spool(self):
+    def _open_spool(self, recover=True):
         if self.spool_path is None:
             return None
         if self._spool is None:
             try:
+                left = self._move_left_spool()
                 self._spool = Spool(self.spool_path, self.spool_limit)
             except OSError as e:
                 error = f"cannot create the query-log spool {self.spool_path}: {e}"
@@ -261,11 +343,51 @@ class QueryLogWriter:
                 self._spool_error = error
                 raise WriterError(error) from None
             self._spool_error = None
+            if recover:
+                self._recover(left)
         return self._spool
+
+    def _move_left_spool(self):
+        """
+        A spool file there now was left by a daemon that did not stop
+        cleanly: renamed ``.recover-N`` (N above any such file already
+        there: one an earlier start had not finished).  Returns every
+        such file, oldest first.
+        """
+        def number(path):
+            suffix = path.rsplit("-", 1)[1]
+            return int(suffix) if suffix.isdigit() else 0
+
+        left = sorted(glob.glob(glob.escape(self.spool_path) + ".recover-*"), key=number)
+        if os.path.lexists(self.spool_path):
+            path = f"{self.spool_path}.recover-{max(map(number, left), default=0) + 1}"
+            os.rename(self.spool_path, path)
+            left.append(path)
+        return left
+
+    def _recover(self, paths):
+        """The child stores the frames of those files not stored yet, then forgets old runs."""
+        frame = _Frame(self._recovery_wire(paths), 0, 0)  # notes logged: _Child.outReceived
+        self._recovery = (frame, paths)
+
+        def done(result):
+            self._recovery = None
+            return result
+
+        frame.done.addBoth(done).addErrback(lambda f: f.trap(WriterError))
+        self._send(frame)
+
+    def _recovery_wire(self, paths):
+        aside = self.spool_path + ".unreadable"
+        return framed(RECOVER + RECOVER_ARGS.pack(self._cleared) + "\0".join(
+            [aside] + paths).encode("utf-8", "surrogateescape"))
 
     def _close_spool(self):
         if self._spool is not None:
-            self._spool.close()
+            self._spool.close(keep=self._keep)
+            if self._keep:
+                log.warn("query log: rows not stored yet stay in {path}; the next start "
+                         "stores them", path=self.spool_path)
             self._spool = None
 
     def _start(self):
@@ -284,7 +406,10 @@ class QueryLogWriter:
         try:
             child = self._child or self._start()
         except Exception as e:
-            log.warn("cannot start the query-log writer ({e}); will retry", e=e)
+            self._deaths += 1
+            self.problem = f"cannot start the writer process ({e})"
+            log.warn("cannot start the query-log writer ({e}); will retry in {s:.0f}s", e=e,
+                     s=self._delay())
             self._sent += 1
             frame.seq = self._sent
             self._requeue(frame)
@@ -299,6 +424,7 @@ class QueryLogWriter:
             self._arm(child)
 
     def _answered(self, frame, line):
+        self._deaths = 0
         if self._child is not None and self._child.pending:
             # It makes progress: the watchdog counts from now.  Noted only
             # (L{_stuck} re-arms it): frames are answered hundreds of times
@@ -315,6 +441,11 @@ class QueryLogWriter:
             except (IndexError, ValueError):
                 words = ["error", f"unreadable answer {line!r}"]
         if stored is not None:
+            self.problem = None
+            if self._warned_at is not None:
+                log.info("query log: storing rows works again ({n} more frames had failed "
+                         "since the last warning; all were kept)", n=self._unwarned)
+                self._warned_at, self._unwarned = None, 0
             self.pending_rows -= frame.rows
             frame.done.callback((stored, bad + frame.skipped))
         elif words[0] == "lost":
@@ -324,13 +455,29 @@ class QueryLogWriter:
             frame.done.callback((0, frame.rows + frame.skipped))
         else:
             self.failures += 1
+            self.problem = "storing rows fails ({e})".format(
+                e=words[1] if len(words) > 1 else "unknown error")
             if self.on_failure is not None:
                 self.on_failure()
-            log.warn("query log: storing {n} rows failed ({e}); will retry",
-                     n=frame.rows, e=words[1] if len(words) > 1 else "unknown error")
+            self._warn_failed(frame, words[1] if len(words) > 1 else "unknown error")
             self._requeue(frame)
         self._resolve(frame.seq)
         self._maybe_reset()
+
+    def _warn_failed(self, frame, error):
+        """
+        One warning per WARN_EVERY seconds at most: a database locked for
+        an hour fails thousands of frames, each retried every second.
+        """
+        now = self.clock.seconds()
+        if self._warned_at is not None and now - self._warned_at < WARN_EVERY:
+            self._unwarned += 1
+            return
+        more = (f"; {self._unwarned} more frames failed since the last warning"
+                if self._unwarned else "")
+        log.warn("query log: storing {n} rows failed ({e}); will retry, rows kept in the "
+                 "spool{more}", n=frame.rows, e=error, more=more)
+        self._warned_at, self._unwarned = now, 0
 
     def _ended(self, child, pending, why):
         if self._child is child:
@@ -342,8 +489,10 @@ class QueryLogWriter:
         if self._stopped:
             self._give_up(pending, f"the query-log writer stopped ({why})")
         else:
+            self._deaths += 1
+            self.problem = f"the writer process died ({why})"
             log.warn("the query-log writer stopped ({why}); sending its {n} unanswered "
-                     "frames again", why=why, n=len(pending))
+                     "frames again in {s:.0f}s", why=why, n=len(pending), s=self._delay())
             for frame in pending:
                 self._requeue(frame)
         self._resolve(pending[-1].seq)
@@ -353,7 +502,13 @@ class QueryLogWriter:
             return self._give_up([frame], "the query-log writer is stopped")
         self._retry.append(frame)
         if self._retry_call is None or not self._retry_call.active():
-            self._retry_call = self.clock.callLater(self.retry_delay, self._resend)
+            self._retry_call = self.clock.callLater(self._delay(), self._resend)
+
+    def _delay(self):
+        """retry_delay; doubled for each child in a row that died without answering (RETRY_MAX at most)."""
+        if not self._deaths:
+            return self.retry_delay
+        return min(self.retry_delay * 2 ** min(self._deaths - 1, 20), max(RETRY_MAX, self.retry_delay))
 
     def _resend(self):
         retry, self._retry = self._retry, deque()
@@ -363,6 +518,9 @@ class QueryLogWriter:
             self._send(frame)
 
     def _give_up(self, frames, why):
+        if self._spool is not None and any(frame.rows for frame in frames):
+            self._keep = True
+            why += "; they stay in the spool, the next start stores them"
         for frame in frames:
             self.pending_rows -= frame.rows
             frame.done.errback(WriterError(why))
@@ -386,7 +544,8 @@ class QueryLogWriter:
 
     def _maybe_reset(self):
         child = self._child
-        if self._spool is not None and not self._retry and not (child and child.pending):
+        if (self._spool is not None and not self._keep and not self._retry
+                and not (child and child.pending)):
             try:
                 self._spool.reset()
             except OSError as e:

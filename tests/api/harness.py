@@ -29,7 +29,7 @@ from sentinel.api.settings import SettingsApi
 from sentinel.api.system import SystemApi
 from sentinel.api.site import Gate, SentinelRequest, Site
 from sentinel.auth import (
-    AdminAuthenticator, ApiTokens, LoginThrottle, PasswordHasher, Sessions, Users,
+    AdminAuthenticator, ApiTokens, LoginLimits, PasswordHasher, Sessions, Users,
 )
 from sentinel.crypto import SecretBox
 from sentinel.secrets import Secrets
@@ -90,6 +90,14 @@ class Response:
 _NOTHING = object()
 
 
+def _request_class(client):
+    class Request(SentinelRequest):
+        def getClientAddress(self):
+            return client.peer or super().getClientAddress()
+
+    return Request
+
+
 class Client:
     """Real HTTP requests against a resource, in memory."""
 
@@ -98,9 +106,12 @@ class Client:
         # Requests as the daemon's site makes them (Site.site): the body
         # cap, and form bodies never parsed.
         factory = self._agent._serverFactory
-        factory.requestFactory = SentinelRequest
+        factory.requestFactory = _request_class(self)
         factory._parsePOSTFormSubmission = False
         self.base = base
+        # The address requests come from (an IPv4Address/IPv6Address), or
+        # None for the agent's fixed 127.0.0.1.
+        self.peer = None
 
     async def _settle(self, d, timeout=10.0):
         # The agent runs on a memory reactor: pump it until d has a result
@@ -180,7 +191,7 @@ class Api:
         self.users = Users(self.store, self.hasher, self.clock)
         self.sessions = Sessions(self.store, self.clock)
         self.api_tokens = ApiTokens(self.store, self.clock)
-        self.throttle = LoginThrottle(self.clock)
+        self.throttle = LoginLimits(self.clock)
         self.authenticator = AdminAuthenticator(self.sessions, self.api_tokens)
         self.authenticators = {"admin": self.authenticator}
         self.status_providers = {}

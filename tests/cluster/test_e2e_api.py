@@ -6,6 +6,7 @@ follower refuses every mutating route, failover keeps it read-only.
 Leader on PostgreSQL + follower on SQLite, and the reverse.
 """
 
+import os
 import shutil
 import tempfile
 
@@ -16,6 +17,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel import tap
+from sentinel.filtering import lastgood
 from sentinel.options import build_config
 from tests.api.daemon_admin import create_token, login, setup_admin
 from tests.cluster.e2e import make_daemon, wait_until, write_role
@@ -108,6 +110,23 @@ class GuideEndToEnd:
         self.assertEqual(self.lists.hits, fetched)  # the follower never downloaded
         item = self.api(self.follower, "GET", "/api/blocklists/1")
         self.assertEqual(item["domains"], 1)
+
+        # The follower saves the policy it enforces as its own last-known-good
+        # policy, for a start with a database it cannot open (docs/STORAGE.md).
+        lkg = os.path.join(self.follower.data_dir, "policy.lkg")
+
+        def saved():
+            try:
+                found = lastgood.read_file(lkg)
+            except lastgood.LastGoodError:
+                return None  # not written yet
+            return found and found.blobs and found.config.entities["rule"] and found
+
+        wait_until(saved, 10, what="the follower's last-known-good policy")
+        found = saved()
+        self.assertEqual([r["pattern"] for r in found.config.entities["rule"].values()],
+                         ["track.example.test"])
+        self.assertEqual(list(found.blobs), [item["sha256"]])
 
         # Query logs are not synced (the guide's "What it cannot do"): a query
         # only the leader answered stays in the leader's log.

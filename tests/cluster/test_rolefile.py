@@ -255,6 +255,31 @@ class RealINotifyTests(TestCase):
         await deferLater(reactor, 0, lambda: None)
 
 
+    async def test_directory_removed_and_recreated(self):
+        """The role file's directory is removed (a volume re-created, a
+        cleanup script) and comes back with a new role file: the watcher
+        must see it within keepalived's failover time, not at the next
+        5 s safety re-read."""
+        d = self.next_role()
+        with open(self.path, "w") as f:
+            f.write("leader\n")
+        self.assertEqual(await d, "leader")
+        d = self.next_role()
+        shutil.rmtree(self.dir)
+        self.assertIsNone(await d)
+        d = self.next_role()
+        os.mkdir(self.dir)
+        with open(self.path, "w") as f:
+            f.write("follower\n")
+        self.assertEqual(await d, "follower")
+        self.assertTrue(self.watcher.watching)  # watched again: an edit is seen
+        d = self.next_role()
+        with open(self.path, "w") as f:
+            f.write("leader\n")
+        self.assertEqual(await d, "leader")
+        self.assertEqual(self.seen, ["leader", None, "follower", "leader"])
+
+
 def _scratch(testcase):
     directory = tempfile.mkdtemp(prefix="sentinel-role-")
     testcase.addCleanup(shutil.rmtree, directory, True)

@@ -19,11 +19,13 @@ from sentinel.dns.answer import parse_response
 from sentinel.dns.cache import Cache
 from sentinel.dns.clocksteps import ClockSteps
 from sentinel.dns.fastpath import FastPath
+from sentinel.dns.forwarder import Upstream
 from sentinel.dns.probe import DnsProbe
 from sentinel.dns.tcpserver import DnsTcpFactory
+from sentinel.dns.upstreamspec import parse_upstream
 from tests.dns.fakes import CLIENT
 from tests.dns.fakes import Harness as EngineHarness
-from tests.dns.test_cache_forwarder import QUESTION, Harness, answer_wire
+from tests.dns.test_cache_forwarder import QUESTION, FakeTransport, Harness, answer_wire
 
 HOUR, DAY = 3600.0, 86400.0
 
@@ -52,10 +54,22 @@ class SteppingClock(Clock):
         self.rightNow += seconds
 
 
-class ForwarderHarness(Harness):
-    def __init__(self, n=2):
-        super().__init__(n, clock=SteppingClock())
+class StepHarness(EngineHarness):
+    """
+    An engine with two upstreams and two LAN upstreams (the two forwarders),
+    watching a clock that steps: steps reach them only through the engine.
+    """
+
+    def __init__(self):
+        super().__init__(upstreams=2, clock=SteppingClock())
+        self.lan_transports = [FakeTransport() for _ in range(2)]
+        self.engine.lan_forwarder.set_upstreams([
+            Upstream(parse_upstream(f"192.168.1.{1 + i}"), t,
+                     self.engine.stats.upstream(f"192.168.1.{1 + i}"))
+            for i, t in enumerate(self.lan_transports)])
+        self.engine.lan_forwarder.start()
         self.steps = ClockSteps(self.clock, monotonic=self.clock.monotonic)
+        self.engine.watch_clock(self.steps)
         self.steps.check()
 
     def step(self, seconds):
@@ -134,51 +148,65 @@ class ClockStepsTests(SynchronousTestCase):
 
 
 class ForwarderStepTests(SynchronousTestCase):
+    """Both forwarders (upstreams, LAN upstreams) keep their times across a step."""
+
+    def routes(self):
+        """(harness, forwarder, names asked of it, its upstreams' transports) for each."""
+        for which, names, transports in (
+                ("forwarder", ("www.example", "www2.example"), "transports"),
+                ("lan_forwarder", ("printer", "scanner"), "lan_transports")):
+            h = StepHarness()
+            yield h, getattr(h.engine, which), names, getattr(h, transports)
+
     def test_a_lost_query_still_times_out_after_a_step_back(self):
-        h = ForwarderHarness()
-        h.fwd.resolve(b"k", QUESTION, 0, "w")
-        h.step(-HOUR)
-        # The sweep did not run between the step and the watcher's tick
-        # (up to a second): the timeout comes that much late, not an hour.
-        h.clock.run(1.0)
-        self.assertEqual(len(h.transports[1].sent), 1)  # failed over, not stuck for an hour
-        h.transports[1].answer()
-        self.assertEqual(h.results[0][2].text, "127.0.0.1:1001")
-        self.assertEqual(h.fwd.inflight, {})
+        for h, fwd, (name, _), transports in self.routes():
+            h.ask(name)
+            h.step(-HOUR)
+            # The sweep did not run between the step and the watcher's tick
+            # (up to a second): the timeout comes that much late, not an hour.
+            h.clock.run(1.2)
+            self.assertEqual(len(transports[1].sent), 1, name)  # failed over, not stuck
+            transports[1].answer()
+            self.assertEqual(h.reply().answer[0][0].address, "198.18.0.1")
+            self.assertEqual(h.log.last()["upstream"], fwd.upstreams[1].text)
+            self.assertEqual(fwd.inflight, {})
 
     def test_a_step_back_does_not_lengthen_a_back_off(self):
-        h = ForwarderHarness()
-        up = h.fwd.upstreams[0]
-        for _ in range(10):
-            h.fwd._unhealthy(up, h.clock.seconds())
-        h.step(-HOUR)
-        h.clock.run(61.0)  # 60 s, and up to a second for the watcher's tick
-        h.fwd.resolve(b"k", QUESTION, 0, "w")
-        self.assertEqual(len(h.transports[0].sent), 1)  # its 60 s back-off is over
-        self.assertEqual(h.transports[1].sent, [])
+        for h, fwd, (name, _), transports in self.routes():
+            up = fwd.upstreams[0]
+            for _ in range(10):
+                fwd._unhealthy(up, h.clock.seconds())
+            h.step(-HOUR)
+            h.clock.run(61.0)  # 60 s, and up to a second for the watcher's tick
+            h.ask(name)
+            self.assertEqual(len(transports[0].sent), 1, name)  # its 60 s back-off is over
+            self.assertEqual(transports[1].sent, [], name)
+
+    def test_a_step_forward_does_not_time_out_queries_in_flight(self):
+        for h, fwd, (name, later), transports in self.routes():
+            h.ask(name)
+            h.clock.advance(0.3)
+            h.clock.step(90 * DAY)
+            h.clock.advance(0.1)  # the sweep runs (at once, for the reactor) before a tick
+            self.assertEqual(transports[1].sent, [], name)
+            transports[0].answer()
+            self.assertEqual(h.reply().answer[0][0].address, "198.18.0.1")
+            self.assertEqual(fwd.upstreams[0].stats.errors, {}, name)
+            h.clock.advance(0.5)
+            h.steps.check()  # the watcher's tick: the same step is not taken twice
+            self.assertEqual(h.steps.steps, 1, name)
+            h.ask(later)
+            h.clock.advance(1.6)  # later timeouts are on time
+            self.assertEqual(len(transports[1].sent), 1, name)
+            self.assertEqual(fwd.upstreams[0].stats.errors, {"timeout": 1}, name)
 
     def test_upstream_latency_is_never_negative(self):
-        h = ForwarderHarness()
+        h = Harness(clock=SteppingClock())
         h.fwd.resolve(b"k", QUESTION, 0, "w")
         h.clock.step(-HOUR)  # answered before the sweep or the watcher noticed
         h.transports[0].answer()
         stats = h.fwd.upstreams[0].stats
         self.assertEqual((stats.latency_count, stats.latency_sum), (1, 0.0))
-
-    def test_a_step_forward_does_not_time_out_queries_in_flight(self):
-        h = ForwarderHarness()
-        h.fwd.resolve(b"k", QUESTION, 0, "w")
-        h.clock.advance(0.3)
-        h.clock.step(90 * DAY)
-        h.clock.advance(0.1)  # the sweep runs (early, for the reactor)
-        self.assertEqual(h.transports[1].sent, [])
-        h.transports[0].answer()
-        self.assertEqual(h.results[0][2].text, "127.0.0.1:1000")
-        self.assertEqual(h.fwd.upstreams[0].stats.errors, {})
-        h.clock.advance(1.5)  # later timeouts are on time
-        h.fwd.resolve(b"k2", QUESTION, 0, "w")
-        h.clock.advance(1.1)
-        self.assertEqual(len(h.transports[1].sent), 1)
 
 
 def ttls(answer, body):
@@ -221,7 +249,7 @@ class EngineStepTests(SynchronousTestCase):
     def harness(self):
         h = EngineHarness(clock=SteppingClock())
         h.steps = ClockSteps(h.clock, monotonic=h.clock.monotonic)
-        h.steps.listeners.append(h.engine.clock_stepped)
+        h.engine.watch_clock(h.steps)
         h.steps.check()
         return h
 

@@ -20,6 +20,7 @@ Seeded, in-process fuzzing of the DNS pipeline (deterministic
 A failure message carries the seed and the input (hex), to replay it.
 """
 
+import base64
 import io
 import random
 import struct
@@ -280,8 +281,37 @@ class ClientQueryFuzzTests(SynchronousTestCase, Checks):
 
 # -- upstream answers ------------------------------------------------------------------
 
-UP_TYPES = ["A", "AAAA", "TXT", "MX", "CNAME", "PTR", "SOA", "HTTPS", "NS", "SRV"]
+UP_TYPES = ["A", "AAAA", "TXT", "MX", "CNAME", "PTR", "SOA", "HTTPS", "NS", "SRV", "SVCB",
+            "DS", "DNSKEY", "RRSIG", "NSEC", "NSEC3", "CAA"]
+# Types whose RDATA has a structure of its own (sentinel/dns/rdata.py).
+STRUCTURED = {
+    "HTTPS": lambda rng: rng.choice([
+        '1 . alpn="h2,h3" ipv4hint=198.18.0.1', f"0 svc{rng.randrange(9)}.example.",
+        "1 svc.example. mandatory=alpn,port alpn=h2 no-default-alpn port=8443"
+        " ech=AAYAAQIDBAU= ipv6hint=2001:db8::1 key65000=abc",
+        "2 . alpn=h3 ohttp"]),
+    "SVCB": lambda rng: f"1 dns{rng.randrange(9)}.example. alpn=dot port=853 key7=/q",
+    "DS": lambda rng: rng.choice([
+        f"{rng.randrange(65536)} 13 2 {rng.randbytes(32).hex()}",
+        f"1 8 1 {rng.randbytes(20).hex()}", f"1 8 4 {rng.randbytes(48).hex()}",
+        "1 8 9 abcd"]),
+    "DNSKEY": lambda rng: "257 3 13 " + base64.b64encode(
+        rng.randbytes(rng.choice([1, 32, 64]))).decode(),
+    "RRSIG": lambda rng: f"A 13 2 300 20261201000000 20261101000000 {rng.randrange(65536)} "
+                         f"z{rng.randrange(3)}.example. " + base64.b64encode(
+                             rng.randbytes(64)).decode(),
+    "NSEC": lambda rng: f"n{rng.randrange(9)}.example. " + rng.choice([
+        "A AAAA RRSIG NSEC", "A", "TYPE1234 TYPE65000", "CAA"]),
+    "NSEC3": lambda rng: rng.choice([
+        "1 0 0 - 2vptu5timamqttgl4luu9kg21e0aor3s A RRSIG",
+        "1 1 10 aabbccdd 2vptu5timamqttgl4luu9kg21e0aor3s",
+        "1 0 0 - 2vptu5timamqttgl4luu9kg21e0aor3s TYPE4000"]),
+    "NSEC3PARAM": lambda rng: rng.choice(["1 0 0 -", "1 0 10 aabb"]),
+    "CAA": lambda rng: rng.choice([
+        '0 issue "letsencrypt.org"', '128 iodef "mailto:a@example"', '0 issuewild ";"']),
+}
 RDATA = {
+    **STRUCTURED,
     "A": lambda rng: f"198.18.{rng.randrange(256)}.{rng.randrange(256)}",
     "AAAA": lambda rng: f"2001:db8::{rng.randrange(65536):x}",
     "TXT": lambda rng: " ".join(
@@ -291,7 +321,6 @@ RDATA = {
     "PTR": lambda rng: f"host{rng.randrange(9)}.example.",
     "NS": lambda rng: f"ns{rng.randrange(9)}.example.",
     "SOA": lambda rng: f"ns.example. h.example. 1 2 3 4 {rng.choice([0, 5, 60, 86400])}",
-    "HTTPS": lambda rng: '1 . alpn="h2,h3" ipv4hint=198.18.0.1',
     "SRV": lambda rng: f"0 5 443 srv{rng.randrange(9)}.example.",
 }
 TTLS = [0, 1, 2, 5, 30, 300, 3600, 86400, 86401, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
@@ -414,13 +443,29 @@ def client_variant(rng, name, qtype, do):
     return q.to_wire()
 
 
-# The record types whose RDATA the server checks (sentinel/dns/answer.py);
-# others are passed on as the upstream sent them.
-CHECKED_TYPES = {1, 2, 5, 6, 12, 15, 16, 28, 33, 39, 41}
+# The record types whose RDATA the server checks (sentinel/dns/answer.py,
+# sentinel/dns/rdata.py); others are passed on as the upstream sent them.
+CHECKED_TYPES = {1, 2, 5, 6, 12, 15, 16, 28, 33, 39, 41, 43, 46, 47, 48, 50, 51, 64, 65, 257}
+
+
+def alias_mode_with_params(rtype, rdata):
+    """
+    An SVCB/HTTPS record in AliasMode (priority 0) with SvcParams: clients
+    must ignore them (RFC 9460 2.4.2), so it is passed on; dnspython refuses.
+    """
+    if rtype not in (64, 65) or rdata[:2] != b"\x00\x00":
+        return False
+    i = 2
+    while i < len(rdata) and rdata[i]:
+        i += rdata[i] + 1
+    return i + 1 < len(rdata)
 
 
 def unchecked_types(reply):
-    """Types of the records in ``reply`` whose RDATA is passed on unchecked."""
+    """
+    Types of the records in ``reply`` whose RDATA is passed on unchecked (or
+    with what dnspython refuses and clients must ignore).
+    """
     i = 12
     while reply[i]:
         i += reply[i] + 1
@@ -432,7 +477,7 @@ def unchecked_types(reply):
         i += 2 if reply[i] else 1
         rtype, _, _, rdlen = struct.unpack_from("!HHIH", reply, i)
         i += 10 + rdlen
-        if rtype not in CHECKED_TYPES:
+        if rtype not in CHECKED_TYPES or alias_mode_with_params(rtype, reply[i - rdlen:i]):
             found.add(rtype)
     return found
 
@@ -537,6 +582,60 @@ class UpstreamAnswerFuzzTests(SynchronousTestCase, Checks):
         self.assertGreater(outcomes["stale"], 10)
         self.assertGreater(outcomes["counted down"], count // 20)
         self.assertGreater(h.engine.forwarder.coalesced, count // 10)
+
+
+    def test_mutated_structured_rdata(self, seed=1, count=3000):
+        """
+        HTTPS/SVCB, the DNSSEC types and CAA mutated inside their RDATA (its
+        length mostly kept consistent, so that the layout itself is what is
+        broken): the client gets the record when a reader as strict as
+        dnspython's decodes it, and SERVFAIL otherwise — never a record it
+        cannot decode (browsers ask HTTPS for every page).
+        """
+        rng = random.Random(seed)
+        h = Harness()
+        outcomes = {"passed on": 0, "servfail": 0}
+        port = FakePort(tcp=True)  # (no TC for the big ones)
+        for n in range(count):
+            rdtype = rng.choice(sorted(STRUCTURED))
+            name = f"s{n}.example."
+            h.ask(name, rdtype, port=port)
+            attempt = h.transports[0].sent[-1]
+            qend = 12 + len(attempt.question)
+            r = dns.message.make_response(dns.message.from_wire(
+                b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + attempt.question))
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", rdtype,
+                                                STRUCTURED[rdtype](rng)))
+            start = qend + 12  # the one record's RDATA (its owner is a pointer)
+            data = bytearray(mutate(rng, r.to_wire(), start, rng.choice([1, 1, 2, 3])))
+            if rng.random() < 0.8 and len(data) >= start:
+                data[start - 2:start] = struct.pack("!H", len(data) - start)
+            data = bytes(data)
+            attempt.answered(data, qend)
+            reply = port.sent[-1][0]
+            context = f"seed {seed} #{n} {rdtype} upstream {data.hex()} reply {reply.hex()}"
+            # SvcParams in AliasMode are to be ignored (RFC 9460 2.4.2), but
+            # still have to be well formed, as dnspython reads them in
+            # ServiceMode (it refuses any in AliasMode).
+            ignored = len(data) >= start and alias_mode_with_params(
+                dns.rdatatype.from_text(rdtype), data[start:])
+            decodable = parse(data) is not None or ignored and parse(
+                data[:start] + b"\x00\x01" + data[start + 2:]) is not None
+            if decodable:
+                self.assertEqual(reply[3] & 0xF, 0, "refused a decodable record; " + context)
+                self.assertEqual(reply[6:8], b"\x00\x01", context)
+                if not ignored:
+                    self.assertEqual(parse(reply).answer[0].rdtype,
+                                     dns.rdatatype.from_text(rdtype), context)
+                outcomes["passed on"] += 1
+            else:
+                self.assertEqual(reply[3] & 0xF, dns.rcode.SERVFAIL,
+                                 "passed on a record clients cannot decode; " + context)
+                self.assertEqual(reply[6:8], b"\x00\x00", context)
+                outcomes["servfail"] += 1
+            h.clock.advance(0.002)
+        self.assertGreater(outcomes["passed on"], count // 5)
+        self.assertGreater(outcomes["servfail"], count // 5)
 
 
 # -- blocked and rewritten names -----------------------------------------------------
@@ -670,6 +769,50 @@ class FoundByFuzzingTests(SynchronousTestCase):
         reply = self.forward(bytes([2]) + cname + b"\x00\x06\x03ns0\xc0\x10"
                              + b"\xc0\x29" + a[2:] + b"\x00\x04\xc6\x12\x00\x01", "CNAME")
         self.assertEqual(len(dns.message.from_wire(reply).answer), 2)
+
+    def test_broken_https_dnssec_and_caa_records_are_servfail(self):
+        # These types were passed on unchecked: a browser asking HTTPS for a
+        # page got a reply it could not decode (and the cache kept it).
+        def rr(rtype, rdata):
+            return (b"\xc0\x0c" + struct.pack("!HHIH", dns.rdatatype.from_text(rtype), 1, 300,
+                                               len(rdata)) + rdata)
+
+        svc = b"\x00\x01\x03svc\x07example\x00"
+        broken = [
+            ("HTTPS", b"\x00\x01\xc0\x0c"),  # a compressed TargetName
+            ("HTTPS", b"\x00"),  # no room for SvcPriority
+            ("HTTPS", svc + b"\x00\x03\x00\x02\x01\xbb\x00\x01\x00\x03\x02h2"),  # keys 3, 1
+            ("HTTPS", svc + b"\x00\x01\x00\x09\x02h2"),  # a value past the RDATA
+            ("HTTPS", svc + b"\x00\x03\x00\x03\x01\xbb\x00"),  # a 3-byte port
+            ("HTTPS", svc + b"\x00\x04\x00\x05\xc6\x12\x00\x01\x00"),  # ipv4hint of 5
+            ("HTTPS", svc + b"\x00\x00\x00\x02\x00\x03"),  # mandatory port, no port
+            ("SVCB", b"\x00\x01\x00\x00\x01\x00\x04\x00h2"),  # an empty alpn id
+            ("DS", b"\x30\x39\x0d\x02" + b"\xab" * 31),  # a SHA-256 digest of 31 bytes
+            ("DS", b"\x30\x39\x0d"),
+            ("DNSKEY", b"\x01\x01\x03"),
+            ("RRSIG", b"\x00\x01\x0d\x02" + b"\x00" * 13),  # no signer
+            ("RRSIG", b"\x00\x01\x0d\x02" + b"\x00" * 14 + b"\xc0\x0c"),  # compressed signer
+            ("NSEC", b"\x01n\x07example\x00\x00\x21" + b"\x40" * 33),  # a 33-byte window
+            ("NSEC", b"\x01n\x07example\x00\x00\x01\x40\x00\x01\x40"),  # window 0 twice
+            ("NSEC3", b"\x01\x00\x00\x00\x00\x00"),  # an empty next hashed owner
+            ("CAA", b"\x00\x00issue"),  # an empty tag
+            ("CAA", b"\x00\x05iss-eletsencrypt.org"),  # a tag that is not alphanumeric
+        ]
+        for rtype, rdata in broken:
+            reply = self.forward(b"\x01" + rr(rtype, rdata), rtype)
+            self.assertEqual(dns.message.from_wire(reply).rcode(), dns.rcode.SERVFAIL,
+                             f"{rtype} {rdata.hex()}")
+        # Well-formed ones still get through.
+        good = [
+            ("HTTPS", svc + b"\x00\x00\x00\x02\x00\x01\x00\x01\x00\x03\x02h2"),  # mandatory alpn
+            ("HTTPS", b"\x00\x00\x03svc\x07example\x00"),  # AliasMode
+            ("DS", b"\x30\x39\x0d\x02" + b"\xab" * 32),
+            ("NSEC", b"\x01n\x07example\x00\x00\x01\x40"),
+            ("CAA", b"\x00\x05issueletsencrypt.org"),
+        ]
+        for rtype, rdata in good:
+            msg = dns.message.from_wire(self.forward(b"\x01" + rr(rtype, rdata), rtype))
+            self.assertEqual(msg.answer[0].rdtype, dns.rdatatype.from_text(rtype), rdata.hex())
 
     def test_any_byte_in_a_label_on_the_slow_path(self):
         # Labels may hold any byte (RFC 2181 section 11).  The fast parser

@@ -18,10 +18,14 @@ class ListResource(Resource):
         self.requests = []  # (path, headers of interest)
         self.hanging = []
 
-    def serve(self, path, body, status=200, etag=None, headers=None):
+    def serve(self, path, body, status=200, etag=None, headers=None, drip=False):
+        """drip: send the status, headers and ``body``, then nothing more."""
         h = dict(headers or {})
         if etag:
             h["ETag"] = etag
+        if drip:
+            h["X-Drip"] = str(status)
+            status = "drip"
         self.files[path] = (status, h, body if isinstance(body, bytes) else body.encode())
 
     def render(self, request):
@@ -36,7 +40,9 @@ class ListResource(Resource):
             self.hanging.append(request)
             return NOT_DONE_YET
         if status == "drip":  # headers and the start of the body, then nothing more
-            request.setResponseCode(200)
+            for k, v in headers.items():
+                request.setHeader(k, v)
+            request.setResponseCode(int(headers.get("X-Drip", 200)))
             request.write(body)
             self.hanging.append(request)
             return NOT_DONE_YET

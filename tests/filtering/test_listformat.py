@@ -67,3 +67,55 @@ class BlobTests(SynchronousTestCase):
         for bad in [b"", b"XXXX" + blob[4:], blob[:-3], blob[:12] + b"garbage"]:
             with self.assertRaises(ListFormatError):
                 decode(bad)
+
+
+class HostileTextTests(SynchronousTestCase):
+    """What real (and broken) lists contain: each line is judged on its own."""
+
+    def test_trailing_comments_may_hold_any_text(self):
+        p = parse("0.0.0.0 ads.example.com # ads | tracking\n"
+                  "track.example.net  # costs $$$ ^_^\n||abp.example.org^ # note\n")
+        self.assertEqual(names(p.blocked),
+                         ["abp.example.org", "ads.example.com", "track.example.net"])
+        self.assertEqual(p.skipped, 0)
+
+    def test_one_bad_name_does_not_drop_the_rest_of_a_hosts_line(self):
+        p = parse("0.0.0.0 a.example.com bad!name b.example.com localhost c.example.com\n")
+        self.assertEqual(names(p.blocked), ["a.example.com", "b.example.com", "c.example.com"])
+        self.assertEqual(p.skipped, 1)
+        self.assertEqual(p.examples, ("0.0.0.0 a.example.com bad!name b.example.com "
+                                      "localhost c.example.com",))
+
+    def test_addresses_are_not_names(self):
+        p = parse("1.2.3.4\n0.0.0.0 10.0.0.1\n||192.168.1.1^\nok.example.com\n")
+        self.assertEqual(names(p.blocked), ["ok.example.com"])
+        self.assertEqual(p.skipped, 3)
+
+    def test_badfilter_takes_back_the_lists_own_rule(self):
+        p = parse("||ads.example.com^\n||keep.example.com^\n||ads.example.com^$badfilter\n"
+                  "@@||ok.example.com^\n@@||ok.example.com^$badfilter\n"
+                  "||x.example.com^$badfilter,third-party\n")
+        self.assertEqual(names(p.blocked), ["keep.example.com"])
+        self.assertEqual(p.allowed, [])
+        self.assertEqual(p.skipped, 1)  # a badfilter for a rule we skip anyway
+
+    def test_one_stray_byte_does_not_change_the_other_names(self):
+        body = "bücher.example\n0.0.0.0 ads.example.com\n".encode() + b"bad\xff.example\n"
+        p = parse(listformat.text_of(body))
+        self.assertEqual(names(p.blocked), ["ads.example.com", "xn--bcher-kva.example"])
+        self.assertEqual(p.skipped, 1)
+
+    def test_bom_crlf_cr_nul_and_case(self):
+        body = (b"\xef\xbb\xbfA.Example.COM.\r\nb.example.com\rc.example.com\n"
+                b"d.exa\x00mple.com\n")
+        p = parse(listformat.text_of(body))
+        self.assertEqual(names(p.blocked), ["a.example.com", "b.example.com", "c.example.com"])
+        self.assertEqual(p.skipped, 1)
+
+    def test_html_pages_are_recognised(self):
+        for page in (b"<!DOCTYPE html>\n<html><title>\nparked.example\n</title>",
+                     b"\xef\xbb\xbf  \n<html lang=en>", b"<!-- x -->\n<HEAD>", b"<?xml v?>",
+                     b"<h1>404 Not Found</h1>\nnginx.example\n"):
+            self.assertTrue(listformat.looks_like_html(page), page)
+        for text in (b"# <html>\n0.0.0.0 a.example\n", b"||html.example^", b"<<<", b"< 3"):
+            self.assertFalse(listformat.looks_like_html(text), text)

@@ -133,6 +133,9 @@ class FrameWriter:
                 w.callback(None)
             self.waiters = []
 
+    def start(self):
+        pass
+
     def stop(self):
         return succeed(None)
 
@@ -248,6 +251,20 @@ class FramesTests(SynchronousTestCase):
         for _ in range(3):
             self.clock.advance(0)
         self.assertEqual(len(self.log.buffer), 0)
+
+    def test_rows_not_being_stored_show_in_health_and_dns_is_not_affected(self):
+        self.assertIsNone(self.service.problem())
+        record(self.log, 120)  # over the buffer's capacity: 20 dropped
+        self.writer.refuse_at = 0
+        self.service.flush(wait=False)
+        self.assertEqual(self.service.problem(), "query log: the writer cannot take rows (the "
+                         "query-log spool is full); 100 rows waiting, 20 dropped since start")
+        self.writer.problem = "storing rows fails (database is locked)"
+        self.assertIn("spool is full); storing rows fails (database is locked); 100 rows",
+                      self.service.problem())
+        self.writer.refuse_at = self.writer.problem = None
+        self.service.flush(wait=False)
+        self.assertIsNone(self.service.problem())
 
     def test_rows_lost_by_the_writer_are_counted(self):
         record(self.log, 3)

@@ -113,7 +113,7 @@ class RefresherTests(TestCase):
         notes = await self.store.list_notifications()
         self.assertEqual(len(notes), 1)
         self.assertIn("previous contents stay in use", notes[0]["message"])
-        self.lists.serve("/l", "<html>error page</html>\n<body>x</body>")
+        self.lists.serve("/l", "")
         data = await self.refresh(list_id)
         self.assertIn("no domains found", data["status"]["error"])
         self.assertEqual(len(await self.store.list_notifications()), 2)
@@ -138,6 +138,21 @@ class RefresherTests(TestCase):
         self.assertEqual(errors["/moved"], "")
         self.assertIn("HTTP 404", errors["/missing"])
 
+    async def test_server_text_in_errors_is_shortened(self):
+        """A redirect's URL is the server's to choose (up to the 16 KB a header
+        line may hold); it reaches the list's status and a notification
+        shortened."""
+        long_path = "/" + "x" * 10_000
+        self.lists.serve("/ftp", "", status=301, headers={"Location": "ftp://h" + long_path})
+        self.lists.serve("/gone", "", status=302, headers={"Location": long_path})
+        for path, start in (("/ftp", "refusing to follow 'ftp://h/xx"),
+                            ("/gone", "HTTP 404 from http://lists.test/xx")):
+            error = (await self.refresh(await self.add(path)))["status"]["error"]
+            self.assertTrue(error.startswith(start), error)
+            self.assertLess(len(error), 300)
+        for note in await self.store.list_notifications():
+            self.assertLess(len(note["message"]), 400)
+
     async def test_timeout(self):
         self.lists.serve("/slow", "", status="hang")
         list_id = await self.add("/slow")
@@ -148,6 +163,21 @@ class RefresherTests(TestCase):
         self.clock.advance(60)
         data = await d
         self.assertIn("within 60 seconds", data["status"]["error"])
+
+    async def test_a_web_page_does_not_replace_the_list(self):
+        """A parked domain's page or a captive portal answers 200 with HTML --
+        which can hold a line that reads as a domain.  It is refused."""
+        self.lists.serve("/l", HOSTS)
+        list_id = await self.add("/l")
+        await self.refresh(list_id)
+        before = (await self.store.get("blocklist", list_id)).data["content"]
+        self.lists.serve("/l", "<!DOCTYPE html>\n<html><head><title>\nlists.example.org\n"
+                               "</title></head><body>This domain is for sale</body></html>\n")
+        data = await self.refresh(list_id)
+        self.assertFalse(data["status"]["ok"])
+        self.assertEqual(data["status"]["error"], "the server sent a web page (HTML), not a list")
+        self.assertEqual(data["content"], before)
+        self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{list_id}"))
 
     async def test_binary_answers_keep_the_previous_contents(self):
         import gzip
@@ -214,6 +244,26 @@ class RefresherTests(TestCase):
         self.assertEqual(self.lists.count("/a"), 2)
         self.assertEqual(self.lists.count("/c"), 0)
 
+    async def test_a_damaged_list_entity_does_not_stop_the_others_refreshing(self):
+        """Entities can arrive by sync or a restore unvalidated: one with a
+        damaged status (or no dict at all) is passed over, not the end of
+        every list's refresh."""
+        self.lists.serve("/a", HOSTS)
+        await self.store.put("blocklist", 7, {"name": "x", "url": "http://lists.test/x",
+                                              "status": "garbage"})
+        await self.store.put("blocklist", 8, {"name": "y", "url": "http://lists.test/y",
+                                              "status": {"checked_at": "soon"}})
+        await self.store.put("blocklist", 9, ["not", "a", "dict"])
+        a = await self.add("/a")
+        self.start_refresher()
+        await self.checked()
+        await self.engine.settled()
+        self.assertEqual(self.lists.count("/a"), 1)
+        self.assertEqual(self.decide("ads.example.com"), (BLOCK, f"blocklist:{a}"))
+        self.clock.advance(25 * 3600)
+        await self.checked()
+        self.assertEqual(self.lists.count("/a"), 2)
+
     async def test_url_change_downloads_new_source_without_condition(self):
         self.lists.serve("/a", HOSTS, etag='"x"')
         self.lists.serve("/b", PLAIN, etag='"x"')
@@ -246,6 +296,113 @@ class RefresherTests(TestCase):
         self.assertEqual(await self.store.revision(), revision)
         self.assertIsNone((await self.store.get("blocklist", list_id)).data.get("content"))
 
+
+    async def fires(self, d):
+        """True if ``d`` fires soon without the Clock moving (the network is
+        in memory: it completes in a few reactor turns when nothing waits)."""
+        for _ in range(100):
+            if d.called:
+                return True
+            await deferLater(reactor, 0.01)
+        return False
+
+    async def test_hanging_lists_do_not_hold_up_the_others(self):
+        """Several list servers hang at once: every other list (and a refresh
+        the user asks for) is downloaded at once, not a minute per hanging
+        list later."""
+        for path in ("/h1", "/h2", "/h3"):
+            self.lists.serve(path, "", status="hang")
+        self.lists.serve("/ok", HOSTS)
+        hanging = [self.refresher.refresh(await self.add(p)) for p in ("/h1", "/h2", "/h3")]
+        while not self.lists.hanging:
+            await deferLater(reactor, 0.01)
+        ok = self.refresher.refresh(await self.add("/ok"))
+        self.assertTrue(await self.fires(ok), "waited behind the hanging downloads")
+        self.assertTrue((await ok)["status"]["ok"])
+        self.clock.advance(60)
+        for d in hanging:
+            self.assertIn("within 60 seconds", (await d)["status"]["error"])
+
+    async def test_refreshes_of_one_list_share_one_download(self):
+        self.lists.serve("/l", "", status="hang")
+        list_id = await self.add("/l")
+        first, second = self.refresher.refresh(list_id), self.refresher.refresh(list_id)
+        while not self.lists.hanging:
+            await deferLater(reactor, 0.01)
+        request = self.lists.hanging.pop()
+        request.write(HOSTS.encode())
+        request.finish()
+        self.http.flush()
+        self.assertEqual(await first, await second)
+        self.assertEqual(self.lists.count("/l"), 1)
+
+    async def test_deleting_a_list_stops_its_download(self):
+        self.start_refresher()
+        await self.checked()
+        self.lists.serve("/slow", "", status="hang")
+        list_id = await self.add("/slow")  # downloaded at once
+        while not self.lists.hanging:
+            await deferLater(reactor, 0.01)
+        self.assertTrue(self.refresher.refreshing(list_id))
+        running = self.refresher.refresh(list_id)
+        await self.store.delete("blocklist", list_id)
+        self.assertTrue(await self.fires(running), "the download went on for nothing")
+        self.assertIsNone(await running)
+        self.assertFalse(self.refresher.refreshing(list_id))
+        self.assertEqual(await self.store.list_notifications(), [])
+
+    async def test_changing_the_url_while_downloading_fetches_the_new_one(self):
+        self.start_refresher()
+        await self.checked()
+        self.lists.serve("/slow", "", status="hang")
+        self.lists.serve("/new", PLAIN)
+        list_id = await self.add("/slow")
+        while not self.lists.hanging:
+            await deferLater(reactor, 0.01)
+        running = self.refresher.refresh(list_id)
+        data = (await self.store.get("blocklist", list_id)).data
+        await self.store.put("blocklist", list_id, dict(data, url="http://lists.test/new"))
+        self.assertTrue(await self.fires(running), "the old URL's download went on")
+        data = await running
+        self.assertEqual((data["status"]["ok"], data["content"]["url"], data["content"]["domains"]),
+                         (True, "http://lists.test/new", 3))
+        self.assertEqual(await self.store.list_notifications(), [])
+
+    async def test_changing_the_url_while_parsing_fetches_the_new_one(self):
+        from twisted.internet.defer import Deferred
+
+        from sentinel.filtering.parsing import parse_and_encode
+
+        parses = []
+
+        def parse(body):
+            d = Deferred()
+            parses.append((d, body))
+            return d
+
+        self.refresher = BlocklistRefresher(self.store, self.clock, self.http, parse=parse)
+        self.start_refresher()
+        await self.checked()
+        self.lists.serve("/old", HOSTS)
+        self.lists.serve("/new", PLAIN)
+        list_id = await self.add("/old")
+        while not parses:
+            await deferLater(reactor, 0.01)
+        running = self.refresher.refresh(list_id)
+        data = (await self.store.get("blocklist", list_id)).data
+        await self.store.put("blocklist", list_id, dict(data, url="http://lists.test/new"))
+        d, body = parses[0]
+        d.callback(parse_and_encode(body))
+        for _ in range(100):
+            if len(parses) > 1:
+                break
+            await deferLater(reactor, 0.01)
+        self.assertEqual(len(parses), 2, "the new URL was not downloaded")
+        d, body = parses[1]
+        d.callback(parse_and_encode(body))
+        data = await running
+        self.assertEqual((data["content"]["url"], data["content"]["domains"]),
+                         ("http://lists.test/new", 3))
 
     async def test_gzip_lists_are_decoded_and_bombs_refused(self):
         import gzip
@@ -293,6 +450,23 @@ class GzipTests(TestCase):
         truncated.feed(data[:-20])
         self.assertRaises(FetchError, truncated.finish)
         self.assertRaises(FetchError, Body(10 ** 8, gzipped=True).feed, b"not gzip at all")
+
+    def test_every_gzip_member_is_read(self):
+        """A gzip file may hold several members (concatenated files, pigz or
+        bgzip output): all of them are the list, not just the first."""
+        import gzip
+
+        from sentinel.filtering.fetch import Body, FetchError
+
+        parts = [b"0.0.0.0 a%d.example.com\n" % i * 1000 for i in range(3)]
+        data = b"".join(gzip.compress(p) for p in parts) + b"\0" * 10
+        for step in (len(data), 7, 1000):
+            body = Body(10 ** 8, gzipped=True)
+            for i in range(0, len(data), step):
+                body.feed(data[i:i + step])
+            self.assertEqual(body.finish(), b"".join(parts), step)
+        bomb = gzip.compress(b"x") + gzip.compress(b"\0" * 1_000_000)
+        self.assertRaises(FetchError, Body(10_000, gzipped=True).feed, bomb)
 
 
 

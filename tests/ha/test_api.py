@@ -440,6 +440,14 @@ class ReleaseApiTests(ApiCase):
         self.assertEqual((code, body["error"]), (503, "SIDECAR_NOT_RESPONDING"))
         self.assertFalse(os.path.exists(self.state.release_file))
 
+    async def test_a_request_file_that_cannot_be_written_is_a_clear_503(self):
+        await self.holder()
+        os.mkdir(self.state.release_file)
+        code, body = await self.call("POST", "/api/cluster/ha/release", {})
+        self.assertEqual((code, body["error"]), (503, "RELEASE_NOT_WRITTEN"), body)
+        self.assertIn("release.json: Is a directory", body["message"])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     async def test_sidecar_refusal(self):
         await self.holder()
         self.answer_requests("refused", reason="the request is stale")

@@ -57,3 +57,25 @@ class RenderCommandTests(SynchronousTestCase):
         self.assertEqual(cli.render_command(opts, out), 1)
         self.assertIn("not valid JSON", out.getvalue())
         self.assertTrue(os.path.exists(path))
+
+    def test_render_reports_an_unusable_file_or_path_in_one_line(self):
+        """A directory or FIFO in place of config.json (no hang), a data
+        directory keepalived.conf cannot name: an error line, exit 1."""
+        data = tempfile.mkdtemp()
+        path = write_config(data)
+        os.remove(path)
+        for make in (os.mkdir, os.mkfifo):
+            make(path)
+            out = io.StringIO()
+            _, opts = cli.parse(["render", "--data-dir", data], {})
+            self.assertEqual(cli.render_command(opts, out), 1)
+            self.assertIn("config.json: not a regular file", out.getvalue())
+            (os.rmdir if make is os.mkdir else os.remove)(path)
+        spaced = os.path.join(tempfile.mkdtemp(), "my data")
+        os.mkdir(spaced)
+        write_config(spaced)
+        _, opts = cli.parse(["render", "--data-dir", spaced], {})
+        out = io.StringIO()
+        self.assertEqual(cli.render_command(opts, out), 1)
+        self.assertIn("error: cannot render keepalived.conf: refusing to render arg value",
+                      out.getvalue())

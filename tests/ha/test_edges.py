@@ -130,6 +130,35 @@ class LivenessTimingTests(SynchronousTestCase):
         watch.stop()
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_a_failing_up_report_is_made_again_while_the_connection_stays(self):
+        """The daemon comes up while the track file cannot be written (disk
+        full): the connection then stays open and brings no further result,
+        yet 'up' must still be reported once the write works -- else the
+        node stays out of the election for good (no VIP if the peer fails)."""
+        clock = MemoryReactorClock()
+        changes, fails = [], [OSError(28, "No space left on device")] * 2
+
+        def on_change(alive):
+            if fails:
+                raise fails.pop()
+            changes.append(alive)
+
+        watch = DaemonWatch(clock, "127.0.0.1", 8080, on_change)
+        watch.start()
+        factory = clock.tcpClients[0][2]
+        factory.buildProtocol(None).makeConnection(StringTransport())
+        self.assertEqual(changes, [])
+        clock.advance(DaemonWatch.RETRY)
+        self.assertEqual(changes, [])  # still failing: once more
+        clock.advance(DaemonWatch.RETRY)
+        self.assertEqual(changes, [True])
+        self.assertEqual(len(clock.tcpClients), 1)  # no reconnect needed
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)  # one log entry
+        clock.advance(DaemonWatch.RETRY)
+        self.assertEqual(changes, [True])
+        watch.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
 class FifoTests(TestCase):
     async def test_lines_in_order_across_writer_reopen(self):
         path = os.path.join(tempfile.mkdtemp(), "notify.fifo")
@@ -145,6 +174,17 @@ class FifoTests(TestCase):
         self.assertEqual([line.split()[2] for line in lines], ["BACKUP", "MASTER", "FAULT"])
 
 
+    def test_intact_until_the_fifo_is_removed_or_replaced(self):
+        path = os.path.join(tempfile.mkdtemp(), "notify.fifo")
+        fifo = FifoReader(path, lambda line: None, reactor)
+        self.addCleanup(fifo.close)
+        self.assertTrue(fifo.intact())
+        os.unlink(path)
+        self.assertFalse(fifo.intact())
+        os.mkfifo(path)  # what keepalived does when the path is gone
+        self.assertFalse(fifo.intact())
+        fifo.close(unlink=False)
+        self.assertTrue(os.path.exists(path))
 FAKE_KEEPALIVED = """
 import signal, sys, time
 signal.signal(signal.SIGHUP, lambda *a: print("reloaded", flush=True))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import stat
 import tempfile
 
@@ -15,11 +16,19 @@ from sentinel.ha.layout import SidecarPaths
 from sentinel.ha.release import write_request
 from sentinel.ha.sidecar import Sidecar
 from sentinel.ha.vrrpwatch import Advert, auth_bytes
-from tests.ha.fakes import FakeFifo, FakeLauncher, FakeWatch, LogCapture, write_config
+from tests.ha.fakes import FakeFifo, FakeHandle, FakeLauncher, FakeWatch, LogCapture, write_config
 
 IP_ADDR = json.dumps([{"ifname": "eth0", "flags": ["UP"], "link_type": "ether",
                        "addr_info": [{"family": "inet", "local": "198.18.0.2",
                                       "prefixlen": 24}]}]).encode()
+
+
+class FakeRawReader:
+    def startReading(self):
+        pass
+
+    def close(self):
+        pass
 
 
 class SidecarTests(SynchronousTestCase):
@@ -156,6 +165,96 @@ class SidecarTests(SynchronousTestCase):
         self.assertIn("priority 111", self.read(self.paths.conf))
         self.assertIsNone(self.status()["lastError"])
 
+    def test_a_file_that_cannot_be_written_is_retried_until_keepalived_runs(self):
+        """Enabling fails half-way (the track file cannot be written: disk
+        full, a directory in its place): one line, and it is tried again --
+        HA must not stay off until someone edits the settings."""
+        os.makedirs(self.paths.alive_file)
+        self.enable()
+        self.assertEqual(self.launcher.spawned, [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+        error = self.status()["lastError"]
+        self.assertIn(f"cannot update {self.paths.alive_file} (Is a directory)", error)
+        self.assertEqual(self.log.text().count(error), 1)
+        self.tick(self.sidecar.RETRY_AFTER)  # still in the way: not logged again
+        self.assertEqual(self.log.text().count(error), 1)
+        os.rmdir(self.paths.alive_file)
+        self.tick(self.sidecar.RETRY_AFTER)
+        self.assertEqual(len(self.launcher.spawned), 1)
+        self.assertEqual(self.status()["keepalived"], "running")
+        self.assertIsNone(self.status()["lastError"])
+
+    def test_keepalived_missing_is_one_clear_line_and_retried(self):
+        """Not installed (or not executable): say so and what to do, and
+        start it once it is there."""
+        spawn = self.launcher.spawn
+
+        def missing(argv, on_line):
+            raise FileNotFoundError(2, "No such file or directory")
+
+        self.launcher.spawn = missing
+        self.enable()
+        self.assertEqual(self.flushLoggedErrors(), [])
+        error = self.status()["lastError"]
+        self.assertEqual(error, "cannot run keepalived (/usr/sbin/keepalived: No such file or "
+                                "directory); install it, or set --keepalived / "
+                                "SENTINEL_KEEPALIVED to its path")
+        self.assertEqual(self.log.text().count(error), 1)
+        self.launcher.spawn = spawn
+        self.tick(self.sidecar.RETRY_AFTER)
+        self.assertEqual(self.status()["keepalived"], "running")
+
+    def test_a_config_test_that_hangs_is_killed_and_retried(self):
+        """keepalived --config-test never ends: the sidecar must not wait for
+        it for good (every later change would be stuck behind it)."""
+        spawn, hung = self.launcher.spawn, []
+
+        def hanging(argv, on_line):
+            if "--config-test" in argv:
+                hung.append(FakeHandle(list(argv), 999))
+                return hung[-1]
+            return spawn(argv, on_line)
+
+        self.launcher.spawn = hanging
+        self.enable()
+        self.tick(self.keepalived.CONFIG_TEST_TIMEOUT - 1)
+        self.assertEqual(hung[0].signals, [])
+        self.tick(1)
+        self.assertEqual(hung[0].signals, ["KILL"])
+        hung[0].exit(None)
+        self.assertIn("did not finish within 30 s", self.status()["lastError"])
+        self.launcher.spawn = spawn
+        self.tick(self.sidecar.RETRY_AFTER)
+        self.assertEqual(self.status()["keepalived"], "running")
+
+    def without_hanging(self):
+        """A blocking read fails the test (after 5 s) instead of hanging it."""
+        def expired(signum, frame):
+            raise AssertionError("the sidecar blocked on a read")
+
+        previous = signal.signal(signal.SIGALRM, expired)
+        signal.alarm(5)
+        self.addCleanup(signal.signal, signal.SIGALRM, previous)
+        self.addCleanup(signal.alarm, 0)
+
+    def test_a_fifo_in_place_of_a_shared_file_does_not_hang_the_sidecar(self):
+        """config.json or release.json as a FIFO (nobody writes into it): the
+        sidecar must not wait on it -- it would stop reading keepalived's
+        notifications, and the role file would no longer follow the VIP."""
+        self.enable()
+        self.notify("MASTER")
+        self.without_hanging()
+        os.mkfifo(self.paths.release_request)
+        self.tick(0.2)
+        self.assertFalse(os.path.exists(self.paths.release_request))
+        os.remove(self.paths.config_file)
+        os.mkfifo(self.paths.config_file)
+        self.tick(1)
+        self.assertIn("config.json: not a regular file", self.status()["lastError"])
+        self.assertEqual(self.status()["keepalived"], "running")  # what runs, runs
+        self.notify("BACKUP")
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
+
     def test_broken_config_file_keeps_state(self):
         self.enable()
         with open(self.paths.config_file, "w") as f:
@@ -189,6 +288,132 @@ class SidecarTests(SynchronousTestCase):
             self.notify(state)
             self.assertEqual(self.read(self.paths.role_file), role + "\n")
             self.assertEqual(self.status()["vrrpState"], state)
+
+    def test_a_role_file_that_cannot_be_written_is_one_line_and_retried(self):
+        """Disk full, or a directory in place of the role file: the VRRP state
+        change is not lost -- it is written as soon as it can be."""
+        self.enable()
+        self.notify("MASTER")
+        os.remove(self.paths.role_file)
+        os.mkdir(self.paths.role_file)
+        self.notify("BACKUP")
+        self.notify("FAULT")
+        self.tick(3)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.log.text().count("cannot write the role file"), 1)
+        self.assertIn("Is a directory", self.status()["roleFileError"])
+        self.assertEqual(self.status()["vrrpState"], "FAULT")
+        os.rmdir(self.paths.role_file)
+        self.tick(1)
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
+        self.assertIsNone(self.status()["roleFileError"])
+        self.assertIn("VRRP state FAULT: role file says follower", self.log.text())
+
+    def test_shutdown_completes_when_the_role_file_cannot_be_written(self):
+        self.enable()
+        self.notify("MASTER")
+        os.remove(self.paths.role_file)
+        os.mkdir(self.paths.role_file)
+        d = self.sidecar.stopService()
+        self.launcher.spawned[0].exit(0)
+        self.successResultOf(d)
+        self.assertTrue(self.fifos[-1].closed)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_shutdown_completes_when_the_release_track_file_cannot_be_written(self):
+        self.enable()
+        os.remove(self.paths.release_file)
+        os.mkdir(self.paths.release_file)
+        d = self.sidecar.stopService()
+        self.launcher.spawned[0].exit(0)
+        self.successResultOf(d)
+        self.assertTrue(self.fifos[-1].closed)
+        self.assertTrue(self.watches[-1].stopped)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.status()["keepalived"], "stopped")
+
+    def test_a_role_file_left_while_ha_was_disabled_is_removed_at_start(self):
+        """HA turned off while the sidecar was down (or it was killed): the
+        old override must not pin the node to that role for good."""
+        self.sidecar.stopService()
+        files.atomic_write(self.paths.role_file, "follower\n")
+        write_config(self.data, enabled=False)
+        self.sidecar.startService()
+        self.assertFalse(os.path.exists(self.paths.role_file))
+        self.assertEqual(self.launcher.spawned, [])
+
+    def test_a_stale_leader_role_file_steps_down_at_start(self):
+        """The sidecar was killed while MASTER: the new one runs no keepalived
+        yet (here: it cannot apply the settings), so it holds no VIP and must
+        not leave the daemon acting as leader next to the real holder."""
+        self.sidecar.stopService()
+        files.atomic_write(self.paths.role_file, "leader\n")
+        files.atomic_write(self.paths.config_file, b"{not json")
+        self.sidecar.startService()
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
+        self.assertIn("not valid JSON", self.status()["lastError"])
+
+    def test_disabling_with_a_directory_in_place_of_the_role_file_is_retried(self):
+        self.enable()
+        self.notify("MASTER")
+        os.remove(self.paths.role_file)
+        os.mkdir(self.paths.role_file)
+        self.enable(enabled=False)
+        self.launcher.spawned[0].exit(0)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertIn(f"cannot update {self.paths.role_file}", self.status()["lastError"])
+        self.assertFalse(self.status()["haEnabled"])
+        os.rmdir(self.paths.role_file)
+        files.atomic_write(self.paths.role_file, "leader\n")
+        self.tick(self.sidecar.RETRY_AFTER)
+        self.assertFalse(os.path.exists(self.paths.role_file))
+        self.assertIsNone(self.status()["lastError"])
+
+    def test_a_removed_notify_fifo_is_made_again_and_keepalived_reopens_it(self):
+        """keepalived opens the FIFO's path at every reload and restart (and
+        creates one if it is gone): a removed or replaced FIFO must be made
+        again, else the role file stops following the VIP."""
+        self.enable()
+        [ka] = self.launcher.spawned
+        old = self.fifos[-1]
+        old.replaced = True
+        self.tick(1)
+        self.assertEqual(len(self.fifos), 2)
+        self.assertTrue(self.fifos[-1].reading)
+        self.assertEqual(ka.signals, ["HUP"])
+        self.assertEqual(self.log.text().count("notify FIFO"), 1)
+        # Until keepalived has reopened the path, it may still write to the
+        # old one: read on, not closed (its writes would fail).
+        self.assertFalse(old.closed)
+        old.on_line('INSTANCE "sentinel" BACKUP 120')
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
+        self.notify("MASTER")  # heard on the new FIFO
+        self.assertEqual(self.read(self.paths.role_file), "leader\n")
+        self.tick(3)
+        self.assertEqual((len(self.fifos), ka.signals), (2, ["HUP"]))
+        self.enable(enabled=False)
+        ka.exit(0)
+        self.assertEqual((old.closed, old.unlinked), (True, False))
+        self.assertTrue(self.fifos[-1].closed)
+
+    def test_a_notify_fifo_that_cannot_be_made_again_is_one_line_and_retried(self):
+        self.enable()
+        make_fifo, calls = self.sidecar._make_fifo, []
+
+        def failing(path, cb):
+            calls.append(path)
+            if len(calls) <= 3:
+                raise OSError(28, "No space left on device")
+            return make_fifo(path, cb)
+
+        self.sidecar._make_fifo = failing
+        self.fifos[-1].replaced = True
+        for _ in range(3):
+            self.tick(1)
+        self.assertEqual(self.log.text().count("cannot be made again"), 1)
+        self.tick(1)
+        self.assertEqual((len(calls), len(self.fifos)), (4, 2))
+        self.assertEqual(self.launcher.spawned[0].signals, ["HUP"])
 
     def test_disable_stops_keepalived_and_removes_the_role_file(self):
         self.enable()
@@ -384,20 +609,35 @@ class SidecarTests(SynchronousTestCase):
             self.assertEqual(self.read(self.paths.release_file), "0\n")
         self.assertIsNone(self.status()["release"])
 
-    def test_a_failing_release_poll_does_not_stop_it(self):
-        """A directory where the request file goes cannot be removed: that
-        poll fails (logged once), and the next ones still act on requests."""
+    def test_a_directory_in_place_of_the_request_is_one_line_and_polling_goes_on(self):
+        """A directory where the request file goes cannot be removed: one
+        clear line (no traceback, not one per poll), and once it is gone the
+        polls act on requests again."""
         self.enable()
         self.notify("MASTER")
         os.mkdir(self.paths.release_request)
         self.tick(0.2)
         self.tick(0.2)
-        self.assertEqual(len(self.flushLoggedErrors(IsADirectoryError)), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.log.text().count("is a directory: VIP hand-over requests "
+                                               "cannot be received"), 1)
         os.rmdir(self.paths.release_request)
         self.request_release()
         self.assertFalse(os.path.exists(self.paths.release_request))
         self.assertEqual(self.read(self.paths.release_file), "1\n")
-        self.assertIn("VIP handover poll works again", self.log.text())
+        self.assertIn("VIP hand-over requests are received", self.log.text())
+
+    def test_a_directory_in_place_of_the_request_does_not_stop_the_start(self):
+        """The sidecar starts (and then runs keepalived) with a directory
+        where release.json goes: only hand-over requests are unavailable."""
+        self.sidecar.stopService()
+        os.mkdir(self.paths.release_request)
+        self.sidecar.startService()
+        self.assertTrue(self.sidecar.running)
+        self.assertIn("is a directory: VIP hand-over requests cannot be received",
+                      self.log.text())
+        self.enable()
+        self.assertEqual(self.status()["keepalived"], "running")
 
     def test_disabling_during_a_release_cancels_it(self):
         self.enable()
@@ -415,6 +655,25 @@ class SidecarTests(SynchronousTestCase):
         write_request(self.paths.release_request, "old", self.clock.seconds())
         self.sidecar.startService()
         self.assertFalse(os.path.exists(self.paths.release_request))
+
+    def test_a_directory_in_place_of_peers_json_stops_nothing(self):
+        """peers.json only informs: one line, and the sidecar starts, runs
+        keepalived and handles adverts all the same."""
+        self.sidecar.stopService()
+        os.mkdir(self.paths.peers_file)
+        self.sidecar._make_raw_reader = lambda receive: FakeRawReader()
+        self.sidecar.startService()
+        self.enable()
+        self.assertEqual(self.status()["keepalived"], "running")
+        for _ in range(3):
+            self.advert()
+            self.tick(1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.log.text().count(f"cannot update {self.paths.peers_file}"), 1)
+        os.rmdir(self.paths.peers_file)
+        self.advert()
+        self.assertIn("198.18.0.3", files.read_json(self.paths.peers_file)["peers"])
+        self.assertIn("is written again", self.log.text())
 
     def test_peers_are_remembered_across_reloads_and_restarts(self):
         """A BACKUP never advertises: the holder must remember whom it has heard."""

@@ -1,0 +1,122 @@
+"""
+End to end: a daemon killed (SIGKILL, as by the OOM killer) while query-log
+rows wait in its spool file; the next start stores every one of them,
+exactly once, and drops a torn last frame with a log line.  DNS is served
+meanwhile.
+"""
+
+import os
+import shutil
+import signal
+import sqlite3
+import tempfile
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from sentinel.store.spoolfile import HEADER_SIZE, RECORD, Scan
+from tests.dns.clients import query
+from tests.support.daemon import Daemon
+
+
+def wait_for(what, check, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def spooled_frames(path):
+    """The whole records in the spool file (their frame numbers)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return []
+    try:
+        return [number for number, _ in Scan(fd, os.fstat(fd).st_size)]
+    finally:
+        os.close(fd)
+
+
+def children(pid):
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found += [int(p) for p in f.read().split()]
+    return found
+
+
+def gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+class KilledDaemonTests(SynchronousTestCase):
+    def test_rows_in_the_spool_of_a_killed_daemon_are_stored_once_at_the_next_start(self):
+        data_dir = tempfile.mkdtemp(prefix="sentinel-test-")
+        self.addCleanup(shutil.rmtree, data_dir, True)
+        path = os.path.join(data_dir, "sentinel.db")
+        first = Daemon(self, data_dir=data_dir, database="sqlite:///" + path).start()
+        spool = os.path.join(first.data_dir, "querylog.spool")
+        db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.addCleanup(db.close)
+
+        def count(prefix):
+            return db.execute("SELECT COUNT(*), COUNT(DISTINCT qname) FROM query_log "
+                              "WHERE qname LIKE ?", (prefix + "%",)).fetchone()
+
+        for i in range(20):  # stored while the daemon runs
+            query(first.dns_port, f"stored{i}")
+        wait_for("the first rows", lambda: count("stored") == (20, 20))
+
+        # The database is locked: the writer cannot commit, the rows wait in
+        # the spool.  (A frame of the first rows can still be there too: it
+        # is not stored twice.)
+        db.execute("BEGIN IMMEDIATE")
+        locked = True
+        try:
+            for i in range(30):
+                query(first.dns_port, f"spooled{i}")
+            wait_for("the rows in the spool", lambda: spooled_frames(spool)
+                     and open(spool, "rb").read().count(b"spooled") == 30)
+            # Shown in the health answer, which stays 200: DNS is not affected.
+            health = wait_for("the query log in the health answer", lambda: (
+                lambda r: r.status == 200 and r.json().get("problems", {}).get("queryLog"))(
+                    first.get("/api/health")))
+            self.assertIn("storing rows fails (database is locked)", health)
+            writers = [pid for pid in children(first.process.pid) if b"logwriter" in
+                       open(f"/proc/{pid}/cmdline", "rb").read()]
+            self.assertTrue(writers)
+            os.kill(first.process.pid, signal.SIGKILL)
+            first.process.wait(10)
+            first.stop()
+            for pid in writers:  # killed with the daemon, not left storing
+                wait_for(f"the writer {pid} to end", lambda: gone(pid), timeout=10)
+            self.assertGreater(os.stat(spool).st_size, HEADER_SIZE)
+            with open(spool, "ab") as f:  # a last frame the kill tore
+                f.write(RECORD.pack(b"QLR1", 99, 4000, 0) + b"part")
+            db.execute("ROLLBACK")
+            locked = False
+        finally:
+            if locked:
+                db.execute("ROLLBACK")
+        self.assertEqual(count("spooled"), (0, 0))
+
+        second = Daemon(self, data_dir=first.data_dir, database="sqlite:///" + path).start()
+        query(second.dns_port, "again")  # DNS does not wait for the recovery
+        wait_for("the recovered rows", lambda: count("spooled") == (30, 30))
+        wait_for("the spool left to be removed", lambda: not [
+            f for f in os.listdir(second.data_dir) if ".recover-" in f])
+        self.assertEqual(count("stored"), (20, 20))
+        log = second.log()
+        self.assertIn("its torn last frame (24 bytes) was dropped", log)
+        self.assertIn("recovered 30 rows from", log)
+        query(second.dns_port, "after")
+        wait_for("a new row", lambda: count("after") == (1, 1))
+        self.assertEqual(count("spooled"), (30, 30))
