@@ -89,6 +89,11 @@ def wire(config, reactor):
         # entity kind -> callable(key, data) raising ValueError if invalid
         # (backup import; cluster sync may use them too)
         entity_validators={},
+        # entity kind -> backup import hook (prepare/settle, see
+        # sentinel/api/maintenance.py): what a restore does beyond the entities
+        restore_hooks={},
+        # callables(state) -> problems between entities, with .kinds (backup import)
+        restore_checks=[],
         secret_catalog={},  # secret name -> what it is for (/api/secrets/status)
         # async callable(ctx) -> [(label, sealed, aad)]: what is sealed under
         # the node key, for the key check (sentinel/keycheck.py)
@@ -197,7 +202,10 @@ def _wire_filtering(w):
     from sentinel.filtering.engine import PolicyEngine
     from sentinel.filtering.fetch import http_client
     from sentinel.filtering.parsing import in_child
+    from sentinel.filtering import model
+    from sentinel.filtering.consistency import FilteringConsistency
     from sentinel.filtering.refresher import BlocklistRefresher
+    from sentinel.filtering.restore import BlocklistRestore
 
     ready = w.store_service.when_ready
     w.policy_engine = PolicyEngine(w.store, w.reactor, w.policy_source, ready=ready,
@@ -216,6 +224,8 @@ def _wire_filtering(w):
                                                ready=ready, parse=in_child(w.reactor))
     w.blocklist_refresher.setName("blocklists")
     w.blocklist_refresher.setServiceParent(w.leader_only)
+    w.restore_hooks[model.BLOCKLIST] = BlocklistRestore()
+    w.restore_checks.append(FilteringConsistency())
     w.areas += [
         ClientsApi(w.store), RulesApi(w.store), RewritesApi(w.store),
         BlocklistsApi(w.store, lambda: w.blocklist_refresher),
@@ -277,7 +287,8 @@ def _wire_http(w):
         SettingsApi(w.store),
         SecretsApi(w.secrets, w.secret_catalog),
         NotificationsApi(w.store),
-        MaintenanceApi(w.store, w.secrets, w.entity_validators, w.reactor),
+        MaintenanceApi(w.store, w.secrets, w.entity_validators, w.reactor, w.restore_hooks,
+                       w.restore_checks),
         SystemApi(w.store, w.status_providers, w.reactor),
     ]
     w.areas.append(OpenApiApi(lambda: site.endpoints, w.authenticators))

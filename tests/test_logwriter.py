@@ -17,13 +17,14 @@ import sys
 import tempfile
 
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
+from twisted.internet.defer import ensureDeferred, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sentinel.filtering.names import wire_to_text
 from sentinel.filtering.querylog import QueryLog, QueryLogService
 from sentinel.store import QueryLogFilter
+from sentinel.store.database import StoreUnavailable
 from sentinel.store.records import QUERY_LOG_COLUMNS
 from sentinel.store.logpipe import QueryLogWriter, Spool, WriterError, _progress
 from sentinel.store import logwriter, migrations
@@ -33,6 +34,7 @@ from sentinel.store.logwriter import (
 from sentinel.store import spoolfile
 from sentinel.store.spoolfile import HEADER_SIZE
 from tests.filtering.storehelp import open_store
+from tests.ha.fakes import LogCapture
 
 
 def wire(name):
@@ -302,19 +304,20 @@ class ExactlyOnceTests(SynchronousTestCase):
         body, _ = encode([row(float(t), f"n{t}.example") for t in stamps])
         self.refs.append(frame(b"@" + REF.pack(*self.spool.add(len(self.refs) + 1, body))))
 
-    def serve(self, frames):
+    def serve(self, frames, prefix=""):
         """A new child given these frames: its answer lines."""
         r, w = os.pipe()
         self.addCleanup(os.close, r)
         with os.fdopen(w, "wb") as f:
             f.write(b"".join(frames))
         out = io.BytesIO()
-        serve(FdReader(r), out, self.sink, spool=self.fd)
+        serve(FdReader(r), out, self.sink, spool=self.fd, prefix=prefix)
         return out.getvalue().splitlines()
 
-    def recover(self, *paths):
+    def recover(self, *paths, cleared=float("-inf"), prefix=""):
         body = b"\0".join([(self.path + ".unreadable").encode()] + [p.encode() for p in paths])
-        return self.serve([frame(logwriter.RECOVER + body)])
+        return self.serve([frame(logwriter.RECOVER + logwriter.RECOVER_ARGS.pack(cleared) + body)],
+                          prefix)
 
     def stored(self):
         return sorted(r[0] for r in self.conn.execute("SELECT ts FROM query_log"))
@@ -351,6 +354,30 @@ class ExactlyOnceTests(SynchronousTestCase):
         self.assertEqual(self.conn.execute("SELECT COUNT(*) FROM query_log_spool").fetchone(),
                          (0,))
         self.assertEqual(self.recover(left), [b"ok 0 0"])  # a second try: nothing to do
+
+    def test_a_recovery_done_after_a_clear_stores_no_row_recorded_before_it(self):
+        # DELETE /api/query-logs came while the recovery was failing (the
+        # database): sent again after the clear, it stores only later rows.
+        self.add(1, 2)
+        self.add(3, 8)
+        self.spool.close(keep=True)
+        left = self.path + ".recover-1"
+        os.rename(self.path, left)
+        self.assertEqual(self.recover(left, cleared=3.5)[-1], b"ok 1 0")
+        self.assertEqual(self.stored(), [8.0])
+
+    def test_only_this_data_directorys_old_runs_are_forgotten(self):
+        # Another daemon on the same PostgreSQL database has its own runs.
+        mine = logwriter.owner(self.path)
+        self.assertEqual(mine, logwriter.owner(self.path + ".recover-1"))
+        self.assertNotEqual(mine, logwriter.owner(os.path.join(tempfile.mkdtemp(), "x")))
+        for run in (mine + "old", "0123456789abcdef:theirs"):
+            self.conn.execute("INSERT INTO query_log_spool VALUES (?, '1-9')", (run,))
+        self.add(1)
+        self.assertEqual(self.serve(self.refs, prefix=mine), [b"ok 1 0"])
+        self.assertEqual(self.recover(prefix=mine), [b"ok 0 0"])
+        self.assertEqual(sorted(r[0] for r in self.conn.execute("SELECT run FROM query_log_spool")),
+                         sorted(["0123456789abcdef:theirs", mine + self.spool.run]))
 
     def test_a_file_that_is_not_a_spool_is_moved_aside(self):
         for name, data in [("old", marshal.dumps([row(1.0)])),  # the format before numbers
@@ -581,6 +608,46 @@ class WriterContract:
 
 
 class SqliteWriterTests(WriterContract, TestCase):
+    async def test_a_long_database_failure_warns_once_a_minute_not_per_frame(self):
+        logged = LogCapture(self)
+        clock = Clock()
+        writer = self.make_writer(clock=clock)
+        await self.store.db.run(lambda tx: tx.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON query_log BEGIN SELECT RAISE(ABORT, 'no'); END"))
+        done = [writer.append([row(float(t))]) for t in range(20)]
+        while writer.failures < 20:
+            await later(0.05)
+
+        def warnings():
+            return [line for line in logged.lines if "failed" in line]
+
+        self.assertEqual(len(warnings()), 1)
+        clock.advance(60)  # all sent again, and fail again
+        while writer.failures < 40:
+            await later(0.05)
+        self.assertEqual(len(warnings()), 2)
+        self.assertIn("19 more frames failed since the last warning", warnings()[1])
+        await self.store.db.run(lambda tx: tx.execute("DROP TRIGGER refuse"))
+        clock.advance(writer.retry_delay)
+        self.assertEqual([await d for d in done], [(1, 0)] * 20)
+        self.assertIn("storing rows works again", logged.text())
+
+    async def test_a_recovery_that_failed_until_after_a_clear_does_not_undo_it(self):
+        left = Spool(self.spool)  # a killed daemon's, with two rows
+        left.add(1, encode([row(1.0), row(2.0)])[0])
+        left.close(keep=True)
+        # Rows cannot be stored (the recovery fails), deleting works (the clear).
+        await self.store.db.run(lambda tx: tx.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON query_log BEGIN SELECT RAISE(ABORT, 'no'); END"))
+        self.writer.start()
+        while not self.writer.failures:
+            await later(0.05)
+        await self.writer.clear(5.0)
+        await self.store.db.run(lambda tx: tx.execute("DROP TRIGGER refuse"))
+        while [f for f in os.listdir(os.path.dirname(self.spool)) if ".recover-" in f]:
+            await later(0.05)
+        self.assertEqual(await self.store.count_query_logs(), 0)
+
     async def test_a_child_that_keeps_dying_is_started_less_and_less_often(self):
         starts = os.path.join(tempfile.mkdtemp(), "starts")
         clock = Clock()
@@ -737,6 +804,15 @@ class StartupTests(SynchronousTestCase):
         service = QueryLogService(log, _NotReady(), Clock(), writer=writer)
         self.successResultOf(service.flush())
         self.assertEqual((len(log.buffer), writer.frames), (1, []))
+
+    def test_no_clear_through_the_writer_before_the_store_is_ready(self):
+        # The writer must not touch a database that is not migrated (or is
+        # newer than this Sentinel): the API answers that it is unavailable.
+        log = QueryLog()
+        log.record(1.0, "10.0.0.1", "", b"\x00", 1, "forwarded", "", "", 0, 1.0)
+        service = QueryLogService(log, _NotReady(), Clock(), writer=_Writer())
+        self.failureResultOf(ensureDeferred(service.clear()), StoreUnavailable)
+        self.assertEqual(len(log.buffer), 1)
 
     def test_rows_buffered_at_stop_go_to_the_spool_even_with_the_store_down(self):
         # The spool outlives the daemon: the next start stores them.  The

@@ -85,6 +85,11 @@ class KilledDaemonTests(SynchronousTestCase):
                 query(first.dns_port, f"spooled{i}")
             wait_for("the rows in the spool", lambda: spooled_frames(spool)
                      and open(spool, "rb").read().count(b"spooled") == 30)
+            # Shown in the health answer, which stays 200: DNS is not affected.
+            health = wait_for("the query log in the health answer", lambda: (
+                lambda r: r.status == 200 and r.json().get("problems", {}).get("queryLog"))(
+                    first.get("/api/health")))
+            self.assertIn("storing rows fails (database is locked)", health)
             writers = [pid for pid in children(first.process.pid) if b"logwriter" in
                        open(f"/proc/{pid}/cmdline", "rb").read()]
             self.assertTrue(writers)

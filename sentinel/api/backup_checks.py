@@ -3,7 +3,8 @@ Checks the backup import applies to entities of other subsystems until
 those register their own in ``w.entity_validators`` (which take
 precedence): the filtering kinds through L{sentinel.filtering.model}, the
 DNS settings through L{sentinel.dns.settings}, the UI settings through
-their schema.  Each is ``validate(key, data)`` raising ValueError.
+their schema.  Each is ``validate(key, data)`` raising ValueError and
+returning the data to store (None: as it is).
 """
 
 from sentinel.api.settings import PREFS
@@ -24,7 +25,7 @@ def _filtering(kind):
             field = ".".join(str(p) for p in error.absolute_path)
             raise ValueError(f"{field}: {error.message}")
         try:
-            model.check(kind, data)
+            return model.check(kind, data)  # normalized, as the API stores it
         except model.Invalid as e:
             raise ValueError(f"{e.field}: {e.message}") from None
         except (TypeError, AttributeError, KeyError) as e:

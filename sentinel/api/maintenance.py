@@ -11,7 +11,10 @@ document, then makes each kind it contains match it -- adding, changing and
 removing entities -- in ONE store transaction (all or nothing; one
 revision bump, so followers and the DNS policy see one change).  Kinds the
 document does not contain are left alone.  ``validators`` (kind ->
-callable(key, data) raising ValueError) are the owning subsystems' checks.
+callable(key, data) raising ValueError, returning the data to store -- e.g.
+normalized as the API stores it -- or None to store it as it is) are the
+owning subsystems' checks; a kind without one is unknown here (a backup of
+a newer Sentinel, or edited) and refused, never stored unchecked.
 """
 
 import re
@@ -26,6 +29,7 @@ from sentinel.store.entities import encode
 FORMAT, VERSION = "sentinel-backup", 1
 NEVER = ("secret", "user", "session", "api_token")  # never exported or imported
 INTEGER_KEYED = ("client", "rule", "blocklist", "rewrite")
+MAX_ID = 2 ** 53  # the highest id the API addresses (and JavaScript counts exactly)
 KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 DIGITS = re.compile(r"^[1-9][0-9]{0,17}$")
 
@@ -66,34 +70,77 @@ def _key_order(key):
 
 
 def check_document(document, validators):
-    """400 with every problem found (nothing is applied on any)."""
-    problems = []
+    """The entities to restore ({kind: {key: data}}, as their validators
+    return them), or 400 with every problem found (nothing is applied)."""
+    problems, entities = [], {}
     for kind, items in document["entities"].items():
-        if kind in NEVER:
-            problems.append({"field": f"entities.{kind}",
-                             "message": f"{kind} entities are never imported"})
-            continue
         validate = validators.get(kind)
+        if kind in NEVER or validate is None:
+            message = (f"{kind} entities are never imported" if kind in NEVER else
+                       f"unknown kind {kind!r} (a backup of a newer Sentinel?)")
+            problems.append({"field": f"entities.{kind}", "message": message})
+            continue
+        entities[kind] = {}
         for key, data in items.items():
             field = f"entities.{kind}.{key}"
-            if kind in INTEGER_KEYED and not DIGITS.match(key):
-                problems.append({"field": field, "message": "keys of this kind are ids (1, 2, ...)"})
+            if kind in INTEGER_KEYED and not (DIGITS.match(key) and int(key) <= MAX_ID):
+                problems.append({"field": field, "message":
+                                 f"keys of this kind are ids (1, 2, ... {MAX_ID})"})
                 continue
-            if validate is not None:
-                try:
-                    validate(key, data)
-                except (ValueError, TypeError, KeyError) as e:
-                    problems.append({"field": field, "message": str(e) or type(e).__name__})
+            try:
+                checked = validate(key, data)
+            except (ValueError, TypeError, KeyError) as e:
+                problems.append({"field": field, "message": str(e) or type(e).__name__})
+                continue
+            entities[kind][key] = data if checked is None else checked
+    _refuse(problems)
+    return entities
+
+
+def _refuse(problems):
     if problems:
         first = problems[0]
         raise ApiError(400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}",
                        problems[:100])
 
 
-async def _plan(ctx, entities):
-    changes, unchanged, work = {}, 0, []
+def _valid(validate, stored):
+    """{key: checked data} of the stored entities that pass ``validate``."""
+    out = {}
+    for e in stored:
+        try:
+            checked = validate(e.key, e.data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue  # damaged before this restore: not its business
+        out[e.key] = e.data if checked is None else checked
+    return out
+
+
+async def check_consistency(ctx, entities, checks, validators):
+    """400 if the configuration the restore leaves breaks a rule between
+    entities: each check(state) -> [(kind, key, field, message)] sees its
+    ``kinds`` as the document has them, or as stored for kinds it lacks."""
+    problems = []
+    for check in checks:
+        if not set(check.kinds) & set(entities):
+            continue
+        state = {}
+        for kind in check.kinds:
+            state[kind] = entities[kind] if kind in entities else \
+                _valid(validators[kind], await ctx.list(kind)) if kind in validators else {}
+        problems += [{"field": f"entities.{kind}.{key}", "message": f"{field}: {message}"}
+                     for kind, key, field, message in check(state)]
+    _refuse(problems)
+
+
+async def _plan(ctx, entities, hooks):
+    """(changes, unchanged, work, before): before is {kind: {key: data}} of
+    the entities the work changes or removes."""
+    changes, unchanged, work, before = {}, 0, [], {}
     for kind in sorted(entities):
         wanted = entities[kind]
+        if kind in hooks:
+            wanted = await hooks[kind].prepare(ctx, wanted)
         current = {e.key: e.data for e in await ctx.list(kind)}
         added = [k for k in wanted if k not in current]
         changed = [k for k in wanted if k in current and encode(current[k]) != encode(wanted[k])]
@@ -103,15 +150,24 @@ async def _plan(ctx, entities):
                          (("added", added), ("changed", changed), ("removed", removed))}
         work += [(kind, k, wanted[k]) for k in added + changed]
         work += [(kind, k, None) for k in removed]
-    return changes, unchanged, work
+        before[kind] = {k: current[k] for k in changed + removed}
+    return changes, unchanged, work, before
 
 
 class MaintenanceApi:
-    def __init__(self, store, secrets, validators=None, clock=None):
+    """hooks: kind -> object with ``async prepare(ctx, wanted) -> wanted``
+    (what to restore of the document's {key: data}; also on dry runs) and
+    ``async settle(ctx, before)`` (after the restore's writes, in its
+    transaction; before: {key: data} of what it changed or removed).
+    checks: callables with ``kinds``, see L{check_consistency}."""
+
+    def __init__(self, store, secrets, validators=None, clock=None, hooks=None, checks=None):
         self._store = store
         self._secrets = secrets
         self._validators = validators if validators is not None else {}
         self._clock = clock
+        self._hooks = hooks if hooks is not None else {}
+        self._checks = checks if checks is not None else []
 
     def _now(self):
         return self._clock.seconds() if self._clock is not None else time.time()
@@ -141,21 +197,25 @@ class MaintenanceApi:
                       "all or nothing")
     async def restore(self, call):
         document = call.body
-        check_document(document, self._validators)
-        entities = document["entities"]
+        entities = check_document(document, self._validators)
         dry_run = call.query.get("dry_run", False)
 
         async def preview(ctx):
-            changes, unchanged, _ = await _plan(ctx, entities)
+            await check_consistency(ctx, entities, self._checks, self._validators)
+            changes, unchanged, _, _ = await _plan(ctx, entities, self._hooks)
             return changes, unchanged, await ctx.current_revision()
 
         async def apply(ctx):
-            changes, unchanged, work = await _plan(ctx, entities)
+            await check_consistency(ctx, entities, self._checks, self._validators)
+            changes, unchanged, work, before = await _plan(ctx, entities, self._hooks)
             for kind, key, data in work:
                 if data is None:
                     await ctx.delete(kind, key)
                 else:
                     await ctx.put(kind, key, data)
+            for kind, hook in sorted(self._hooks.items()):
+                if kind in before:
+                    await hook.settle(ctx, before[kind])
             return changes, unchanged, await ctx.current_revision()
 
         run = self._store.read(preview) if dry_run else self._store.transact(apply)

@@ -20,6 +20,7 @@ from sentinel.api.inputs import (
     MAX_REQUEST_BODY, CompiledRoute, check, compile_schema, read_body, read_params,
     read_query, validate,
 )
+from sentinel.auth.throttle import client_key
 from sentinel.store.database import StoreUnavailable
 
 log = Logger()
@@ -29,6 +30,8 @@ __all__ = ["Gate", "MAX_REQUEST_BODY", "SentinelRequest", "Site", "check", "chec
            "compile_schema", "validate"]
 
 JSON_TYPE = b"application/json; charset=utf-8"
+# The media types a cross-site form or "simple" request can carry.
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 
 
 class SentinelRequest(server.Request):
@@ -109,7 +112,8 @@ def check_same_origin(request):
     """
     Refuse a state-changing request that a browser sent from another origin
     (CSRF): ``Sec-Fetch-Site: cross-site`` or ``same-site`` (another port or
-    sub-domain of this host: SameSite cookies go along) is refused, and the
+    sub-domain of this host: SameSite cookies go along) is refused, so is a
+    form's media type (L{FORM_TYPES}, 415, even without a body), and the
     Origin header, when present, must name this host (scheme://Host).  Requests
     authenticating with a bearer token pass: a browser cannot add that
     header cross-site without a CORS preflight, which this server never
@@ -121,13 +125,19 @@ def check_same_origin(request):
         return
     check_fetch_site(request)
     origin = request.getHeader("origin")
-    if origin is None:
-        return
-    host = request.getHeader("host") or ""
-    scheme, _, rest = origin.partition("://")
-    if origin == "null" or scheme.lower() not in ("http", "https") \
-            or rest.rstrip("/").lower() != host.lower():
-        raise _cross_site()
+    if origin is not None:
+        host = request.getHeader("host") or ""
+        scheme, _, rest = origin.partition("://")
+        if origin == "null" or scheme.lower() not in ("http", "https") \
+                or rest.rstrip("/").lower() != host.lower():
+            raise _cross_site()
+    ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+    if ctype in FORM_TYPES:
+        # What an HTML form (or a no-cors fetch) can send without a
+        # preflight: never what the UI sends, even with no body.
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
+                       "Send the body as application/json (or no body, without a "
+                       "Content-Type).")
 
 
 def check_fetch_site(request):
@@ -281,7 +291,8 @@ class _QuietableSite(server.Site):
     second and followers' sync polls would otherwise flood the log.
 
     Also enforces L{HttpLimits}: connections beyond the total or per-client
-    cap are closed at once (logged at most once a minute).
+    cap (an IPv6 client counted by its /64) are closed at once (logged at
+    most once a minute).
 
     L{close_connections} ends every open connection: the HTTP service calls
     it when it stops, once the port is closed, so the keepalived sidecar's
@@ -304,7 +315,9 @@ class _QuietableSite(server.Site):
         self._last_refusal_log = None
 
     def buildProtocol(self, addr):
-        client = getattr(addr, "host", None) or str(addr)
+        # An IPv6 client by its /64: one device can take any number of
+        # addresses in it, and would otherwise hold every connection.
+        client = client_key(getattr(addr, "host", None) or str(addr))
         if self._total >= self.limits.connections or \
                 self.open_connections.get(client, 0) >= self.limits.per_client:
             self._refused(client)
@@ -454,6 +467,9 @@ def _security_headers(request):
     request.setHeader(b"content-security-policy",
                       b"default-src 'none'; frame-ancestors 'none'; sandbox")
     request.setHeader(b"x-frame-options", b"DENY")
+    # No page of another origin may even embed an answer (<script>, <img>):
+    # the browser drops it before it reaches that page's process.
+    request.setHeader(b"cross-origin-resource-policy", b"same-origin")
 
 
 def _render(request, spec, result):

@@ -32,6 +32,7 @@ from zope.interface import implementer
 from sentinel.dns.decision import IQueryLog
 from sentinel.filtering import settings
 from sentinel.periodic import looping_call
+from sentinel.store.database import StoreUnavailable
 from sentinel.store.logwriter import Names, normalise
 
 log = Logger()
@@ -301,10 +302,13 @@ class QueryLogService(Service):
         or on its way to the database so far go; not one of them is stored
         later (with the writer: L{sentinel.store.logpipe.QueryLogWriter.clear}).
         """
-        self.querylog.clear()
         if self.writer is not None:
+            if not self.store.available:  # the writer touches no database not migrated
+                raise StoreUnavailable("the database is not available")
+            self.querylog.clear()
             await self.writer.clear(self.clock.seconds())
         else:
+            self.querylog.clear()
             await self.flush()
             await self.store.prune_query_logs(0, 0)
 

@@ -75,13 +75,27 @@ class FifoReader(FileDescriptor):
             except Exception:
                 log.failure("handling a VRRP notification failed")
 
-    def close(self):
+    def intact(self):
+        """The FIFO at ``path`` is still the one read here (not removed, nor
+        replaced: keepalived opens the path at every start and reload, and
+        creates a FIFO there if there is none)."""
+        if self._rfd is None:
+            return False
+        try:
+            there = os.stat(self.path)
+        except OSError:
+            return False
+        own = os.fstat(self._rfd)
+        return (there.st_dev, there.st_ino) == (own.st_dev, own.st_ino)
+
+    def close(self, unlink=True):
         self.stopReading()
         for fd in (self._rfd, self._wfd):
             if fd is not None:
                 os.close(fd)
         self._rfd = self._wfd = None
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        if unlink:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass

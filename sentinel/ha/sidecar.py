@@ -9,7 +9,10 @@ the data directory.
   change is applied with a reload (SIGHUP: the VIP stays put); disabling
   stops keepalived (the VIP moves away at once) and removes the role file;
 - it reads keepalived's state changes from the notify FIFO and writes the
-  role file (L{sentinel.ha.notify});
+  role file (L{sentinel.ha.notify}); a write that fails is retried at every
+  poll, a FIFO that was removed or replaced is made again (keepalived is
+  reloaded to reopen it), and a ``leader`` left from before it started is
+  rewritten ``follower`` (no keepalived runs yet);
 - it watches the daemon's HTTP port (L{sentinel.ha.liveness}) and writes
   the result to the track file keepalived follows (crash -> FAULT at once);
 - it listens to VRRP adverts (L{sentinel.ha.vrrpwatch}) -> peers.json;
@@ -66,6 +69,8 @@ class Sidecar(Service):
                        "role": None, "daemonAlive": None, "lastError": None, "summary": None,
                        "roleFileError": None}
         self._role_pending = None  # (role, why) not written yet (the write failed)
+        self._fifo_error = None  # why the notify FIFO cannot be made again (logged once)
+        self._retired_fifo = None  # the FIFO before it was replaced, still read
         self._seen = None  # config.json bytes last looked at
         self._retry_at = None  # when to try a failed configuration again
         self._busy = False
@@ -132,6 +137,7 @@ class Sidecar(Service):
 
     def poll(self):
         self._flush_role()
+        self._check_fifo()
         if self._busy:
             return None
         problem = None
@@ -218,6 +224,7 @@ class Sidecar(Service):
         if self.fifo is not None:
             self.fifo.close()
             self.fifo = None
+        self._close_retired_fifo()
         self.peers.clear()
         self.releaser.reset()  # last: it may fail (disk full); the rest is done
 
@@ -257,6 +264,41 @@ class Sidecar(Service):
             self.keepalived.reload()
             log.info("keepalived: reloaded {summary}", summary=describe(settings))
         self._write_status()
+
+    def _check_fifo(self):
+        """The notify FIFO was removed or replaced (a cleanup of the runtime
+        directory, a second sidecar on it): keepalived would write its next
+        state changes (after a reload or restart) where nobody reads, and
+        the role file would stop following the VIP.  Make a new one and
+        have keepalived reopen it."""
+        if self.fifo is None or self.fifo.intact():
+            return
+        try:
+            os.makedirs(self.paths.runtime_dir, mode=0o700, exist_ok=True)
+            fresh = self._make_fifo(self.paths.fifo, self._notified)
+        except OSError as e:
+            if str(e) != self._fifo_error:  # once, not at every poll
+                log.error("the notify FIFO {path} was removed or replaced and cannot be "
+                          "made again ({error}); trying again every second",
+                          path=self.paths.fifo, error=e)
+            self._fifo_error = str(e)
+            return
+        self._fifo_error = None
+        # The old one is read on until keepalived has reopened the path (its
+        # last changes may still come there; closed, keepalived's writes
+        # would fail): it is closed at the next replacement or teardown.
+        self._close_retired_fifo()
+        self._retired_fifo, self.fifo = self.fifo, fresh
+        fresh.startReading()
+        self.keepalived.reload()
+        log.warn("the notify FIFO {path} was removed or replaced: made a new one and "
+                 "reloaded keepalived so its state changes reach the role file",
+                 path=self.paths.fifo)
+
+    def _close_retired_fifo(self):
+        if self._retired_fifo is not None:
+            self._retired_fifo.close(unlink=False)  # the path is the new FIFO
+            self._retired_fifo = None
 
     def _keepalived_exited(self, code):
         if self.settings is not None:

@@ -45,7 +45,9 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
 from sentinel.store import spoolfile
-from sentinel.store.logwriter import CLEAR, CLEAR_ARGS, RECOVER, REF, encode, frame as framed
+from sentinel.store.logwriter import (
+    CLEAR, CLEAR_ARGS, RECOVER, RECOVER_ARGS, REF, encode, frame as framed,
+)
 
 log = Logger()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -55,6 +57,7 @@ F_SETPIPE_SZ = 1031  # Linux
 PIPE_SIZE = 1 << 20
 SPOOL_LIMIT = spoolfile.LIMIT
 RETRY_MAX = 60.0  # seconds between starts of a writer that keeps dying, at most
+WARN_EVERY = 60.0  # seconds between warnings of frames the database failed to store, at least
 
 
 def _bigger_pipe(transport):
@@ -222,6 +225,10 @@ class QueryLogWriter:
         self._number = 0  # frames numbered (spool records), from 1
         self._deaths = 0  # children that died in a row without answering
         self._keep = False  # frames were given up: the spool stays for the next start
+        self._recovery = None  # (the recovery frame, the files) until it is answered
+        self._cleared = float("-inf")  # the time of the last clear
+        self._warned_at = None  # when a failed frame was last warned about
+        self._unwarned = 0  # frames failed since then
 
     # -- the caller's side ---------------------------------------------------
 
@@ -277,6 +284,9 @@ class QueryLogWriter:
         if self._stopped:
             raise WriterError("the query-log writer is stopped")
         self._open_spool()
+        self._cleared = before
+        if self._recovery is not None:  # sent again after this: not the rows cleared
+            self._recovery[0].wire = self._recovery_wire(self._recovery[1])
         frame = _Frame(framed(CLEAR + CLEAR_ARGS.pack(self._number, before)), 0, 0)
         self._send(frame)
         return frame.done
@@ -357,11 +367,20 @@ class QueryLogWriter:
 
     def _recover(self, paths):
         """The child stores the frames of those files not stored yet, then forgets old runs."""
-        aside = self.spool_path + ".unreadable"
-        body = RECOVER + "\0".join([aside] + paths).encode("utf-8", "surrogateescape")
-        frame = _Frame(framed(body), 0, 0)  # its notes are logged (_Child.outReceived)
-        frame.done.addErrback(lambda f: f.trap(WriterError))
+        frame = _Frame(self._recovery_wire(paths), 0, 0)  # notes logged: _Child.outReceived
+        self._recovery = (frame, paths)
+
+        def done(result):
+            self._recovery = None
+            return result
+
+        frame.done.addBoth(done).addErrback(lambda f: f.trap(WriterError))
         self._send(frame)
+
+    def _recovery_wire(self, paths):
+        aside = self.spool_path + ".unreadable"
+        return framed(RECOVER + RECOVER_ARGS.pack(self._cleared) + "\0".join(
+            [aside] + paths).encode("utf-8", "surrogateescape"))
 
     def _close_spool(self):
         if self._spool is not None:
@@ -423,6 +442,10 @@ class QueryLogWriter:
                 words = ["error", f"unreadable answer {line!r}"]
         if stored is not None:
             self.problem = None
+            if self._warned_at is not None:
+                log.info("query log: storing rows works again ({n} more frames had failed "
+                         "since the last warning; all were kept)", n=self._unwarned)
+                self._warned_at, self._unwarned = None, 0
             self.pending_rows -= frame.rows
             frame.done.callback((stored, bad + frame.skipped))
         elif words[0] == "lost":
@@ -436,11 +459,25 @@ class QueryLogWriter:
                 e=words[1] if len(words) > 1 else "unknown error")
             if self.on_failure is not None:
                 self.on_failure()
-            log.warn("query log: storing {n} rows failed ({e}); will retry",
-                     n=frame.rows, e=words[1] if len(words) > 1 else "unknown error")
+            self._warn_failed(frame, words[1] if len(words) > 1 else "unknown error")
             self._requeue(frame)
         self._resolve(frame.seq)
         self._maybe_reset()
+
+    def _warn_failed(self, frame, error):
+        """
+        One warning per WARN_EVERY seconds at most: a database locked for
+        an hour fails thousands of frames, each retried every second.
+        """
+        now = self.clock.seconds()
+        if self._warned_at is not None and now - self._warned_at < WARN_EVERY:
+            self._unwarned += 1
+            return
+        more = (f"; {self._unwarned} more frames failed since the last warning"
+                if self._unwarned else "")
+        log.warn("query log: storing {n} rows failed ({e}); will retry, rows kept in the "
+                 "spool{more}", n=frame.rows, e=error, more=more)
+        self._warned_at, self._unwarned = now, 0
 
     def _ended(self, child, pending, why):
         if self._child is child:

@@ -36,9 +36,11 @@ both store exactly the same values.
 """
 
 import gc
+import hashlib
 import marshal
 import os
 import select
+import socket
 import struct
 import sys
 from itertools import chain
@@ -254,10 +256,14 @@ class _Sink:
 
         self._transaction(clear)
 
-    def forget(self, keep):
-        """Drops what is known of the frames of every run but ``keep`` (their files are gone)."""
+    def forget(self, keep, owner=""):
+        """
+        Drops what is known of the frames of every run of ``owner`` (this
+        data directory) but ``keep``: their files are gone.
+        """
         self._transaction(lambda: self._execute(
-            "DELETE FROM query_log_spool WHERE run <> ?", (keep or "",)))
+            "DELETE FROM query_log_spool WHERE run LIKE ? AND run <> ?",
+            (owner + "%", keep or "")))
 
     def _done(self, run):
         found = self._execute("SELECT done FROM query_log_spool WHERE run = ?" + self.LOCK, (run,))
@@ -371,26 +377,37 @@ def body_of(frame, spool):
     return parse_record(data)
 
 
-def spool_run(spool):
+def owner(path):
+    """
+    The prefix of the runs of the spool files of this data directory (the
+    directory of ``path``) on this host: another daemon using the same
+    PostgreSQL database has other runs, which are not its to forget.
+    """
+    where = socket.gethostname() + "\0" + os.path.realpath(os.path.dirname(path))
+    return hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:16] + ":"
+
+
+def spool_run(spool, prefix=""):
     """The run of the spool file (fd) the frames are read from; None without one."""
     if spool is None:
         return None
     try:
-        return run_of(os.pread(spool, HEADER_SIZE, 0))
+        return prefix + run_of(os.pread(spool, HEADER_SIZE, 0))
     except (OSError, ValueError):
         return None
 
 
-def serve(stdin, stdout, sink, group_rows=GROUP_ROWS, spool=None):
+def serve(stdin, stdout, sink, group_rows=GROUP_ROWS, spool=None, prefix=""):
     """
     Frames in, one answer line per frame out, until stdin ends.  Frames
     already waiting (``stdin.ready()``, when the stream has it) are stored
     in the same transaction, up to ``group_rows`` rows.  spool: the spool
     file's descriptor, for frames that are a position in it.  Commands
     (L{command}: recovery, clear) are carried out alone, in order.
+    prefix: of the runs (L{owner}).
     """
     names = Names()
-    run = spool_run(spool)
+    run = spool_run(spool, prefix)
     ready = getattr(stdin, "ready", None)
     body = None
     while True:
@@ -399,7 +416,7 @@ def serve(stdin, stdout, sink, group_rows=GROUP_ROWS, spool=None):
         if body is None:
             return  # stdin ended (or a frame cut short): the parent is gone
         if body[:1] in COMMANDS:
-            answer = command(body, sink, run, names, _notes(stdout), group_rows)
+            answer = command(body, sink, run, names, _notes(stdout), group_rows, prefix)
             stdout.write(answer.encode() + b"\n")
             stdout.flush()
             body = None
@@ -451,25 +468,28 @@ def serve(stdin, stdout, sink, group_rows=GROUP_ROWS, spool=None):
             return
 
 
-RECOVER = b"R"  # then NUL-separated paths: where to move an unreadable file, the files
+RECOVER = b"R"  # then RECOVER_ARGS, NUL-separated paths: where to move an unreadable file, the files
+RECOVER_ARGS = struct.Struct("!d")  # rows up to this ts are not stored (a clear came first)
 CLEAR = b"C"  # then CLEAR_ARGS
 CLEAR_ARGS = struct.Struct("!Qd")  # frames up to this number count as stored; rows up to this ts go
 COMMANDS = (RECOVER, CLEAR)
 
 
-def command(body, sink, run, names, note, group_rows=GROUP_ROWS):
+def command(body, sink, run, names, note, group_rows=GROUP_ROWS, prefix=""):
     """Carries out a command frame; returns its answer (``ok STORED BAD`` or ``error ...``)."""
     try:
         if body[:1] == CLEAR:
             upto, before = CLEAR_ARGS.unpack(body[1:])
             sink.clear(run, upto, before)
             return "ok 0 0"
-        aside, *paths = body[1:].decode("utf-8", "surrogateescape").split("\0")
+        (cleared,) = RECOVER_ARGS.unpack_from(body, 1)
+        aside, *paths = body[1 + RECOVER_ARGS.size:].decode(
+            "utf-8", "surrogateescape").split("\0")
         stored = bad = 0
         for path in paths:
-            s, b = recover(path, aside, sink, names, note, group_rows)
+            s, b = recover(path, aside, sink, names, note, group_rows, cleared, prefix)
             stored, bad = stored + s, bad + b
-        sink.forget(run)
+        sink.forget(run, prefix)
         return f"ok {stored} {bad}"
     except struct.error as e:
         return f"lost unreadable command ({e})"
@@ -484,12 +504,15 @@ def _notes(stdout):
     return note
 
 
-def recover(path, aside, sink, names, note, group_rows=GROUP_ROWS):
+def recover(path, aside, sink, names, note, group_rows=GROUP_ROWS, cleared=float("-inf"),
+            prefix=""):
     """
     Stores the frames of the spool file ``path`` (left by a daemon that did
     not stop cleanly) that were not stored yet, then removes the file.  A
     file that is not a spool (another version, garbage, too large) is
-    moved to ``aside`` instead (replacing what was there).  Returns (rows
+    moved to ``aside`` instead (replacing what was there).  Rows of
+    queries up to ``cleared`` are not stored (``DELETE /api/query-logs``
+    came before this recovery was done).  Returns (rows
     stored, rows skipped as malformed); a database error raises, and the
     file stays for the next try.
     """
@@ -505,7 +528,7 @@ def recover(path, aside, sink, names, note, group_rows=GROUP_ROWS):
         if size > SPOOL_LIMIT + HEADER_SIZE:
             return _aside(path, aside, note, f"{size} bytes, larger than a spool can be")
         try:
-            run = run_of(os.pread(fd, HEADER_SIZE, 0))
+            run = prefix + run_of(os.pread(fd, HEADER_SIZE, 0))
         except ValueError as e:
             return _aside(path, aside, note, str(e))
         scan = Scan(fd, size)
@@ -525,6 +548,8 @@ def recover(path, aside, sink, names, note, group_rows=GROUP_ROWS):
             except (EOFError, ValueError, TypeError):
                 continue  # cannot happen to a whole record we wrote
             bad += b
+            if cleared != float("-inf"):
+                rows = [r for r in rows if r[0] > cleared]
             group.append((number, rows))
             rows_in_group += len(rows)
             if rows_in_group >= group_rows:
@@ -693,7 +718,8 @@ def main():
     if url is None or path is None:
         return
     spool = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if path else None
-    serve(stdin, sys.stdout.buffer, open_sink(url.decode("utf-8")), spool=spool)
+    serve(stdin, sys.stdout.buffer, open_sink(url.decode("utf-8")), spool=spool,
+          prefix=owner(os.fsdecode(path)) if path else "")
 
 
 if __name__ == "__main__":

@@ -2,18 +2,25 @@
 
 from twisted.trial.unittest import TestCase
 
+from sentinel.api.backup_checks import default_validators
+from sentinel.filtering import model
 from tests.api.harness import EVIL_ORIGIN, make_api
+
+ADS = model.check("rule", {"pattern": "ads.example", "action": "block"})
+OK = model.check("rule", {"pattern": "ok.example", "action": "allow"})
 
 
 class BackupTests(TestCase):
     async def setUp(self):
         self.api = await make_api(self)
         self.cookie = await self.api.setup_admin()
+        self.api.entity_validators.update(default_validators())
         s = self.api.store
         await s.put("setting", "dns", {"cache_size": 1000})
-        await s.create("rule", {"pattern": "ads.example", "action": "block"})
-        await s.create("rule", {"pattern": "ok.example", "action": "allow"})
-        await s.create("client", {"name": "laptop", "addresses": ["192.168.1.5"]})
+        await s.create("rule", ADS)
+        await s.create("rule", OK)
+        await s.create("client", model.check("client", {"name": "laptop",
+                                                        "addresses": ["192.168.1.5"]}))
         await self.api.secrets.set("upstream.key", "the-secret-value")
         await self.api.token(self.cookie)
 
@@ -42,8 +49,8 @@ class BackupTests(TestCase):
         _, doc = await self.export()
         s = self.api.store
         await s.delete("rule", "2")  # to be re-added
-        await s.put("rule", "1", {"pattern": "changed.example", "action": "block"})
-        await s.create("rule", {"pattern": "new.example", "action": "block"})  # id 3
+        await s.put("rule", "1", dict(ADS, pattern="changed.example"))
+        await s.create("rule", dict(ADS, pattern="new.example"))  # id 3
         await s.put("setting", "extra", {"x": 1})
         await s.delete("client", "1")
         await s.put("rewrite", "1", {"domain": "nas.home", "answer": "10.0.0.2"})  # untouched
@@ -135,7 +142,7 @@ class BackupTests(TestCase):
         # Bigger than the usual 64 KiB limit: backups with many rules restore.
         rules = {str(i): {"pattern": f"r{i}.example", "action": "block"} for i in range(1, 3000)}
         r = await self.restore(dict(doc, entities={"rule": rules}))
-        self.assertEqual(r.status, 200)
+        self.assertEqual(r.status, 200, r)
         self.assertEqual(len(r.json()["changes"]["rule"]["added"]), 2997)
         self.assertEqual(len(await self.api.store.list("rule")), 2999)
 

@@ -147,6 +147,12 @@ class HeaderTests(TestCase):
             self.assertEqual(r.header("x-content-type-options"), "nosniff")
             self.assertEqual(r.header("x-frame-options"), "DENY")
             self.assertIn("frame-ancestors 'none'", r.header("content-security-policy"))
+            self.assertEqual(r.header("cross-origin-resource-policy"), "same-origin")
+        cookie = await api.setup_admin()
+        for path in ("/api/auth/me", "/api/nothing"):
+            r = await api.client.get(path, cookie=cookie)
+            self.assertEqual(r.header("cross-origin-resource-policy"), "same-origin")
+            self.assertIsNone(r.header("access-control-allow-origin"))
 
     async def test_reads_with_the_cookie_from_another_origins_page_are_refused(self):
         # A page on another port of this host can make the browser fetch an
@@ -170,3 +176,24 @@ class HeaderTests(TestCase):
             r = await api.client.get("/api/maintenance/export", cookie=cookie,
                                      headers={"sec-fetch-site": site})
             self.assertEqual(r.status, 200)
+
+    async def test_form_media_types_are_refused_with_the_cookie_even_without_a_body(self):
+        # An HTML form can post text/plain, urlencoded or multipart without a
+        # preflight; endpoints without a body (logout) accepted it whatever
+        # the type, so only the Origin header stood in the way.
+        api = await make_api(self)
+        cookie = await api.setup_admin()
+        for ctype in ("text/plain", "application/x-www-form-urlencoded",
+                      "multipart/form-data; boundary=x", "Text/Plain;charset=UTF-8"):
+            r = await api.client.post("/api/auth/logout", data=b"", cookie=cookie,
+                                      headers={"content-type": ctype})
+            self.assertEqual(r.status, 415, ctype)
+            self.assertEqual(r.json()["error"], "UNSUPPORTED_MEDIA_TYPE")
+        self.assertEqual((await api.client.get("/api/auth/me", cookie=cookie)).status, 200)
+        # A script with a token may post an empty form body (curl -d '').
+        token = await api.token(cookie)
+        r = await api.client.delete("/api/auth/tokens/1", token=token,
+                                    headers={"content-type": "application/x-www-form-urlencoded"})
+        self.assertEqual(r.status, 204)
+        # The UI: no body, no Content-Type.
+        self.assertEqual((await api.client.post("/api/auth/logout", cookie=cookie)).status, 204)

@@ -66,12 +66,18 @@ class FakeFifo:
     def __init__(self, path, on_line):
         self.path, self.on_line = path, on_line
         self.reading = self.closed = False
+        self.unlinked = False
+        self.replaced = False  # set by a test: someone removed or replaced the FIFO
 
     def startReading(self):
         self.reading = True
 
-    def close(self):
+    def intact(self):
+        return not self.closed and not self.replaced
+
+    def close(self, unlink=True):
         self.closed = True
+        self.unlinked = unlink
 
 
 class LogCapture:

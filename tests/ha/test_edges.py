@@ -174,6 +174,17 @@ class FifoTests(TestCase):
         self.assertEqual([line.split()[2] for line in lines], ["BACKUP", "MASTER", "FAULT"])
 
 
+    def test_intact_until_the_fifo_is_removed_or_replaced(self):
+        path = os.path.join(tempfile.mkdtemp(), "notify.fifo")
+        fifo = FifoReader(path, lambda line: None, reactor)
+        self.addCleanup(fifo.close)
+        self.assertTrue(fifo.intact())
+        os.unlink(path)
+        self.assertFalse(fifo.intact())
+        os.mkfifo(path)  # what keepalived does when the path is gone
+        self.assertFalse(fifo.intact())
+        fifo.close(unlink=False)
+        self.assertTrue(os.path.exists(path))
 FAKE_KEEPALIVED = """
 import signal, sys, time
 signal.signal(signal.SIGHUP, lambda *a: print("reloaded", flush=True))

@@ -128,6 +128,39 @@ class KeepalivedLanTests(SynchronousTestCase):
         self.assertEqual(self.lan.vip_owners(), ["b"])
         self.assertEqual(self.nodes["a"].role(), "follower")
 
+    def test_a_killed_keepalived_leaves_one_vip_holder(self):
+        """keepalived on the holder is SIGKILLed (OOM killer): it cannot
+        remove the VIP nor say goodbye. b takes over after the master-down
+        interval; a's sidecar restarts keepalived, and in the end exactly one
+        node holds the VIP and says leader."""
+        self.start_pair()
+        a = self.nodes["a"]
+        pid = a.status()["keepalivedPid"]
+        os.kill(pid, signal.SIGKILL)
+        self.wait_master("b", timeout=30)
+        self.lan.wait_for(lambda: a.status().get("keepalivedPid") not in (None, pid), 20,
+                          "a's keepalived restarted")
+        self.wait_state("a", "BACKUP")
+        time.sleep(4)  # longer than the master-down interval: nothing moves any more
+        self.assertEqual(self.lan.vip_owners(), ["b"], self.diagnose("two holders"))
+        self.assertEqual((a.role(), self.nodes["b"].role()), ("follower", "leader"))
+        self.assertIn("keepalived exited unexpectedly", a.sidecar_log())
+
+    def test_a_removed_notify_fifo_is_recreated(self):
+        """The notify FIFO is removed (a cleanup of the runtime directory,
+        a second sidecar started on it by mistake): keepalived re-creates
+        the path at its next reload and writes there; the sidecar must still
+        hear its state changes, or the role file stops following the VIP."""
+        self.start_pair()
+        a = self.nodes["a"]
+        os.unlink(a.paths.fifo)
+        self.configure("a", 115)  # a reload: keepalived reopens its FIFO
+        self.lan.wait_for(lambda: "keepalived: reloaded" in a.sidecar_log(), 10, "reloaded")
+        time.sleep(2)
+        self.fakes["a"].send_signal(signal.SIGKILL)  # a leaves: FAULT
+        self.wait_master("b")
+        self.lan.wait_for(lambda: a.role() == "follower", 10, "a's role file to follow")
+
     def test_reload_changes_priority_without_moving_the_vip(self):
         self.start_pair()
         pid = self.nodes["a"].status()["keepalivedPid"]

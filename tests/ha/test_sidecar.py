@@ -369,6 +369,52 @@ class SidecarTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(self.paths.role_file))
         self.assertIsNone(self.status()["lastError"])
 
+    def test_a_removed_notify_fifo_is_made_again_and_keepalived_reopens_it(self):
+        """keepalived opens the FIFO's path at every reload and restart (and
+        creates one if it is gone): a removed or replaced FIFO must be made
+        again, else the role file stops following the VIP."""
+        self.enable()
+        [ka] = self.launcher.spawned
+        old = self.fifos[-1]
+        old.replaced = True
+        self.tick(1)
+        self.assertEqual(len(self.fifos), 2)
+        self.assertTrue(self.fifos[-1].reading)
+        self.assertEqual(ka.signals, ["HUP"])
+        self.assertEqual(self.log.text().count("notify FIFO"), 1)
+        # Until keepalived has reopened the path, it may still write to the
+        # old one: read on, not closed (its writes would fail).
+        self.assertFalse(old.closed)
+        old.on_line('INSTANCE "sentinel" BACKUP 120')
+        self.assertEqual(self.read(self.paths.role_file), "follower\n")
+        self.notify("MASTER")  # heard on the new FIFO
+        self.assertEqual(self.read(self.paths.role_file), "leader\n")
+        self.tick(3)
+        self.assertEqual((len(self.fifos), ka.signals), (2, ["HUP"]))
+        self.enable(enabled=False)
+        ka.exit(0)
+        self.assertEqual((old.closed, old.unlinked), (True, False))
+        self.assertTrue(self.fifos[-1].closed)
+
+    def test_a_notify_fifo_that_cannot_be_made_again_is_one_line_and_retried(self):
+        self.enable()
+        make_fifo, calls = self.sidecar._make_fifo, []
+
+        def failing(path, cb):
+            calls.append(path)
+            if len(calls) <= 3:
+                raise OSError(28, "No space left on device")
+            return make_fifo(path, cb)
+
+        self.sidecar._make_fifo = failing
+        self.fifos[-1].replaced = True
+        for _ in range(3):
+            self.tick(1)
+        self.assertEqual(self.log.text().count("cannot be made again"), 1)
+        self.tick(1)
+        self.assertEqual((len(calls), len(self.fifos)), (4, 2))
+        self.assertEqual(self.launcher.spawned[0].signals, ["HUP"])
+
     def test_disable_stops_keepalived_and_removes_the_role_file(self):
         self.enable()
         self.notify("MASTER")
