@@ -37,7 +37,7 @@ def read_body(call, validator):
     if not empty and ctype != "application/json":
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
     try:
-        body = strictjson.loads(raw, MAX_BODY_DEPTH) if not empty else {}
+        body = strictjson.loads(raw, MAX_BODY_DEPTH, unique_keys=True) if not empty else {}
     except StrictJsonError as e:
         raise ApiError(400, "BAD_JSON", f"The body is not valid JSON: {e}.") from None
     call.body = check(validator, body)

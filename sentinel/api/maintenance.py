@@ -21,7 +21,7 @@ import re
 import time
 
 from sentinel import __version__
-from sentinel.api.base import ApiError, Reply, endpoint
+from sentinel.api.base import DEFAULT_MAX_BODY, ApiError, Reply, endpoint
 from sentinel.api.schemas import TIMESTAMP, array_of, nullable, obj
 from sentinel.api.inputs import MAX_REQUEST_BODY
 from sentinel.store.entities import encode
@@ -35,7 +35,7 @@ DIGITS = re.compile(r"^[1-9][0-9]{0,17}$")
 
 BACKUP = obj({
     "format": {"const": FORMAT},
-    "version": {"const": VERSION},
+    "version": {"type": "integer", "description": f"format version ({VERSION})"},
     "sentinel_version": {"type": "string"},
     "exported_at": TIMESTAMP,
     "revision": {"type": "integer", "minimum": 0},
@@ -72,6 +72,13 @@ def _key_order(key):
 def check_document(document, validators):
     """The entities to restore ({kind: {key: data}}, as their validators
     return them), or 400 with every problem found (nothing is applied)."""
+    version = document["version"]
+    if version != VERSION:
+        made_by = "a newer" if version > VERSION else "an older"
+        raise ApiError(400, "VALIDATION_ERROR",
+                       f"version: this is a format {version} backup, made by {made_by} "
+                       f"Sentinel; this one restores format {VERSION} only",
+                       [{"field": "version", "message": f"format {VERSION} only"}])
     problems, entities = [], {}
     for kind, items in document["entities"].items():
         validate = validators.get(kind)
@@ -86,6 +93,10 @@ def check_document(document, validators):
             if kind in INTEGER_KEYED and not (DIGITS.match(key) and int(key) <= MAX_ID):
                 problems.append({"field": field, "message":
                                  f"keys of this kind are ids (1, 2, ... {MAX_ID})"})
+                continue
+            if len(encode(data).encode()) > DEFAULT_MAX_BODY:
+                problems.append({"field": field, "message": f"larger than the "
+                                 f"{DEFAULT_MAX_BODY // 1024} KiB the API takes for one entity"})
                 continue
             try:
                 checked = validate(key, data)

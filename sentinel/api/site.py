@@ -467,6 +467,9 @@ def _security_headers(request):
     request.setHeader(b"content-security-policy",
                       b"default-src 'none'; frame-ancestors 'none'; sandbox")
     request.setHeader(b"x-frame-options", b"DENY")
+    # No page of another origin may even embed an answer (<script>, <img>):
+    # the browser drops it before it reaches that page's process.
+    request.setHeader(b"cross-origin-resource-policy", b"same-origin")
 
 
 def _render(request, spec, result):

@@ -132,6 +132,25 @@ class BackupTests(TestCase):
                                        cookie=self.cookie)
         self.assertEqual(r.status, 400)
 
+    async def test_newer_older_and_hand_edited_files_get_one_clear_error(self):
+        _, doc = await self.export()
+        before = await self.api.store.revision()
+        for version, made_by in ((2, "a newer"), (0, "an older")):
+            r = await self.restore(dict(doc, version=version))
+            self.assertEqual(r.status, 400)
+            self.assertIn(f"format {version} backup, made by {made_by} Sentinel",
+                          r.json()["message"])
+        # A key written twice (json.loads would keep the last and lose the first rule).
+        body = (b'{"format": "sentinel-backup", "version": 1, "entities": {"rule": {'
+                b'"1": {"pattern": "a.example", "action": "block"}, '
+                b'"1": {"pattern": "b.example", "action": "block"}}}}')
+        r = await self.api.client.post("/api/maintenance/import", data=body, cookie=self.cookie,
+                                       headers={"content-type": "application/json"})
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["error"], "BAD_JSON")
+        self.assertIn("the key '1' appears twice", r.json()["message"])
+        self.assertEqual(await self.api.store.revision(), before)
+
     async def test_auth_origin_and_large_backups(self):
         _, doc = await self.export()
         c = self.api.client
