@@ -127,6 +127,30 @@ class BackupTests(TestCase):
         self.assertEqual((await s.get("rule", "1")).data["pattern"], "ads.example")
         self.flushLoggedErrors(sqlite3.OperationalError)
 
+    async def test_a_big_backup_is_read_and_checked_off_the_reactor(self):
+        """Parsing and checking 16 MiB takes seconds: DNS (the reactor) must not wait."""
+        from twisted.python.threadable import isInIOThread
+
+        from sentinel.api import inputs
+
+        _, doc = await self.export()
+        loads, seen = inputs.strictjson.loads, []
+
+        def recording_loads(*args, **kw):
+            seen.append(("parse", isInIOThread()))
+            return loads(*args, **kw)
+
+        def recording_check(key, data):
+            seen.append(("check", isInIOThread()))
+            return data
+
+        self.patch(inputs.strictjson, "loads", recording_loads)
+        self.api.entity_validators["rule"] = recording_check
+        rules = {str(i): dict(ADS, pattern=f"r{i}.example") for i in range(1, 1000)}
+        r = await self.restore(dict(doc, entities={"rule": rules}))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(set(seen), {("parse", False), ("check", False)})
+
     async def test_secrets_missing_are_reported(self):
         _, doc = await self.export()
         await self.api.secrets.delete("upstream.key")
