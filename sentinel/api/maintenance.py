@@ -20,6 +20,8 @@ a newer Sentinel, or edited) and refused, never stored unchecked.
 import re
 import time
 
+from twisted.internet.threads import deferToThread
+
 from sentinel import __version__
 from sentinel.api.base import DEFAULT_MAX_BODY, ApiError, Reply, endpoint
 from sentinel.api.schemas import TIMESTAMP, array_of, nullable, obj
@@ -208,7 +210,8 @@ class MaintenanceApi:
                       "all or nothing")
     async def restore(self, call):
         document = call.body
-        entities = check_document(document, self._validators)
+        # Checking a big backup takes seconds: not on the reactor, which serves DNS.
+        entities = await deferToThread(check_document, document, self._validators)
         dry_run = call.query.get("dry_run", False)
 
         async def preview(ctx):
