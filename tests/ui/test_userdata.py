@@ -5,9 +5,14 @@ belongs to (also for one line of a list field, such as a client's
 addresses) and that field gets the focus; a blocklist download the server
 runs by itself is shown as running and followed to its end; names typed
 by users (or sent as DNS queries) are shown as text, never as markup.
+
+
+A page that cannot load (503 while the database is down) keeps its heading,
+says why and offers to try again.
 """
 
 import http.server
+import json
 import threading
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -115,3 +120,32 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         expect(query).to_contain_text(MARKUP)  # the client's name
         expect(page.locator("main img")).to_have_count(0)
         self.assertEqual(dialogs, [])
+
+    def test_page_that_cannot_load_says_why_and_tries_again(self):
+        from playwright.sync_api import expect
+
+        daemon = keep_log(self, Daemon(self).start(), "unavailable")
+        require_api(daemon, "/api/dns/settings")
+        Admin(daemon).setup()
+        page = self.open_page(daemon.base_url)
+        log_in(page, "/")
+        outage = {"on": True}
+        message = ("The database cannot be reached (connection refused); "
+                   "DNS keeps answering with the policy it has.")
+
+        def store_down(route):
+            if not outage["on"]:
+                return route.continue_()
+            return route.fulfill(status=503, headers={"Retry-After": "5"},
+                                 content_type="application/json",
+                                 body=json.dumps({"error": "STORE_UNAVAILABLE", "message": message}))
+
+        page.route("**/api/dns/settings", store_down)
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="DNS settings").click()
+        expect(page.get_by_role("heading", name="DNS settings", level=1)).to_be_visible()
+        expect(page.get_by_role("alert")).to_have_text(message)
+        outage["on"] = False
+        page.get_by_role("button", name="Try again").click()
+        expect(page.get_by_role("button", name="Save settings")).to_be_visible()
+        expect(page.get_by_role("heading", level=1)).to_have_count(1)
+        expect(page.get_by_role("button", name="Try again")).to_have_count(0)
