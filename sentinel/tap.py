@@ -92,6 +92,8 @@ def wire(config, reactor):
         # entity kind -> backup import hook (prepare/settle, see
         # sentinel/api/maintenance.py): what a restore does beyond the entities
         restore_hooks={},
+        # callables(state) -> problems between entities, with .kinds (backup import)
+        restore_checks=[],
         secret_catalog={},  # secret name -> what it is for (/api/secrets/status)
         # async callable(ctx) -> [(label, sealed, aad)]: what is sealed under
         # the node key, for the key check (sentinel/keycheck.py)
@@ -129,8 +131,7 @@ def _wire_storage(w):
     w.store = Store.from_url(w.config.database, w.reactor)
     w.secrets = Secrets(w.store, w.box)
     w.store_service = StoreService(w.store, url=w.config.database)
-    w.health_problems["store"] = lambda: (getattr(w.store.db, "problem", None)
-                                          if w.store.available else w.store_service.problem)
+    w.health_problems["store"] = w.store_service.current_problem
     w.store_service.setName("store")
     w.store_service.setServiceParent(w.top)
     w.sealed_sources.append(sealed_secrets)
@@ -201,6 +202,7 @@ def _wire_filtering(w):
     from sentinel.filtering.fetch import http_client
     from sentinel.filtering.parsing import in_child
     from sentinel.filtering import model
+    from sentinel.filtering.consistency import FilteringConsistency
     from sentinel.filtering.refresher import BlocklistRefresher
     from sentinel.filtering.restore import BlocklistRestore
 
@@ -222,6 +224,7 @@ def _wire_filtering(w):
     w.blocklist_refresher.setName("blocklists")
     w.blocklist_refresher.setServiceParent(w.leader_only)
     w.restore_hooks[model.BLOCKLIST] = BlocklistRestore()
+    w.restore_checks.append(FilteringConsistency())
     w.areas += [
         ClientsApi(w.store), RulesApi(w.store), RewritesApi(w.store),
         BlocklistsApi(w.store, lambda: w.blocklist_refresher),
@@ -283,7 +286,8 @@ def _wire_http(w):
         SettingsApi(w.store),
         SecretsApi(w.secrets, w.secret_catalog),
         NotificationsApi(w.store),
-        MaintenanceApi(w.store, w.secrets, w.entity_validators, w.reactor, w.restore_hooks),
+        MaintenanceApi(w.store, w.secrets, w.entity_validators, w.reactor, w.restore_hooks,
+                       w.restore_checks),
         SystemApi(w.store, w.status_providers, w.reactor),
     ]
     w.areas.append(OpenApiApi(lambda: site.endpoints, w.authenticators))

@@ -20,8 +20,10 @@ a newer Sentinel, or edited) and refused, never stored unchecked.
 import re
 import time
 
+from twisted.internet.threads import deferToThread
+
 from sentinel import __version__
-from sentinel.api.base import ApiError, Reply, endpoint
+from sentinel.api.base import DEFAULT_MAX_BODY, ApiError, Reply, endpoint
 from sentinel.api.schemas import TIMESTAMP, array_of, nullable, obj
 from sentinel.api.inputs import MAX_REQUEST_BODY
 from sentinel.store.entities import encode
@@ -35,7 +37,7 @@ DIGITS = re.compile(r"^[1-9][0-9]{0,17}$")
 
 BACKUP = obj({
     "format": {"const": FORMAT},
-    "version": {"const": VERSION},
+    "version": {"type": "integer", "description": f"format version ({VERSION})"},
     "sentinel_version": {"type": "string"},
     "exported_at": TIMESTAMP,
     "revision": {"type": "integer", "minimum": 0},
@@ -72,6 +74,13 @@ def _key_order(key):
 def check_document(document, validators):
     """The entities to restore ({kind: {key: data}}, as their validators
     return them), or 400 with every problem found (nothing is applied)."""
+    version = document["version"]
+    if version != VERSION:
+        made_by = "a newer" if version > VERSION else "an older"
+        raise ApiError(400, "VALIDATION_ERROR",
+                       f"version: this is a format {version} backup, made by {made_by} "
+                       f"Sentinel; this one restores format {VERSION} only",
+                       [{"field": "version", "message": f"format {VERSION} only"}])
     problems, entities = [], {}
     for kind, items in document["entities"].items():
         validate = validators.get(kind)
@@ -87,17 +96,54 @@ def check_document(document, validators):
                 problems.append({"field": field, "message":
                                  f"keys of this kind are ids (1, 2, ... {MAX_ID})"})
                 continue
+            if len(encode(data).encode()) > DEFAULT_MAX_BODY:
+                problems.append({"field": field, "message": f"larger than the "
+                                 f"{DEFAULT_MAX_BODY // 1024} KiB the API takes for one entity"})
+                continue
             try:
                 checked = validate(key, data)
             except (ValueError, TypeError, KeyError) as e:
                 problems.append({"field": field, "message": str(e) or type(e).__name__})
                 continue
             entities[kind][key] = data if checked is None else checked
+    _refuse(problems)
+    return entities
+
+
+def _refuse(problems):
     if problems:
         first = problems[0]
         raise ApiError(400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}",
                        problems[:100])
-    return entities
+
+
+def _valid(validate, stored):
+    """{key: checked data} of the stored entities that pass ``validate``."""
+    out = {}
+    for e in stored:
+        try:
+            checked = validate(e.key, e.data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue  # damaged before this restore: not its business
+        out[e.key] = e.data if checked is None else checked
+    return out
+
+
+async def check_consistency(ctx, entities, checks, validators):
+    """400 if the configuration the restore leaves breaks a rule between
+    entities: each check(state) -> [(kind, key, field, message)] sees its
+    ``kinds`` as the document has them, or as stored for kinds it lacks."""
+    problems = []
+    for check in checks:
+        if not set(check.kinds) & set(entities):
+            continue
+        state = {}
+        for kind in check.kinds:
+            state[kind] = entities[kind] if kind in entities else \
+                _valid(validators[kind], await ctx.list(kind)) if kind in validators else {}
+        problems += [{"field": f"entities.{kind}.{key}", "message": f"{field}: {message}"}
+                     for kind, key, field, message in check(state)]
+    _refuse(problems)
 
 
 async def _plan(ctx, entities, hooks):
@@ -125,14 +171,16 @@ class MaintenanceApi:
     """hooks: kind -> object with ``async prepare(ctx, wanted) -> wanted``
     (what to restore of the document's {key: data}; also on dry runs) and
     ``async settle(ctx, before)`` (after the restore's writes, in its
-    transaction; before: {key: data} of what it changed or removed)."""
+    transaction; before: {key: data} of what it changed or removed).
+    checks: callables with ``kinds``, see L{check_consistency}."""
 
-    def __init__(self, store, secrets, validators=None, clock=None, hooks=None):
+    def __init__(self, store, secrets, validators=None, clock=None, hooks=None, checks=None):
         self._store = store
         self._secrets = secrets
         self._validators = validators if validators is not None else {}
         self._clock = clock
         self._hooks = hooks if hooks is not None else {}
+        self._checks = checks if checks is not None else []
 
     def _now(self):
         return self._clock.seconds() if self._clock is not None else time.time()
@@ -162,14 +210,17 @@ class MaintenanceApi:
                       "all or nothing")
     async def restore(self, call):
         document = call.body
-        entities = check_document(document, self._validators)
+        # Checking a big backup takes seconds: not on the reactor, which serves DNS.
+        entities = await deferToThread(check_document, document, self._validators)
         dry_run = call.query.get("dry_run", False)
 
         async def preview(ctx):
+            await check_consistency(ctx, entities, self._checks, self._validators)
             changes, unchanged, _, _ = await _plan(ctx, entities, self._hooks)
             return changes, unchanged, await ctx.current_revision()
 
         async def apply(ctx):
+            await check_consistency(ctx, entities, self._checks, self._validators)
             changes, unchanged, work, before = await _plan(ctx, entities, self._hooks)
             for kind, key, data in work:
                 if data is None:

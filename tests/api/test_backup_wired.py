@@ -112,6 +112,20 @@ class WiredBackupTests(TestCase):
                             dict(doc, entities={"rule": {str(2 ** 53): rule}}), 200)
         await self.call("DELETE", f"/api/rules/{2 ** 53}", expect=204)
 
+    async def test_entities_larger_than_the_api_takes_are_refused(self):
+        doc = (await self.call("GET", "/api/maintenance/export", expect=200)).json()
+        before = await self.w.store.revision()
+        big = {"name": "a", "url": "http://127.0.0.1:9/l",
+               "content": {"sha256": "0" * 64, "junk": "x" * 70_000}}
+        cases = [({"setting": {"ui": {"notes": "x" * 17_000}}}, "entities.setting.ui"),
+                 ({"blocklist": {"1": big}}, "entities.blocklist.1")]
+        for entities, field in cases:
+            r = await self.call("POST", "/api/maintenance/import",
+                                dict(doc, entities=entities), 400)
+            self.assertEqual(r.json()["details"][0]["field"], field)
+            self.assertIn("KiB", r.json()["message"])
+        self.assertEqual(await self.w.store.revision(), before)
+
     async def test_entities_are_stored_as_the_api_stores_them(self):
         doc = (await self.call("GET", "/api/maintenance/export", expect=200)).json()
         entities = {"rule": {"1": {"pattern": "ADS.Example", "action": "block",
@@ -122,3 +136,42 @@ class WiredBackupTests(TestCase):
         self.assertEqual((await self.w.store.get("rule", "1")).data,
                          {"pattern": "ads.example", "action": "block", "client_id": None,
                           "enabled": True, "comment": ""})
+
+    async def test_entities_that_conflict_with_each_other_are_refused(self):
+        """What the API refuses one write at a time, a restore refuses too."""
+        await self.call("POST", "/api/clients", {"name": "laptop",
+                                                 "addresses": ["192.168.1.5"]}, 201)
+        await self.call("POST", "/api/rules", {"pattern": "a.example", "action": "block",
+                                               "client_id": 1}, 201)
+        doc = (await self.call("GET", "/api/maintenance/export", expect=200)).json()
+        before = await self.w.store.revision()
+        client = doc["entities"]["client"]["1"]
+        rule = doc["entities"]["rule"]["1"]
+        cname = {"domain": "nas.home", "answer": "box.home"}
+        cases = [
+            ({"rule": {"1": rule, "2": dict(rule, client_id=7)}}, "rule.2", "no client 7"),
+            ({"rule": {"1": rule, "2": rule}}, "rule.2", "the same rule as rule 1"),
+            # Removing the client its rule (not in the document) belongs to.
+            ({"client": {}}, "rule.1", "no client 1"),
+            ({"client": {"1": client, "2": dict(client, name="LAPTOP ",
+                                                addresses=["10.0.0.1"])}},
+             "client.2", "client 1 has this name"),
+            ({"client": {"1": client, "2": dict(client, name="phone")}},
+             "client.2", "192.168.1.5 belongs to client 1 too"),
+            ({"client": {"1": dict(client, blocklists=[3])}}, "client.1", "no blocklist 3"),
+            ({"blocklist": {"1": {"name": "a", "url": "http://127.0.0.1:9/l"},
+                            "2": {"name": "b", "url": "http://127.0.0.1:9/l"}}},
+             "blocklist.2", "blocklist 1 has this URL"),
+            ({"rewrite": {"1": cname, "2": dict(cname, answer="10.0.0.2")}},
+             "rewrite.1", "a name with a CNAME can have no other answers"),
+        ]
+        for entities, where, message in cases:
+            for path in ("/api/maintenance/import?dry_run=true", "/api/maintenance/import"):
+                r = await self.call("POST", path, dict(doc, entities=entities), 400)
+                problem = r.json()["details"][0]
+                self.assertEqual(problem["field"], f"entities.{where}", (entities, r.json()))
+                self.assertIn(message, problem["message"])
+        self.assertEqual(await self.w.store.revision(), before)
+        # Consistent with what is stored: fine.
+        await self.call("POST", "/api/maintenance/import",
+                        dict(doc, entities={"rule": {"9": dict(rule, pattern="b.example")}}), 200)

@@ -7,7 +7,7 @@ with a Clock; the end-to-end test holds connections against a real daemon.
 
 import socket
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -113,6 +113,24 @@ class DeadlineTests(SynchronousTestCase):
         self.assertIsNotNone(a3)
         a3.makeConnection(StringTransport())
         for p in (a2, a3, b1):
+            p.connectionLost(None)
+        self.assertEqual(factory.open_connections, {})
+
+    def test_an_ipv6_client_cannot_take_every_connection_by_changing_address(self):
+        limits = HttpLimits(per_client=2, connections=3)
+        factory = Site([self.area], Gate()).site(reactor=self.clock, limits=limits)
+
+        def build(host):
+            return factory.buildProtocol(IPv6Address("TCP", host, 40000))
+
+        mine = [build("2001:db8:0:1::1"), build("2001:db8:0:1::2")]
+        for p in mine:
+            p.makeConnection(StringTransport())
+        self.assertIsNone(build("2001:db8:0:1::3"))  # same device, a new privacy address
+        other = build("2001:db8:0:2::1")  # another network still gets in
+        self.assertIsNotNone(other)
+        other.makeConnection(StringTransport())
+        for p in mine + [other]:
             p.connectionLost(None)
         self.assertEqual(factory.open_connections, {})
 

@@ -323,6 +323,19 @@ class RefresherTests(TestCase):
         for d in hanging:
             self.assertIn("within 60 seconds", (await d)["status"]["error"])
 
+    async def test_refreshes_of_one_list_share_one_download(self):
+        self.lists.serve("/l", "", status="hang")
+        list_id = await self.add("/l")
+        first, second = self.refresher.refresh(list_id), self.refresher.refresh(list_id)
+        while not self.lists.hanging:
+            await deferLater(reactor, 0.01)
+        request = self.lists.hanging.pop()
+        request.write(HOSTS.encode())
+        request.finish()
+        self.http.flush()
+        self.assertEqual(await first, await second)
+        self.assertEqual(self.lists.count("/l"), 1)
+
     async def test_deleting_a_list_stops_its_download(self):
         self.start_refresher()
         await self.checked()
