@@ -304,3 +304,24 @@ class PostgresFaultTests(TestCase):
             self.assertIsNone(store.db.problem)
 
         return ensureDeferred(check())
+
+    def test_migrations_are_not_cut_short_by_the_timeouts(self):
+        """A migration may build an index on a large query log for minutes:
+        cutting it at the timeout would fail every start for ever."""
+        async def check():
+            clock = Clock()
+            store = await self.open_store(clock=clock, query_timeout=0.4)
+
+            async def slow(tx):
+                await tx.execute("SELECT pg_sleep(0.4)")  # twice statement_timeout
+                return "done"
+
+            failure = await outcome(store.db.run(slow))
+            self.assertTrue(failure.check(StoreUnavailable), failure)
+            patient = store.db.run(slow, patient=True)
+            await deferLater(reactor, 0.1, lambda: None)
+            clock.advance(store.db.query_timeout)  # not cut here either
+            self.assertEqual(await outcome(patient), "done")
+            self.assertTrue(store.available)
+
+        return ensureDeferred(check())

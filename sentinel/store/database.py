@@ -173,7 +173,8 @@ class SqliteDatabase:
         self._conns[write].executemany(sql, seq)
         return []
 
-    def run(self, fn, *args, write=True):
+    def run(self, fn, *args, write=True, patient=False):
+        """patient: no time limit (PostgreSQL only: schema migrations)."""
         return _shielded(self._locks[write].run(self._transaction, fn, args, write))
 
     @inlineCallbacks
@@ -401,11 +402,16 @@ class PostgresDatabase:
         self._conns.clear()
         return succeed(None)
 
-    def run(self, fn, *args, write=True):
-        return _shielded(self._locks[write].run(self._transaction, fn, args, write))
+    def run(self, fn, *args, write=True, patient=False):
+        """
+        patient: no time limit, neither here nor on the server (schema
+        migrations: building an index on a large query log may take
+        minutes; TCP keepalives still find a dead server).
+        """
+        return _shielded(self._locks[write].run(self._transaction, fn, args, write, patient))
 
     @inlineCallbacks
-    def _transaction(self, fn, args, write):
+    def _transaction(self, fn, args, write, patient=False):
         if not self.available or write not in self._conns:
             raise StoreUnavailable("database is not connected")
 
@@ -419,6 +425,8 @@ class PostgresDatabase:
                 tx = _PostgresTx(cursor)
                 if not write:
                     yield tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                if patient:
+                    yield tx.execute("SET LOCAL statement_timeout = 0")
                 result = yield _sync_call(fn, (tx,) + args)
             except BaseException:
                 try:
@@ -432,8 +440,8 @@ class PostgresDatabase:
             return result
 
         try:
-            result = yield self._deadline(transaction(), "a transaction",
-                                          lambda: self._lost(write, conn, "no answer"))
+            result = yield (transaction() if patient else self._deadline(
+                transaction(), "a transaction", lambda: self._lost(write, conn, "no answer")))
         except psycopg2.Error as e:
             if not _pg_environmental(e):
                 if isinstance(e, (psycopg2.OperationalError, psycopg2.InterfaceError)):
