@@ -23,7 +23,7 @@ from tests.filtering.storehelp import inline, open_store
 
 HOSTS = "0.0.0.0 ads.example.com\n0.0.0.0 track.example.net\n"
 NAMES = ("ads.example.com", "track.example.net", "rule.example", "fine.example", "nas.home",
-         "kid.example")
+         "kid.example", "new.example")
 CLIENTS = ("192.168.1.2", "192.168.1.9")
 
 
@@ -119,6 +119,20 @@ class RestoreTests(TestCase):
         result = await b.restore(document, dry_run=True)
         self.assertEqual(result["changes"]["blocklist"],
                          {"added": [], "changed": [], "removed": []})
+
+    async def test_a_list_refreshed_since_the_backup_keeps_its_newer_contents(self):
+        document = await self.a.export()
+        self.lists.serve("/hosts", HOSTS + "0.0.0.0 new.example\n", etag='"v2"')
+        await self.a.refresher.refresh(1)  # the backup's contents are released
+        await self.a.settled()
+        after = await self.a.export()
+        requests = len(self.lists.requests)
+        result = await self.a.restore(document)
+        self.assertEqual(result["changes"]["blocklist"],
+                         {"added": [], "changed": [], "removed": []})
+        self.assertEqual(len(self.lists.requests), requests)  # nothing to download again
+        self.assertEqual((await self.a.export())["entities"], after["entities"])
+        self.assertEqual(self.action("new.example"), BLOCK)  # never a gap
 
     async def test_contents_a_restore_drops_are_released(self):
         document = await self.a.export()
