@@ -131,8 +131,7 @@ def _wire_storage(w):
     w.store = Store.from_url(w.config.database, w.reactor)
     w.secrets = Secrets(w.store, w.box)
     w.store_service = StoreService(w.store, url=w.config.database)
-    w.health_problems["store"] = lambda: (getattr(w.store.db, "problem", None)
-                                          if w.store.available else w.store_service.problem)
+    w.health_problems["store"] = w.store_service.current_problem
     w.store_service.setName("store")
     w.store_service.setServiceParent(w.top)
     w.sealed_sources.append(sealed_secrets)

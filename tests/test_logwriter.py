@@ -866,3 +866,47 @@ class StartupTests(SynchronousTestCase):
         service = QueryLogService(log, _NotReady(), Clock(), writer=writer)
         self.successResultOf(service.stopService())
         self.assertEqual((len(log.buffer), len(writer.frames), writer.stopped), (0, 1, True))
+
+
+class PostgresSinkTimeoutTests(SynchronousTestCase):
+    """The writer child is blocking: a lock held elsewhere (e.g. by a
+    transaction a silent writer left open) must fail the frame, which is
+    sent again later, not block the child until the watchdog kills it
+    again and again."""
+
+    from tests.support import pg as _pg
+
+    if _pg.skip_reason():
+        skip = _pg.skip_reason()
+
+    def test_a_lock_held_elsewhere_fails_the_frame_and_it_is_stored_once_later(self):
+        import psycopg2
+
+        from sentinel.store.logwriter import PostgresSink
+        from tests.support import pg
+
+        url, drop = pg.create_database()
+        self.addCleanup(drop)
+        admin = psycopg2.connect(url)
+        self.addCleanup(admin.close)
+        cur = admin.cursor()
+        for _, _, statements in migrations.available_migrations("postgres"):
+            for statement in statements:
+                cur.execute(statement)
+        admin.commit()
+        sink = PostgresSink(url)
+        sink.timeout = 0.4  # the server cancels a statement after 0.2 s
+        self.addCleanup(lambda: sink.conn and sink.conn.close())
+        rows, _ = normalise([row(1.0), row(2.0)], Names())
+        run = "ab" * 16
+        # (Ended by the server after 5 s in any case: without the sink's own
+        # timeouts this test fails instead of hanging.)
+        cur.execute("SET idle_in_transaction_session_timeout = 5000")
+        cur.execute("LOCK TABLE query_log_spool IN ACCESS EXCLUSIVE MODE")
+        self.assertRaises(psycopg2.OperationalError, sink.write, [(1, rows)], run)
+        admin.rollback()
+        self.assertEqual(set(sink.write([(1, rows)], run)), set())
+        self.assertEqual(set(sink.write([(1, rows)], run)), {1})  # sent again: not stored again
+        cur.execute("SELECT count(*) FROM query_log")
+        self.assertEqual(cur.fetchone()[0], 2)
+        admin.rollback()

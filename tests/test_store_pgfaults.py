@@ -73,6 +73,13 @@ class PostgresFaultTests(TestCase):
                     " AND pid <> pg_backend_pid()" + where, (self.name,))
         return cur.rowcount
 
+    async def reconnect(self, store):
+        """Kill the store's connections and wait until both are new."""
+        old = dict(store.db._conns)
+        self.kill_backends()
+        await until(lambda: store.available and all(
+            store.db._conns.get(w) not in (None, old[w]) for w in (True, False)))
+
     def test_a_write_whose_connection_is_killed_fails_and_later_writes_work(self):
         async def check():
             store = await self.open_store()
@@ -98,13 +105,9 @@ class PostgresFaultTests(TestCase):
     def test_idle_connections_killed_are_made_again_before_the_next_call(self):
         async def check():
             store = await self.open_store()
-            db = store.db
-            old = dict(db._conns)
-            self.assertEqual(self.kill_backends(), 2)
             # Noticed at once (it used to be an "Unhandled Error" traceback,
             # and the next call of each connection failed with a 503).
-            await until(lambda: store.available and all(
-                db._conns.get(w) not in (None, old[w]) for w in (True, False)))
+            await self.reconnect(store)
             await store.put("setting", "a", 1)
             self.assertEqual((await store.get("setting", "a")).data, 1)
 
@@ -244,5 +247,81 @@ class PostgresFaultTests(TestCase):
             self.admin.cursor().execute("DELETE FROM schema_migrations WHERE version = 999")
             await store.start()
             await store.put("setting", "a", 1)
+
+        return ensureDeferred(check())
+
+    def test_health_says_why_while_the_connection_is_lost(self):
+        async def check():
+            proxy, url = self.through_proxy()
+            clock = Clock()
+            store = Store(PostgresDatabase(url, reactor, clock=clock), reactor)
+            service = StoreService(store, clock=clock, url=url)
+            service.startService()
+            self.addCleanup(service.stopService)
+            await outcome(service.when_ready())
+            self.assertIsNone(service.current_problem())
+            proxy.refuse()
+            self.kill_backends()
+            # It used to be None: the service had opened the store once.
+            await until(lambda: service.current_problem() is not None)
+            self.assertIn("the database connection was lost", service.current_problem())
+            self.assertTrue((await outcome(store.put("setting", "a", 1))).check(StoreUnavailable))
+            proxy.allow()
+            clock.advance(store.db.first_backoff)
+            await until(lambda: store.available)
+            self.assertIsNone(service.current_problem())
+            await store.put("setting", "a", 1)
+
+        return ensureDeferred(check())
+
+    def test_a_dropped_table_or_a_read_only_database_is_a_503_with_a_reason(self):
+        """The server refusing the work is not a bug in Sentinel: 503 (it
+        was a 500), /api/health says why, and it clears when fixed."""
+        async def check():
+            store = await self.open_store()
+            await store.remember_nonce("n1", 10**10)
+            self.admin.cursor().execute("ALTER TABLE nonces RENAME TO nonces_away")
+            failure = await outcome(store.remember_nonce("n2", 10**10))
+            self.assertTrue(failure.check(StoreUnavailable), failure)
+            self.assertIn('relation "nonces" does not exist', store.db.problem)
+            self.assertTrue(store.available)  # the connection was fine
+            self.admin.cursor().execute("ALTER TABLE nonces_away RENAME TO nonces")
+            await store.remember_nonce("n2", 10**10)
+            self.assertIsNone(store.db.problem)
+
+            cur = self.admin.cursor()
+            cur.execute(f'ALTER DATABASE "{self.name}" SET default_transaction_read_only = on')
+            self.addCleanup(lambda: self.admin.cursor().execute(
+                f'ALTER DATABASE "{self.name}" RESET default_transaction_read_only'))
+            await self.reconnect(store)  # a failover to a read-only server
+            failure = await outcome(store.put("setting", "a", 1))
+            self.assertTrue(failure.check(StoreUnavailable), failure)
+            self.assertIn("read-only transaction", store.db.problem)
+            self.assertEqual(await store.revision(), 0)  # reads still work
+            cur.execute(f'ALTER DATABASE "{self.name}" RESET default_transaction_read_only')
+            await self.reconnect(store)
+            await store.put("setting", "a", 1)
+            self.assertIsNone(store.db.problem)
+
+        return ensureDeferred(check())
+
+    def test_migrations_are_not_cut_short_by_the_timeouts(self):
+        """A migration may build an index on a large query log for minutes:
+        cutting it at the timeout would fail every start for ever."""
+        async def check():
+            clock = Clock()
+            store = await self.open_store(clock=clock, query_timeout=0.4)
+
+            async def slow(tx):
+                await tx.execute("SELECT pg_sleep(0.4)")  # twice statement_timeout
+                return "done"
+
+            failure = await outcome(store.db.run(slow))
+            self.assertTrue(failure.check(StoreUnavailable), failure)
+            patient = store.db.run(slow, patient=True)
+            await deferLater(reactor, 0.1, lambda: None)
+            clock.advance(store.db.query_timeout)  # not cut here either
+            self.assertEqual(await outcome(patient), "done")
+            self.assertTrue(store.available)
 
         return ensureDeferred(check())

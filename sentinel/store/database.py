@@ -35,6 +35,8 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from txpostgres import txpostgres
 
+from sentinel.store.pgsession import session_settings
+
 
 def private_database_files(path):
     """
@@ -171,7 +173,8 @@ class SqliteDatabase:
         self._conns[write].executemany(sql, seq)
         return []
 
-    def run(self, fn, *args, write=True):
+    def run(self, fn, *args, write=True, patient=False):
+        """patient: no time limit (PostgreSQL only: schema migrations)."""
         return _shielded(self._locks[write].run(self._transaction, fn, args, write))
 
     @inlineCallbacks
@@ -352,30 +355,13 @@ class PostgresDatabase:
             if not missing:
                 return
             conn = _Connection(reactor=self._reactor)
-            yield self._deadline(conn.connect(self._dsn, **self._session_settings()),
+            yield self._deadline(conn.connect(self._dsn, **session_settings(self._dsn, self.query_timeout)),
                                  "connecting", lambda conn=conn: _close_quietly(conn))
             if generation != self._generation:  # stopped meanwhile
                 _close_quietly(conn)
                 raise StoreUnavailable("the database was closed")
             self._conns[missing[0]] = conn
             conn.on_broken = lambda error, w=missing[0], c=conn: self._lost(w, c, error)
-
-    def _session_settings(self):
-        """libpq parameters for every connection, unless the URL sets them."""
-        given = psycopg2.extensions.parse_dsn(self._dsn)
-        ms = int(self.query_timeout * 1000)
-        wanted = {
-            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-            "keepalives_count": 3,
-            # A statement waiting on a lock is cancelled by the server (the
-            # connection is kept) before the whole transaction times out
-            # here (the connection is dropped).
-            "options": f"-c statement_timeout={ms // 2} "
-                       f"-c idle_in_transaction_session_timeout={2 * ms}",
-        }
-        if psycopg2.__libpq_version__ >= 120000:
-            wanted["tcp_user_timeout"] = ms  # data sent and never acknowledged
-        return {k: v for k, v in wanted.items() if k not in given}
 
     def _deadline(self, inner, what, give_up):
         """
@@ -416,11 +402,16 @@ class PostgresDatabase:
         self._conns.clear()
         return succeed(None)
 
-    def run(self, fn, *args, write=True):
-        return _shielded(self._locks[write].run(self._transaction, fn, args, write))
+    def run(self, fn, *args, write=True, patient=False):
+        """
+        patient: no time limit, neither here nor on the server (schema
+        migrations: building an index on a large query log may take
+        minutes; TCP keepalives still find a dead server).
+        """
+        return _shielded(self._locks[write].run(self._transaction, fn, args, write, patient))
 
     @inlineCallbacks
-    def _transaction(self, fn, args, write):
+    def _transaction(self, fn, args, write, patient=False):
         if not self.available or write not in self._conns:
             raise StoreUnavailable("database is not connected")
 
@@ -434,6 +425,8 @@ class PostgresDatabase:
                 tx = _PostgresTx(cursor)
                 if not write:
                     yield tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                if patient:
+                    yield tx.execute("SET LOCAL statement_timeout = 0")
                 result = yield _sync_call(fn, (tx,) + args)
             except BaseException:
                 try:
@@ -447,17 +440,38 @@ class PostgresDatabase:
             return result
 
         try:
-            return (yield self._deadline(transaction(), "a transaction",
-                                         lambda: self._lost(write, conn, "no answer")))
+            result = yield (transaction() if patient else self._deadline(
+                transaction(), "a transaction", lambda: self._lost(write, conn, "no answer")))
+        except psycopg2.Error as e:
+            if not _pg_environmental(e):
+                if isinstance(e, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+                    self._lost(write, conn, str(e))
+                    raise StoreUnavailable(
+                        f"database connection lost: {_one_line(str(e))}") from None
+                raise
+            self._failing(e)
+            raise StoreUnavailable(_one_line(str(e))) from None
         except CancelledError:
             # The server cancelled a statement at statement_timeout (txpostgres
             # turns QueryCanceledError into this): a lock held elsewhere, a
             # slow server.  The connection itself is fine.
             raise StoreUnavailable(
                 f"the database did not answer within {self.query_timeout:g}s") from None
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
-            self._lost(write, conn, str(e))
-            raise StoreUnavailable(f"database connection lost: {_one_line(str(e))}") from None
+        if write and self.problem is not None and self.available:
+            self.log.info("the database works again")
+            self.problem = None
+        return result
+
+    def _failing(self, error):
+        """The server refuses the work (disk full, read-only, a privilege
+        revoked, a table dropped): one log line per distinct problem, and
+        the problem for /api/health, until a write works again."""
+        problem = (f"the database failed: {_one_line(str(error))}; changes and the query log "
+                   f"cannot be saved until that is fixed (DNS answers from the configuration "
+                   f"it has)")
+        if problem != self.problem:
+            self.log.error("{problem}", problem=problem)
+        self.problem = problem
 
     def _lost(self, write, conn, error):
         """Drop the connection ``conn`` (if still in use) and reconnect."""
@@ -473,6 +487,27 @@ class PostgresDatabase:
         if not self._connecting:
             self._connecting = True
             self._attempt(self.first_backoff, self._generation)
+
+
+# SQLSTATEs (or their classes) of a server that refuses the work for a reason
+# outside the program: HTTP 503 and a problem in /api/health, not a 500.  The
+# connection is kept.
+_PG_ENVIRONMENTAL = (
+    "53",     # insufficient resources: disk full, out of memory, too many connections
+    "58",     # system error: I/O
+    "XX001", "XX002",  # data or index corrupted
+    "25006",  # read-only transaction (a standby, default_transaction_read_only)
+    "42501",  # insufficient privilege (a REVOKE)
+    "42P01",  # undefined table (a table dropped under us)
+    "3F000",  # invalid schema name (a schema dropped under us)
+    "40001", "40P01",  # serialization failure, deadlock: try again
+    "57P03",  # cannot connect now (starting up, shutting down)
+)
+
+
+def _pg_environmental(error):
+    code = getattr(error, "pgcode", None) or ""
+    return any(code.startswith(prefix) for prefix in _PG_ENVIRONMENTAL)
 
 
 def _one_line(text):
