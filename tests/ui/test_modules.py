@@ -54,6 +54,13 @@ class LogicTests(BrowserMixin, SynchronousTestCase):
         return self.page.evaluate(
             f"""async (arg) => {{ const m = await import("{module}"); {body} }}""", arg)
 
+    def test_login_goes_on_only_inside_the_ui(self):
+        cases = ["/query-log?domain=x", "/", "", None, "//evil.test/", "/\\evil.test/",
+                 "/\\/evil.test", "https://evil.test/", "javascript:alert(1)", "/%2F%2Fx"]
+        got = self.run_js("/js/pages/login.js", "return arg.map((n) => m.safeNext(n));", cases)
+        self.assertEqual(got, ["/query-log?domain=x", "/", "/", "/", "/", "/", "/", "/", "/",
+                               "/%2F%2Fx"])
+
     def test_routes(self):
         routes = [{"path": "/"}, {"path": "/filtering"}, {"path": "/clients"}, {"path": "/cluster"}]
         cases = self.run_js("/js/router.js", """
