@@ -61,6 +61,12 @@ class LogicTests(BrowserMixin, SynchronousTestCase):
         self.assertEqual(got, ["/query-log?domain=x", "/", "/", "/", "/", "/", "/", "/", "/",
                                "/%2F%2Fx"])
 
+    def test_chart_scale_has_whole_grid_labels(self):
+        tops = self.run_js("/js/chart.js", "return arg.map((v) => m.niceMax(v));",
+                           [0, 1, 3, 5, 7, 11, 21, 26, 160, 240, 2600])
+        self.assertEqual(tops, [4, 4, 4, 10, 10, 20, 50, 50, 200, 250, 5000])
+        self.assertTrue(all(t % 2 == 0 for t in tops))
+
     def test_routes(self):
         routes = [{"path": "/"}, {"path": "/filtering"}, {"path": "/clients"}, {"path": "/cluster"}]
         cases = self.run_js("/js/router.js", """
