@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 from twisted.internet import reactor
-from twisted.internet.defer import ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -816,12 +816,20 @@ class _NotReady:
         return lambda: None
 
 
+class _Ready(_NotReady):
+    available = True
+
+
 class _Writer:
     pending_rows = 0
 
     def __init__(self):
         self.frames = []
         self.stopped = False
+        self.cleared = Deferred()
+
+    def clear(self, before):
+        return self.cleared
 
     def append(self, rows):
         raise AssertionError("must not be called: the store is not ready")
@@ -856,6 +864,30 @@ class StartupTests(SynchronousTestCase):
         service = QueryLogService(log, _NotReady(), Clock(), writer=_Writer())
         self.failureResultOf(ensureDeferred(service.clear()), StoreUnavailable)
         self.assertEqual(len(log.buffer), 1)
+
+    def test_a_clear_the_database_does_not_take_answers_unavailable_and_stays_queued(self):
+        # DELETE /api/query-logs while the database is locked: 503 after
+        # clear_timeout, not a request that hangs; the writer still does it.
+        clock = Clock()
+        writer = _Writer()
+        service = QueryLogService(QueryLog(), _Ready(), clock, writer=writer, clear_timeout=10)
+        d = ensureDeferred(service.clear())
+        clock.advance(9.9)
+        self.assertNoResult(d)
+        clock.advance(0.2)
+        self.assertIn("stays queued", str(self.failureResultOf(d, StoreUnavailable).value))
+        writer.cleared.callback(None)  # done later: nothing else happens
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_a_clear_the_database_takes_in_time_succeeds(self):
+        clock = Clock()
+        writer = _Writer()
+        service = QueryLogService(QueryLog(), _Ready(), clock, writer=writer)
+        d = ensureDeferred(service.clear())
+        clock.advance(3)
+        writer.cleared.callback(None)
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_rows_buffered_at_stop_go_to_the_spool_even_with_the_store_down(self):
         # The spool outlives the daemon: the next start stores them.  The

@@ -132,18 +132,29 @@ def _valid(validate, stored):
 async def check_consistency(ctx, entities, checks, validators):
     """400 if the configuration the restore leaves breaks a rule between
     entities: each check(state) -> [(kind, key, field, message)] sees its
-    ``kinds`` as the document has them, or as stored for kinds it lacks."""
-    problems = []
-    for check in checks:
-        if not set(check.kinds) & set(entities):
-            continue
-        state = {}
-        for kind in check.kinds:
-            state[kind] = entities[kind] if kind in entities else \
-                _valid(validators[kind], await ctx.list(kind)) if kind in validators else {}
-        problems += [{"field": f"entities.{kind}.{key}", "message": f"{field}: {message}"}
-                     for kind, key, field, message in check(state)]
-    _refuse(problems)
+    ``kinds`` as the document has them, or as stored for kinds it lacks.
+    (The checking runs in a worker thread: the reactor serves DNS.)"""
+    checks = [check for check in checks if set(check.kinds) & set(entities)]
+    stored = {}
+    for kind in sorted({kind for check in checks for kind in check.kinds} - set(entities)):
+        stored[kind] = await ctx.list(kind) if kind in validators else []
+
+    def find():
+        have = dict(entities)
+        have.update({kind: _valid(validators.get(kind), items) for kind, items in stored.items()})
+        return [{"field": f"entities.{kind}.{key}", "message": f"{field}: {message}"}
+                for check in checks
+                for kind, key, field, message in check({k: have[k] for k in check.kinds})]
+
+    _refuse(await deferToThread(find) if checks else [])
+
+
+def _diff(current, wanted):
+    """(added, changed, removed) keys, comparing data by canonical JSON."""
+    added = [k for k in wanted if k not in current]
+    changed = [k for k in wanted if k in current and encode(current[k]) != encode(wanted[k])]
+    removed = [k for k in current if k not in wanted]
+    return added, changed, removed
 
 
 async def _plan(ctx, entities, hooks):
@@ -155,9 +166,7 @@ async def _plan(ctx, entities, hooks):
         if kind in hooks:
             wanted = await hooks[kind].prepare(ctx, wanted)
         current = {e.key: e.data for e in await ctx.list(kind)}
-        added = [k for k in wanted if k not in current]
-        changed = [k for k in wanted if k in current and encode(current[k]) != encode(wanted[k])]
-        removed = [k for k in current if k not in wanted]
+        added, changed, removed = await deferToThread(_diff, current, wanted)
         unchanged += len(wanted) - len(added) - len(changed)
         changes[kind] = {name: sorted(keys, key=_key_order) for name, keys in
                          (("added", added), ("changed", changed), ("removed", removed))}

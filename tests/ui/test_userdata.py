@@ -13,6 +13,8 @@ says why and offers to try again.
 
 import http.server
 import json
+import subprocess
+import tempfile
 import threading
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -22,6 +24,7 @@ from tests.support.upstream import Upstream
 from tests.ui.admin import Admin, dig, require_api
 from tests.ui.browser import BrowserMixin, keep_log
 from tests.ui.test_cluster import log_in
+from tests.ui.test_flows import eventually
 
 MARKUP = "<img src=x onerror=alert(1)>"
 
@@ -48,6 +51,15 @@ def held_list_server(testcase, text):
     testcase.addCleanup(server.shutdown)
     testcase.addCleanup(release.set)
     return f"http://127.0.0.1:{server.server_address[1]}", release
+
+
+def dig_many(daemon, names):
+    """Query each name once (one dig process for all)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".names") as f:
+        f.write("\n".join(names) + "\n")
+        f.flush()
+        subprocess.run(["dig", "+tries=1", "+time=2", "-p", str(daemon.dns_port),
+                        f"@{daemon.host}", "-f", f.name], capture_output=True, timeout=120)
 
 
 class UserInputTests(BrowserMixin, SynchronousTestCase):
@@ -120,6 +132,19 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         expect(query).to_contain_text(MARKUP)  # the client's name
         expect(page.locator("main img")).to_have_count(0)
         self.assertEqual(dialogs, [])
+
+        # Many rows, by keyboard: "Load older" keeps the focus (it is
+        # disabled while loading), so the next Tab goes on from there.
+        dig_many(daemon, [f"q{i}.example.test" for i in range(220)])
+        eventually(lambda: self.assertEqual(
+            len(admin.get("/api/query-logs?limit=500")["items"]), 221))
+        page.get_by_role("button", name="Refresh").click()
+        expect(page.locator("tbody tr")).to_have_count(100)
+        older = page.get_by_role("button", name="Load older")
+        older.focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("tbody tr")).to_have_count(200)
+        expect(older).to_be_focused()
 
     def test_page_that_cannot_load_says_why_and_tries_again(self):
         from playwright.sync_api import expect

@@ -30,6 +30,10 @@ export async function busy(scope, errors, fn) {
   if (errors) errors.set(null);
   clearFieldErrors(scope);
   const buttons = [...scope.querySelectorAll("button:not(:disabled)")];
+  // A button pressed from the keyboard loses the focus when it is disabled
+  // meanwhile: give it back afterwards (unless something else took it), so
+  // the next Tab goes on from there, not from the top of the page.
+  const focused = buttons.includes(document.activeElement) ? document.activeElement : null;
   buttons.forEach((b) => { b.disabled = true; });
   scope.setAttribute("aria-busy", "true");
   try {
@@ -43,6 +47,8 @@ export async function busy(scope, errors, fn) {
     buttons.forEach((b) => { b.disabled = false; });
     scope.removeAttribute("aria-busy");
     applyReadOnly(scope);
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (focused && lost && focused.isConnected) focused.focus();
   }
 }
 
