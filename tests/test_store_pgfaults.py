@@ -325,3 +325,40 @@ class PostgresFaultTests(TestCase):
             self.assertTrue(store.available)
 
         return ensureDeferred(check())
+
+    def test_a_change_committed_while_its_answer_was_lost_is_still_enforced(self):
+        """The server committed, the answer never came (503 to the user):
+        observers (the policy DNS enforces) hear of it once the store
+        answers again, not only at the next change."""
+        async def check():
+            proxy, url = self.through_proxy()
+            clock = Clock()
+            store = await self.open_store(url, clock=clock)
+            heard = []
+            store.subscribe(lambda revision, changed: heard.append(
+                (revision, [(e.kind, e.key) for e in changed])))
+
+            async def change(ctx):
+                await ctx.put("rule", "1", {"pattern": "ads.example", "action": "block"})
+                proxy.deafen()  # the COMMIT reaches the server, its answer does not
+
+            d = store.transact(change)
+            await until(lambda: self.committed(1))
+            clock.advance(store.db.query_timeout)
+            self.failureResultOf(d, StoreUnavailable)
+            self.assertEqual(heard, [])
+            # The reader went deaf with the writer: its calls (the store's
+            # catch-up read among them) time out and it is made again.
+            for _ in range(30):  # (the catch-up is retried every second)
+                await deferLater(reactor, 0.2, lambda: None)
+                clock.advance(store.db.query_timeout)
+                if heard:
+                    break
+            self.assertEqual(heard, [(1, [("rule", "1")])])
+
+        return ensureDeferred(check())
+
+    def committed(self, revision):
+        cur = self.admin.cursor()
+        cur.execute("SELECT value FROM revision WHERE id = 1")
+        return cur.fetchone()[0] >= revision

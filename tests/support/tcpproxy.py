@@ -3,7 +3,8 @@ A TCP proxy on loopback that a test controls, to make a server misbehave
 without touching it: ``refuse()`` (new connections are closed at once, like
 a server that is down), ``stall()`` (the connections open now stop passing
 data either way and stay open: a network black hole, no RST), ``allow()``
-(new connections pass again).  ``stop()`` closes everything it opened.
+(new connections pass again), ``deafen()`` (requests still reach the
+server, its answers are dropped).  ``stop()`` closes everything it opened.
 """
 
 from twisted.internet import protocol, reactor
@@ -18,6 +19,8 @@ class _Side(protocol.Protocol):
     def dataReceived(self, data):
         if self in self.factory.proxy._stalled:
             return  # swallowed: the black hole
+        if isinstance(self, _Server) and self in self.factory.proxy._deaf:
+            return  # the server's answers are lost
         if self.peer is not None:
             self.peer.transport.write(data)
         else:
@@ -62,6 +65,7 @@ class Proxy:
         self.host, self.port = host, port
         self._opened = []
         self._stalled = set()
+        self._deaf = set()
         self._refusing = False
         factory = protocol.ServerFactory()
         factory.protocol = _Client
@@ -78,6 +82,12 @@ class Proxy:
     def stall(self):
         """Every connection open now goes silent (both ways) and stays open."""
         self._stalled.update(side for side in self._opened if side.transport.connected)
+
+    def deafen(self):
+        """The connections open now pass what the client sends, and drop
+        every answer: a request is carried out, its outcome never heard."""
+        self._deaf.update(side for side in self._opened
+                          if isinstance(side, _Server) and side.transport.connected)
 
     def stop(self):
         for side in self._opened:

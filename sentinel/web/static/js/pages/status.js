@@ -44,6 +44,12 @@ function dnsCard(dns) {
   ], ups, { caption: "Upstreams" }) : null];
 }
 
+/** The body of a health/readiness answer (also of its 503), or null. */
+function answer(result) {
+  const body = result.error ? result.error.data : result;
+  return body && typeof body.ok === "boolean" ? body : null;
+}
+
 export async function render(ctx) {
   const cluster = h("div", { id: "cluster-status" });
   const peers = h("div");
@@ -64,14 +70,20 @@ export async function render(ctx) {
       api.get("/api/health", { quiet: true }).catch((e) => ({ error: e })),
       api.get("/api/system/status").catch((e) => ({ error: e })),
     ]);
+    // Both answer 503 with their usual body when not ok: read it, not the error.
+    const readyBody = answer(ready);
+    const healthBody = answer(health);
     const pairs = [
-      ["Ready (for keepalived)", ready.error ? ready.error.message : badge(ready.ok ? "ready" : "not ready", ready.ok ? "ok" : "bad")],
-      ["Health", health.error ? health.error.message : badge(health.ok ? "ok" : "degraded", health.ok ? "ok" : "bad")],
-      ...Object.entries((health && health.checks) || {}).map(([k, v]) => [`Check: ${k}`, badge(v ? "ok" : "failing", v ? "ok" : "bad")]),
+      ["Ready (for keepalived)", readyBody
+        ? [badge(readyBody.ok ? "ready" : "not ready", readyBody.ok ? "ok" : "bad"), readyBody.reason ? ` ${readyBody.reason}` : ""]
+        : ready.error.message],
+      ["Health", healthBody ? badge(healthBody.ok ? "ok" : "degraded", healthBody.ok ? "ok" : "bad") : health.error.message],
+      ...Object.entries((healthBody && healthBody.checks) || {}).map(([k, v]) => [`Check: ${k}`, badge(v ? "ok" : "failing", v ? "ok" : "bad")]),
       // What is wrong, in one line each (a bad role file, a node key that does not
-      // open the stored secrets, a database that cannot be opened); also on a 503.
-      ...Object.entries(((health.error ? health.error.data : health) || {}).problems || {})
-        .map(([k, v]) => [`Problem: ${humanize(k)}`, h("span", { class: "alert error" }, v)]),
+      // open the stored secrets, a database that cannot be opened, the
+      // last-known-good policy DNS uses meanwhile); also on a 503.
+      ...Object.entries((healthBody || {}).problems || {})
+        .map(([k, v]) => [`Problem: ${humanize(k)}`, h("div", { class: "alert error problem" }, v)]),
     ];
     const extra = [];
     if (sys.error) {
