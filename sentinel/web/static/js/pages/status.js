@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { errorBox, h, replace } from "../dom.js";
-import { dateTime, duration, number } from "../format.js";
+import { dateTime, duration, number, toDate } from "../format.js";
 import { renderPeers, renderStatus } from "../cluster/status.js";
 import { humanize } from "../schemaform.js";
 import { badge, card, dataTable, kv, pageHead } from "../widgets.js";
@@ -20,10 +20,21 @@ function uptime(seconds) {
   return `${m} min ${s % 60} s`;
 }
 
+// Fields of a component that are moments (epoch seconds or ISO text).
+const MOMENT = /(^|_)(at|until|from|saved|since|change)$/;
+
+/** A component's field as people read it: times as dates, nothing as "–". */
+export function componentValue(key, value) {
+  if (value === null || value === undefined || value === "") return "–";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (MOMENT.test(key) && toDate(value)) return dateTime(value);
+  return typeof value === "number" ? number(value) : String(value);
+}
+
 function scalarPairs(obj) {
   return Object.entries(obj || {})
     .filter(([, v]) => v === null || ["string", "number", "boolean"].includes(typeof v))
-    .map(([k, v]) => [humanize(k), typeof v === "number" ? number(v) : String(v)]);
+    .map(([k, v]) => [humanize(k), componentValue(k, v)]);
 }
 
 function dnsCard(dns) {
