@@ -67,6 +67,16 @@ class LogicTests(BrowserMixin, SynchronousTestCase):
         self.assertEqual(tops, [4, 4, 4, 10, 10, 20, 50, 50, 200, 250, 5000])
         self.assertTrue(all(t % 2 == 0 for t in tops))
 
+    def test_status_component_values_read_as_words_and_dates(self):
+        got = self.run_js("/js/pages/status.js",
+                          "return arg.map(([k, v]) => m.componentValue(k, v));",
+                          [["last_known_good_saved", 1795828558.82], ["paused_until", None],
+                           ["paused", False], ["next_change", "2026-11-28T07:00:00Z"],
+                           ["blocked_domains", 1234567], ["time_zone", "Etc/UTC"],
+                           ["last_known_good_saved_revision", 36]])
+        self.assertEqual(got, ["28/11/2026, 01:15:58", "–", "no", "28/11/2026, 07:00:00",
+                               "1,234,567", "Etc/UTC", "36"])
+
     def test_routes(self):
         routes = [{"path": "/"}, {"path": "/filtering"}, {"path": "/clients"}, {"path": "/cluster"}]
         cases = self.run_js("/js/router.js", """

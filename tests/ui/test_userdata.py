@@ -146,7 +146,7 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         expect(page.locator("tbody tr")).to_have_count(200)
         expect(older).to_be_focused()
 
-    def test_page_that_cannot_load_says_why_and_tries_again(self):
+    def test_database_down_page_says_why_try_again_and_status(self):
         from playwright.sync_api import expect
 
         daemon = keep_log(self, Daemon(self).start(), "unavailable")
@@ -174,3 +174,29 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         expect(page.get_by_role("button", name="Save settings")).to_be_visible()
         expect(page.get_by_role("heading", level=1)).to_have_count(1)
         expect(page.get_by_role("button", name="Try again")).to_have_count(0)
+
+        # The Status page while the database is down: health and readiness
+        # answer 503 with their usual bodies (docs/STORAGE.md, CLUSTER.md),
+        # read as "degraded" / "not ready" with the reason, and each problem
+        # (the last-known-good policy DNS uses meanwhile) as a box of its own.
+        policy = ("DNS filters with the last-known-good policy from 2026-11-27 23:10 UTC "
+                  "(revision 41), not the configuration in the store, until the store opens")
+        health = {"ok": False, "store": "unavailable", "checks": {"dns": True, "store": False},
+                  "error": "UNHEALTHY", "message": "Not healthy.",
+                  "problems": {"store": "the database connection was lost (connection refused)",
+                               "policy": policy}}
+        ready = {"ok": False, "role": "standalone", "reason": "the database is unavailable",
+                 "error": "NOT_READY", "message": "Not ready: the database is unavailable."}
+        def answer_503(body):
+            return lambda route: route.fulfill(status=503, content_type="application/json",
+                                               body=json.dumps(body))
+
+        page.route("**/api/health", answer_503(health))
+        page.route("**/api/cluster/ready", answer_503(ready))
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Status").click()
+        node = page.get_by_role("region", name="This node")
+        expect(node.locator("dt:text-is('Health') + dd")).to_have_text("degraded")
+        expect(node.locator("dt:text-is('Ready (for keepalived)') + dd")).to_have_text(
+            "not ready the database is unavailable")
+        problem = node.locator(".problem", has_text=policy)
+        expect(problem).to_have_css("display", "block")
