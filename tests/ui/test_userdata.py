@@ -94,6 +94,14 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         form.get_by_role("button", name="Add client").click()
         expect(page.get_by_role("cell", name="Kids' tablet", exact=True)).to_be_visible()
         expect(page.locator(".field-error")).to_have_count(0)
+        # Deleted by keyboard: the focus stays in the list (the row and its
+        # button are gone), so Tab goes on there, not from the top.
+        page.get_by_role("button", name="Delete Kids' tablet").focus()
+        page.keyboard.press("Enter")
+        page.get_by_role("dialog").get_by_role("button", name="Delete").press("Enter")
+        expect(page.get_by_text("No clients yet.")).to_be_visible()
+        clients = page.get_by_role("region", name="Clients and subnets")
+        self.assertTrue(clients.evaluate("(el) => el.contains(document.activeElement)"))
 
         # A blocklist URL that is not http(s): explained under URL.
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Filtering").click()

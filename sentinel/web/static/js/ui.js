@@ -48,7 +48,17 @@ export async function busy(scope, errors, fn) {
     scope.removeAttribute("aria-busy");
     applyReadOnly(scope);
     const lost = !document.activeElement || document.activeElement === document.body;
-    if (focused && lost && focused.isConnected) focused.focus();
+    if (focused && lost) {
+      if (focused.isConnected) {
+        focused.focus();
+      } else {
+        // its row is gone (deleted, or the list redrawn): keep the place
+        // in the list, so the next Tab goes on inside it
+        if (!scope.hasAttribute("tabindex")) scope.setAttribute("tabindex", "-1");
+        scope.classList.add("focus-anchor");
+        scope.focus({ preventScroll: true });
+      }
+    }
   }
 }
 
