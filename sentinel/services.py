@@ -101,6 +101,14 @@ class StoreService(Service):
             self._failed_waiters.append(d)
         return d
 
+    def current_problem(self):
+        """For /api/health: why the store cannot be used now (it never
+        opened, or the backend lost it at run time), or None."""
+        lost = getattr(getattr(self.store, "db", None), "problem", None)
+        if self.store.available:
+            return lost  # e.g. SQLite: reads work, writes fail
+        return self.problem or lost
+
     def startService(self):
         super().startService()
         if self._clock is None:

@@ -24,11 +24,14 @@ class StrictJsonError(ValueError):
     """Why the bytes are not taken (a short message, no input echoed at length)."""
 
 
-def loads(raw, max_depth=None):
-    """The value of ``raw`` (bytes); raises StrictJsonError."""
+def loads(raw, max_depth=None, unique_keys=False):
+    """The value of ``raw`` (bytes); raises StrictJsonError.  unique_keys:
+    refuse an object naming a key twice (json.loads keeps the last: in a
+    hand-edited file, the other is silently lost)."""
     try:
         value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_int=_int,
-                           parse_float=_float)
+                           parse_float=_float,
+                           object_pairs_hook=_unique_object if unique_keys else None)
     except UnicodeDecodeError as e:
         raise StrictJsonError(f"not UTF-8 ({e.reason} at byte {e.start})") from None
     except ValueError as e:
@@ -78,6 +81,15 @@ def _float(text):
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"{text[:30]} is out of range (finite numbers only)")
+    return value
+
+
+def _unique_object(pairs):
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"the key {twice[:40]!r} appears twice in one object")
     return value
 
 

@@ -131,8 +131,7 @@ def _wire_storage(w):
     w.store = Store.from_url(w.config.database, w.reactor)
     w.secrets = Secrets(w.store, w.box)
     w.store_service = StoreService(w.store, url=w.config.database)
-    w.health_problems["store"] = lambda: (getattr(w.store.db, "problem", None)
-                                          if w.store.available else w.store_service.problem)
+    w.health_problems["store"] = w.store_service.current_problem
     w.store_service.setName("store")
     w.store_service.setServiceParent(w.top)
     w.sealed_sources.append(sealed_secrets)
@@ -202,6 +201,7 @@ def _wire_filtering(w):
     from sentinel.filtering.engine import PolicyEngine
     from sentinel.filtering.fetch import http_client
     from sentinel.filtering.parsing import in_child
+    from sentinel.filtering.pauseclock import PauseClock
     from sentinel.filtering import model
     from sentinel.filtering.consistency import FilteringConsistency
     from sentinel.filtering.refresher import BlocklistRefresher
@@ -224,12 +224,17 @@ def _wire_filtering(w):
                                                ready=ready, parse=in_child(w.reactor))
     w.blocklist_refresher.setName("blocklists")
     w.blocklist_refresher.setServiceParent(w.leader_only)
+    # A pause set here keeps its length when this node's clock steps
+    # (leader or standalone: it writes the synced setting).
+    pauses = PauseClock(w.store, w.reactor)
+    pauses.setServiceParent(w.leader_only)
+    w.dns.clock_steps.listeners += [w.policy_engine.clock_stepped, pauses.clock_stepped]
     w.restore_hooks[model.BLOCKLIST] = BlocklistRestore()
     w.restore_checks.append(FilteringConsistency())
     w.areas += [
         ClientsApi(w.store), RulesApi(w.store), RewritesApi(w.store),
         BlocklistsApi(w.store, lambda: w.blocklist_refresher),
-        ProtectionApi(w.store, w.reactor), FilteringApi(w.store, w.policy_engine),
+        ProtectionApi(w.store, w.reactor, pauses), FilteringApi(w.store, w.policy_engine),
         QueryLogApi(w.store, w.querylog_service),
         StatsApi(w.store, w.reactor, w.querylog_service, w.policy_engine,
                  getattr(w, "dns_stats", None)),

@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 from twisted.internet import reactor
-from twisted.internet.defer import ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -27,7 +27,7 @@ from sentinel.store import QueryLogFilter
 from sentinel.store.database import StoreUnavailable
 from sentinel.store.records import QUERY_LOG_COLUMNS
 from sentinel.store.logpipe import QueryLogWriter, Spool, WriterError, _progress
-from sentinel.store import logwriter, migrations
+from sentinel.store import logpipe, logwriter, migrations
 from sentinel.store.logwriter import (
     FRAME, REF, FdReader, Names, SqliteSink, encode, frame, normalise, serve, text_name,
 )
@@ -354,6 +354,49 @@ class ExactlyOnceTests(SynchronousTestCase):
         self.assertEqual(self.conn.execute("SELECT COUNT(*) FROM query_log_spool").fetchone(),
                          (0,))
         self.assertEqual(self.recover(left), [b"ok 0 0"])  # a second try: nothing to do
+
+    def test_a_reset_cuts_a_step_at_a_record_boundary_and_a_kill_loses_nothing(self):
+        # A large backlog is cut back a step at a time (cutting it at once
+        # held DNS for milliseconds), always where a record starts: a cut
+        # inside a record would hide every later record from a recovery.
+        self.patch(logpipe, "RESET_STEP", 1000)
+        for t in range(1, 41):
+            self.add(t)
+        self.assertEqual(len(self.serve(self.refs)), 40)
+        full = self.spool.size
+        self.spool.reset()
+        self.assertLess(full - self.spool.size, 1000 + 200)
+        self.assertGreater(self.spool.size, HEADER_SIZE)
+        self.assertEqual(os.fstat(self.fd).st_size, self.spool.size)
+        for t in range(41, 44):  # written after the cut, not stored: then a kill
+            self.add(t)
+        self.spool.close(keep=True)
+        left = self.path + ".recover-1"
+        os.rename(self.path, left)
+        self.spool = Spool(self.path)
+        self.addCleanup(self.spool.close)
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_RDONLY)
+        lines = self.recover(left)
+        self.assertEqual(lines[-1], b"ok 3 0")
+        self.assertNotIn(b"torn", b" ".join(lines))
+        self.assertEqual(self.stored(), [float(t) for t in range(1, 44)])
+
+    def test_resets_cut_a_stored_backlog_back_to_the_header(self):
+        self.patch(logpipe, "RESET_STEP", 1000)
+        for t in range(1, 41):
+            self.add(t)
+        self.serve(self.refs)
+        sizes = [self.spool.size]
+        while self.spool.size > HEADER_SIZE:
+            self.spool.reset()
+            sizes.append(self.spool.size)
+            self.assertLess(sizes[-1], sizes[-2])
+        self.assertGreater(len(sizes), 3)
+        self.spool.reset()  # nothing left: nothing to do
+        self.assertEqual(os.fstat(self.fd).st_size, HEADER_SIZE)
+        self.add(41)  # the next record goes right after the header
+        self.assertEqual(self.serve(self.refs[-1:]), [b"ok 1 0"])
 
     def test_a_recovery_done_after_a_clear_stores_no_row_recorded_before_it(self):
         # DELETE /api/query-logs came while the recovery was failing (the
@@ -773,12 +816,20 @@ class _NotReady:
         return lambda: None
 
 
+class _Ready(_NotReady):
+    available = True
+
+
 class _Writer:
     pending_rows = 0
 
     def __init__(self):
         self.frames = []
         self.stopped = False
+        self.cleared = Deferred()
+
+    def clear(self, before):
+        return self.cleared
 
     def append(self, rows):
         raise AssertionError("must not be called: the store is not ready")
@@ -814,6 +865,30 @@ class StartupTests(SynchronousTestCase):
         self.failureResultOf(ensureDeferred(service.clear()), StoreUnavailable)
         self.assertEqual(len(log.buffer), 1)
 
+    def test_a_clear_the_database_does_not_take_answers_unavailable_and_stays_queued(self):
+        # DELETE /api/query-logs while the database is locked: 503 after
+        # clear_timeout, not a request that hangs; the writer still does it.
+        clock = Clock()
+        writer = _Writer()
+        service = QueryLogService(QueryLog(), _Ready(), clock, writer=writer, clear_timeout=10)
+        d = ensureDeferred(service.clear())
+        clock.advance(9.9)
+        self.assertNoResult(d)
+        clock.advance(0.2)
+        self.assertIn("stays queued", str(self.failureResultOf(d, StoreUnavailable).value))
+        writer.cleared.callback(None)  # done later: nothing else happens
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_a_clear_the_database_takes_in_time_succeeds(self):
+        clock = Clock()
+        writer = _Writer()
+        service = QueryLogService(QueryLog(), _Ready(), clock, writer=writer)
+        d = ensureDeferred(service.clear())
+        clock.advance(3)
+        writer.cleared.callback(None)
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_rows_buffered_at_stop_go_to_the_spool_even_with_the_store_down(self):
         # The spool outlives the daemon: the next start stores them.  The
         # writer does not touch the database meanwhile.
@@ -823,3 +898,47 @@ class StartupTests(SynchronousTestCase):
         service = QueryLogService(log, _NotReady(), Clock(), writer=writer)
         self.successResultOf(service.stopService())
         self.assertEqual((len(log.buffer), len(writer.frames), writer.stopped), (0, 1, True))
+
+
+class PostgresSinkTimeoutTests(SynchronousTestCase):
+    """The writer child is blocking: a lock held elsewhere (e.g. by a
+    transaction a silent writer left open) must fail the frame, which is
+    sent again later, not block the child until the watchdog kills it
+    again and again."""
+
+    from tests.support import pg as _pg
+
+    if _pg.skip_reason():
+        skip = _pg.skip_reason()
+
+    def test_a_lock_held_elsewhere_fails_the_frame_and_it_is_stored_once_later(self):
+        import psycopg2
+
+        from sentinel.store.logwriter import PostgresSink
+        from tests.support import pg
+
+        url, drop = pg.create_database()
+        self.addCleanup(drop)
+        admin = psycopg2.connect(url)
+        self.addCleanup(admin.close)
+        cur = admin.cursor()
+        for _, _, statements in migrations.available_migrations("postgres"):
+            for statement in statements:
+                cur.execute(statement)
+        admin.commit()
+        sink = PostgresSink(url)
+        sink.timeout = 0.4  # the server cancels a statement after 0.2 s
+        self.addCleanup(lambda: sink.conn and sink.conn.close())
+        rows, _ = normalise([row(1.0), row(2.0)], Names())
+        run = "ab" * 16
+        # (Ended by the server after 5 s in any case: without the sink's own
+        # timeouts this test fails instead of hanging.)
+        cur.execute("SET idle_in_transaction_session_timeout = 5000")
+        cur.execute("LOCK TABLE query_log_spool IN ACCESS EXCLUSIVE MODE")
+        self.assertRaises(psycopg2.OperationalError, sink.write, [(1, rows)], run)
+        admin.rollback()
+        self.assertEqual(set(sink.write([(1, rows)], run)), set())
+        self.assertEqual(set(sink.write([(1, rows)], run)), {1})  # sent again: not stored again
+        cur.execute("SELECT count(*) FROM query_log")
+        self.assertEqual(cur.fetchone()[0], 2)
+        admin.rollback()

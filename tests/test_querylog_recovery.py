@@ -114,9 +114,9 @@ class KilledDaemonTests(SynchronousTestCase):
         wait_for("the spool left to be removed", lambda: not [
             f for f in os.listdir(second.data_dir) if ".recover-" in f])
         self.assertEqual(count("stored"), (20, 20))
-        log = second.log()
-        self.assertIn("its torn last frame (24 bytes) was dropped", log)
-        self.assertIn("recovered 30 rows from", log)
+        # Logged once the child has said so (after removing the file).
+        wait_for("the recovery's log line", lambda: "recovered 30 rows from" in second.log())
+        self.assertIn("its torn last frame (24 bytes) was dropped", second.log())
         query(second.dns_port, "after")
         wait_for("a new row", lambda: count("after") == (1, 1))
         self.assertEqual(count("spooled"), (30, 30))

@@ -317,62 +317,82 @@ class PostgresStoreTests(StoreContract, TestCase):
 
 
 class PostgresUnreachableTests(TestCase):
-    """DNS must start even when PostgreSQL is down: the store retries."""
+    """DNS must start even when PostgreSQL is down: start() fails at once
+    (the store service reports it and retries), and a connection lost at
+    run time is made again in the background, with backoff."""
 
     def test_an_error_without_a_message_does_not_stop_the_retries(self):
         """psycopg2 can fail with a message that is only a newline: the
-        log line names the error's type, and the next attempt still comes."""
+        error names its type, and the next attempt still comes."""
         import psycopg2
         from twisted.internet.defer import fail, succeed
         from twisted.internet.task import Clock
 
         clock = Clock()
         db = PostgresDatabase("postgresql://root@127.0.0.1:1/nothing", reactor, clock=clock)
-        attempts = [fail(psycopg2.OperationalError("\n")), succeed(None)]
-        db._connect_all = lambda: attempts.pop(0)
+        attempts = [fail(psycopg2.OperationalError("\n")), None,
+                    fail(psycopg2.OperationalError("\n")), None]
+
+        def connect_all(generation):
+            result = attempts.pop(0)
+            if result is None:
+                db._conns.setdefault(True, object())
+                db._conns.setdefault(False, object())
+                result = succeed(None)
+            return result
+
+        db._connect_all = connect_all
         self.addCleanup(db.stop)
-        started = db.start()
-        self.assertNoResult(started)
-        clock.advance(db.first_backoff)
-        self.successResultOf(started)
+        failure = self.failureResultOf(db.start(), StoreUnavailable)
+        self.assertIn("OperationalError", str(failure.value))
+        self.successResultOf(db.start())
         self.assertTrue(db.available)
+        db._lost(True, db._conns.get(True), "gone")  # nothing there: ignored
+        db._conns[True] = object()
+        db._lost(True, db._conns[True], "server closed the connection\n")
+        self.assertFalse(db.available)  # the first attempt failed
+        self.assertIn("server closed the connection", db.problem)
+        clock.advance(db.first_backoff)
+        self.assertTrue(db.available)
+        self.assertIsNone(db.problem)
 
-    def test_retries_with_backoff_and_says_so(self):
-        from twisted.internet.task import Clock
-        from twisted.logger import globalLogPublisher
-
+    def test_unreachable_at_start_fails_at_once(self):
         from tests.support.ports import free_port
 
+        db = PostgresDatabase(f"postgresql://root@127.0.0.1:{free_port()}/nothing", reactor)
+        self.addCleanup(db.stop)
+        return self.assertFailure(db.start(), StoreUnavailable)
+
+    def test_reconnects_with_backoff_and_says_so(self):
+        import psycopg2
+        from twisted.internet.defer import fail, succeed
+        from twisted.internet.task import Clock
+        from twisted.logger import formatEvent, globalLogPublisher
+
         clock = Clock()
-        db = PostgresDatabase(
-            f"postgresql://root@127.0.0.1:{free_port()}/nothing?connect_timeout=2",
-            reactor, clock=clock)
+        db = PostgresDatabase("postgresql://root@127.0.0.1:1/nothing", reactor, clock=clock)
         messages = []
 
         def observe(event):
             if str(event.get("log_namespace", "")).startswith("sentinel.store.database"):
-                from twisted.logger import formatEvent
                 messages.append(formatEvent(event))
 
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
         self.addCleanup(db.stop)
-        started = db.start()
-        self.assertNoResult(started)
-
-        async def check():
-            for expected in (0.5, 1.0, 2.0):
-                await _until(lambda: clock.getDelayedCalls())
-                [call] = clock.getDelayedCalls()
-                self.assertAlmostEqual(call.getTime() - clock.seconds(), expected)
-                clock.advance(expected)
-            self.assertTrue(any("retrying in 0.5s" in m for m in messages), messages)
-            self.assertNoResult(started)
-            self.assertFalse(db.available)
-            await self.assertFailure(db.run(lambda tx: None), StoreUnavailable)
-
-        from twisted.internet.defer import ensureDeferred
-        return ensureDeferred(check())
+        db._conns.update({True: object(), False: object()})
+        db._connect_all = lambda generation: succeed(None)
+        self.successResultOf(db.start())
+        db._connect_all = lambda generation: fail(psycopg2.OperationalError("refused"))
+        db._conns[False] = object()
+        db._lost(False, db._conns[False], "terminated")
+        for expected in (0.5, 1.0, 2.0, 4.0):
+            [call] = clock.getDelayedCalls()
+            self.assertAlmostEqual(call.getTime() - clock.seconds(), expected)
+            clock.advance(expected)
+        self.assertTrue(any("retrying in 0.5s" in m for m in messages), messages)
+        self.assertFalse(db.available)
+        self.failureResultOf(db.run(lambda tx: None), StoreUnavailable)
 
 
 async def _until(predicate, timeout=10.0):

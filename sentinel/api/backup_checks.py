@@ -7,7 +7,8 @@ their schema.  Each is ``validate(key, data)`` raising ValueError and
 returning the data to store (None: as it is).
 """
 
-from sentinel.api.settings import PREFS
+from sentinel.api import settings as ui_settings
+from sentinel.store.entities import encode
 from sentinel.api.inputs import compile_schema
 
 FILTERING_KINDS = ("client", "rule", "blocklist", "rewrite")
@@ -56,13 +57,25 @@ def _schema_check(schema):
     return check
 
 
+def _ui():
+    schema = _schema_check(ui_settings.PREFS)
+
+    def check(data):
+        schema(data)
+        if len(encode(data).encode()) > ui_settings.MAX_BODY:
+            raise ValueError(f"larger than the {ui_settings.MAX_BODY // 1024} KiB the UI "
+                             f"preferences may hold")
+
+    return check
+
+
 def _setting():
     from sentinel.dns.settings import from_data
     from sentinel.filtering.settings import FILTERING, FILTERING_SCHEMA, PROTECTION
 
     checks = {
         "dns": from_data,  # SettingsError is a ValueError
-        "ui": _schema_check(PREFS),
+        "ui": _ui(),
         FILTERING: _schema_check(FILTERING_SCHEMA),
         PROTECTION: _schema_check(PROTECTION_SCHEMA),
     }

@@ -21,6 +21,15 @@ MAX_REQUEST_BODY = 16 * 1024 * 1024  # hard cap for any request, any route
 MAX_BODY_DEPTH = 100
 
 
+def body_size(request):
+    """Bytes of the request body received (before any limit is checked)."""
+    content = request.content
+    if content is None:
+        return 0
+    content.seek(0, 2)
+    return content.tell()
+
+
 def read_body(call, validator):
     request, spec = call.request, call.spec
     if getattr(request, "too_large", False):
@@ -37,7 +46,7 @@ def read_body(call, validator):
     if not empty and ctype != "application/json":
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
     try:
-        body = strictjson.loads(raw, MAX_BODY_DEPTH) if not empty else {}
+        body = strictjson.loads(raw, MAX_BODY_DEPTH, unique_keys=True) if not empty else {}
     except StrictJsonError as e:
         raise ApiError(400, "BAD_JSON", f"The body is not valid JSON: {e}.") from None
     call.body = check(validator, body)

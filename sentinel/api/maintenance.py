@@ -20,8 +20,10 @@ a newer Sentinel, or edited) and refused, never stored unchecked.
 import re
 import time
 
+from twisted.internet.threads import deferToThread
+
 from sentinel import __version__
-from sentinel.api.base import ApiError, Reply, endpoint
+from sentinel.api.base import DEFAULT_MAX_BODY, ApiError, Reply, endpoint
 from sentinel.api.schemas import TIMESTAMP, array_of, nullable, obj
 from sentinel.api.inputs import MAX_REQUEST_BODY
 from sentinel.store.entities import encode
@@ -35,7 +37,7 @@ DIGITS = re.compile(r"^[1-9][0-9]{0,17}$")
 
 BACKUP = obj({
     "format": {"const": FORMAT},
-    "version": {"const": VERSION},
+    "version": {"type": "integer", "description": f"format version ({VERSION})"},
     "sentinel_version": {"type": "string"},
     "exported_at": TIMESTAMP,
     "revision": {"type": "integer", "minimum": 0},
@@ -72,6 +74,13 @@ def _key_order(key):
 def check_document(document, validators):
     """The entities to restore ({kind: {key: data}}, as their validators
     return them), or 400 with every problem found (nothing is applied)."""
+    version = document["version"]
+    if version != VERSION:
+        made_by = "a newer" if version > VERSION else "an older"
+        raise ApiError(400, "VALIDATION_ERROR",
+                       f"version: this is a format {version} backup, made by {made_by} "
+                       f"Sentinel; this one restores format {VERSION} only",
+                       [{"field": "version", "message": f"format {VERSION} only"}])
     problems, entities = [], {}
     for kind, items in document["entities"].items():
         validate = validators.get(kind)
@@ -86,6 +95,10 @@ def check_document(document, validators):
             if kind in INTEGER_KEYED and not (DIGITS.match(key) and int(key) <= MAX_ID):
                 problems.append({"field": field, "message":
                                  f"keys of this kind are ids (1, 2, ... {MAX_ID})"})
+                continue
+            if len(encode(data).encode()) > DEFAULT_MAX_BODY:
+                problems.append({"field": field, "message": f"larger than the "
+                                 f"{DEFAULT_MAX_BODY // 1024} KiB the API takes for one entity"})
                 continue
             try:
                 checked = validate(key, data)
@@ -119,18 +132,29 @@ def _valid(validate, stored):
 async def check_consistency(ctx, entities, checks, validators):
     """400 if the configuration the restore leaves breaks a rule between
     entities: each check(state) -> [(kind, key, field, message)] sees its
-    ``kinds`` as the document has them, or as stored for kinds it lacks."""
-    problems = []
-    for check in checks:
-        if not set(check.kinds) & set(entities):
-            continue
-        state = {}
-        for kind in check.kinds:
-            state[kind] = entities[kind] if kind in entities else \
-                _valid(validators[kind], await ctx.list(kind)) if kind in validators else {}
-        problems += [{"field": f"entities.{kind}.{key}", "message": f"{field}: {message}"}
-                     for kind, key, field, message in check(state)]
-    _refuse(problems)
+    ``kinds`` as the document has them, or as stored for kinds it lacks.
+    (The checking runs in a worker thread: the reactor serves DNS.)"""
+    checks = [check for check in checks if set(check.kinds) & set(entities)]
+    stored = {}
+    for kind in sorted({kind for check in checks for kind in check.kinds} - set(entities)):
+        stored[kind] = await ctx.list(kind) if kind in validators else []
+
+    def find():
+        have = dict(entities)
+        have.update({kind: _valid(validators.get(kind), items) for kind, items in stored.items()})
+        return [{"field": f"entities.{kind}.{key}", "message": f"{field}: {message}"}
+                for check in checks
+                for kind, key, field, message in check({k: have[k] for k in check.kinds})]
+
+    _refuse(await deferToThread(find) if checks else [])
+
+
+def _diff(current, wanted):
+    """(added, changed, removed) keys, comparing data by canonical JSON."""
+    added = [k for k in wanted if k not in current]
+    changed = [k for k in wanted if k in current and encode(current[k]) != encode(wanted[k])]
+    removed = [k for k in current if k not in wanted]
+    return added, changed, removed
 
 
 async def _plan(ctx, entities, hooks):
@@ -142,9 +166,7 @@ async def _plan(ctx, entities, hooks):
         if kind in hooks:
             wanted = await hooks[kind].prepare(ctx, wanted)
         current = {e.key: e.data for e in await ctx.list(kind)}
-        added = [k for k in wanted if k not in current]
-        changed = [k for k in wanted if k in current and encode(current[k]) != encode(wanted[k])]
-        removed = [k for k in current if k not in wanted]
+        added, changed, removed = await deferToThread(_diff, current, wanted)
         unchanged += len(wanted) - len(added) - len(changed)
         changes[kind] = {name: sorted(keys, key=_key_order) for name, keys in
                          (("added", added), ("changed", changed), ("removed", removed))}
@@ -197,7 +219,8 @@ class MaintenanceApi:
                       "all or nothing")
     async def restore(self, call):
         document = call.body
-        entities = check_document(document, self._validators)
+        # Checking a big backup takes seconds: not on the reactor, which serves DNS.
+        entities = await deferToThread(check_document, document, self._validators)
         dry_run = call.query.get("dry_run", False)
 
         async def preview(ctx):

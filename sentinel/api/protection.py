@@ -2,7 +2,9 @@
 Protection pause: GET /api/protection, POST /api/protection/pause (for N
 minutes or seconds, or until resumed), DELETE /api/protection/pause
 (resume).  The pause is a synced setting, so it holds on every node; it
-expires by itself (the policy engine swaps snapshots at the end time).
+expires by itself (the policy engine swaps snapshots at the end time).  A
+new pause replaces the one in force.  L{PauseClock} (``pauses``) keeps its
+length when this node's clock steps.
 """
 
 from sentinel.api.base import endpoint
@@ -32,9 +34,15 @@ PAUSE = {
 
 
 class ProtectionApi:
-    def __init__(self, store, clock):
+    def __init__(self, store, clock, pauses=None):
         self.store = store
         self.clock = clock
+        self.pauses = pauses  # PauseClock: told of each end this process stores
+
+    async def _store(self, paused, until):
+        await self.store.put("setting", settings.PROTECTION, {"paused": paused, "until": until})
+        if self.pauses is not None:
+            self.pauses.wrote(until)
 
     async def _state(self):
         entity = await self.store.get("setting", settings.PROTECTION)
@@ -59,11 +67,11 @@ class ProtectionApi:
         if "minutes" in call.body:
             seconds = call.body["minutes"] * 60
         until = None if seconds is None else self.clock.seconds() + seconds
-        await self.store.put("setting", settings.PROTECTION, {"paused": True, "until": until})
+        await self._store(True, until)
         return await self._state()
 
     @endpoint("DELETE", "/api/protection/pause", tag="protection", response=STATE,
               summary="Resume filtering now")
     async def resume(self, call):
-        await self.store.put("setting", settings.PROTECTION, {"paused": False, "until": None})
+        await self._store(False, None)
         return await self._state()

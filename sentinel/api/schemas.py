@@ -24,7 +24,9 @@ ID_PARAM = {"type": "integer", "minimum": 1, "maximum": 2**53}
 TIMESTAMP = {"type": "number", "description": "seconds since the Unix epoch"}
 NAME = {"type": "string", "minLength": 1, "maxLength": 64}
 USERNAME = {"type": "string", "minLength": 1, "maxLength": 64,
-            "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"}
+            "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
+            "x-error": "must be 1 to 64 letters, digits and . _ @ -, "
+                       "starting with a letter or digit"}
 # writeOnly: a value that fails its schema is never quoted in the error
 # (sentinel.api.inputs), as it is for other fields.
 PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024, "writeOnly": True}

@@ -9,16 +9,17 @@ import json
 import attr
 from klein import Klein
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import Resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from sentinel.api.hosts import HostPolicy, refusal
-from sentinel.api.base import ApiError, Call, Raw, Reply, endpoints_of
+from sentinel.api.base import DEFAULT_MAX_BODY, ApiError, Call, Raw, Reply, endpoints_of
 from sentinel.api.inputs import (
-    MAX_REQUEST_BODY, CompiledRoute, check, compile_schema, read_body, read_params,
-    read_query, validate,
+    MAX_REQUEST_BODY, CompiledRoute, body_size, check, compile_schema, read_body,
+    read_params, read_query, validate,
 )
 from sentinel.auth.throttle import client_key
 from sentinel.store.database import StoreUnavailable
@@ -203,7 +204,12 @@ class Site:
         _security_headers(request)
         call = Call(request=request, spec=spec)
         await self.gate.admit(call)
-        read_body(call, route.body)
+        if spec.max_body > DEFAULT_MAX_BODY and body_size(request) > DEFAULT_MAX_BODY:
+            # Only routes that take more (a backup: up to 16 MiB): parsing and
+            # checking it takes seconds, which the reactor (DNS) must not wait.
+            await deferToThread(read_body, call, route.body)
+        else:
+            read_body(call, route.body)
         read_query(call, route.query)
         params = read_params(spec, route.params, params)
         result = await route.handler(call, **params)
@@ -467,6 +473,9 @@ def _security_headers(request):
     request.setHeader(b"content-security-policy",
                       b"default-src 'none'; frame-ancestors 'none'; sandbox")
     request.setHeader(b"x-frame-options", b"DENY")
+    # No page of another origin may even embed an answer (<script>, <img>):
+    # the browser drops it before it reaches that page's process.
+    request.setHeader(b"cross-origin-resource-policy", b"same-origin")
 
 
 def _render(request, spec, result):

@@ -27,6 +27,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sentinel.dns.decision import IQueryLog
@@ -36,6 +37,7 @@ from sentinel.store.database import StoreUnavailable
 from sentinel.store.logwriter import Names, normalise
 
 log = Logger()
+CLEAR_TIMEOUT = 10.0  # seconds DELETE /api/query-logs waits for the writer, at most
 DAY = 86400.0
 WRITER_FRAME_ROWS = 250  # rows per frame to the writer (see QueryLogService.__init__)
 WRITER_INTERVAL = 0.2  # seconds between flushes to the writer
@@ -118,12 +120,14 @@ class QueryLogService(Service):
     """
 
     def __init__(self, querylog, store, clock, ready=None, interval=None, batch=None,
-                 retention_interval=3600.0, writer=None, settle_timeout=5.0):
+                 retention_interval=3600.0, writer=None, settle_timeout=5.0,
+                 clear_timeout=CLEAR_TIMEOUT):
         self.querylog = querylog
         self.store = store
         self.clock = clock
         self.writer = writer
         self.settle_timeout = settle_timeout
+        self.clear_timeout = clear_timeout
         if writer is not None:
             querylog.spooled = lambda: writer.pending_rows
             writer.on_failure = self._writer_failed
@@ -301,16 +305,46 @@ class QueryLogService(Service):
         ``DELETE /api/query-logs``: the buffered rows and every row stored
         or on its way to the database so far go; not one of them is stored
         later (with the writer: L{sentinel.store.logpipe.QueryLogWriter.clear}).
+        A database that does not take the clear within ``clear_timeout``
+        seconds (locked, failing) gets StoreUnavailable (503) instead of a
+        request that hangs; the clear stays queued and is done later.
         """
         if self.writer is not None:
             if not self.store.available:  # the writer touches no database not migrated
                 raise StoreUnavailable("the database is not available")
             self.querylog.clear()
-            await self.writer.clear(self.clock.seconds())
+            await self._within(self.writer.clear(self.clock.seconds()), self.clear_timeout)
         else:
             self.querylog.clear()
             await self.flush()
             await self.store.prune_query_logs(0, 0)
+
+    def _within(self, d, timeout):
+        """
+        d's result, or StoreUnavailable after ``timeout`` seconds (d goes on:
+        the clear stays queued, in order with the frames, and is done once
+        the database takes writes again).
+        """
+        waiter = Deferred()
+
+        def late():
+            waiter.errback(StoreUnavailable(
+                f"the database did not take the clear within {timeout:g} s (it is locked or "
+                "failing); the clear stays queued and is done as soon as the database takes "
+                "writes: no row recorded before it will be stored"))
+
+        timer = self.clock.callLater(timeout, late)
+
+        def done(result):
+            if timer.active():
+                timer.cancel()
+                (waiter.errback if isinstance(result, Failure) else waiter.callback)(result)
+            elif isinstance(result, Failure):
+                log.failure("query log: the queued clear failed", result)
+            return None
+
+        d.addBoth(done)
+        return waiter
 
     def _writer_failed(self):
         self.querylog.failures += 1

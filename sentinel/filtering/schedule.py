@@ -10,12 +10,17 @@ the window starts on.  Times are ``HH:MM`` or ``HH:MM:SS``.
 
 Around daylight-saving changes the wall-clock times are honoured as far as
 they exist: a start inside a skipped hour begins when the clock jumps, a
-window in a repeated hour uses its first occurrence.
+window in a repeated hour uses its first occurrence.  That holds for gaps of
+any length (Pacific/Apia skipped a whole day in 2011).
+
+Without time zone data on the machine (no /usr/share/zoneinfo, no
+``tzdata`` package) no IANA name can be loaded: L{fallback_zone} is UTC
+then, so schedules keep working (in UTC) instead of stopping the policy.
 """
 
 import os
 import re
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,6 +57,14 @@ def zone(name):
     except (ZoneInfoNotFoundError, ValueError, OSError):
         pass
     raise BadSchedule(f"{name!r} is not a known time zone (use an IANA name like Europe/Berlin)")
+
+
+def fallback_zone():
+    """UTC, as a ZoneInfo where the machine has time zone data, else built in."""
+    try:
+        return zone("UTC")
+    except BadSchedule:
+        return timezone.utc  # str() is "UTC" too
 
 
 def host_zone_name():
@@ -104,7 +117,9 @@ def _instant(day, clock, tz):
 
 def _jump_after(ts, tz, local):
     # Walk back to the first instant whose local time is after ``local``.
-    lo, hi = ts - 7200, ts
+    # In a gap, fold=1 reads ``local`` with the offset after the jump: an
+    # instant before it, however long the gap is (PEP 495).
+    lo, hi = min(ts, local.replace(fold=1).timestamp()), ts
     while hi - lo > 1:
         mid = (lo + hi) / 2
         if datetime.fromtimestamp(mid, tz).replace(tzinfo=None) > local.replace(tzinfo=None):

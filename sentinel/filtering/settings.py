@@ -56,7 +56,11 @@ def time_zone(settings):
     try:
         return sched.zone(name)
     except sched.BadSchedule:
+        pass
+    try:
         return sched.zone(sched.host_zone_name())
+    except sched.BadSchedule:  # no time zone data at all on this machine
+        return sched.fallback_zone()
 
 
 def paused_until(data, now):

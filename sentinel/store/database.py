@@ -22,17 +22,21 @@ import stat
 
 import psycopg2
 from twisted.internet.defer import (
+    CancelledError,
     Deferred,
     DeferredLock,
     ensureDeferred,
     inlineCallbacks,
     succeed,
 )
+from twisted.internet.error import ConnectionClosed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from txpostgres import txpostgres
+
+from sentinel.store.pgsession import session_settings
 
 
 def private_database_files(path):
@@ -170,7 +174,8 @@ class SqliteDatabase:
         self._conns[write].executemany(sql, seq)
         return []
 
-    def run(self, fn, *args, write=True):
+    def run(self, fn, *args, write=True, patient=False):
+        """patient: no time limit (PostgreSQL only: schema migrations)."""
         return _shielded(self._locks[write].run(self._transaction, fn, args, write))
 
     @inlineCallbacks
@@ -261,113 +266,290 @@ def _pg_value(value):
 class PostgresDatabase:
     """
     PostgreSQL through txpostgres: one connection for writes and one for
-    reads.  If the server cannot be reached, start() keeps retrying with
-    exponential backoff (and says so in the log) while the rest of the
-    daemon, DNS included, runs on; operations fail with L{StoreUnavailable}
-    until the connection is back.
+    reads.  ``start()`` connects once and fails with L{StoreUnavailable} if
+    the server cannot be reached (the store service retries with backoff,
+    and DNS runs on meanwhile).  A connection lost at run time (the server
+    restarted, the backend killed, a network black hole) is reconnected in
+    the background with exponential backoff; operations fail with
+    L{StoreUnavailable} until it is back.
+
+    Nothing waits for the server forever: a transaction or a connection
+    attempt that has not finished after ``query_timeout`` seconds fails
+    (the connection is dropped and made again), libpq TCP keepalives find a
+    dead peer of an idle connection, and the server cancels a statement
+    after half of it (a lock held by someone else) and ends a
+    transaction whose client went away (``idle_in_transaction_session_timeout``,
+    so its row locks do not block the next connection).
     """
 
     dialect = "postgres"
     log = Logger()
     first_backoff = 0.5
     max_backoff = 30.0
+    query_timeout = 30.0
 
     def __init__(self, dsn, reactor, clock=None):
         self._dsn = dsn
         self._reactor = reactor
-        self._clock = clock or reactor  # schedules the reconnection attempts
+        self._clock = clock or reactor  # schedules timeouts and reconnection attempts
         self._conns = {}
         self._locks = {True: DeferredLock(), False: DeferredLock()}
-        self._waiters = []
         self._connecting = False
-        self._stopped = False
+        self._generation = 0  # bumped by stop(): late connections of an old one are closed
         self._retry = None
         self.available = False
+        self.serving = False  # opened and migrated (set by the Store)
+        self.problem = None  # why the connection was lost, until it is back (for /api/health)
 
     def start(self):
-        """Fires once connected (which may take a while if the server is down)."""
+        """Connect (again, after a failed attempt or a stop); fails with
+        L{StoreUnavailable} if the server cannot be reached now."""
         if self.available:
             return succeed(None)
-        d = Deferred()
-        self._waiters.append(d)
-        if not self._connecting:
-            self._connecting = True
-            self._attempt(self.first_backoff)
-        return d
-
-    def _attempt(self, delay):
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
         self._retry = None
-        self._connect_all().addCallbacks(self._connected, self._failed, errbackArgs=(delay,))
+        self._generation += 1
+        self._connecting = True
+        generation = self._generation
 
-    def _connected(self, _):
+        def failed(failure):
+            if generation == self._generation:
+                self._connecting = False
+            raise StoreUnavailable(_first_line(failure)) from None
+
+        return self._connect_all(generation).addCallbacks(
+            lambda _: self._connected(generation), failed)
+
+    def _attempt(self, delay, generation):
+        self._retry = None
+        self._connect_all(generation).addCallbacks(
+            lambda _: self._connected(generation), self._failed,
+            errbackArgs=(delay, generation))
+
+    def _connected(self, generation):
+        if generation != self._generation:
+            return
+        if any(w not in self._conns for w in (True, False)):  # lost while connecting
+            self._attempt(self.first_backoff, generation)
+            return
         self._connecting = False
         self.available = True
-        self.log.info("database connected")
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(None)
+        if self.problem is not None:
+            self.log.info("database connected again")
+        self.problem = None
 
-    def _failed(self, failure, delay):
-        if self._stopped:
+    def _failed(self, failure, delay, generation):
+        if generation != self._generation:
             return
         self._retry = self._clock.callLater(
-            delay, self._attempt, min(delay * 2, self.max_backoff)
-        )
-        # The first line of the message ("\n" alone has none: the type then).
-        lines = (failure.getErrorMessage() or "").strip().splitlines()
-        self.log.warn(
-            "database unreachable ({reason}); retrying in {delay:.1f}s",
-            reason=lines[0] if lines else failure.type.__name__, delay=delay,
-        )
+            delay, self._attempt, min(delay * 2, self.max_backoff), generation)
+        self.log.warn("database unreachable ({reason}); retrying in {delay:.1f}s",
+                      reason=_first_line(failure), delay=delay)
 
     @inlineCallbacks
-    def _connect_all(self):
-        for write in (True, False):
-            old = self._conns.pop(write, None)
-            if old is not None:
-                _close_quietly(old)
-            conn = txpostgres.Connection(reactor=self._reactor)
-            yield conn.connect(self._dsn)
-            self._conns[write] = conn
+    def _connect_all(self, generation):
+        """Connect the connections that are missing (a lost one is dropped
+        alone: the other may be in the middle of a transaction)."""
+        while True:
+            missing = [w for w in (True, False) if w not in self._conns]
+            if not missing:
+                return
+            conn = _Connection(reactor=self._reactor)
+            yield self._deadline(conn.connect(self._dsn, **session_settings(self._dsn, self.query_timeout)),
+                                 "connecting", lambda conn=conn: _close_quietly(conn))
+            if generation != self._generation:  # stopped meanwhile
+                _close_quietly(conn)
+                raise StoreUnavailable("the database was closed")
+            self._conns[missing[0]] = conn
+            conn.on_broken = lambda error, w=missing[0], c=conn: self._lost(w, c, error)
+
+    def _deadline(self, inner, what, give_up):
+        """
+        ``inner``'s result, or L{StoreUnavailable} if it has not come after
+        ``query_timeout`` seconds: then ``give_up()`` (drop the connection;
+        ``inner`` may never fire, and is not waited for).
+        """
+        outer = Deferred()
+        timed_out = []
+
+        def expired():
+            timed_out.append(True)
+            give_up()  # (closing may fire ``inner``: ignored below)
+            outer.errback(StoreUnavailable(
+                f"the database did not answer ({what}) within {self.query_timeout:g}s"))
+
+        timer = self._clock.callLater(self.query_timeout, expired)
+
+        def done(result):
+            if timed_out:
+                return None  # a late result after the timeout: nobody waits for it
+            timer.cancel()
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+            return None
+
+        inner.addBoth(done)
+        return outer
 
     def stop(self):
-        self._stopped = True
+        self._generation += 1
+        self._connecting = False
         self.available = False
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
-        for conn in self._conns.values():
-            _close_quietly(conn)
+        self._retry = None
+        conns = list(self._conns.values())
         self._conns.clear()
+        for conn in conns:
+            _close_quietly(conn)
         return succeed(None)
 
-    def run(self, fn, *args, write=True):
-        return _shielded(self._locks[write].run(self._transaction, fn, args, write))
+    def run(self, fn, *args, write=True, patient=False):
+        """
+        patient: no time limit, neither here nor on the server (schema
+        migrations: building an index on a large query log may take
+        minutes; TCP keepalives still find a dead server).
+        """
+        return _shielded(self._locks[write].run(self._transaction, fn, args, write, patient))
 
     @inlineCallbacks
-    def _transaction(self, fn, args, write):
-        if not self.available:
+    def _transaction(self, fn, args, write, patient=False):
+        if not self.available or write not in self._conns:
             raise StoreUnavailable("database is not connected")
 
+        conn = self._conns[write]
+
         @inlineCallbacks
-        def interaction(cursor):
-            tx = _PostgresTx(cursor)
-            if not write:
-                yield tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            return (yield _sync_call(fn, (tx,) + args))
+        def transaction():
+            cursor = conn.cursor()
+            yield cursor.execute("BEGIN")
+            try:
+                tx = _PostgresTx(cursor)
+                if not write:
+                    yield tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                if patient:
+                    yield tx.execute("SET LOCAL statement_timeout = 0")
+                result = yield _sync_call(fn, (tx,) + args)
+            except BaseException:
+                try:
+                    yield cursor.execute("ROLLBACK")
+                except psycopg2.Error as e:
+                    # The connection broke (killed, reset): nothing was
+                    # committed; report what failed first.
+                    self._lost(write, conn, str(e))
+                raise
+            yield cursor.execute("COMMIT")
+            return result
 
         try:
-            return (yield self._conns[write].runInteraction(interaction))
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
-            self._lost(e)
+            result = yield (transaction() if patient else self._deadline(
+                transaction(), "a transaction", lambda: self._lost(write, conn, "no answer")))
+        except ConnectionClosed as e:  # txpostgres, when a connection closes mid-query
+            self._lost(write, conn, str(e))
             raise StoreUnavailable(f"database connection lost: {e}") from None
+        except psycopg2.Error as e:
+            if not _pg_environmental(e):
+                if isinstance(e, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+                    self._lost(write, conn, str(e))
+                    raise StoreUnavailable(
+                        f"database connection lost: {_one_line(str(e))}") from None
+                raise
+            self._failing(e)
+            raise StoreUnavailable(_one_line(str(e))) from None
+        except CancelledError:
+            # The server cancelled a statement at statement_timeout (txpostgres
+            # turns QueryCanceledError into this): a lock held elsewhere, a
+            # slow server.  The connection itself is fine.
+            raise StoreUnavailable(
+                f"the database did not answer within {self.query_timeout:g}s") from None
+        if write and self.problem is not None and self.available:
+            self.log.info("the database works again")
+            self.problem = None
+        return result
 
-    def _lost(self, error):
-        if not self.available or self._stopped:
-            return
+    def _failing(self, error):
+        """The server refuses the work (disk full, read-only, a privilege
+        revoked, a table dropped): one log line per distinct problem, and
+        the problem for /api/health, until a write works again."""
+        problem = (f"the database failed: {_one_line(str(error))}; changes and the query log "
+                   f"cannot be saved until that is fixed (DNS answers from the configuration "
+                   f"it has)")
+        if problem != self.problem:
+            self.log.error("{problem}", problem=problem)
+        self.problem = problem
+
+    def _lost(self, write, conn, error):
+        """Drop the connection ``conn`` (if still in use) and reconnect."""
+        if self._conns.get(write) is not conn:
+            return  # already dropped
+        del self._conns[write]
+        _close_quietly(conn)
         self.available = False
-        self.log.warn("database connection lost ({error}); reconnecting", error=str(error).strip())
-        self._connecting = True
-        self._attempt(self.first_backoff)
+        reason = _one_line(error)
+        self.problem = (f"the database connection was lost ({reason}); changes cannot be "
+                        f"saved until it is back (DNS answers from the configuration it has)")
+        self.log.warn("database connection lost ({error}); reconnecting", error=reason)
+        if not self._connecting:
+            self._connecting = True
+            self._attempt(self.first_backoff, self._generation)
+
+
+# SQLSTATEs (or their classes) of a server that refuses the work for a reason
+# outside the program: HTTP 503 and a problem in /api/health, not a 500.  The
+# connection is kept.
+_PG_ENVIRONMENTAL = (
+    "53",     # insufficient resources: disk full, out of memory, too many connections
+    "58",     # system error: I/O
+    "XX001", "XX002",  # data or index corrupted
+    "25006",  # read-only transaction (a standby, default_transaction_read_only)
+    "42501",  # insufficient privilege (a REVOKE)
+    "42P01",  # undefined table (a table dropped under us)
+    "3F000",  # invalid schema name (a schema dropped under us)
+    "40001", "40P01",  # serialization failure, deadlock: try again
+    "57P03",  # cannot connect now (starting up, shutting down)
+)
+
+
+def _pg_environmental(error):
+    code = getattr(error, "pgcode", None) or ""
+    return any(code.startswith(prefix) for prefix in _PG_ENVIRONMENTAL)
+
+
+def _one_line(text):
+    return (text.strip().splitlines() or ["connection lost"])[0]
+
+
+class _Connection(txpostgres.Connection):
+    """
+    txpostgres's connection, telling its owner when the server drops it
+    while it is idle (txpostgres raises from the reactor then: an
+    "Unhandled Error" traceback in the log, and nobody reconnects until
+    the next query fails), and quiet about a refused connection attempt
+    (it re-registers a socket libpq has closed: another traceback).
+    """
+
+    on_broken = None
+
+    def doRead(self):
+        try:
+            super().doRead()
+        except ValueError:
+            # libpq let go of the socket (fileno -1) after a failed connection
+            # attempt; the pending Deferred reports that failure.
+            pass
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+            if self.on_broken is None:
+                raise
+            self.on_broken(str(e))
+
+
+def _first_line(failure):
+    """The first line of a failure's message ("\\n" alone has none: the type then)."""
+    lines = (failure.getErrorMessage() or "").strip().splitlines()
+    return lines[0] if lines else failure.type.__name__
 
 
 def _shielded(inner):
@@ -396,6 +578,7 @@ def _shielded(inner):
 
 def _close_quietly(conn):
     try:
+        conn.on_broken = None  # it is being dropped: no news of it wanted
         conn.close()
     except Exception:
         pass

@@ -321,6 +321,10 @@ class SqliteSink(_Sink):
 
 class PostgresSink(_Sink):
     LOCK = " FOR UPDATE"  # two writers (one left by a killed daemon) queue here
+    # Statements are cancelled by the server after half of it (a lock held
+    # elsewhere); a transaction left by a writer that went silent is ended
+    # after twice it (its lock on the run's row is released): pgsession.
+    timeout = 30.0
 
     def __init__(self, url):
         self.url = url
@@ -330,8 +334,11 @@ class PostgresSink(_Sink):
     def _transaction(self, fn):
         import psycopg2
 
+        from sentinel.store.pgsession import session_settings
+
         if self.conn is None or self.conn.closed:
-            self.conn = psycopg2.connect(self.url, connect_timeout=10)
+            self.conn = psycopg2.connect(self.url, connect_timeout=10,
+                                         **session_settings(self.url, self.timeout))
         try:
             with self.conn, self.conn.cursor() as cursor:
                 self.cursor = cursor

@@ -79,7 +79,7 @@ async def migrate(db, now_text):
     for version, name, statements in migrations:
         if version in applied:
             continue
-        if await db.run(_apply_one, version, name, statements, now_text):
+        if await db.run(_apply_one, version, name, statements, now_text, patient=True):
             log.info("applied schema migration {version:03d}_{name}", version=version, name=name)
             done.append(version)
     return done

@@ -26,6 +26,8 @@ class Store:
         self._clock = clock
         self._observers = []
         self._migrated = False
+        self._heard = None  # the newest revision observers have heard of
+        self._catch_up_call = None
 
     @classmethod
     def from_url(cls, url, reactor):
@@ -56,12 +58,17 @@ class Store:
             # opens new ones (and sees a fixed file).
             await self.db.stop()
             raise
+        self._heard = await self.db.run(
+            lambda tx: ConfigTx(tx, self._clock.seconds).current_revision(), write=False)
         self._migrated = True
         self.db.serving = True  # from now on the backend reports run-time failures itself
 
     def stop(self):
         self._migrated = False
         self.db.serving = False
+        if self._catch_up_call is not None and self._catch_up_call.active():
+            self._catch_up_call.cancel()
+        self._catch_up_call = None
         return self.db.stop()
 
     def _run(self, fn, *args, write=True):
@@ -79,11 +86,46 @@ class Store:
     def _notify(self, ctx):
         if ctx.revision is None:
             return
+        self._tell(ctx.revision, ctx.changed)
+
+    def _tell(self, revision, changed):
+        self._heard = max(self._heard or 0, revision)
         for observer in list(self._observers):
             try:
-                observer(ctx.revision, tuple(ctx.changed))
+                observer(revision, tuple(changed))
             except Exception:
                 log.failure("store observer failed")
+
+    def _unsure(self, failure):
+        """
+        A write failed with StoreUnavailable: if the connection broke
+        around its COMMIT it may have been saved all the same.  Observers
+        (the policy DNS enforces, cluster long-polls) then hear of whatever
+        was committed since the last revision they heard of, once the
+        store answers again; otherwise a saved rule would not be enforced
+        until the next change.
+        """
+        if failure.check(StoreUnavailable) and self._catch_up_call is None \
+                and self._heard is not None:
+            self._catch_up_call = self._clock.callLater(0, self._catch_up)
+        return failure
+
+    def _catch_up(self):
+        since = self._heard
+
+        def found(changes):
+            self._catch_up_call = None
+            if changes.entities:
+                self._tell(max(changes.revision, self._heard), changes.entities)
+
+        def failed(failure):
+            failure.trap(StoreUnavailable)
+            if self._migrated:
+                self._catch_up_call = self._clock.callLater(1.0, self._catch_up)
+            else:
+                self._catch_up_call = None
+
+        self.read(lambda ctx: ctx.changes_since(since)).addCallbacks(found, failed)
 
     # -- transactions --------------------------------------------------------
 
@@ -105,7 +147,7 @@ class Store:
             self._notify(ctx)
             return result
 
-        return self._run(body, write=True).addCallback(committed)
+        return self._run(body, write=True).addCallbacks(committed, self._unsure)
 
     def read(self, fn, *args):
         """Run ``await fn(ctx, *args)`` in one read-only transaction."""

@@ -68,6 +68,10 @@ class SetupTests(TestCase):
                                   json={"username": "bad name", "password": PASSWORD})
         self.assertEqual(r.status, 400)
         self.assertEqual(r.json()["details"][0]["field"], "username")
+        # In words a first-time user understands, not as a regular expression.
+        self.assertEqual(r.json()["message"],
+                         "username: must be 1 to 64 letters, digits and . _ @ -, "
+                         "starting with a letter or digit")
         r = await api.client.post("/api/auth/setup",
                                   json={"username": ADMIN, "password": " " * 10})
         self.assertEqual(r.status, 400)

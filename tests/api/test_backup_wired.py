@@ -112,6 +112,20 @@ class WiredBackupTests(TestCase):
                             dict(doc, entities={"rule": {str(2 ** 53): rule}}), 200)
         await self.call("DELETE", f"/api/rules/{2 ** 53}", expect=204)
 
+    async def test_entities_larger_than_the_api_takes_are_refused(self):
+        doc = (await self.call("GET", "/api/maintenance/export", expect=200)).json()
+        before = await self.w.store.revision()
+        big = {"name": "a", "url": "http://127.0.0.1:9/l",
+               "content": {"sha256": "0" * 64, "junk": "x" * 70_000}}
+        cases = [({"setting": {"ui": {"notes": "x" * 17_000}}}, "entities.setting.ui"),
+                 ({"blocklist": {"1": big}}, "entities.blocklist.1")]
+        for entities, field in cases:
+            r = await self.call("POST", "/api/maintenance/import",
+                                dict(doc, entities=entities), 400)
+            self.assertEqual(r.json()["details"][0]["field"], field)
+            self.assertIn("KiB", r.json()["message"])
+        self.assertEqual(await self.w.store.revision(), before)
+
     async def test_entities_are_stored_as_the_api_stores_them(self):
         doc = (await self.call("GET", "/api/maintenance/export", expect=200)).json()
         entities = {"rule": {"1": {"pattern": "ADS.Example", "action": "block",

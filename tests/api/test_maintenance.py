@@ -95,6 +95,62 @@ class BackupTests(TestCase):
         self.assertEqual(seen, [(before + 1, 5)])
         await self.api.login()
 
+    async def test_a_restore_failing_half_way_changes_nothing(self):
+        import sqlite3
+
+        from sentinel.store.entities import ConfigTx
+
+        _, doc = await self.export()
+        s = self.api.store
+        await s.put("rule", "1", dict(ADS, pattern="changed.example"))
+        await s.delete("rule", "2")
+        before = await s.revision()
+        put, writes = ConfigTx.put, []
+
+        async def failing_put(ctx, kind, key, data):
+            writes.append((kind, key))
+            if len(writes) == 2:  # the first write went through; the database fails now
+                raise sqlite3.OperationalError("disk I/O error")
+            return await put(ctx, kind, key, data)
+
+        self.patch(ConfigTx, "put", failing_put)
+        r = await self.restore(doc)
+        self.assertGreaterEqual(r.status, 500, r)
+        self.assertEqual(len(writes), 2)
+        self.assertEqual(await s.revision(), before)
+        self.assertEqual((await s.get("rule", "1")).data["pattern"], "changed.example")
+        self.assertIsNone(await s.get("rule", "2"))
+        self.patch(ConfigTx, "put", put)
+        r = await self.restore(doc)  # and once the database works again, all of it
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((await s.get("rule", "2")).data["pattern"], "ok.example")
+        self.assertEqual((await s.get("rule", "1")).data["pattern"], "ads.example")
+        self.flushLoggedErrors(sqlite3.OperationalError)
+
+    async def test_a_big_backup_is_read_and_checked_off_the_reactor(self):
+        """Parsing and checking 16 MiB takes seconds: DNS (the reactor) must not wait."""
+        from twisted.python.threadable import isInIOThread
+
+        from sentinel.api import inputs
+
+        _, doc = await self.export()
+        loads, seen = inputs.strictjson.loads, []
+
+        def recording_loads(*args, **kw):
+            seen.append(("parse", isInIOThread()))
+            return loads(*args, **kw)
+
+        def recording_check(key, data):
+            seen.append(("check", isInIOThread()))
+            return data
+
+        self.patch(inputs.strictjson, "loads", recording_loads)
+        self.api.entity_validators["rule"] = recording_check
+        rules = {str(i): dict(ADS, pattern=f"r{i}.example") for i in range(1, 1000)}
+        r = await self.restore(dict(doc, entities={"rule": rules}))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(set(seen), {("parse", False), ("check", False)})
+
     async def test_secrets_missing_are_reported(self):
         _, doc = await self.export()
         await self.api.secrets.delete("upstream.key")
@@ -131,6 +187,25 @@ class BackupTests(TestCase):
                                        headers={"content-type": "application/json"},
                                        cookie=self.cookie)
         self.assertEqual(r.status, 400)
+
+    async def test_newer_older_and_hand_edited_files_get_one_clear_error(self):
+        _, doc = await self.export()
+        before = await self.api.store.revision()
+        for version, made_by in ((2, "a newer"), (0, "an older")):
+            r = await self.restore(dict(doc, version=version))
+            self.assertEqual(r.status, 400)
+            self.assertIn(f"format {version} backup, made by {made_by} Sentinel",
+                          r.json()["message"])
+        # A key written twice (json.loads would keep the last and lose the first rule).
+        body = (b'{"format": "sentinel-backup", "version": 1, "entities": {"rule": {'
+                b'"1": {"pattern": "a.example", "action": "block"}, '
+                b'"1": {"pattern": "b.example", "action": "block"}}}}')
+        r = await self.api.client.post("/api/maintenance/import", data=body, cookie=self.cookie,
+                                       headers={"content-type": "application/json"})
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["error"], "BAD_JSON")
+        self.assertIn("the key '1' appears twice", r.json()["message"])
+        self.assertEqual(await self.api.store.revision(), before)
 
     async def test_auth_origin_and_large_backups(self):
         _, doc = await self.export()

@@ -147,6 +147,12 @@ class HeaderTests(TestCase):
             self.assertEqual(r.header("x-content-type-options"), "nosniff")
             self.assertEqual(r.header("x-frame-options"), "DENY")
             self.assertIn("frame-ancestors 'none'", r.header("content-security-policy"))
+            self.assertEqual(r.header("cross-origin-resource-policy"), "same-origin")
+        cookie = await api.setup_admin()
+        for path in ("/api/auth/me", "/api/nothing"):
+            r = await api.client.get(path, cookie=cookie)
+            self.assertEqual(r.header("cross-origin-resource-policy"), "same-origin")
+            self.assertIsNone(r.header("access-control-allow-origin"))
 
     async def test_reads_with_the_cookie_from_another_origins_page_are_refused(self):
         # A page on another port of this host can make the browser fetch an

@@ -26,14 +26,18 @@ class Mutations:
 
 
 class SyncTestCase(TestCase):
+    def areas(self, node):
+        """The API areas ``node`` serves besides the cluster's own."""
+        return [Mutations()]
+
     async def setUp(self):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.pump = Pump(self)
         self.leader = await ClusterNode(await open_store(self), self.clock,
-                                        areas=[Mutations()]).start()
+                                        areas=self.areas).start()
         self.follower = await ClusterNode(await open_store(self), self.clock,
-                                          areas=[Mutations()]).start()
+                                          areas=self.areas).start()
         self.to_leader = self.pump.add(StubTreq(self.leader.resource))
         self.to_follower = self.pump.add(StubTreq(self.follower.resource))
         self.follower.leader_http = self.to_leader

@@ -101,7 +101,8 @@ class Pump:
 
 
 class ClusterNode(Node):
-    """One node: store, state, role machine (groups faked), server, client, API."""
+    """One node: store, state, role machine (groups faked), server, client, API.
+    areas: more API areas, or a callable(node) returning them."""
 
     def __init__(self, store, clock, areas=(), wait=5.0):
         super().__init__(store)
@@ -123,6 +124,7 @@ class ClusterNode(Node):
             store=store, http=_Lazy(self), clock=clock, role_file="/nonexistent/role")
         gate = Gate({"admin": FakeAdmin(), "cluster": self.server,
                      "cluster-join": self.server.join_auth}, ReadOnlyGuard(self.state))
+        areas = areas(self) if callable(areas) else areas
         self.site = Site([self.api, ClusterSyncApi(self.server)] + list(areas), gate)
         self.resource = self.site.resource()
 

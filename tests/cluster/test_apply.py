@@ -331,3 +331,64 @@ class ApplyFromPostgresTests(ApplyTests):
     """The same, with the leader on PostgreSQL (the follower on SQLite)."""
 
     dialect = "postgres"
+
+    async def test_sync_converges_while_the_leaders_connections_flap(self):
+        """The leader's PostgreSQL connections killed in the middle of its
+        transactions (reading revisions for a sync, writing changes): each
+        such call fails with StoreUnavailable (a 503 to the follower, which
+        retries), never with anything else, and the follower converges."""
+        import random
+
+        import psycopg2
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        from sentinel.store import StoreUnavailable
+
+        db = self.leader.store.db
+        admin = psycopg2.connect(db._dsn)
+        admin.autocommit = True
+        self.addCleanup(admin.close)
+        name = psycopg2.extensions.parse_dsn(db._dsn)["dbname"]
+        statements, flaps = [0], [0]
+        rng = random.Random(5)
+        real_run = db.run
+
+        def flaky_run(fn, *args, write=True, patient=False):
+            async def wrapped(tx, *a):
+                real_execute = tx.execute
+
+                def execute(sql, params=()):
+                    statements[0] += 1
+                    if rng.random() < 0.08:
+                        admin.cursor().execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+                    return real_execute(sql, params)
+
+                tx.execute = execute
+                return await fn(tx, *a)
+
+            return real_run(wrapped, *args, write=write, patient=patient)
+
+        async def retried(call):
+            for _ in range(200):
+                try:
+                    return await call()
+                except StoreUnavailable:
+                    flaps[0] += 1
+                    await deferLater(reactor, 0.02, lambda: None)
+            raise AssertionError("never worked")
+
+        await self.populate()
+        db.run = flaky_run
+        s = self.leader.store
+        for i in range(6):
+            await retried(lambda: s.create("rule", {"pattern": f"r{i}.example",
+                                                    "action": "block"}))
+            await retried(lambda: s.delete("rule", "1"))
+            await retried(lambda: s.put("setting", "dns", {"cacheSize": i}))
+            await retried(self.sync)
+        db.run = real_run
+        self.assertGreater(flaps[0], 3)
+        await self.assertConverged()

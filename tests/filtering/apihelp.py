@@ -21,6 +21,7 @@ from sentinel.api.site import Gate, Site
 from sentinel.api.stats import StatsApi
 from sentinel.dns.decision import PolicySource
 from sentinel.filtering.engine import PolicyEngine
+from sentinel.filtering.pauseclock import PauseClock
 from sentinel.filtering.querylog import QueryLog, QueryLogService
 from sentinel.filtering.refresher import BlocklistRefresher
 from tests.filtering.helpers import wire
@@ -59,10 +60,13 @@ class ApiHarness:
         self.querylog_service = QueryLogService(self.querylog, self.store, self.clock)
         self.lists = ListResource()
         self.refresher = BlocklistRefresher(self.store, self.clock, StubTreq(self.lists))
+        self.pauses = PauseClock(self.store, self.clock)
+        self.pauses.startService()
+        testcase.addCleanup(self.pauses.stopService)
         self.areas = [
             ClientsApi(self.store), RulesApi(self.store), RewritesApi(self.store),
             BlocklistsApi(self.store, lambda: self.refresher),
-            ProtectionApi(self.store, self.clock), FilteringApi(self.store, self.engine),
+            ProtectionApi(self.store, self.clock, self.pauses), FilteringApi(self.store, self.engine),
             QueryLogApi(self.store, self.querylog_service),
             StatsApi(self.store, self.clock, self.querylog_service, self.engine, dns_stats),
         ]

@@ -6,6 +6,7 @@ the request that made it has been answered.
 
 import re
 
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from sentinel.dns.decision import ALLOW, BLOCK, PASS, REWRITE
@@ -222,6 +223,63 @@ class ProtectionApiTests(ApiCase):
                          "VALIDATION_ERROR")
         await self.error("POST", "/api/protection/pause", {"minutes": -1}, 400,
                          "VALIDATION_ERROR")
+
+
+    def clock_steps(self):
+        from sentinel.dns.clocksteps import ClockSteps
+
+        mono = [0.0]
+        steps = ClockSteps(self.api.clock, monotonic=lambda: mono[0])
+        self.rebased = []  # the write each step started, to wait for
+        steps.listeners.append(lambda step: self.rebased.append(
+            self.api.pauses.clock_stepped(step)))
+        steps.check()
+
+        def elapse(seconds):  # real time passes: both clocks move
+            mono[0] += seconds
+            self.api.clock.advance(seconds)
+
+        return steps, elapse
+
+    async def test_a_pause_keeps_its_length_when_the_clock_steps_back(self):
+        # The clock ran an hour ahead; NTP steps it back mid-pause.
+        await self.ok("POST", "/api/rules", {"pattern": "ads.example", "action": "block"}, 201)
+        steps, elapse = self.clock_steps()
+        await self.ok("POST", "/api/protection/pause", {"minutes": 10})
+        elapse(300)
+        self.api.clock.rightNow -= 3600
+        steps.check()
+        await defer.maybeDeferred(self.rebased.pop)
+        state = await self.ok("GET", "/api/protection")
+        self.assertEqual(state["remaining_seconds"], 300)
+        elapse(299)
+        self.assertEqual(self.api.decide("ads.example"), (PASS, "protection:paused"))
+        elapse(1)
+        self.assertEqual(self.api.decide("ads.example"), (BLOCK, "rule:1"))
+
+    async def test_a_pause_keeps_its_length_when_the_clock_steps_forward(self):
+        await self.ok("POST", "/api/rules", {"pattern": "ads.example", "action": "block"}, 201)
+        steps, elapse = self.clock_steps()
+        await self.ok("POST", "/api/protection/pause", {"minutes": 10})
+        elapse(300)
+        self.api.clock.advance(86400)  # the wall clock alone jumps a day
+        steps.check()
+        await defer.maybeDeferred(self.rebased.pop)
+        self.assertEqual((await self.ok("GET", "/api/protection"))["remaining_seconds"], 300)
+        self.assertEqual(self.api.decide("ads.example"), (PASS, "protection:paused"))
+        elapse(300)
+        self.assertEqual(self.api.decide("ads.example"), (BLOCK, "rule:1"))
+
+    async def test_a_pause_set_elsewhere_keeps_its_end_over_a_clock_step(self):
+        # Set before a restart or by another node, with another clock: the
+        # step of this clock says nothing about its end.
+        steps, elapse = self.clock_steps()
+        until = self.api.clock.seconds() + 600
+        await self.api.store.put("setting", "protection", {"paused": True, "until": until})
+        self.api.clock.rightNow -= 3600
+        steps.check()
+        self.assertEqual(self.rebased, [None])  # nothing written
+        self.assertEqual((await self.ok("GET", "/api/protection"))["until"], until)
 
 
 class SettingsApiTests(ApiCase):

@@ -157,6 +157,27 @@ class EngineTests(TestCase):
         self.clock.advance(7 * 86400 - 1800)
         self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
 
+    async def test_a_clock_step_back_out_of_a_window_lifts_it_at_once(self):
+        from sentinel.dns.clocksteps import ClockSteps
+
+        # Monday 08:05 UTC, inside 08:00-08:30; the clock ran an hour ahead.
+        await self.start(now=1704067200.0 + 8 * 3600 + 300)
+        mono = [0.0]
+        steps = ClockSteps(self.clock, monotonic=lambda: mono[0])
+        steps.listeners.append(self.engine.clock_stepped)
+        steps.check()
+        await self.store.put("setting", "filtering", {"time_zone": "UTC"})
+        await self.store.create("client", {
+            "name": "tablet", "addresses": ["192.168.1.7"],
+            "schedules": [{"days": ["mon"], "start": "08:00", "end": "08:30"}]})
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
+        self.clock.rightNow -= 3600  # 07:05: the window has not begun
+        steps.check()
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (PASS, ""))
+        mono[0] += 3300
+        self.clock.advance(3300)  # 08:00 again
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
+
     async def test_invalid_entity_from_sync_is_skipped(self):
         await self.start()
         await self.store.create("rule", {"pattern": "ok.example", "action": "block"})

@@ -12,7 +12,7 @@ from twisted.trial.unittest import TestCase
 
 from sentinel.api.backup_checks import default_validators
 from sentinel.api.maintenance import MaintenanceApi
-from sentinel.dns.decision import BLOCK, PASS, PolicySource
+from sentinel.dns.decision import BLOCK, PASS, REWRITE, PolicySource
 from sentinel.filtering.engine import PolicyEngine
 from sentinel.filtering.model import check
 from sentinel.filtering.refresher import BlocklistRefresher
@@ -22,7 +22,9 @@ from tests.filtering.listserver import ListResource
 from tests.filtering.storehelp import inline, open_store
 
 HOSTS = "0.0.0.0 ads.example.com\n0.0.0.0 track.example.net\n"
-NAMES = ("ads.example.com", "track.example.net", "rule.example", "fine.example")
+NAMES = ("ads.example.com", "track.example.net", "rule.example", "fine.example", "nas.home",
+         "kid.example", "new.example")
+CLIENTS = ("192.168.1.2", "192.168.1.9")
 
 
 class NoSecrets:
@@ -59,8 +61,12 @@ class Node:
         await self.engine.settled()
 
     def decisions(self):
-        return {name: self.source.current.decide("192.168.1.2", wire(name), 1).action
-                for name in NAMES}
+        out = {}
+        for ip in CLIENTS:
+            for name in NAMES:
+                d = self.source.current.decide(ip, wire(name), 1)
+                out[ip, name] = (d.action, d.reason, tuple(map(str, d.answers or ())))
+        return out
 
     async def export(self):
         return (await self.api.export(SimpleNamespace())).body
@@ -73,6 +79,9 @@ class Node:
 
 
 class RestoreTests(TestCase):
+    def action(self, name, node=None):
+        return (node or self.a).decisions()["192.168.1.2", name][0]
+
     async def setUp(self):
         self.lists = ListResource()
         self.lists.serve("/hosts", HOSTS, etag='"v1"')
@@ -82,13 +91,23 @@ class RestoreTests(TestCase):
                                                 "mode": "enabled", "global": True})
         await self.a.store.create("rule", check("rule", {"pattern": "rule.example",
                                                          "action": "block"}))
+        await self.a.store.create("client", check("client", {"name": "kid",
+                                                             "addresses": ["192.168.1.9"]}))
+        await self.a.store.create("rule", check("rule", {"pattern": "kid.example",
+                                                         "action": "block", "client_id": 1}))
+        await self.a.store.create("rewrite", check("rewrite", {"domain": "nas.home",
+                                                               "answer": "192.168.1.20"}))
         await self.a.settled()
-        self.assertEqual(self.a.decisions()["ads.example.com"], BLOCK)
+        decisions = self.a.decisions()
+        self.assertEqual([decisions[ip, name][0] for ip, name in (
+            ("192.168.1.2", "ads.example.com"), ("192.168.1.2", "nas.home"),
+            ("192.168.1.9", "kid.example"), ("192.168.1.2", "kid.example"))],
+            [BLOCK, REWRITE, BLOCK, PASS])
 
     async def test_a_fresh_node_filters_as_the_backed_up_one(self):
         document = await self.a.export()
         b = await Node.start(self, self.http)
-        self.assertEqual(b.decisions()["ads.example.com"], PASS)
+        self.assertEqual(self.action("ads.example.com", b), PASS)
         result = await b.restore(document)
         self.assertEqual(result["changes"]["blocklist"]["added"], ["1"])
         # Downloaded at once, in full (the backup's ETag would get "not modified").
@@ -101,13 +120,27 @@ class RestoreTests(TestCase):
         self.assertEqual(result["changes"]["blocklist"],
                          {"added": [], "changed": [], "removed": []})
 
+    async def test_a_list_refreshed_since_the_backup_keeps_its_newer_contents(self):
+        document = await self.a.export()
+        self.lists.serve("/hosts", HOSTS + "0.0.0.0 new.example\n", etag='"v2"')
+        await self.a.refresher.refresh(1)  # the backup's contents are released
+        await self.a.settled()
+        after = await self.a.export()
+        requests = len(self.lists.requests)
+        result = await self.a.restore(document)
+        self.assertEqual(result["changes"]["blocklist"],
+                         {"added": [], "changed": [], "removed": []})
+        self.assertEqual(len(self.lists.requests), requests)  # nothing to download again
+        self.assertEqual((await self.a.export())["entities"], after["entities"])
+        self.assertEqual(self.action("new.example"), BLOCK)  # never a gap
+
     async def test_contents_a_restore_drops_are_released(self):
         document = await self.a.export()
         self.assertEqual(len(await self.a.store.read(lambda ctx: ctx.blob_shas())), 1)
         requests = len(self.lists.requests)
         result = await self.a.restore(document)  # contents here: kept, nothing downloaded
-        self.assertEqual(result["unchanged"], 2)
+        self.assertEqual(result["unchanged"], 5)
         self.assertEqual(len(self.lists.requests), requests)
         await self.a.restore(dict(document, entities={"blocklist": {}}))
         self.assertEqual(await self.a.store.read(lambda ctx: ctx.blob_shas()), set())
-        self.assertEqual(self.a.decisions()["ads.example.com"], PASS)
+        self.assertEqual(self.action("ads.example.com"), PASS)

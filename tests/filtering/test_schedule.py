@@ -119,3 +119,42 @@ class ScheduledPolicyTests(SynchronousTestCase):
                          (BLOCK, "blocklist:1"))
         self.assertEqual(self.reason("2024-01-03T15:00", "other.example"), (PASS, ""))
         self.assertEqual(self.reason("2024-01-03T17:00", "social.example"), (PASS, ""))
+
+
+class UnusualTimeZoneTests(SynchronousTestCase):
+    def test_a_day_skipped_whole_blocks_nothing_on_the_next_day(self):
+        # Pacific/Apia skipped Friday 2011-12-30: a Friday window did not
+        # happen that week; it must not land on Saturday morning instead.
+        apia = ZoneInfo("Pacific/Apia")
+        s = {"days": ["fri"], "start": "10:00", "end": "12:00"}
+        self.assertFalse(evaluate(s, apia, ts("2011-12-31T09:00", apia))[0])
+        self.assertFalse(evaluate(s, apia, ts("2011-12-31T11:00", apia))[0])
+
+    def test_half_hour_daylight_saving_gap(self):
+        # Australia/Lord_Howe: 2024-10-06 02:00 -> 02:30 (+10:30 -> +11).
+        lh = ZoneInfo("Australia/Lord_Howe")
+        s = {"days": ["sun"], "start": "02:10", "end": "03:00"}
+        self.assertEqual(evaluate(s, lh, ts("2024-10-06T01:00", lh)),
+                         (False, ts("2024-10-06T02:30", lh)))
+        self.assertEqual(evaluate(s, lh, ts("2024-10-06T02:30", lh)),
+                         (True, ts("2024-10-06T03:00", lh)))
+
+    def test_without_time_zone_data_schedules_run_in_utc(self):
+        # A minimal image (no /usr/share/zoneinfo, no tzdata package): no
+        # zone loads, not even UTC.  The policy must still be built.
+        from zoneinfo import ZoneInfoNotFoundError
+
+        def no_data(name):
+            raise ZoneInfoNotFoundError(name)
+
+        self.patch(sched, "ZoneInfo", no_data)
+        sched.zone.cache_clear()
+        self.addCleanup(sched.zone.cache_clear)
+        world = World()
+        world.put("setting", "filtering", {"time_zone": "Europe/Berlin"})
+        world.put("client", 1, {"name": "tablet", "addresses": ["192.168.1.7"],
+                                "schedules": [{"days": ["mon"], "start": "21:00",
+                                               "end": "22:00"}]})
+        policy = world.policy(ts("2024-01-01T21:30"))
+        self.assertEqual(policy.decide("192.168.1.7", wire("a.example"), 1).action, BLOCK)
+        self.assertEqual(policy.info["time_zone"], "UTC")

@@ -54,6 +54,29 @@ class LogicTests(BrowserMixin, SynchronousTestCase):
         return self.page.evaluate(
             f"""async (arg) => {{ const m = await import("{module}"); {body} }}""", arg)
 
+    def test_login_goes_on_only_inside_the_ui(self):
+        cases = ["/query-log?domain=x", "/", "", None, "//evil.test/", "/\\evil.test/",
+                 "/\\/evil.test", "https://evil.test/", "javascript:alert(1)", "/%2F%2Fx"]
+        got = self.run_js("/js/pages/login.js", "return arg.map((n) => m.safeNext(n));", cases)
+        self.assertEqual(got, ["/query-log?domain=x", "/", "/", "/", "/", "/", "/", "/", "/",
+                               "/%2F%2Fx"])
+
+    def test_chart_scale_has_whole_grid_labels(self):
+        tops = self.run_js("/js/chart.js", "return arg.map((v) => m.niceMax(v));",
+                           [0, 1, 3, 5, 7, 11, 21, 26, 160, 240, 2600])
+        self.assertEqual(tops, [4, 4, 4, 10, 10, 20, 50, 50, 200, 250, 5000])
+        self.assertTrue(all(t % 2 == 0 for t in tops))
+
+    def test_status_component_values_read_as_words_and_dates(self):
+        got = self.run_js("/js/pages/status.js",
+                          "return arg.map(([k, v]) => m.componentValue(k, v));",
+                          [["last_known_good_saved", 1795828558.82], ["paused_until", None],
+                           ["paused", False], ["next_change", "2026-11-28T07:00:00Z"],
+                           ["blocked_domains", 1234567], ["time_zone", "Etc/UTC"],
+                           ["last_known_good_saved_revision", 36]])
+        self.assertEqual(got, ["28/11/2026, 01:15:58", "–", "no", "28/11/2026, 07:00:00",
+                               "1,234,567", "Etc/UTC", "36"])
+
     def test_routes(self):
         routes = [{"path": "/"}, {"path": "/filtering"}, {"path": "/clients"}, {"path": "/cluster"}]
         cases = self.run_js("/js/router.js", """

@@ -108,9 +108,12 @@ async function show(loc) {
     if (typeof cleanup === "function") current.cleanup.push(cleanup);
   } catch (err) {
     if (mySeq !== seq) return;
+    // The page could not load (e.g. 503 while the database is down): say
+    // which page, why, and offer to try again without a reload.
     const box = errorBox();
     box.set(err);
-    root.append(box);
+    if (!root.querySelector("h1") && route.title) root.prepend(h("h1", {}, route.title));
+    root.append(box, h("button", { class: "btn", type: "button", onclick: () => show(location) }, "Try again"));
   }
   if (mySeq !== seq) return;
   // After an in-app navigation, move focus to the new page's heading (so

@@ -7,10 +7,14 @@ import { number } from "./format.js";
 const H = 220;
 const PAD = { l: 44, r: 8, t: 10, b: 24 };
 
-function niceMax(v) {
-  if (v <= 5) return 5;
+/**
+ * The top of the scale: a round number, and an even one, as the middle grid
+ * line is labelled with its half (a top of 5 labelled its middle "3").
+ */
+export function niceMax(v) {
+  if (v <= 4) return 4;
   const mag = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * mag >= v) return m * mag;
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * mag >= v && (m * mag) % 2 === 0) return m * mag;
   return 10 * mag;
 }
 

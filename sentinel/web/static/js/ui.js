@@ -28,8 +28,12 @@ export function onSubmit(form, errors, fn) {
 /** Run fn with the buttons in ``scope`` disabled; show any error. */
 export async function busy(scope, errors, fn) {
   if (errors) errors.set(null);
-  for (const el of scope.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  clearFieldErrors(scope);
   const buttons = [...scope.querySelectorAll("button:not(:disabled)")];
+  // A button pressed from the keyboard loses the focus when it is disabled
+  // meanwhile: give it back afterwards (unless something else took it), so
+  // the next Tab goes on from there, not from the top of the page.
+  const focused = buttons.includes(document.activeElement) ? document.activeElement : null;
   buttons.forEach((b) => { b.disabled = true; });
   scope.setAttribute("aria-busy", "true");
   try {
@@ -37,16 +41,76 @@ export async function busy(scope, errors, fn) {
   } catch (err) {
     if (errors) errors.set(err);
     else toast(err.message, "error", 8000);
-    for (const d of (err && err.details) || []) {
-      const name = String(d.field || "").split(".").pop();
-      const input = name && scope.querySelector(`[name="${CSS.escape(name)}"]`);
-      if (input) input.setAttribute("aria-invalid", "true");
-    }
+    showFieldErrors(scope, (err && err.details) || []);
     return undefined;
   } finally {
     buttons.forEach((b) => { b.disabled = false; });
     scope.removeAttribute("aria-busy");
     applyReadOnly(scope);
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (focused && lost) {
+      if (focused.isConnected) {
+        focused.focus();
+      } else {
+        // its row is gone (deleted, or the list redrawn): keep the place
+        // in the list, so the next Tab goes on inside it
+        if (!scope.hasAttribute("tabindex")) scope.setAttribute("tabindex", "-1");
+        scope.classList.add("focus-anchor");
+        scope.focus({ preventScroll: true });
+      }
+    }
+  }
+}
+
+/**
+ * The control a validation detail names: its field path ("url",
+ * "addresses.0", "upstream.timeout") read from the end, skipping list
+ * indexes, so "addresses.0" is the addresses box.
+ */
+export function controlFor(scope, path) {
+  const names = String(path || "").split(".").filter((n) => n && !/^\d+$/.test(n)).reverse();
+  for (const name of names) {
+    const el = scope.querySelector(`[name="${CSS.escape(name)}"]`);
+    if (el) return el;
+  }
+  return null;
+}
+
+/**
+ * Mark each control named in the API's validation details (aria-invalid)
+ * and put the detail's message right under it, as its description; focus
+ * the first one, so Enter-and-retype works without hunting for the field.
+ */
+function showFieldErrors(scope, details) {
+  let first = null;
+  for (const d of details) {
+    const input = controlFor(scope, d.field);
+    if (!input || !d.message) continue;
+    input.setAttribute("aria-invalid", "true");
+    const id = `${input.id || input.name}-error`;
+    let note = scope.querySelector(`#${CSS.escape(id)}`);
+    if (!note) {
+      note = h("p", { class: "field-error", id, "data-field-error": "" });
+      const box = input.closest(".field");
+      if (box) box.append(note); // under the control and its hint
+      else input.after(note);
+      input.setAttribute("aria-describedby", tokens(input.getAttribute("aria-describedby")).concat(id).join(" "));
+    }
+    note.textContent = note.textContent ? `${note.textContent} ${d.message}` : d.message;
+    first = first || input;
+  }
+  if (first && !first.matches(":focus")) first.focus();
+}
+
+function clearFieldErrors(scope) {
+  for (const el of scope.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  for (const note of scope.querySelectorAll("[data-field-error]")) {
+    for (const c of scope.querySelectorAll(`[aria-describedby~="${CSS.escape(note.id)}"]`)) {
+      const rest = tokens(c.getAttribute("aria-describedby")).filter((t) => t !== note.id);
+      if (rest.length) c.setAttribute("aria-describedby", rest.join(" "));
+      else c.removeAttribute("aria-describedby");
+    }
+    note.remove();
   }
 }
 

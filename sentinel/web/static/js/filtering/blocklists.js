@@ -7,6 +7,7 @@ import { ago, dateTime, number } from "../format.js";
 import { attempt, busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
 import { card, dataTable } from "../widgets.js";
 
+const POLL_MS = 2000;
 const MODES = [["enabled", "Enabled"], ["shadow", "Shadow (log only)"], ["disabled", "Disabled"]];
 
 /** The download outcome of a list (fields of GET /api/blocklists). */
@@ -24,7 +25,8 @@ export function listStatus(b) {
 export async function render(root) {
   const errors = errorBox();
   const list = h("div", { "aria-live": "polite" });
-  const refreshing = new Set();
+  const refreshing = new Set(); // refreshes this page asked for
+  let poll = null;
 
   const form = h("form", { novalidate: true, "aria-label": "Add a blocklist" },
     edit(h("fieldset", {},
@@ -63,6 +65,13 @@ export async function render(root) {
   async function load() {
     await busy(list, errors, async () => {
       const lists = listOf(await api.get("/api/blocklists"), "blocklists");
+      // A download the server runs on its own (a new list, a changed URL,
+      // the schedule, another tab) shows too, and is followed until done.
+      const downloading = (b) => refreshing.has(b.id) || b.refreshing === true;
+      clearTimeout(poll);
+      if (lists.some((b) => b.refreshing === true && !refreshing.has(b.id))) {
+        poll = setTimeout(() => { if (list.isConnected) load(); }, POLL_MS);
+      }
       replace(list, dataTable([
         { label: "List", cell: (b) => [h("strong", {}, b.name), h("div", { class: "small muted mono" }, b.url)] },
         { label: "Mode", cell: (b) => edit(select({
@@ -74,12 +83,12 @@ export async function render(root) {
           })),
         }, MODES, b.mode)) },
         { label: "Domains", class: "num", cell: (b) => number(listStatus(b).domains) },
-        { label: "Last update", cell: (b) => statusCell(b, refreshing.has(b.id)) },
+        { label: "Last update", cell: (b) => statusCell(b, downloading(b)) },
         { label: "Actions", hidden: true, class: "actions", cell: (b) => [
           edit(h("button", {
             class: "btn small", type: "button", "aria-label": `Refresh ${b.name}`,
-            disabled: refreshing.has(b.id), onclick: () => refresh(b),
-          }, refreshing.has(b.id) ? "Refreshing…" : "Refresh")), " ",
+            disabled: downloading(b), onclick: () => refresh(b),
+          }, downloading(b) ? "Refreshing…" : "Refresh")), " ",
           edit(h("button", {
             class: "btn small danger", type: "button", "aria-label": `Delete ${b.name}`,
             onclick: async () => {

@@ -56,7 +56,21 @@ export async function loginNotice(ended) {
 }
 
 function nextPath(ctx) {
-  const next = ctx.params.get("next") || "/";
-  // only paths inside this UI (never another origin)
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  return safeNext(ctx.params.get("next"));
+}
+
+/**
+ * The page to go to after logging in: only a path inside this UI. The
+ * browser reads "/\\host" like "//host" (another origin), which the
+ * History API refuses with an exception; such a link leads to "/".
+ */
+export function safeNext(next) {
+  if (!next || !next.startsWith("/")) return "/";
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return "/";
+  }
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
 }

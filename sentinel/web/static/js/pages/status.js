@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { errorBox, h, replace } from "../dom.js";
-import { dateTime, duration, number } from "../format.js";
+import { dateTime, duration, number, toDate } from "../format.js";
 import { renderPeers, renderStatus } from "../cluster/status.js";
 import { humanize } from "../schemaform.js";
 import { badge, card, dataTable, kv, pageHead } from "../widgets.js";
@@ -20,10 +20,21 @@ function uptime(seconds) {
   return `${m} min ${s % 60} s`;
 }
 
+// Fields of a component that are moments (epoch seconds or ISO text).
+const MOMENT = /(^|_)(at|until|from|saved|since|change)$/;
+
+/** A component's field as people read it: times as dates, nothing as "–". */
+export function componentValue(key, value) {
+  if (value === null || value === undefined || value === "") return "–";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (MOMENT.test(key) && toDate(value)) return dateTime(value);
+  return typeof value === "number" ? number(value) : String(value);
+}
+
 function scalarPairs(obj) {
   return Object.entries(obj || {})
     .filter(([, v]) => v === null || ["string", "number", "boolean"].includes(typeof v))
-    .map(([k, v]) => [humanize(k), typeof v === "number" ? number(v) : String(v)]);
+    .map(([k, v]) => [humanize(k), componentValue(k, v)]);
 }
 
 function dnsCard(dns) {
@@ -42,6 +53,12 @@ function dnsCard(dns) {
     { label: "Errors", class: "num", cell: (u) => number(Object.values(u.errors || {}).reduce((a, b) => a + b, 0)) },
     { label: "Mean latency", class: "num", cell: (u) => (u.latency_count ? duration((1000 * u.latency_sum) / u.latency_count) : "–") },
   ], ups, { caption: "Upstreams" }) : null];
+}
+
+/** The body of a health/readiness answer (also of its 503), or null. */
+function answer(result) {
+  const body = result.error ? result.error.data : result;
+  return body && typeof body.ok === "boolean" ? body : null;
 }
 
 export async function render(ctx) {
@@ -64,14 +81,20 @@ export async function render(ctx) {
       api.get("/api/health", { quiet: true }).catch((e) => ({ error: e })),
       api.get("/api/system/status").catch((e) => ({ error: e })),
     ]);
+    // Both answer 503 with their usual body when not ok: read it, not the error.
+    const readyBody = answer(ready);
+    const healthBody = answer(health);
     const pairs = [
-      ["Ready (for keepalived)", ready.error ? ready.error.message : badge(ready.ok ? "ready" : "not ready", ready.ok ? "ok" : "bad")],
-      ["Health", health.error ? health.error.message : badge(health.ok ? "ok" : "degraded", health.ok ? "ok" : "bad")],
-      ...Object.entries((health && health.checks) || {}).map(([k, v]) => [`Check: ${k}`, badge(v ? "ok" : "failing", v ? "ok" : "bad")]),
+      ["Ready (for keepalived)", readyBody
+        ? [badge(readyBody.ok ? "ready" : "not ready", readyBody.ok ? "ok" : "bad"), readyBody.reason ? ` ${readyBody.reason}` : ""]
+        : ready.error.message],
+      ["Health", healthBody ? badge(healthBody.ok ? "ok" : "degraded", healthBody.ok ? "ok" : "bad") : health.error.message],
+      ...Object.entries((healthBody && healthBody.checks) || {}).map(([k, v]) => [`Check: ${k}`, badge(v ? "ok" : "failing", v ? "ok" : "bad")]),
       // What is wrong, in one line each (a bad role file, a node key that does not
-      // open the stored secrets, a database that cannot be opened); also on a 503.
-      ...Object.entries(((health.error ? health.error.data : health) || {}).problems || {})
-        .map(([k, v]) => [`Problem: ${humanize(k)}`, h("span", { class: "alert error" }, v)]),
+      // open the stored secrets, a database that cannot be opened, the
+      // last-known-good policy DNS uses meanwhile); also on a 503.
+      ...Object.entries((healthBody || {}).problems || {})
+        .map(([k, v]) => [`Problem: ${humanize(k)}`, h("div", { class: "alert error problem" }, v)]),
     ];
     const extra = [];
     if (sys.error) {
