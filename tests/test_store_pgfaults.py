@@ -193,6 +193,27 @@ class PostgresFaultTests(TestCase):
 
         return ensureDeferred(check())
 
+    def test_a_server_that_accepts_and_never_answers_fails_the_start(self):
+        """libpq's connect_timeout does nothing for a non-blocking
+        connection: without our own deadline start() waited for ever."""
+        async def check():
+            proxy, url = self.through_proxy()
+            proxy.silence()
+            clock = Clock()
+            db = PostgresDatabase(url, reactor, clock=clock)
+            self.addCleanup(db.stop)
+            started = db.start()
+            await deferLater(reactor, 0.1, lambda: None)
+            self.assertNoResult(started)
+            clock.advance(db.query_timeout)
+            self.assertIn("did not answer (connecting)",
+                          str(self.failureResultOf(started, StoreUnavailable).value))
+            proxy.allow()
+            await db.start()
+            self.assertTrue(db.available)
+
+        return ensureDeferred(check())
+
     def test_a_lock_held_elsewhere_is_a_503_not_a_hang(self):
         async def check():
             clock = Clock()  # only the server's statement_timeout (0.5 s) ends the wait
@@ -349,11 +370,15 @@ class PostgresFaultTests(TestCase):
             self.assertEqual(heard, [])
             # The reader went deaf with the writer: its calls (the store's
             # catch-up read among them) time out and it is made again.
-            for _ in range(30):  # (the catch-up is retried every second)
-                await deferLater(reactor, 0.2, lambda: None)
-                clock.advance(store.db.query_timeout)
-                if heard:
-                    break
+            await until(lambda: store.available)  # the writer is made again
+            reader = store.db._conns[False]
+            read = store.get("rule", "1")
+            await deferLater(reactor, 0.1, lambda: None)
+            clock.advance(store.db.query_timeout)
+            self.failureResultOf(read, StoreUnavailable)
+            await until(lambda: store.available and store.db._conns.get(False) not in (
+                None, reader))
+            await until(lambda: heard)  # the catch-up is retried every second
             self.assertEqual(heard, [(1, [("rule", "1")])])
 
         return ensureDeferred(check())

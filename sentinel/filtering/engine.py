@@ -337,6 +337,16 @@ class PolicyEngine(Service):
         self._timer = None
         self._rebuild_or_retry()
 
+    def clock_stepped(self, step):
+        """
+        A L{sentinel.dns.clocksteps.ClockSteps} listener.  Schedules follow
+        the wall clock: after a step the state is evaluated again at once
+        (a step back into or out of a window would otherwise wait for the
+        next boundary's timer, which the step moved back with it).
+        """
+        if self.running:
+            self._rebuild_or_retry()
+
     def _cancel_timer(self):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()

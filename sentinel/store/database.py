@@ -29,6 +29,7 @@ from twisted.internet.defer import (
     inlineCallbacks,
     succeed,
 )
+from twisted.internet.error import ConnectionClosed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -370,22 +371,25 @@ class PostgresDatabase:
         ``inner`` may never fire, and is not waited for).
         """
         outer = Deferred()
+        timed_out = []
 
         def expired():
-            give_up()
+            timed_out.append(True)
+            give_up()  # (closing may fire ``inner``: ignored below)
             outer.errback(StoreUnavailable(
                 f"the database did not answer ({what}) within {self.query_timeout:g}s"))
 
         timer = self._clock.callLater(self.query_timeout, expired)
 
         def done(result):
-            if timer.active():
-                timer.cancel()
-                if isinstance(result, Failure):
-                    outer.errback(result)
-                else:
-                    outer.callback(result)
-            return None  # a late result after the timeout: nobody waits for it
+            if timed_out:
+                return None  # a late result after the timeout: nobody waits for it
+            timer.cancel()
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+            return None
 
         inner.addBoth(done)
         return outer
@@ -397,9 +401,10 @@ class PostgresDatabase:
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
-        for conn in self._conns.values():
-            _close_quietly(conn)
+        conns = list(self._conns.values())
         self._conns.clear()
+        for conn in conns:
+            _close_quietly(conn)
         return succeed(None)
 
     def run(self, fn, *args, write=True, patient=False):
@@ -442,6 +447,9 @@ class PostgresDatabase:
         try:
             result = yield (transaction() if patient else self._deadline(
                 transaction(), "a transaction", lambda: self._lost(write, conn, "no answer")))
+        except ConnectionClosed as e:  # txpostgres, when a connection closes mid-query
+            self._lost(write, conn, str(e))
+            raise StoreUnavailable(f"database connection lost: {e}") from None
         except psycopg2.Error as e:
             if not _pg_environmental(e):
                 if isinstance(e, (psycopg2.OperationalError, psycopg2.InterfaceError)):
@@ -570,6 +578,7 @@ def _shielded(inner):
 
 def _close_quietly(conn):
     try:
+        conn.on_broken = None  # it is being dropped: no news of it wanted
         conn.close()
     except Exception:
         pass

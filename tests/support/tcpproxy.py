@@ -4,7 +4,8 @@ without touching it: ``refuse()`` (new connections are closed at once, like
 a server that is down), ``stall()`` (the connections open now stop passing
 data either way and stay open: a network black hole, no RST), ``allow()``
 (new connections pass again), ``deafen()`` (requests still reach the
-server, its answers are dropped).  ``stop()`` closes everything it opened.
+server, its answers are dropped), ``silence()`` (new connections are
+accepted and never answered).  ``stop()`` closes everything it opened.
 """
 
 from twisted.internet import protocol, reactor
@@ -42,6 +43,9 @@ class _Client(_Side):
         if self.factory.proxy._refusing:
             self.transport.abortConnection()
             return
+        if self.factory.proxy._silent:
+            self.factory.proxy._stalled.add(self)  # accepted, never answered
+            return
         self.transport.pauseProducing()
         server = protocol.ClientFactory()
         server.protocol = _Server
@@ -67,6 +71,7 @@ class Proxy:
         self._stalled = set()
         self._deaf = set()
         self._refusing = False
+        self._silent = False
         factory = protocol.ServerFactory()
         factory.protocol = _Client
         factory.proxy = self
@@ -77,7 +82,11 @@ class Proxy:
         self._refusing = True
 
     def allow(self):
-        self._refusing = False
+        self._refusing = self._silent = False
+
+    def silence(self):
+        """New connections are accepted and never answered."""
+        self._silent = True
 
     def stall(self):
         """Every connection open now goes silent (both ways) and stays open."""
