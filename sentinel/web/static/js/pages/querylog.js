@@ -13,7 +13,7 @@ export const title = "Query log";
 const DECISIONS = [
   ["", "Any decision"], ["blocked", "Blocked"], ["allowed", "Allowed by rule"],
   ["forwarded", "Forwarded"], ["cached", "From cache"], ["rewritten", "Rewritten"],
-  ["shadow-blocked", "Shadow-blocked"],
+  ["shadow-blocked", "Shadow-blocked"], ["local", "Answered by Sentinel itself"],
 ];
 const PAGE = 100;
 const FILTERS = ["client", "domain", "decision", "from", "to"];
