@@ -228,7 +228,7 @@ def _wire_filtering(w):
     # (leader or standalone: it writes the synced setting).
     pauses = PauseClock(w.store, w.reactor)
     pauses.setServiceParent(w.leader_only)
-    w.dns.clock_steps.listeners.append(pauses.clock_stepped)
+    w.dns.clock_steps.listeners += [w.policy_engine.clock_stepped, pauses.clock_stepped]
     w.restore_hooks[model.BLOCKLIST] = BlocklistRestore()
     w.restore_checks.append(FilteringConsistency())
     w.areas += [

@@ -157,6 +157,60 @@ class EngineTests(TestCase):
         self.clock.advance(7 * 86400 - 1800)
         self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
 
+    async def test_a_clock_step_back_out_of_a_window_lifts_it_at_once(self):
+        from sentinel.dns.clocksteps import ClockSteps
+
+        # Monday 08:05 UTC, inside 08:00-08:30; the clock ran an hour ahead.
+        await self.start(now=1704067200.0 + 8 * 3600 + 300)
+        mono = [0.0]
+        steps = ClockSteps(self.clock, monotonic=lambda: mono[0])
+        steps.listeners.append(self.engine.clock_stepped)
+        steps.check()
+        await self.store.put("setting", "filtering", {"time_zone": "UTC"})
+        await self.store.create("client", {
+            "name": "tablet", "addresses": ["192.168.1.7"],
+            "schedules": [{"days": ["mon"], "start": "08:00", "end": "08:30"}]})
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
+        self.clock.rightNow -= 3600  # 07:05: the window has not begun
+        steps.check()
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (PASS, ""))
+        mono[0] += 3300
+        self.clock.advance(3300)  # 08:00 again
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
+
+    async def test_overnight_window_across_spring_forward_ends_at_local_seven(self):
+        # New York, Saturday 2024-03-09 21:00 EST; clocks jump 02:00 -> 03:00
+        # that night: 07:00 EDT is 9 hours of real time later, not 10.
+        start = 1710036000.0  # 2024-03-10T02:00Z = 21:00 EST
+        await self.start(now=start - 1)
+        await self.store.put("setting", "filtering", {"time_zone": "America/New_York"})
+        await self.store.create("client", {
+            "name": "tablet", "addresses": ["192.168.1.7"],
+            "schedules": [{"days": ["sat"], "start": "21:00", "end": "07:00"}]})
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (PASS, ""))
+        self.clock.advance(1)
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
+        self.clock.advance(9 * 3600 - 1)
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
+        self.clock.advance(1)  # 07:00 EDT
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (PASS, ""))
+
+    async def test_changing_the_time_zone_moves_an_active_window_at_once(self):
+        # Monday 08:10 UTC = 09:10 in Berlin; window 08:00-08:30.
+        await self.start(now=1704067200.0 + 8 * 3600 + 600)
+        await self.store.put("setting", "filtering", {"time_zone": "UTC"})
+        await self.store.create("client", {
+            "name": "tablet", "addresses": ["192.168.1.7"],
+            "schedules": [{"days": ["mon"], "start": "08:00", "end": "08:30"}]})
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (BLOCK, "client:1:schedule"))
+        await self.store.put("setting", "filtering", {"time_zone": "Europe/Berlin"})
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (PASS, ""))
+        await self.store.put("setting", "filtering", {"time_zone": "Asia/Kathmandu"})  # 13:55
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (PASS, ""))
+        # Next Monday 08:00 in Kathmandu (+05:45) is 02:15 UTC.
+        self.assertEqual(self.engine.status()["next_change"],
+                         1704067200.0 + 7 * 86400 + 2 * 3600 + 900)
+
     async def test_invalid_entity_from_sync_is_skipped(self):
         await self.start()
         await self.store.create("rule", {"pattern": "ok.example", "action": "block"})

@@ -127,6 +127,14 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         expect(row.locator("td").nth(2)).to_have_text("1")
         expect(row).to_contain_text("changed just now")
         expect(row.get_by_role("button", name=f"Refresh {MARKUP}")).to_be_enabled()
+        # On a phone the row is a block of lines: its status and its
+        # buttons are on the screen, not in a part of the table off to the right.
+        page.set_viewport_size({"width": 390, "height": 844})
+        for part in (row.get_by_text("changed just now"),
+                     row.get_by_role("button", name=f"Delete {MARKUP}")):
+            box = part.bounding_box()
+            self.assertLessEqual(box["x"] + box["width"], 390, part)
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         # User data is text everywhere: a list, a client and a query name.
         admin.post("/api/clients", {"name": MARKUP, "addresses": ["127.0.0.1"],
