@@ -173,6 +173,14 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         expect(page.locator("tbody tr")).to_have_count(200)
         expect(older).to_be_focused()
 
+        # One-click Block on a row far down the log, for a name no rule can
+        # hold: the refusal is shown where the user is looking, not above the table.
+        page.keyboard.press("Enter")
+        expect(page.locator("tbody tr")).to_have_count(222)
+        odd = page.locator("tbody tr", has_text="onerror=alert(1)>.example.test")
+        odd.get_by_role("button", name="Block").click()
+        expect(page.get_by_text("is not a valid domain name").first).to_be_in_viewport()
+
     def test_database_down_page_says_why_try_again_and_status(self):
         from playwright.sync_api import expect
 
