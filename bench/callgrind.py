@@ -33,17 +33,17 @@ def child(repeated):
 
     from twisted.internet.task import Clock
 
-    from bench.hotpath import Port, query, wire_name
+    from bench.hotpath import Port, merged_lists, query, wire_name
     from sentinel.dns.decision import PolicySource
     from sentinel.dns.engine import Engine
     from sentinel.dns.fastpath import FastPath
     from sentinel.dns.stats import DnsStats
-    from sentinel.filtering.policy import MergedLists, Policy, Profile, name_hash
+    from sentinel.filtering.policy import Policy, Profile, name_hash
     from sentinel.filtering.querylog import QueryLog
 
     names = [f"t{i}.ads{i % 997}.block.test" for i in range(LISTED)]
     listed = {name_hash(wire_name(n)[:-1]): 1 for n in names}
-    policy = Policy(Profile(lists=MergedLists(listed, False, (1,))))
+    policy = Policy(Profile(lists=merged_lists(listed)))
     log = QueryLog()
     log.enabled = False
     clock = Clock()

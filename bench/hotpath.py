@@ -122,6 +122,18 @@ def hit_names():
     return [f"www{i}.site{i % 97}.example.com" for i in range(NAMES)]
 
 
+def merged_lists(listed):
+    """
+    One list's merged names from {name hash: 1}, for this tree's policy or an
+    older one's (one plain dict before the names were sharded).
+    """
+    from sentinel.filtering.policy import MergedLists
+
+    if hasattr(MergedLists, "of"):
+        return MergedLists.of(listed, False, (1,))
+    return MergedLists(listed, False, (1,))
+
+
 def new_names():
     return [f"t{i}.ads{i % 997}.block.test" for i in range(NEW_NAMES)]
 
@@ -135,14 +147,14 @@ def build():
     from sentinel.dns.forwarder import Upstream
     from sentinel.dns.stats import DnsStats
     from sentinel.dns.upstreamspec import parse_upstream
-    from sentinel.filtering.policy import MergedLists, Policy, Profile, name_hash
+    from sentinel.filtering.policy import Policy, Profile, name_hash
     from sentinel.filtering.querylog import QueryLog
 
     hits = hit_names()
     blocked = [f"ads{i}.tracker{i % 89}.example.net" for i in range(NAMES)]
     listed = {name_hash(wire_name(n)[:-1]): 1 for n in blocked}
     listed.update((name_hash(wire_name(n)[:-1]), 1) for n in new_names())
-    policy = Policy(Profile(lists=MergedLists(listed, False, (1,))))
+    policy = Policy(Profile(lists=merged_lists(listed)))
     log = QueryLog()
     log.enabled = False  # "query log off": record() only counts
     clock = Clock()
@@ -335,7 +347,7 @@ def forwarded(n):
     from sentinel.dns.stats import DnsStats
     from sentinel.dns.udp import UdpTransport
     from sentinel.dns.upstreamspec import parse_upstream
-    from sentinel.filtering.policy import MergedLists, Policy, Profile, name_hash
+    from sentinel.filtering.policy import Policy, Profile, name_hash
     from sentinel.filtering.querylog import QueryLog
 
     sent, sockets = [], []
@@ -350,7 +362,7 @@ def forwarded(n):
     log.enabled = False
     clock = Clock()
     clock.seconds = time.time
-    engine = Engine(clock, PolicySource(Policy(Profile(lists=MergedLists(listed, False, (1,))))),
+    engine = Engine(clock, PolicySource(Policy(Profile(lists=merged_lists(listed)))),
                     log, stats=DnsStats())
     spec = "127.0.0.1:53000"
     transport = Transport(None, "127.0.0.1", 53000)

@@ -269,8 +269,8 @@ def report(n, parse, build, daemon, command):
         f"{build['decide_block_ns'] / 1000:.2f} µs / {build['decide_pass_ns'] / 1000:.2f} µs |",
         "",
         "Why it is small and fast: list names are stored in wire format so loading needs no "
-        "text processing; in memory each name is a 60-bit hash in one dict (a small int is "
-        "32 bytes, a bytes object ~64); decoding is streamed so only one piece of name "
+        "text processing; in memory each name is a 60-bit hash in shards of ~8,192 (dicts: a "
+        "small int is 32 bytes, a bytes object ~64); decoding is streamed so only one piece of name "
         "objects exists at a time; downloads are parsed in a niced child process; memory "
         "freed by a rebuild is returned to the OS (malloc_trim). A rule change is enforced "
         "before the API call returns because the store's commit notification rebuilds the "

@@ -942,3 +942,32 @@ class PostgresSinkTimeoutTests(SynchronousTestCase):
         cur.execute("SELECT count(*) FROM query_log")
         self.assertEqual(cur.fetchone()[0], 2)
         admin.rollback()
+
+    def test_a_connection_the_server_closed_while_idle_is_made_again_at_once(self):
+        """The frame after a PostgreSQL restart (or failover) is stored,
+        not failed and kept waiting for the retry (a queryLog problem in
+        /api/health meanwhile)."""
+        import psycopg2
+
+        from sentinel.store.logwriter import PostgresSink
+        from tests.support import pg
+
+        url, drop = pg.create_database()
+        self.addCleanup(drop)
+        admin = psycopg2.connect(url)
+        admin.autocommit = True
+        self.addCleanup(admin.close)
+        cur = admin.cursor()
+        for _, _, statements in migrations.available_migrations("postgres"):
+            for statement in statements:
+                cur.execute(statement)
+        sink = PostgresSink(url)
+        self.addCleanup(lambda: sink.conn and sink.conn.close())
+        run = "cd" * 16
+        rows, _ = normalise([row(1.0)], Names())
+        sink.write([(1, rows)], run)
+        cur.execute("SELECT pg_terminate_backend(%s)", (sink.conn.get_backend_pid(),))
+        rows, _ = normalise([row(2.0)], Names())
+        self.assertEqual(set(sink.write([(2, rows)], run)), set())
+        cur.execute("SELECT count(*) FROM query_log")
+        self.assertEqual(cur.fetchone()[0], 2)

@@ -60,5 +60,6 @@ class PostgresDaemonTests(SynchronousTestCase):
         r = node.post("/api/rules", {"pattern": "b.example.test", "action": "block"},
                       headers=auth)
         self.assertEqual(r.status, 201, r.body)
-        self.assertNotIn("problems", node.get("/api/health").json())
+        wait_until(lambda: "problems" not in node.get("/api/health").json(), 10,
+                   what="no problems left in /api/health")
         self.assertNotIn("Traceback", node.log())

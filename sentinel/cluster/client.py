@@ -10,7 +10,6 @@ the status page and retried with backoff (0.5 s doubling to 5 s); they
 never affect DNS, which keeps the configuration it has.
 """
 
-import hashlib
 import json
 import re
 
@@ -22,6 +21,7 @@ from twisted.logger import Logger
 from twisted.web.client import ResponseFailed
 
 from sentinel import httpbody
+from sentinel.store.blobhash import sha256_hex
 from sentinel.store.database import StoreUnavailable
 from sentinel.cluster import codec, signing
 from sentinel.cluster.plan import MARKER, ApplyError, check_order, valid_marker
@@ -303,7 +303,7 @@ class SyncClient(Service):
             if sha in have:
                 continue
             data, _ = await conn.call("GET", f"/api/cluster/sync/blobs/{sha}", timeout=120)
-            if hashlib.sha256(data).hexdigest() != sha:
+            if await sha256_hex(data) != sha:  # large contents: in a thread
                 raise SyncError("BAD_BLOB", f"Blob {sha[:12]}… does not match its checksum.")
             fetched[sha] = data
             self.status.bytes_total += len(data)

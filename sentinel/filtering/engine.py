@@ -24,7 +24,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from sentinel.filtering import compiler, lastgood
-from sentinel.filtering.listcache import ListCache, decode_blob, merge, trim_memory
+from sentinel.filtering.listcache import ListCache, decode_blob, merge, release
 from sentinel.filtering.listformat import ListFormatError
 from sentinel.periodic import Guarded
 
@@ -315,13 +315,16 @@ class PolicyEngine(Service):
             self.last_build_seconds = time.perf_counter() - started
         elif self.policy is not None:
             self.policy.revision = self.config.revision
-        self.cache.retain(plan.needed(), plan.kept_shas())
+        dropped = self.cache.retain(plan.needed(), plan.kept_shas())
         self._kept = frozenset(plan.kept_shas() - self.unavailable)
         if self.writer is not None and self.fallback is None:
             self.writer.changed(self._to_save)
-        if self._trim_after_install:
-            self._trim_after_install = False
-            self._run(trim_memory)
+        if dropped or self._trim_after_install:
+            # Freed in a thread, a shard or piece at a time: freeing a
+            # 1M-name set at once held the GIL as long as merging it.
+            trim, self._trim_after_install = self._trim_after_install, False
+            self._run(release, dropped, trim)
+            del dropped
         self._schedule(plan.next_change)
         waiters, self._waiters = self._waiters, []
         for d in waiters:

@@ -43,6 +43,36 @@ HASH_MASK = (1 << 60) - 1
 def name_hash(key):
     return hash(key) & HASH_MASK
 
+
+# The merged names are split into shards by the TOP bits of their hash (a
+# dict finds a slot by the low bits: shards by low bits would crowd every
+# key of a shard into a fraction of its slots).  A dict that grows past a
+# power of two is re-hashed in one C call that holds the GIL -- 80-150 ms
+# for one dict of 1-2M names, during which DNS waits; a shard of at most
+# ~SHARD_TARGET names re-hashes in about a millisecond.  The lookup indexes
+# a tuple of SLOTS entries by ``h >> SHARD_SHIFT`` whatever the number of
+# shards: with fewer shards (small lists), neighbouring slots share a dict.
+SLOT_BITS = 10
+SLOTS = 1 << SLOT_BITS
+SHARD_SHIFT = 60 - SLOT_BITS
+SHARD_TARGET = 8192
+
+
+def shard_bits(names):
+    """How many top hash bits pick the shard for ``names`` names."""
+    bits = 0
+    while bits < SLOT_BITS and (names >> bits) > SHARD_TARGET:
+        bits += 1
+    return bits
+
+
+def new_shards(names):
+    """(slots, dicts): SLOTS slots over 2**shard_bits(names) empty dicts."""
+    bits = shard_bits(names)
+    dicts = tuple({} for _ in range(1 << bits))
+    spread = SLOT_BITS - bits
+    return tuple(dicts[i >> spread] for i in range(SLOTS)), dicts
+
 # Slots of a rule-table entry (see rule_table): rule ids, 0 when absent.
 ALLOW_EXACT, ALLOW_TREE, ALLOW_SUB, BLOCK_EXACT, BLOCK_TREE, BLOCK_SUB = range(6)
 
@@ -130,21 +160,39 @@ def _match_rules(table, sufs):
 class MergedLists:
     """
     The blocklists one profile uses, merged: name_hash(key) -> list id
-    (positive: blocked by that list; negative: an exception from it).
+    (positive: blocked by that list; negative: an exception from it), in
+    shards: ``h = name_hash(key); slots[h >> SHARD_SHIFT].get(h)``.
+    ``dicts`` are the distinct shards, ``count`` the names in all of them.
     """
 
-    __slots__ = ("names", "has_allows", "ids")
+    __slots__ = ("slots", "dicts", "count", "has_allows", "ids")
 
-    def __init__(self, names, has_allows, ids):
-        self.names = names
+    def __init__(self, slots, dicts, has_allows, ids):
+        self.slots = slots
+        self.dicts = dicts
+        self.count = sum(map(len, dicts))
         self.has_allows = has_allows
         self.ids = ids  # the list ids merged in
 
+    @classmethod
+    def of(cls, names, has_allows=False, ids=()):
+        """From one {name hash: list id} dict (small sets: tests, benchmarks)."""
+        slots, dicts = new_shards(len(names))
+        for h, v in names.items():
+            slots[h >> SHARD_SHIFT][h] = v
+        return cls(slots, dicts, has_allows, ids)
+
+    def get(self, h):
+        """The value for name hash ``h``, or None."""
+        return self.slots[h >> SHARD_SHIFT].get(h)
+
     def match(self, sufs):
-        names = self.names
+        slots = self.slots
+        shift = SHARD_SHIFT
         found = 0
         for s in sufs:
-            v = names.get(hash(s) & HASH_MASK)
+            h = hash(s) & HASH_MASK
+            v = slots[h >> shift].get(h)
             if v is not None:
                 if v < 0:
                     return v
@@ -155,7 +203,7 @@ class MergedLists:
         return found
 
 
-EMPTY_LISTS = MergedLists({}, False, ())
+EMPTY_LISTS = MergedLists(*new_shards(0), False, ())
 
 
 class Rewrites:
@@ -209,6 +257,7 @@ class Profile:
         self.client_rules = client_rules or {}
         self.global_rules = global_rules or {}
         self.lists = lists
+        self._slots = lists.slots  # the lists' shards, for the name looked up first
         self.shadow = shadow
         self.block_mode = block_mode
         self.block_ttl = block_ttl
@@ -261,7 +310,11 @@ class Profile:
             return self.pass_decision
         # With blocklists alone (see __init__), a listed name is decided
         # by itself: its parents are not sliced.
-        hit = self.lists.names.get(hash(key) & HASH_MASK) if self._exact_first else None
+        if self._exact_first:
+            h = hash(key) & HASH_MASK
+            hit = self._slots[h >> SHARD_SHIFT].get(h)
+        else:
+            hit = None
         if hit:
             decided = self._by_list.get(hit) or self._list(hit)
         else:
@@ -286,13 +339,13 @@ class Profile:
                     decided = self._by_rule.get(hit) or self._rule(hit)
                 else:
                     decided = None
-                    if self.lists.names:
+                    if self.lists.count:
                         hit = self.lists.match(sufs)
                         if hit:
                             decided = self._by_list.get(hit) or self._list(hit)
                     if decided is None:
                         decided = self.pass_decision
-                        if self.shadow.names:
+                        if self.shadow.count:
                             hit = self.shadow.match(sufs)
                             if hit > 0:
                                 decided = self._by_shadow.get(hit) or self._shadowed(hit)

@@ -14,10 +14,11 @@ what is stored is not a change: no revision bump, nothing for followers to
 apply, no policy rebuild.
 """
 
-import hashlib
 import json
 
 import attr
+
+from sentinel.store.blobhash import sha256_hex
 
 
 class ConflictError(Exception):
@@ -220,7 +221,7 @@ class ConfigTx:
     # -- blobs ------------------------------------------------------------
 
     async def put_blob(self, data: bytes) -> str:
-        sha = hashlib.sha256(data).hexdigest()
+        sha = await sha256_hex(data)  # large contents: in a thread, not the reactor's
         await self._tx.execute(
             "INSERT INTO blobs (sha256, data, size, created_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (sha256) DO NOTHING",

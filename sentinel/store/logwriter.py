@@ -336,18 +336,25 @@ class PostgresSink(_Sink):
 
         from sentinel.store.pgsession import session_settings
 
-        if self.conn is None or self.conn.closed:
-            self.conn = psycopg2.connect(self.url, connect_timeout=10,
-                                         **session_settings(self.url, self.timeout))
-        try:
-            with self.conn, self.conn.cursor() as cursor:
-                self.cursor = cursor
-                return fn()
-        except (psycopg2.OperationalError, psycopg2.InterfaceError):
-            self.conn.close()  # reconnect for the next frame
-            raise
-        finally:
-            self.cursor = None
+        while True:
+            fresh = self.conn is None or self.conn.closed
+            if fresh:
+                self.conn = psycopg2.connect(self.url, connect_timeout=10,
+                                             **session_settings(self.url, self.timeout))
+            try:
+                with self.conn, self.conn.cursor() as cursor:
+                    self.cursor = cursor
+                    return fn()
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+                self.conn.close()  # reconnect for the next frame
+                # A connection that sat idle may have been closed by the
+                # server (a restart, a failover, the backend killed): one
+                # more try at once on a new one (a frame is stored once
+                # whatever happens).  A cancelled statement is not retried.
+                if fresh or isinstance(e, psycopg2.extensions.QueryCanceledError):
+                    raise
+            finally:
+                self.cursor = None
 
     def _execute(self, sql, params):
         self.cursor.execute(sql.replace("?", "%s"), params)

@@ -1,3 +1,5 @@
+import zlib
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel.filtering import listformat
@@ -58,6 +60,24 @@ class BlobTests(SynchronousTestCase):
         blocked, allowed = decode(encode(p), convert=len, chunk=97)
         self.assertEqual(blocked, [len(k) for k in p.blocked])
         self.assertEqual(allowed, [])
+
+    def test_decoding_in_bounded_pieces(self):
+        # Steps of one piece each hold the GIL briefly; 1 MiB steps held it
+        # for 20-25 ms, and the final slicing of a 2M-name list as long.
+        self.patch(listformat, "DECODE_PIECE", 512)
+        p = parse("\n".join([f"host{i}.example.com" for i in range(3000)]
+                            + [f"@@||ok{i}.example.com^" for i in range(500)]))
+        blocked, allowed = decode(encode(p), pieces=True)
+        for part in blocked + allowed:
+            self.assertLessEqual(len(part), 512 // 4)  # keys of at least 4 bytes each
+        self.assertEqual([k for part in blocked for k in part], p.blocked)
+        self.assertEqual([k for part in allowed for k in part], p.allowed)
+        self.assertEqual(decode(encode(p)), (p.blocked, p.allowed))
+
+    def test_a_name_too_long_is_refused(self):
+        blob = listformat._HEADER.pack(listformat.MAGIC, 1, 0) + zlib.compress(b"a" * 5000)
+        with self.assertRaises(ListFormatError):
+            decode(blob)
 
     def test_empty_list(self):
         self.assertEqual(decode(encode(parse(""))), ([], []))

@@ -127,6 +127,14 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         expect(row.locator("td").nth(2)).to_have_text("1")
         expect(row).to_contain_text("changed just now")
         expect(row.get_by_role("button", name=f"Refresh {MARKUP}")).to_be_enabled()
+        # On a phone the row is a block of lines: its status and its
+        # buttons are on the screen, not in a part of the table off to the right.
+        page.set_viewport_size({"width": 390, "height": 844})
+        for part in (row.get_by_text("changed just now"),
+                     row.get_by_role("button", name=f"Delete {MARKUP}")):
+            box = part.bounding_box()
+            self.assertLessEqual(box["x"] + box["width"], 390, part)
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         # User data is text everywhere: a list, a client and a query name.
         admin.post("/api/clients", {"name": MARKUP, "addresses": ["127.0.0.1"],
@@ -141,11 +149,22 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         expect(page.locator("main img")).to_have_count(0)
         self.assertEqual(dialogs, [])
 
+        # Names Sentinel answers itself (localhost, docs/DNS.md) can be found.
+        dig(daemon, "localhost")
+        page.get_by_label("Decision").select_option("Answered by Sentinel itself")
+
+        def found():
+            page.get_by_role("button", name="Search").click()
+            expect(page.locator("tbody tr", has_text="localhost")).to_have_count(1, timeout=1000)
+
+        eventually(found)
+        page.get_by_role("button", name="Clear").click()
+
         # Many rows, by keyboard: "Load older" keeps the focus (it is
         # disabled while loading), so the next Tab goes on from there.
         dig_many(daemon, [f"q{i}.example.test" for i in range(220)])
         eventually(lambda: self.assertEqual(
-            len(admin.get("/api/query-logs?limit=500")["items"]), 221))
+            len(admin.get("/api/query-logs?limit=500")["items"]), 222))
         page.get_by_role("button", name="Refresh").click()
         expect(page.locator("tbody tr")).to_have_count(100)
         older = page.get_by_role("button", name="Load older")
@@ -153,6 +172,14 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         page.keyboard.press("Enter")
         expect(page.locator("tbody tr")).to_have_count(200)
         expect(older).to_be_focused()
+
+        # One-click Block on a row far down the log, for a name no rule can
+        # hold: the refusal is shown where the user is looking, not above the table.
+        page.keyboard.press("Enter")
+        expect(page.locator("tbody tr")).to_have_count(222)
+        odd = page.locator("tbody tr", has_text="onerror=alert(1)>.example.test")
+        odd.get_by_role("button", name="Block").click()
+        expect(page.get_by_text("is not a valid domain name").first).to_be_in_viewport()
 
     def test_database_down_page_says_why_try_again_and_status(self):
         from playwright.sync_api import expect

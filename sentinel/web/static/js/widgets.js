@@ -16,16 +16,18 @@ export function card(title, ...content) {
 /**
  * A table: columns = [{label, cell: row => node|string, class, hidden}],
  * an empty message when there are no rows.  Wide tables scroll sideways
- * on a phone instead of breaking the layout.
+ * on a phone instead of breaking the layout; a ``stacked`` one shows each
+ * row as a block of "label value" lines there instead, so its last columns
+ * (a list's status and its failure, the Delete button) are not off-screen.
  */
-export function dataTable(columns, rows, { empty = "Nothing yet.", rowClass, caption } = {}) {
+export function dataTable(columns, rows, { empty = "Nothing yet.", rowClass, caption, stacked = false } = {}) {
   if (!rows.length) return h("p", { class: "empty" }, empty);
-  return h("div", { class: "table-wrap" }, h("table", {},
+  return h("div", { class: "table-wrap" }, h("table", { class: stacked ? "stacked" : null },
     caption ? h("caption", { class: "visually-hidden" }, caption) : null,
     h("thead", {}, h("tr", {}, columns.map((c) =>
       h("th", { class: c.class, scope: "col" }, c.hidden ? h("span", { class: "visually-hidden" }, c.label) : c.label)))),
     h("tbody", {}, rows.map((row) => h("tr", { class: rowClass ? rowClass(row) : null },
-      columns.map((c) => h("td", { class: c.class }, c.cell(row))))))));
+      columns.map((c) => h("td", { class: c.class, "data-label": c.hidden ? null : c.label }, c.cell(row))))))));
 }
 
 /** Tabs as links (each tab is its own URL): [[path, label], ...]. */

@@ -97,7 +97,7 @@ export async function render(root) {
               await load();
             },
           }, "Delete"))] },
-      ], lists, { empty: "No blocklists yet. Add one by URL above.", caption: "Blocklists" }));
+      ], lists, { empty: "No blocklists yet. Add one by URL above.", caption: "Blocklists", stacked: true }));
     });
   }
 

@@ -71,7 +71,7 @@ export async function render(root) {
             await load();
           },
         }, "Delete")) },
-      ], listOf(rules, "rules"), { empty: "No rules yet.", caption: "Rules" }));
+      ], listOf(rules, "rules"), { empty: "No rules yet.", caption: "Rules", stacked: true }));
     });
   }
 

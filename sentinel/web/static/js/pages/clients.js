@@ -46,7 +46,7 @@ export async function render(ctx) {
               await load();
             },
           }, "Delete"))] },
-      ], listOf(clients, "clients"), { empty: "No clients yet. Every device uses the global settings.", caption: "Clients" }));
+      ], listOf(clients, "clients"), { empty: "No clients yet. Every device uses the global settings.", caption: "Clients", stacked: true }));
     });
   }
 

@@ -52,7 +52,7 @@ export async function render(ctx) {
             await load();
           },
         }, "Delete")) },
-      ], rewrites, { empty: "No rewrites yet.", caption: "Rewrites" }));
+      ], rewrites, { empty: "No rewrites yet.", caption: "Rewrites", stacked: true }));
     });
   }
 

@@ -13,7 +13,7 @@ export const title = "Query log";
 const DECISIONS = [
   ["", "Any decision"], ["blocked", "Blocked"], ["allowed", "Allowed by rule"],
   ["forwarded", "Forwarded"], ["cached", "From cache"], ["rewritten", "Rewritten"],
-  ["shadow-blocked", "Shadow-blocked"],
+  ["shadow-blocked", "Shadow-blocked"], ["local", "Answered by Sentinel itself"],
 ];
 const PAGE = 100;
 const FILTERS = ["client", "domain", "decision", "from", "to"];
@@ -120,7 +120,9 @@ export async function render(ctx) {
   }
 
   async function quickRule(domain, action) {
-    await busy(ctx.root, errors, async () => {
+    // The answer shows in the corner, as a toast, like the success: the
+    // error box above the table is off-screen when the row is far down.
+    await busy(ctx.root, null, async () => {
       await createRule(domain, action, { comment: "from the query log" });
       toast(`${action === "allow" ? "Allowed" : "Blocked"} ${domain} (a rule was added).`);
     });
