@@ -229,6 +229,7 @@ def _wire_filtering(w):
     pauses = PauseClock(w.store, w.reactor)
     pauses.setServiceParent(w.leader_only)
     w.dns.clock_steps.listeners += [w.policy_engine.clock_stepped, pauses.clock_stepped]
+    pauses.check_clock = w.dns.clock_steps.check
     w.restore_hooks[model.BLOCKLIST] = BlocklistRestore()
     w.restore_checks.append(FilteringConsistency())
     w.areas += [

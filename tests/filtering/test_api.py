@@ -234,6 +234,7 @@ class ProtectionApiTests(ApiCase):
         steps.listeners.append(lambda step: self.rebased.append(
             self.api.pauses.clock_stepped(step)))
         steps.check()
+        self.api.pauses.check_clock = steps.check
 
         def elapse(seconds):  # real time passes: both clocks move
             mono[0] += seconds
@@ -280,6 +281,21 @@ class ProtectionApiTests(ApiCase):
         steps.check()
         self.assertEqual(self.rebased, [None])  # nothing written
         self.assertEqual((await self.ok("GET", "/api/protection"))["until"], until)
+
+
+    async def test_a_pause_that_ended_stays_ended_over_a_clock_step_back(self):
+        await self.ok("POST", "/api/rules", {"pattern": "ads.example", "action": "block"}, 201)
+        steps, elapse = self.clock_steps()
+        await self.ok("POST", "/api/protection/pause", {"minutes": 5})
+        elapse(300)
+        await self.api.pauses.idle()
+        self.assertEqual(self.api.decide("ads.example"), (BLOCK, "rule:1"))
+        elapse(600)
+        self.api.clock.rightNow -= 3600  # back before the pause's stored end
+        steps.check()
+        await self.api.pauses.idle()
+        self.assertEqual((await self.ok("GET", "/api/protection"))["enabled"], True)
+        self.assertEqual(self.api.decide("ads.example"), (BLOCK, "rule:1"))
 
 
 class SettingsApiTests(ApiCase):
