@@ -203,6 +203,11 @@ class StoreContract:
         sha = await store.put_blob(data)
         self.assertEqual(await store.get_blob(sha), data)
         self.assertEqual(await store.put_blob(data), sha)
+        # A buffer is stored as its bytes (the list parser hands one over).
+        view = memoryview(bytearray(b"other" + data))[5:]
+        self.assertEqual(await store.put_blob(view), sha)
+        other = await store.put_blob(memoryview(b"x" * 100))
+        self.assertEqual(await store.get_blob(other), b"x" * 100)
         self.assertIsNone(await store.get_blob("0" * 64))
         self.assertEqual(await store.revision(), 0)
 

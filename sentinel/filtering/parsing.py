@@ -58,7 +58,11 @@ class _Child(protocol.ProcessProtocol):
     def __init__(self, body, done):
         self.body = body
         self.done = done
-        self.out = []
+        # The answer is gathered in place and the blob handed on as a view of
+        # it: joining the pieces and slicing the blob out of the result were
+        # two copies of it on the reactor thread (~9 ms each for a 2M-name
+        # list's 14 MB, holding the GIL).
+        self.out = bytearray()
         self.err = []
 
     def connectionMade(self):
@@ -67,14 +71,14 @@ class _Child(protocol.ProcessProtocol):
         self.transport.closeStdin()
 
     def outReceived(self, data):
-        self.out.append(data)
+        self.out += data
 
     def errReceived(self, data):
         if sum(map(len, self.err)) < 8192:
             self.err.append(data)
 
     def processEnded(self, reason):
-        out, self.out = b"".join(self.out), []
+        out, self.out = memoryview(self.out), bytearray()
         code = getattr(reason.value, "exitCode", None)
         if code != 0 or len(out) < _LEN.size:
             tail = b"".join(self.err).decode("utf-8", "replace").strip().splitlines()
@@ -85,7 +89,7 @@ class _Child(protocol.ProcessProtocol):
             (n,) = _LEN.unpack_from(out)
             if len(out) < _LEN.size + n:
                 raise ValueError("its answer is cut short")
-            meta = json.loads(out[_LEN.size:_LEN.size + n])
+            meta = json.loads(bytes(out[_LEN.size:_LEN.size + n]))
             summary = Summary(int(meta["domains"]), int(meta["allows"]), int(meta["skipped"]),
                               tuple(str(e) for e in meta["examples"]))
         except (ValueError, KeyError, TypeError) as e:
@@ -95,7 +99,10 @@ class _Child(protocol.ProcessProtocol):
 
 
 def in_child(reactor, clock=None, timeout=CHILD_TIMEOUT):
-    """A parse function: body -> Deferred of (Summary, blob) from a child process."""
+    """
+    A parse function: body -> Deferred of (Summary, blob) from a child
+    process; the blob is a memoryview (of the child's answer), not bytes.
+    """
     clock = clock or reactor
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -59,7 +59,8 @@ class IStore(Interface):
         """Changes: the current revision and every live entity."""
 
     def put_blob(data):
-        """Store bytes content-addressed; returns the sha256 hex."""
+        """Store bytes (or a buffer such as a memoryview) content-addressed;
+        returns the sha256 hex."""
 
     def get_blob(sha):
         """Bytes or None."""
