@@ -30,10 +30,14 @@ log = Logger()
 
 
 class PauseClock(Service):
-    def __init__(self, store, clock):
+    """ready: callable() -> Deferred firing when the store is usable."""
+
+    def __init__(self, store, clock, ready=None):
         self.store = store
         self.clock = clock
-        self._mine = None  # the end of the pause this process stored, while it is in force
+        self._ready = ready or (lambda: succeed(None))
+        self._mine = None  # the end of the pause in force that this process watches
+        self._own = False  # _mine was computed from this clock (set here): steps move it
         self._expiry = None  # timer: store the pause as ended when it ends
         self._writing = succeed(None)
         self._writes = 0  # in progress
@@ -42,13 +46,34 @@ class PauseClock(Service):
         # the pause's real end.
         self.check_clock = None
 
+    def startService(self):
+        super().startService()
+        d = self._ready()
+        d.addCallback(lambda _: self.store.get("setting", settings.PROTECTION))
+        d.addCallbacks(self._adopt, lambda f: log.info(
+            "protection pause: not read at start ({e})", e=f.getErrorMessage()))
+        self._writing = d  # idle() waits for this read too
+
+    def _adopt(self, entity):
+        # A pause set before a restart, or by the leader before a failover:
+        # stored as ended when it ends, like our own (its end is not moved
+        # by steps of this clock, which did not compute it).
+        data = entity.data if entity is not None else None
+        if (not self.running or self._mine is not None or not isinstance(data, dict)
+                or not data.get("paused")):
+            return
+        until = data.get("until")
+        if isinstance(until, (int, float)) and not isinstance(until, bool):
+            self._mine, self._own = until, False
+            self._arm()
+
     def stopService(self):
         super().stopService()
         self._disarm()
 
     def wrote(self, until):
         """The protection API stored a pause ending at ``until`` (None: none, or until resumed)."""
-        self._mine = until
+        self._mine, self._own = until, True
         self._arm()
 
     def idle(self):
@@ -60,7 +85,7 @@ class PauseClock(Service):
     def clock_stepped(self, step):
         """A L{sentinel.dns.clocksteps.ClockSteps} listener; returns the write's Deferred."""
         mine = self._mine
-        if not self.running or mine is None:
+        if not self.running or mine is None or not self._own:
             return None
         new = mine + step
         return self._replace(mine, new if new > self.clock.seconds() else None,

@@ -271,6 +271,21 @@ class ProtectionApiTests(ApiCase):
         elapse(300)
         self.assertEqual(self.api.decide("ads.example"), (BLOCK, "rule:1"))
 
+    async def test_a_pause_from_before_a_restart_is_stored_as_ended_when_it_ends(self):
+        from sentinel.filtering.pauseclock import PauseClock
+
+        until = self.api.clock.seconds() + 600
+        await self.api.store.put("setting", "protection", {"paused": True, "until": until})
+        self.api.pauses.stopService()
+        pauses = PauseClock(self.api.store, self.api.clock)
+        pauses.startService()  # the new leader, or this one restarted
+        self.addCleanup(pauses.stopService)
+        await pauses.idle()  # it has read the setting
+        self.api.clock.advance(600)
+        await pauses.idle()
+        self.assertEqual((await self.api.store.get("setting", "protection")).data,
+                         {"paused": False, "until": None})
+
     async def test_a_pause_set_elsewhere_keeps_its_end_over_a_clock_step(self):
         # Set before a restart or by another node, with another clock: the
         # step of this clock says nothing about its end.
