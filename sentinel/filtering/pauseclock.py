@@ -48,6 +48,9 @@ class PauseClock(Service):
 
     def startService(self):
         super().startService()
+        # Started again after a time as follower: what was stored meanwhile
+        # is read afresh.
+        self._mine, self._own = None, False
         d = self._ready()
         d.addCallback(lambda _: self.store.get("setting", settings.PROTECTION))
         d.addCallbacks(self._adopt, lambda f: log.info(
