@@ -286,6 +286,17 @@ class ProtectionApiTests(ApiCase):
         self.assertEqual((await self.api.store.get("setting", "protection")).data,
                          {"paused": False, "until": None})
 
+    async def test_leader_again_stores_its_pause_as_ended(self):
+        await self.ok("POST", "/api/protection/pause", {"minutes": 10})
+        self.api.pauses.stopService()  # follower for a while
+        self.api.pauses.startService()  # leader again
+        await self.api.pauses.idle()
+        self.api.clock.advance(600)
+        await self.api.pauses.idle()
+        self.assertEqual((await self.ok("GET", "/api/protection"))["enabled"], True)
+        self.assertEqual((await self.api.store.get("setting", "protection")).data["paused"],
+                         False)
+
     async def test_a_pause_set_elsewhere_keeps_its_end_over_a_clock_step(self):
         # Set before a restart or by another node, with another clock: the
         # step of this clock says nothing about its end.
