@@ -89,6 +89,9 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
             "smaller subnet beats a larger one. '300.1.1.1' is not an IP address or CIDR "
             "network ('300.1.1.1' does not appear to be an IPv4 or IPv6 address)")
         expect(addresses).to_be_focused()
+        expect(form.get_by_role("alert")).to_have_text(
+            "IP addresses and subnets: '300.1.1.1' is not an IP address or CIDR network "
+            "('300.1.1.1' does not appear to be an IPv4 or IPv6 address)")
         # Fixed and sent again: the note and the mark go.
         addresses.fill("198.18.0.77")
         form.get_by_role("button", name="Add client").click()
