@@ -136,7 +136,7 @@ class PauseClock(Service):
             self._writes -= 1
             if self._mine == mine:  # no new pause meanwhile
                 self._mine = until if ours else None
-                self._arm()
+            self._arm()  # _expire waited for this write
             if ours:
                 log.info("protection pause: {why}", why=why)
 
@@ -148,6 +148,8 @@ class PauseClock(Service):
             if self._mine == mine and self.running:
                 self._disarm()
                 self._expiry = self.clock.callLater(RETRY_DELAY, self._expire)
+            else:
+                self._arm()  # _expire waited for this write
 
         self._writes += 1
         d = self.store.transact(tx)

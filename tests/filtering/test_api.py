@@ -318,6 +318,27 @@ class ProtectionApiTests(ApiCase):
         self.assertEqual((await self.api.store.get("setting", "protection")).data["paused"],
                          False)
 
+    async def test_a_pause_ending_while_the_last_ones_end_is_stored_is_stored_too(self):
+        store, held = self.api.store, []
+
+        class Holding:  # holds the pause clock's first write
+            def transact(self, fn, *args):
+                if not held:
+                    held.append(defer.Deferred())
+                    return held[0].addCallback(lambda _: store.transact(fn, *args))
+                return store.transact(fn, *args)
+
+        self.api.pauses.store = Holding()
+        await self.ok("POST", "/api/protection/pause", {"seconds": 1})
+        self.api.clock.advance(1)  # its end is being stored...
+        await self.ok("POST", "/api/protection/pause", {"seconds": 2})
+        self.api.clock.advance(2)  # ...when the next pause ends
+        held[0].callback(None)
+        await self.api.pauses.idle()
+        self.api.clock.advance(0)  # the reactor's next turn
+        await self.api.pauses.idle()
+        self.assertEqual((await store.get("setting", "protection")).data["paused"], False)
+
     async def test_a_pause_set_elsewhere_keeps_its_end_over_a_clock_step(self):
         # Set before a restart or by another node, with another clock: the
         # step of this clock says nothing about its end.
