@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from sentinel.filtering import settings
 
 log = Logger()
+RETRY_DELAY = 5.0  # after a failed write (the store busy or down)
 
 
 class PauseClock(Service):
@@ -141,7 +142,12 @@ class PauseClock(Service):
 
         def failed(failure):
             self._writes -= 1
-            log.failure("protection pause: storing that {why} failed", failure, why=why)
+            log.warn("protection pause: storing that {why} failed ({e}); the end is tried "
+                     "again in {delay:.0f}s", why=why, e=failure.getErrorMessage(),
+                     delay=RETRY_DELAY)
+            if self._mine == mine and self.running:
+                self._disarm()
+                self._expiry = self.clock.callLater(RETRY_DELAY, self._expire)
 
         self._writes += 1
         d = self.store.transact(tx)

@@ -297,6 +297,27 @@ class ProtectionApiTests(ApiCase):
         self.assertEqual((await self.api.store.get("setting", "protection")).data["paused"],
                          False)
 
+    async def test_storing_the_end_is_tried_again_when_the_store_fails(self):
+        from sentinel.store import StoreUnavailable
+
+        await self.ok("POST", "/api/protection/pause", {"minutes": 10})
+        transact, failures = self.api.store.transact, [StoreUnavailable("locked")]
+
+        def flaky(fn, *args):
+            if failures:
+                return defer.fail(failures.pop())
+            return transact(fn, *args)
+
+        self.patch(self.api.store, "transact", flaky)
+        self.api.clock.advance(600)
+        await self.api.pauses.idle()
+        self.assertEqual((await self.api.store.get("setting", "protection")).data["paused"],
+                         True)
+        self.api.clock.advance(5)
+        await self.api.pauses.idle()
+        self.assertEqual((await self.api.store.get("setting", "protection")).data["paused"],
+                         False)
+
     async def test_a_pause_set_elsewhere_keeps_its_end_over_a_clock_step(self):
         # Set before a restart or by another node, with another clock: the
         # step of this clock says nothing about its end.

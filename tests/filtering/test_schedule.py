@@ -193,3 +193,6 @@ class UnusualTimeZoneTests(SynchronousTestCase):
         policy = world.policy(ts("2024-01-01T21:30"))
         self.assertEqual(policy.decide("192.168.1.7", wire("a.example"), 1).action, BLOCK)
         self.assertEqual(policy.info["time_zone"], "UTC")
+        with self.assertRaises(BadSchedule) as caught:
+            zone("Europe/Berlin")
+        self.assertIn("no time zone data (install the tzdata package)", str(caught.exception))
