@@ -226,9 +226,10 @@ def _wire_filtering(w):
     w.blocklist_refresher.setServiceParent(w.leader_only)
     # A pause set here keeps its length when this node's clock steps
     # (leader or standalone: it writes the synced setting).
-    pauses = PauseClock(w.store, w.reactor)
+    pauses = PauseClock(w.store, w.reactor, ready=ready)
     pauses.setServiceParent(w.leader_only)
     w.dns.clock_steps.listeners += [w.policy_engine.clock_stepped, pauses.clock_stepped]
+    pauses.check_clock = w.dns.clock_steps.check
     w.restore_hooks[model.BLOCKLIST] = BlocklistRestore()
     w.restore_checks.append(FilteringConsistency())
     w.areas += [

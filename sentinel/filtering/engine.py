@@ -76,7 +76,8 @@ class PolicyEngine(Service):
         self._pending = []  # notifications that arrive while loading
         self._busy = False
         self._dirty = False
-        self._timer = None
+        self._timer = None  # the next time boundary
+        self._load_retry = None  # reading the configuration again after a failure
         self._unsubscribe = None
         self._waiters = []
         self._trim_after_install = False
@@ -100,8 +101,9 @@ class PolicyEngine(Service):
             self._unsubscribe()
             self._unsubscribe = None
         self._cancel_timer()
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
+        for call in (self._retry, self._load_retry):
+            if call is not None and call.active():
+                call.cancel()
         if self.writer is not None:
             self.writer.stop()
 
@@ -178,7 +180,9 @@ class PolicyEngine(Service):
     def _load_failed(self, failure):
         log.warn("filtering: reading the configuration failed ({e}); retrying",
                  e=failure.getErrorMessage())
-        self._timer = self.clock.callLater(RETRY_DELAY, self._load)
+        # Its own timer: a policy installed meanwhile (the last-known-good
+        # one) replaces the boundary timer, and must not cancel this.
+        self._load_retry = self.clock.callLater(RETRY_DELAY, self._load)
 
     def _loaded(self, changes):
         self._loading = False

@@ -56,7 +56,18 @@ def zone(name):
             return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         pass
+    if name and not _have_zone_data():
+        raise BadSchedule(f"{name!r} cannot be used: this machine has no time zone data "
+                          f"(install the tzdata package); schedules run in UTC meanwhile")
     raise BadSchedule(f"{name!r} is not a known time zone (use an IANA name like Europe/Berlin)")
+
+
+def _have_zone_data():
+    try:
+        ZoneInfo("UTC")
+        return True
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
 
 
 def fallback_zone():

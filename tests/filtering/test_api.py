@@ -234,6 +234,7 @@ class ProtectionApiTests(ApiCase):
         steps.listeners.append(lambda step: self.rebased.append(
             self.api.pauses.clock_stepped(step)))
         steps.check()
+        self.api.pauses.check_clock = steps.check
 
         def elapse(seconds):  # real time passes: both clocks move
             mono[0] += seconds
@@ -270,6 +271,53 @@ class ProtectionApiTests(ApiCase):
         elapse(300)
         self.assertEqual(self.api.decide("ads.example"), (BLOCK, "rule:1"))
 
+    async def test_a_pause_from_before_a_restart_is_stored_as_ended_when_it_ends(self):
+        from sentinel.filtering.pauseclock import PauseClock
+
+        until = self.api.clock.seconds() + 600
+        await self.api.store.put("setting", "protection", {"paused": True, "until": until})
+        self.api.pauses.stopService()
+        pauses = PauseClock(self.api.store, self.api.clock)
+        pauses.startService()  # the new leader, or this one restarted
+        self.addCleanup(pauses.stopService)
+        await pauses.idle()  # it has read the setting
+        self.api.clock.advance(600)
+        await pauses.idle()
+        self.assertEqual((await self.api.store.get("setting", "protection")).data,
+                         {"paused": False, "until": None})
+
+    async def test_leader_again_stores_its_pause_as_ended(self):
+        await self.ok("POST", "/api/protection/pause", {"minutes": 10})
+        self.api.pauses.stopService()  # follower for a while
+        self.api.pauses.startService()  # leader again
+        await self.api.pauses.idle()
+        self.api.clock.advance(600)
+        await self.api.pauses.idle()
+        self.assertEqual((await self.ok("GET", "/api/protection"))["enabled"], True)
+        self.assertEqual((await self.api.store.get("setting", "protection")).data["paused"],
+                         False)
+
+    async def test_storing_the_end_is_tried_again_when_the_store_fails(self):
+        from sentinel.store import StoreUnavailable
+
+        await self.ok("POST", "/api/protection/pause", {"minutes": 10})
+        transact, failures = self.api.store.transact, [StoreUnavailable("locked")]
+
+        def flaky(fn, *args):
+            if failures:
+                return defer.fail(failures.pop())
+            return transact(fn, *args)
+
+        self.patch(self.api.store, "transact", flaky)
+        self.api.clock.advance(600)
+        await self.api.pauses.idle()
+        self.assertEqual((await self.api.store.get("setting", "protection")).data["paused"],
+                         True)
+        self.api.clock.advance(5)
+        await self.api.pauses.idle()
+        self.assertEqual((await self.api.store.get("setting", "protection")).data["paused"],
+                         False)
+
     async def test_a_pause_set_elsewhere_keeps_its_end_over_a_clock_step(self):
         # Set before a restart or by another node, with another clock: the
         # step of this clock says nothing about its end.
@@ -280,6 +328,21 @@ class ProtectionApiTests(ApiCase):
         steps.check()
         self.assertEqual(self.rebased, [None])  # nothing written
         self.assertEqual((await self.ok("GET", "/api/protection"))["until"], until)
+
+
+    async def test_a_pause_that_ended_stays_ended_over_a_clock_step_back(self):
+        await self.ok("POST", "/api/rules", {"pattern": "ads.example", "action": "block"}, 201)
+        steps, elapse = self.clock_steps()
+        await self.ok("POST", "/api/protection/pause", {"minutes": 5})
+        elapse(300)
+        await self.api.pauses.idle()
+        self.assertEqual(self.api.decide("ads.example"), (BLOCK, "rule:1"))
+        elapse(600)
+        self.api.clock.rightNow -= 3600  # back before the pause's stored end
+        steps.check()
+        await self.api.pauses.idle()
+        self.assertEqual((await self.ok("GET", "/api/protection"))["enabled"], True)
+        self.assertEqual(self.api.decide("ads.example"), (BLOCK, "rule:1"))
 
 
 class SettingsApiTests(ApiCase):

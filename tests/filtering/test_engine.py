@@ -238,6 +238,24 @@ class EngineTests(TestCase):
         self.assertEqual(self.engine.status()["next_change"],
                          1704067200.0 + 7 * 86400 + 2 * 3600 + 900)
 
+    async def test_a_late_boundary_timer_computes_the_state_of_its_time(self):
+        # The reactor was busy (or the machine suspended) across a whole
+        # window: the timer runs once, late, and sets the one after.
+        monday = 1704067200.0
+        await self.start(now=monday + 8 * 3600 - 1)
+        await self.store.put("setting", "filtering", {"time_zone": "UTC"})
+        await self.store.put("setting", "protection", {"paused": True,
+                                                       "until": self.clock.seconds()})
+        await self.store.create("client", {
+            "name": "tablet", "addresses": ["192.168.1.7"],
+            "schedules": [{"days": ["mon"], "start": "08:00", "end": "08:30"}]})
+        self.assertFalse(self.engine.status()["paused"])  # a pause ending now is over
+        self.clock.advance(2 * 3600)
+        self.assertEqual(self.decide("a.example", "192.168.1.7"), (PASS, ""))
+        next_monday = monday + 7 * 86400 + 8 * 3600
+        self.assertEqual(self.engine.status()["next_change"], next_monday)
+        self.assertEqual([c.getTime() for c in self.clock.getDelayedCalls()], [next_monday])
+
     async def test_invalid_entity_from_sync_is_skipped(self):
         await self.start()
         await self.store.create("rule", {"pattern": "ok.example", "action": "block"})

@@ -12,12 +12,12 @@ import stat
 import struct
 import tempfile
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sentinel.dns.decision import BLOCK, PASS, PolicySource
-from sentinel.filtering import lastgood
+from sentinel.filtering import lastgood, listcache
 from sentinel.filtering.compiler import FilterConfig
 from sentinel.filtering.engine import PolicyEngine
 from sentinel.filtering.lastgood import LastGoodError
@@ -326,6 +326,53 @@ class EngineTests(TestCase):
         self.assertEqual(decide("x.ads.example"), (BLOCK, "blocklist:1"))
         self.assertEqual(engine.status()["source"], "store")
         self.assertIsNone(engine.problem())
+
+    async def test_store_read_failing_once_while_lists_load_is_retried(self):
+        # The saved policy has a pause (so a boundary timer); its list is
+        # still being decoded when the store opens and its first read fails.
+        store = await self.saved_policy()
+        await store.put("setting", "protection", {"paused": True, "until": 10_000.0 + 86400})
+        engine, _ = self.engine(store, succeed(None), Deferred())
+        await engine.settled()
+        self.clock.advance(lastgood.DEBOUNCE)
+        await engine.writer.idle()
+        engine.stopService()
+        await store.delete("rule", 1)
+        held = []
+
+        def run(fn, *args):
+            if fn is listcache.decode_blob and not held:
+                held.append(Deferred())
+                return held[0].addCallback(lambda _: fn(*args))
+            return inline(fn, *args)
+
+        class FlakyStore:
+            failures = [StoreUnavailable("the database is locked")]
+
+            def __getattr__(self, name):
+                return getattr(store, name)
+
+            def snapshot(self, **kwargs):
+                if self.failures:
+                    return fail(self.failures.pop())
+                return store.snapshot(**kwargs)
+
+        ready = Deferred()
+        engine = PolicyEngine(FakeStore(), self.clock, PolicySource(), ready=lambda: ready,
+                              run=run, lastgood_file=self.path,
+                              store_failed=lambda: succeed("broken"))
+        engine.startService()
+        self.addCleanup(engine.stopService)
+        self.assertEqual(len(held), 1)  # the saved list is being decoded
+        engine.store = FlakyStore()
+        ready.callback(None)  # the store opens; reading it fails once
+        held[0].callback(None)  # the saved policy is installed
+        self.assertEqual(engine.status()["source"], "last-known-good")
+        self.clock.advance(5)  # the read is tried again
+        await engine.settled()
+        self.assertEqual(engine.status()["source"], "store")
+
+    test_store_read_failing_once_while_lists_load_is_retried.timeout = 10
 
     async def test_bad_file_means_pass_through_and_says_why(self):
         with open(self.path, "wb") as f:

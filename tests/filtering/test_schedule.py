@@ -121,6 +121,41 @@ class ScheduledPolicyTests(SynchronousTestCase):
         self.assertEqual(self.reason("2024-01-03T17:00", "social.example"), (PASS, ""))
 
 
+class EdgeTests(SynchronousTestCase):
+    # 2024-01-01 is a Monday.
+    def test_window_ending_at_midnight_belongs_to_its_start_day(self):
+        s = {"days": ["mon"], "start": "21:00", "end": "00:00"}
+        self.assertEqual(evaluate(s, UTC, ts("2024-01-01T23:59:59")),
+                         (True, ts("2024-01-02T00:00")))
+        self.assertFalse(evaluate(s, UTC, ts("2024-01-02T00:00"))[0])
+        self.assertFalse(evaluate(s, UTC, ts("2023-12-31T23:00"))[0])  # Sunday night
+
+    def test_seconds_are_exact(self):
+        s = {"days": list(sched.DAYS), "start": "07:59:59", "end": "08:00:01"}
+        self.assertEqual(evaluate(s, UTC, ts("2024-01-03T07:59:58")),
+                         (False, ts("2024-01-03T07:59:59")))
+        self.assertEqual(evaluate(s, UTC, ts("2024-01-03T08:00")),
+                         (True, ts("2024-01-03T08:00:01")))
+
+    def test_school_nights_only(self):
+        s = {"days": ["sun", "mon", "tue", "wed", "thu"], "start": "21:00", "end": "07:00"}
+        self.assertTrue(evaluate(s, UTC, ts("2024-01-05T06:59"))[0])  # Thursday's night
+        self.assertFalse(evaluate(s, UTC, ts("2024-01-05T21:30"))[0])  # Friday night
+        self.assertFalse(evaluate(s, UTC, ts("2024-01-06T06:00"))[0])
+        self.assertTrue(evaluate(s, UTC, ts("2024-01-07T21:00"))[0])  # Sunday night
+
+    def test_one_thirty_to_two_thirty_on_both_changes(self):
+        ny = ZoneInfo("America/New_York")
+        s = {"days": ["sun"], "start": "01:30", "end": "02:30"}
+        # 2024-03-10: 02:00 -> 03:00; 02:30 does not exist, the window ends at 03:00 EDT.
+        self.assertEqual(evaluate(s, ny, ts("2024-03-10T01:30", ny)),
+                         (True, ts("2024-03-10T03:00", ny)))
+        # 2024-11-03: 02:00 -> 01:00; from the first 01:30 until 02:30 (two hours).
+        start = ts("2024-11-03T05:30")  # 01:30 EDT
+        self.assertEqual(evaluate(s, ny, start - 1), (False, start))
+        self.assertEqual(evaluate(s, ny, start + 3600), (True, start + 2 * 3600))  # 01:30 EST
+
+
 class UnusualTimeZoneTests(SynchronousTestCase):
     def test_a_day_skipped_whole_blocks_nothing_on_the_next_day(self):
         # Pacific/Apia skipped Friday 2011-12-30: a Friday window did not
@@ -158,3 +193,6 @@ class UnusualTimeZoneTests(SynchronousTestCase):
         policy = world.policy(ts("2024-01-01T21:30"))
         self.assertEqual(policy.decide("192.168.1.7", wire("a.example"), 1).action, BLOCK)
         self.assertEqual(policy.info["time_zone"], "UTC")
+        with self.assertRaises(BadSchedule) as caught:
+            zone("Europe/Berlin")
+        self.assertIn("no time zone data (install the tzdata package)", str(caught.exception))

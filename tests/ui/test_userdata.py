@@ -89,6 +89,9 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
             "smaller subnet beats a larger one. '300.1.1.1' is not an IP address or CIDR "
             "network ('300.1.1.1' does not appear to be an IPv4 or IPv6 address)")
         expect(addresses).to_be_focused()
+        expect(form.get_by_role("alert")).to_have_text(
+            "IP addresses and subnets: '300.1.1.1' is not an IP address or CIDR network "
+            "('300.1.1.1' does not appear to be an IPv4 or IPv6 address)")
         # Fixed and sent again: the note and the mark go.
         addresses.fill("198.18.0.77")
         form.get_by_role("button", name="Add client").click()
@@ -102,6 +105,18 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         expect(page.get_by_text("No clients yet.")).to_be_visible()
         clients = page.get_by_role("region", name="Clients and subnets")
         self.assertTrue(clients.evaluate("(el) => el.contains(document.activeElement)"))
+
+        # A mistyped current password (the API names no field): marked
+        # and focused, so it can be typed again at once.
+        page.get_by_role("link", name="Account").click()
+        current = page.get_by_label("Current password")
+        current.fill("not my password")
+        page.get_by_label("New password", exact=True).fill("a new good password")
+        page.get_by_label("Repeat new password").fill("a new good password")
+        page.get_by_label("Repeat new password").press("Enter")
+        expect(current).to_have_attribute("aria-invalid", "true")
+        expect(current).to_have_accessible_description("The current password is wrong.")
+        expect(current).to_be_focused()
 
         # A blocklist URL that is not http(s): explained under URL.
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Filtering").click()

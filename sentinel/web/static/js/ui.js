@@ -41,7 +41,16 @@ export async function busy(scope, errors, fn) {
   } catch (err) {
     if (errors) errors.set(err);
     else toast(err.message, "error", 8000);
-    showFieldErrors(scope, (err && err.details) || []);
+    const details = (err && err.details) || [];
+    showFieldErrors(scope, details);
+    // The summary names the field as the form does ("IP addresses and
+    // subnets: ..."), not by the API's path ("addresses.0: ...").
+    const first = details[0];
+    const input = first && controlFor(scope, first.field);
+    const label = input && input.labels && input.labels[0] ? input.labels[0].textContent.trim() : "";
+    if (errors && label && first.message && err.message === `${first.field}: ${first.message}`) {
+      errors.textContent = `${label}: ${first.message}`;
+    }
     return undefined;
   } finally {
     buttons.forEach((b) => { b.disabled = false; });
