@@ -12,6 +12,11 @@ are asked first, so the memos are full as in a long run, then 10,000 names
 never asked before are counted (``--repeated``: 10,000 queries cycling
 through 100 names asked before).  Only the loop is counted (callgrind
 collects inside ``sum()``).  About 1 min per tree.
+
+``--passed`` counts the policy alone (``Policy.decide``, no DNS around it)
+for 10,000 names never asked before that no list holds
+(``www{i}.site{i % 991}.example.org``: the name and its three parents are
+looked up), after 10,000 others.
 """
 
 import argparse
@@ -64,11 +69,30 @@ def child(repeated):
     assert engine.stats.rcodes[3] == LISTED, engine.stats.rcodes  # all NXDOMAIN
 
 
-def count(tree, repeated):
+def child_passed():
+    import gc
+
+    from bench.hotpath import merged_lists, wire_name
+    from sentinel.filtering.policy import Policy, Profile, name_hash
+
+    names = [f"t{i}.ads{i % 997}.block.test" for i in range(LISTED)]
+    policy = Policy(Profile(lists=merged_lists({name_hash(wire_name(n)[:-1]): 1
+                                                for n in names})))
+    passed = [wire_name(f"www{i}.site{i % 991}.example.org") for i in range(2 * COUNTED)]
+    decide = policy.decide
+    for qname in passed[:COUNTED]:
+        decide("127.0.0.1", qname, 1)
+    gc.collect()
+    gc.freeze()
+    counted = passed[COUNTED:]
+    assert sum(1 for q in counted if decide("127.0.0.1", q, 1).action == 0) == COUNTED
+
+
+def count(tree, mode):
     out = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
          "--collect-atstart=no", "--toggle-collect=builtin_sum", sys.executable, "-m",
-         "bench.callgrind", "--child", tree] + (["--repeated"] if repeated else []),
+         "bench.callgrind", "--child", tree] + ([f"--{mode}"] if mode != "new" else []),
         capture_output=True, text=True, cwd=REPO, env=dict(os.environ, PYTHONHASHSEED="0"))
     for line in out.stderr.splitlines():
         if "Collected :" in line:
@@ -80,20 +104,24 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--against", metavar="REF", help="also count git ref REF (e.g. main)")
     p.add_argument("--repeated", action="store_true", help="names asked before, not new ones")
+    p.add_argument("--passed", action="store_true",
+                   help="the policy alone, new names no list holds")
     p.add_argument("--child", metavar="TREE", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         sys.path.insert(0, args.child)
-        child(args.repeated)
+        child_passed() if args.passed else child(args.repeated)
         return
+    mode = "passed" if args.passed else "repeated" if args.repeated else "new"
     trees, tmp = versions(args.against)
     try:
-        got = {label: count(tree, args.repeated) for label, tree in trees.items()}
+        got = {label: count(tree, mode) for label, tree in trees.items()}
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    what = "repeated" if args.repeated else "new"
-    print(f"instructions per blocked query, {what} names: " + ", ".join(
+    what = {"new": "blocked query, new names", "repeated": "blocked query, repeated names",
+            "passed": "decision, new names not listed"}[mode]
+    print(f"instructions per {what}: " + ", ".join(
         f"{label} {v:,.0f}" for label, v in got.items()))
 
 

@@ -340,7 +340,8 @@ class Profile:
                 else:
                     decided = None
                     if self.lists.count:
-                        hit = self.lists.match(sufs)
+                        # Looked up first and not listed: only its parents are left.
+                        hit = self.lists.match(sufs[1:] if self._exact_first else sufs)
                         if hit:
                             decided = self._by_list.get(hit) or self._list(hit)
                     if decided is None:

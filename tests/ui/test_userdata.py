@@ -106,6 +106,18 @@ class UserInputTests(BrowserMixin, SynchronousTestCase):
         clients = page.get_by_role("region", name="Clients and subnets")
         self.assertTrue(clients.evaluate("(el) => el.contains(document.activeElement)"))
 
+        # A mistyped current password (the API names no field): marked
+        # and focused, so it can be typed again at once.
+        page.get_by_role("link", name="Account").click()
+        current = page.get_by_label("Current password")
+        current.fill("not my password")
+        page.get_by_label("New password", exact=True).fill("a new good password")
+        page.get_by_label("Repeat new password").fill("a new good password")
+        page.get_by_label("Repeat new password").press("Enter")
+        expect(current).to_have_attribute("aria-invalid", "true")
+        expect(current).to_have_accessible_description("The current password is wrong.")
+        expect(current).to_be_focused()
+
         # A blocklist URL that is not http(s): explained under URL.
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Filtering").click()
         url = page.get_by_label("URL")

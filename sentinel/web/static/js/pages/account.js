@@ -27,10 +27,16 @@ function passwordCard() {
     if (data.get("new_password") !== data.get("confirm")) {
       throw new ApiError(400, "MISMATCH", "The two new passwords are not the same.");
     }
-    await api.post("/api/auth/change-password", {
-      current_password: data.get("current_password"),
-      new_password: data.get("new_password"),
-    });
+    try {
+      await api.post("/api/auth/change-password", {
+        current_password: data.get("current_password"),
+        new_password: data.get("new_password"),
+      });
+    } catch (err) {
+      // the answer names no field: it is the current password that is wrong
+      if (err.code === "WRONG_PASSWORD" && !err.details) err.details = [{ field: "current_password", message: err.message }];
+      throw err;
+    }
     form.reset();
     toast("Password changed.");
   });
