@@ -127,6 +127,10 @@ class Plan:
         return (list_key(block, lists, self.unavailable),
                 list_key(shadow, lists, self.unavailable))
 
+    def lists_schedules(self):
+        """Whether a schedule adds blocklists (its boundaries need other merged sets)."""
+        return any(s["block"] == "lists" for c in self.clients.values() for s in c["schedules"])
+
     def needed(self):
         """The merged list sets the policy needs."""
         return {key for pair in self.sets.values() for key in pair if key}

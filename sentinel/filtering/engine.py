@@ -30,6 +30,10 @@ from sentinel.periodic import Guarded
 
 log = Logger()
 RETRY_DELAY = 5.0
+# The list sets the next time boundary needs (a "lists" schedule's window)
+# are merged this long before it, so the boundary swaps at once instead of
+# after a merge (about a second per million names).
+WARM_AHEAD = 60.0
 
 
 def in_thread(fn, *args):
@@ -77,6 +81,9 @@ class PolicyEngine(Service):
         self._busy = False
         self._dirty = False
         self._timer = None  # the next time boundary
+        self._warm_timer = None  # WARM_AHEAD before it
+        self._ahead = frozenset()  # list sets merged ahead for that boundary
+        self._ahead_for = None  # ...which is this one
         self._load_retry = None  # reading the configuration again after a failure
         self._unsubscribe = None
         self._waiters = []
@@ -101,7 +108,7 @@ class PolicyEngine(Service):
             self._unsubscribe()
             self._unsubscribe = None
         self._cancel_timer()
-        for call in (self._retry, self._load_retry):
+        for call in (self._retry, self._load_retry, self._warm_timer):
             if call is not None and call.active():
                 call.cancel()
         if self.writer is not None:
@@ -232,8 +239,12 @@ class PolicyEngine(Service):
         if not missing:
             self._install(plan)
             return
+        self._start_prepare(missing)
+
+    def _start_prepare(self, keys):
+        """Load and merge ``keys`` (off the reactor thread), then rebuild."""
         self._busy = True
-        d = ensureDeferred(self._prepare(missing))
+        d = ensureDeferred(self._prepare(keys))
 
         def failed(failure):
             log.failure("filtering: preparing blocklists failed; retrying", failure)
@@ -315,7 +326,7 @@ class PolicyEngine(Service):
             self.last_build_seconds = time.perf_counter() - started
         elif self.policy is not None:
             self.policy.revision = self.config.revision
-        dropped = self.cache.retain(plan.needed(), plan.kept_shas())
+        dropped = self.cache.retain(plan.needed() | self._ahead, plan.kept_shas())
         self._kept = frozenset(plan.kept_shas() - self.unavailable)
         if self.writer is not None and self.fallback is None:
             self.writer.changed(self._to_save)
@@ -326,6 +337,7 @@ class PolicyEngine(Service):
             self._run(release, dropped, trim)
             del dropped
         self._schedule(plan.next_change)
+        self._warm_before(plan)
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(self.policy)
@@ -343,6 +355,32 @@ class PolicyEngine(Service):
     def _tick(self):
         self._timer = None
         self._rebuild_or_retry()
+
+    def _warm_before(self, plan):
+        """Merge what the next boundary needs WARM_AHEAD before it."""
+        if self._warm_timer is not None and self._warm_timer.active():
+            self._warm_timer.cancel()
+        self._warm_timer = None
+        when = plan.next_change
+        if when != self._ahead_for:
+            self._ahead, self._ahead_for = frozenset(), when
+        if when is not None and self.running and plan.lists_schedules():
+            delay = max(0.0, when - WARM_AHEAD - self.clock.seconds())
+            self._warm_timer = self.clock.callLater(delay, self._warm, when)
+
+    def _warm(self, when):
+        self._warm_timer = None
+        if not self.loaded or self._busy:
+            return  # merged at the boundary then
+        try:
+            upcoming = compiler.Plan(self.config, when, frozenset(self.unavailable))
+        except Exception:  # a bug: the boundary's own rebuild retries and logs it
+            return
+        missing = [key for key in upcoming.needed() if key not in self.cache.merged]
+        if not missing:
+            return
+        self._ahead = frozenset(missing)
+        self._start_prepare(missing)  # then rebuilds: that keeps them, and re-arms this
 
     def clock_stepped(self, step):
         """

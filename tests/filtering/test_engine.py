@@ -4,6 +4,7 @@ snapshot (synchronously when no list contents must be loaded), time
 boundaries swap snapshots by themselves, list work is cached by content.
 """
 
+from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
@@ -255,6 +256,49 @@ class EngineTests(TestCase):
         next_monday = monday + 7 * 86400 + 8 * 3600
         self.assertEqual(self.engine.status()["next_change"], next_monday)
         self.assertEqual([c.getTime() for c in self.clock.getDelayedCalls()], [next_monday])
+        # (no busy loop: nothing due now)
+
+    async def test_a_lists_window_starts_on_time_when_merging_takes_a_while(self):
+        from twisted.internet.task import deferLater
+
+        slow = []
+
+        def run(fn, *args):  # merging takes 2 s once slow
+            if slow and fn is engine_module.merge:
+                return deferLater(self.clock, 2.0, fn, *args)
+            return inline(fn, *args)
+
+        self.patch(engine_module, "in_thread", run)
+        monday_8 = 1704067200.0 + 8 * 3600
+        self.store = await open_store(self)
+        self.clock = Clock()
+        self.clock.advance(monday_8 - 120)
+        self.source = PolicySource()
+        self.engine = PolicyEngine(self.store, self.clock, self.source, run=run)
+        self.engine.startService()
+        self.addCleanup(self.engine.stopService)
+        await self.engine.settled()
+        await self.store.put("setting", "filtering", {"time_zone": "UTC"})
+        await self.add_list("ads.example\n")
+        social = await self.add_list("social.example\n", **{"global": False})
+        await self.store.create("client", {
+            "name": "tablet", "addresses": ["192.168.1.7"],
+            "schedules": [{"days": ["mon"], "start": "08:00", "end": "08:30",
+                           "block": "lists", "blocklists": [social]}]})
+        await self.engine.settled()
+        # Contents come from the store at once (the clock alone moves here).
+        blobs = {}
+        for text in ("ads.example\n", "social.example\n"):
+            sha, blob = list_blob(text)
+            blobs[sha] = blob
+        self.patch(self.store, "get_blob", lambda sha: succeed(blobs.get(sha)))
+        slow.append(True)
+        self.clock.advance(60)  # 07:59, engine_module.WARM_AHEAD before 08:00
+        self.clock.advance(2)
+        self.clock.advance(58)  # 08:00
+        self.assertEqual(self.decide("social.example", "192.168.1.7"),
+                         (BLOCK, f"blocklist:{social}"))
+        self.assertEqual(self.decide("ads.example", "192.168.1.7"), (BLOCK, "blocklist:1"))
 
     async def test_invalid_entity_from_sync_is_skipped(self):
         await self.start()
