@@ -334,8 +334,11 @@ class Database(Files):
         # The backup is restored: the store's configuration is in force again.
         for name in os.listdir(backup):
             shutil.copy(os.path.join(backup, name), node.data_dir)
+        # The store opens first (200), then the engine reads its configuration
+        # and drops the last-known-good policy (its problem line goes).
         wait_until(lambda: node.get("/api/health").status == 200, 40, what="recovery")
-        self.assertNotIn("problems", node.get("/api/health").json())
+        wait_until(lambda: "problems" not in node.get("/api/health").json(), 20,
+                   what="the store's configuration in force")
         self.assertEqual(node.request("DELETE", "/api/rules/1", headers=auth).status, 204)
         self.assertEqual(addresses(query(node.dns_port, "blocked.example.test")),
                          ["198.18.0.11"])
