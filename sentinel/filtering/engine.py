@@ -376,10 +376,11 @@ class PolicyEngine(Service):
             upcoming = compiler.Plan(self.config, when, frozenset(self.unavailable))
         except Exception:  # a bug: the boundary's own rebuild retries and logs it
             return
-        missing = [key for key in upcoming.needed() if key not in self.cache.merged]
+        # All of them are kept until the boundary, merged now or before.
+        self._ahead = frozenset(upcoming.needed())
+        missing = [key for key in self._ahead if key not in self.cache.merged]
         if not missing:
             return
-        self._ahead = frozenset(missing)
         self._start_prepare(missing)  # then rebuilds: that keeps them, and re-arms this
 
     def clock_stepped(self, step):

@@ -263,8 +263,11 @@ class EngineTests(TestCase):
 
         slow = []
 
+        merges = []
+
         def run(fn, *args):  # merging takes 2 s once slow
             if slow and fn is engine_module.merge:
+                merges.append(args[0])
                 return deferLater(self.clock, 2.0, fn, *args)
             return inline(fn, *args)
 
@@ -281,6 +284,7 @@ class EngineTests(TestCase):
         await self.store.put("setting", "filtering", {"time_zone": "UTC"})
         await self.add_list("ads.example\n")
         social = await self.add_list("social.example\n", **{"global": False})
+        games = await self.add_list("games.example\n", **{"global": False})
         await self.store.create("client", {
             "name": "tablet", "addresses": ["192.168.1.7"],
             "schedules": [{"days": ["mon"], "start": "08:00", "end": "08:30",
@@ -288,17 +292,28 @@ class EngineTests(TestCase):
         await self.engine.settled()
         # Contents come from the store at once (the clock alone moves here).
         blobs = {}
-        for text in ("ads.example\n", "social.example\n"):
+        for text in ("ads.example\n", "social.example\n", "games.example\n"):
             sha, blob = list_blob(text)
             blobs[sha] = blob
         self.patch(self.store, "get_blob", lambda sha: succeed(blobs.get(sha)))
         slow.append(True)
         self.clock.advance(60)  # 07:59, engine_module.WARM_AHEAD before 08:00
         self.clock.advance(2)
-        self.clock.advance(58)  # 08:00
+        # A second client with its own window, added after the first was merged.
+        await self.store.create("client", {
+            "name": "console", "addresses": ["192.168.1.8"],
+            "schedules": [{"days": ["mon"], "start": "08:00", "end": "08:30",
+                           "block": "lists", "blocklists": [games]}]})
+        for _ in range(20):
+            self.clock.advance(2)
+        self.assertEqual(len(merges), 2)  # each window's set once, none again
+        self.clock.advance(18)  # 08:00
         self.assertEqual(self.decide("social.example", "192.168.1.7"),
                          (BLOCK, f"blocklist:{social}"))
         self.assertEqual(self.decide("ads.example", "192.168.1.7"), (BLOCK, "blocklist:1"))
+        self.assertEqual(self.decide("games.example", "192.168.1.8"),
+                         (BLOCK, f"blocklist:{games}"))
+        self.assertEqual(len(merges), 2)
 
     async def test_invalid_entity_from_sync_is_skipped(self):
         await self.start()
