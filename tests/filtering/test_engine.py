@@ -31,6 +31,19 @@ class EngineTests(TestCase):
         d = self.source.current.decide(ip, wire(name), 1)
         return d.action, d.reason
 
+    async def replace_contents(self, list_id, text):
+        """The list's contents become ``text`` (as a download would do); their sha."""
+        sha, blob = list_blob(text)
+
+        async def tx(ctx):
+            await ctx.put_blob(blob)
+            e = await ctx.get("blocklist", list_id)
+            await ctx.put("blocklist", list_id, dict(e.data, content={"sha256": sha}))
+
+        await self.store.transact(tx)
+        await self.engine.settled()
+        return sha
+
     async def add_list(self, text, **fields):
         sha, blob = list_blob(text)
 
@@ -80,15 +93,7 @@ class EngineTests(TestCase):
     async def test_new_contents_replace_old(self):
         await self.start()
         list_id = await self.add_list("old.example\n")
-        sha, blob = list_blob("new.example\n")
-
-        async def tx(ctx):
-            await ctx.put_blob(blob)
-            e = await ctx.get("blocklist", list_id)
-            await ctx.put("blocklist", list_id, dict(e.data, content={"sha256": sha}))
-
-        await self.store.transact(tx)
-        await self.engine.settled()
+        sha = await self.replace_contents(list_id, "new.example\n")
         self.assertEqual(self.decide("old.example"), (PASS, ""))
         self.assertEqual(self.decide("new.example"), (BLOCK, f"blocklist:{list_id}"))
         self.assertEqual(set(self.engine.cache.decoded), {sha})
@@ -107,15 +112,7 @@ class EngineTests(TestCase):
         self.engine._run = run
         list_id = await self.add_list("old.example\n")
         old = self.source.current.default.lists
-        sha, blob = list_blob("new.example\n")
-
-        async def tx(ctx):
-            await ctx.put_blob(blob)
-            e = await ctx.get("blocklist", list_id)
-            await ctx.put("blocklist", list_id, dict(e.data, content={"sha256": sha}))
-
-        await self.store.transact(tx)
-        await self.engine.settled()
+        await self.replace_contents(list_id, "new.example\n")
         self.assertTrue(any(any(item is old for item in dropped) for dropped in handed))
         self.assertNotIn(old, self.engine.cache.merged.values())
         self.assertEqual(self.decide("new.example"), (BLOCK, f"blocklist:{list_id}"))

@@ -39,7 +39,12 @@ def serve_files(testcase, files):
         def log_message(self, *a):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    return serve_http(testcase, Handler)
+
+
+def serve_http(testcase, handler):
+    """Serve ``handler`` on loopback in a thread until the test ends; its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     testcase.addCleanup(server.server_close)
     testcase.addCleanup(server.shutdown)

@@ -25,6 +25,7 @@ from tests.ui.admin import Admin, dig, require_api
 from tests.ui.browser import BrowserMixin, keep_log
 from tests.ui.test_cluster import log_in
 from tests.ui.test_flows import eventually
+from tests.ui.test_pages import serve_http
 
 MARKUP = "<img src=x onerror=alert(1)>"
 
@@ -45,12 +46,9 @@ def held_list_server(testcase, text):
         def log_message(self, *a):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    testcase.addCleanup(server.server_close)
-    testcase.addCleanup(server.shutdown)
-    testcase.addCleanup(release.set)
-    return f"http://127.0.0.1:{server.server_address[1]}", release
+    url = serve_http(testcase, Handler)
+    testcase.addCleanup(release.set)  # runs first: the held requests end
+    return url, release
 
 
 def dig_many(daemon, names):
