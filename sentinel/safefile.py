@@ -1,9 +1,15 @@
 """
-Reading a file from the data directory without trusting it: it may have
-been replaced by a FIFO (a plain open() would wait for a writer forever,
-and the daemon may be reading on its reactor), a directory, a device, or
+Files in the data directory.
+
+Reading one without trusting it (L{read_limited}): it may have been
+replaced by a FIFO (a plain open() would wait for a writer forever, and
+the daemon may be reading on its reactor), a directory, a device, or
 something huge.  Used for the files the daemon reads back (the HA files,
 the last-known-good policy).
+
+Writing one atomically (L{atomic_write}: temporary file, fsync, rename,
+then the directory synced): readers see the old or the new content, never
+a torn one, also after a power loss.
 """
 
 import os
@@ -47,3 +53,42 @@ def read_limited(path, limit):
     if size > limit:
         raise UnreadableFile(f"larger than {limit} bytes")
     return b"".join(chunks)
+
+
+def atomic_write(path, data, mode=0o600):
+    """Replace ``path`` with ``data`` (bytes or str), mode ``mode`` whatever the umask."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # not narrowed/widened by the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    sync_directory(path)
+
+
+def sync_directory(path):
+    """Make a rename or removal of ``path`` durable (fsync its directory); best effort."""
+    try:
+        fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass

@@ -40,8 +40,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sentinel.filtering import compiler
-from sentinel.ha.files import atomic_write
-from sentinel.safefile import UnreadableFile, read_limited
+from sentinel.safefile import UnreadableFile, atomic_write, read_limited
 from sentinel.store import StoreUnavailable
 
 log = Logger()

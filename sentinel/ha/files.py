@@ -18,7 +18,7 @@ or the new content, never a torn one.
 import json
 import os
 
-from sentinel.safefile import UnreadableFile, read_limited
+from sentinel.safefile import UnreadableFile, atomic_write, read_limited
 
 CONFIG_VERSION = 1
 PASSWORD_AAD = "ha:vrrp_password"
@@ -28,39 +28,6 @@ ROLES = ("leader", "follower")
 
 class FileFormatError(ValueError):
     """A shared file exists but cannot be used (message says why)."""
-
-
-def atomic_write(path, data, mode=0o600):
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        try:
-            os.fchmod(fd, mode)  # not narrowed/widened by the umask
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def write_json(path, value, mode=0o600):

@@ -45,6 +45,7 @@ import struct
 import sys
 from itertools import chain
 
+from sentinel.safefile import sync_directory
 from sentinel.store.records import QUERY_LOG_COLUMNS
 from sentinel.store.spoolfile import (
     HEADER_SIZE, LIMIT as SPOOL_LIMIT, FrameSet, Scan, parse_record, run_of,
@@ -576,7 +577,7 @@ def recover(path, aside, sink, names, note, group_rows=GROUP_ROWS, cleared=float
     finally:
         os.close(fd)
     os.unlink(path)
-    _sync_dir(path)
+    sync_directory(path)  # the removal reaches the disk before its frame set is dropped
     torn = f"; its torn last frame ({scan.torn} bytes) was dropped" if scan.torn else ""
     note(f"recovered {stored} rows from {path}, a spool left by a daemon that did not stop "
          f"cleanly ({frames} frames, {skipped} of them already stored){torn}")
@@ -595,18 +596,6 @@ def _aside(path, aside, note, why):
             where = f"left there (cannot move or remove it: {e2})"
     note(f"{path} is not a query-log spool that can be read ({why}); {where}")
     return 0, 0
-
-
-def _sync_dir(path):
-    """The file's removal reaches the disk before its frame set is dropped (power loss)."""
-    try:
-        fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def _error(e):
