@@ -10,23 +10,13 @@ import shutil
 import signal
 import sqlite3
 import tempfile
-import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel.store.spoolfile import HEADER_SIZE, RECORD, Scan
 from tests.dns.clients import query
+from tests.filtering.e2ehelp import wait_until
 from tests.support.daemon import Daemon
-
-
-def wait_for(what, check, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def spooled_frames(path):
@@ -73,7 +63,7 @@ class KilledDaemonTests(SynchronousTestCase):
 
         for i in range(20):  # stored while the daemon runs
             query(first.dns_port, f"stored{i}")
-        wait_for("the first rows", lambda: count("stored") == (20, 20))
+        wait_until(lambda: count("stored") == (20, 20), 30, what="the first rows")
 
         # The database is locked: the writer cannot commit, the rows wait in
         # the spool.  (A frame of the first rows can still be there too: it
@@ -83,12 +73,13 @@ class KilledDaemonTests(SynchronousTestCase):
         try:
             for i in range(30):
                 query(first.dns_port, f"spooled{i}")
-            wait_for("the rows in the spool", lambda: spooled_frames(spool)
-                     and open(spool, "rb").read().count(b"spooled") == 30)
+            wait_until(lambda: spooled_frames(spool)
+                       and open(spool, "rb").read().count(b"spooled") == 30,
+                       30, what="the rows in the spool")
             # Shown in the health answer, which stays 200: DNS is not affected.
-            health = wait_for("the query log in the health answer", lambda: (
+            health = wait_until(lambda: (
                 lambda r: r.status == 200 and r.json().get("problems", {}).get("queryLog"))(
-                    first.get("/api/health")))
+                    first.get("/api/health")), 30, what="the query log in the health answer")
             self.assertIn("storing rows fails (database is locked)", health)
             writers = [pid for pid in children(first.process.pid) if b"logwriter" in
                        open(f"/proc/{pid}/cmdline", "rb").read()]
@@ -97,7 +88,7 @@ class KilledDaemonTests(SynchronousTestCase):
             first.process.wait(10)
             first.stop()
             for pid in writers:  # killed with the daemon, not left storing
-                wait_for(f"the writer {pid} to end", lambda: gone(pid), timeout=10)
+                wait_until(lambda: gone(pid), 10, what=f"the writer {pid} to end")
             self.assertGreater(os.stat(spool).st_size, HEADER_SIZE)
             with open(spool, "ab") as f:  # a last frame the kill tore
                 f.write(RECORD.pack(b"QLR1", 99, 4000, 0) + b"part")
@@ -110,13 +101,14 @@ class KilledDaemonTests(SynchronousTestCase):
 
         second = Daemon(self, data_dir=first.data_dir, database="sqlite:///" + path).start()
         query(second.dns_port, "again")  # DNS does not wait for the recovery
-        wait_for("the recovered rows", lambda: count("spooled") == (30, 30))
-        wait_for("the spool left to be removed", lambda: not [
-            f for f in os.listdir(second.data_dir) if ".recover-" in f])
+        wait_until(lambda: count("spooled") == (30, 30), 30, what="the recovered rows")
+        wait_until(lambda: not [f for f in os.listdir(second.data_dir) if ".recover-" in f],
+                   30, what="the spool left to be removed")
         self.assertEqual(count("stored"), (20, 20))
         # Logged once the child has said so (after removing the file).
-        wait_for("the recovery's log line", lambda: "recovered 30 rows from" in second.log())
+        wait_until(lambda: "recovered 30 rows from" in second.log(), 30,
+                   what="the recovery's log line")
         self.assertIn("its torn last frame (24 bytes) was dropped", second.log())
         query(second.dns_port, "after")
-        wait_for("a new row", lambda: count("after") == (1, 1))
+        wait_until(lambda: count("after") == (1, 1), 30, what="a new row")
         self.assertEqual(count("spooled"), (30, 30))

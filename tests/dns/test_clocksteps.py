@@ -64,8 +64,8 @@ class StepHarness(EngineHarness):
         super().__init__(upstreams=2, clock=SteppingClock())
         self.lan_transports = [FakeTransport() for _ in range(2)]
         self.engine.lan_forwarder.set_upstreams([
-            Upstream(parse_upstream(f"192.168.1.{1 + i}"), t,
-                     self.engine.stats.upstream(f"192.168.1.{1 + i}"))
+            Upstream(parse_upstream(f"198.18.1.{1 + i}"), t,
+                     self.engine.stats.upstream(f"198.18.1.{1 + i}"))
             for i, t in enumerate(self.lan_transports)])
         self.engine.lan_forwarder.start()
         self.steps = ClockSteps(self.clock, monotonic=self.clock.monotonic)

@@ -115,14 +115,15 @@ class FilteringDaemon:
         return sqlite3.connect(f"file:{self.d.data_dir}/sentinel.db", uri=True, timeout=10)
 
 
-def wait_until(predicate, timeout=10.0, step=0.05):
+def wait_until(predicate, timeout=10.0, step=0.05, what="condition"):
+    """Poll until ``predicate()`` is true; its value.  Fails naming ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(step)
-    raise AssertionError("condition not reached in time")
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 BLOCKED_RCODE = dns.rcode.NXDOMAIN
