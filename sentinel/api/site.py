@@ -31,6 +31,7 @@ __all__ = ["Gate", "MAX_REQUEST_BODY", "SentinelRequest", "Site", "check", "chec
            "compile_schema", "validate"]
 
 JSON_TYPE = b"application/json; charset=utf-8"
+NOT_FOUND = ApiError(404, "NOT_FOUND", "No such page.")
 # The media types a cross-site form or "simple" request can carry.
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 
@@ -394,10 +395,10 @@ class _Root(Resource):
         if self._fallback is not None:
             request.postpath.insert(0, request.prepath.pop())
             return self._fallback
-        return _NotFoundResource()
+        return _ErrorResource(NOT_FOUND)
 
     def render(self, request):
-        return _NotFoundResource().render(request)
+        return _ErrorResource(NOT_FOUND).render(request)
 
 
 def _routable_host(request):
@@ -432,16 +433,6 @@ class _ErrorResource(Resource):
         request.setResponseCode(self._error.status)
         request.setHeader(b"content-type", JSON_TYPE)
         return json_bytes(self._error.body())
-
-
-class _NotFoundResource(Resource):
-    isLeaf = True
-
-    def render(self, request):
-        _security_headers(request)
-        request.setResponseCode(404)
-        request.setHeader(b"content-type", JSON_TYPE)
-        return json_bytes({"error": "NOT_FOUND", "message": "No such page."})
 
 
 class _MisdirectedResource(Resource):
