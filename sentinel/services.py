@@ -107,6 +107,10 @@ class StoreService(Service):
         lost = getattr(getattr(self.store, "db", None), "problem", None)
         if self.store.available:
             return lost  # e.g. SQLite: reads work, writes fail
+        if not self.ready:
+            # Still opening: a write that failed inside an attempt is explained
+            # by _failed once the attempt has ended, in the words for opening.
+            return self.problem
         return self.problem or lost
 
     def startService(self):

@@ -452,6 +452,41 @@ class StoreServiceTests(TestCase):
         self.assertNoResult(service.when_failed())  # it is open: never
         self.flushLoggedErrors()
 
+    def test_a_failure_inside_an_attempt_is_explained_as_opening_fails(self):
+        """While an attempt to open is under way, /api/health does not show the
+        backend's run-time words for a write that failed inside it (the
+        read-only probe): it shows why opening failed once the attempt ends."""
+        from twisted.internet.defer import Deferred, succeed
+        from twisted.internet.task import Clock
+
+        from sentinel.services import StoreService
+
+        attempt = Deferred()
+
+        class Db:
+            problem = None
+
+        class ReadOnlyStore:
+            available = False
+            db = Db()
+
+            def start(self):
+                return attempt
+
+            def stop(self):
+                return succeed(None)
+
+        store = ReadOnlyStore()
+        service = StoreService(store, clock=Clock(), url="sqlite:////data/sentinel.db")
+        service.startService()
+        store.db.problem = "the database /data/sentinel.db failed: attempt to write a readonly"
+        self.assertIsNone(service.current_problem())  # the attempt has not ended
+        attempt.errback(StoreUnavailable("attempt to write a readonly database"))
+        self.assertIn("/data/sentinel.db cannot be opened for writing (",
+                      service.current_problem())
+        service.stopService()
+        self.flushLoggedErrors()
+
     def test_operations_wait_for_migrations(self):
         directory = tempfile.mkdtemp(prefix="sentinel-store-")
         self.addCleanup(shutil.rmtree, directory, True)
