@@ -149,8 +149,12 @@ def _wire_auth(w):
     w.sessions = Sessions(w.store, reactor)
     w.api_tokens = ApiTokens(w.store, reactor)
     w.authenticators["admin"] = AdminAuthenticator(w.sessions, w.api_tokens)
+    # Who may create the admin account: whoever may use this node's DNS
+    # (loopback, private, link-local, on-link and configured networks); the
+    # DNS service is wired after this, so it is looked up per request.
     w.areas.append(AuthApi(w.users, w.sessions, w.api_tokens, LoginLimits(reactor),
-                           w.authenticators["admin"]))
+                           w.authenticators["admin"],
+                           setup_from=lambda ip: w.dns.engine.access.allowed_ip(ip)))
     pruner = TimerService(3600, _quietly, w.sessions.prune, "pruning expired sessions")
     pruner.clock = reactor
     pruner.setName("session-pruner")

@@ -60,8 +60,11 @@ def client_of(request):
 
 class AuthApi:
     def __init__(self, users, sessions, api_tokens, throttle, authenticator,
-                 trust_forwarded_proto=False):
-        """throttle: a L{sentinel.auth.LoginLimits}."""
+                 trust_forwarded_proto=False, setup_from=None):
+        """throttle: a L{sentinel.auth.LoginLimits}.  setup_from: callable(ip
+        text) -> whether a device at that address may create the admin
+        account (the daemon: whoever may use this node's DNS); None: any."""
+        self._setup_from = setup_from
         self._users = users
         self._sessions = sessions
         self._tokens = api_tokens
@@ -121,9 +124,20 @@ class AuthApi:
                 "username": principal.username if principal else None}
 
     @endpoint("POST", "/api/auth/setup", auth="none", tag="auth", body=CREDENTIALS,
-              response=SESSION, status=201, errors=(409,),
-              summary="Create the admin account (only while none exists) and log in")
+              response=SESSION, status=201, errors=(403, 409),
+              summary="Create the admin account (only while none exists, only from the "
+                      "LAN) and log in")
     async def setup(self, call):
+        address = call.request.getClientAddress()
+        ip = getattr(address, "host", None)
+        if self._setup_from is not None and ip is not None and not self._setup_from(ip):
+            log.warn("auth: refused to create the admin account for {ip}: not a LAN address",
+                     ip=ip)
+            raise ApiError(403, "SETUP_FROM_LAN_ONLY",
+                           "The admin account can only be created from the local network "
+                           "(loopback, private, link-local or this node's own networks, or "
+                           "the networks allowed to use its DNS); open the UI from a device "
+                           "on the LAN.")
         try:
             check_policy(call.body["password"])
             username = await self._users.setup(call.body["username"], call.body["password"])

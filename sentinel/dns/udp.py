@@ -120,7 +120,13 @@ class UdpTransport:
 
     def _on_error(self, sock, err):
         # ICMP unreachable on a connected socket: the upstream is not there.
+        # A retired socket has nothing left to wait for: closed now (its
+        # queries fail here, so no timeout will come to cancel() and close
+        # it; it used to stay open, a file descriptor lost per rotation).
         pending, sock.pending = sock.pending, {}
+        if sock in self._retired:
+            self._retired.remove(sock)
+            self._close(sock)
         for attempt in pending.values():
             attempt.failed("network")
 

@@ -20,6 +20,7 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from sentinel.api.auth import AuthApi
+from sentinel.dns.access import Access
 from sentinel.api.health import HealthApi
 from sentinel.api.maintenance import MaintenanceApi
 from sentinel.api.notifications import NotificationsApi
@@ -200,7 +201,7 @@ class Api:
         self.areas = [
             HealthApi(self.store),
             AuthApi(self.users, self.sessions, self.api_tokens, self.throttle,
-                    self.authenticator),
+                    self.authenticator, setup_from=Access().allowed_ip),
         ]
         self.areas += [
             SettingsApi(self.store),

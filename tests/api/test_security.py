@@ -197,3 +197,35 @@ class HeaderTests(TestCase):
         self.assertEqual(r.status, 204)
         # The UI: no body, no Content-Type.
         self.assertEqual((await api.client.post("/api/auth/logout", cookie=cookie)).status, 204)
+
+
+class SetupFromTheLanTests(TestCase):
+    """Until the admin exists, anyone who reaches the node could create it: only
+    a device that may use this node's DNS (the LAN) may, not one from the
+    internet (a port forwarded by mistake, a node on a public address)."""
+
+    async def _setup(self, client, peer):
+        client.peer = peer
+        return await client.post("/api/auth/setup",
+                                 json={"username": ADMIN, "password": PASSWORD})
+
+    async def test_a_public_address_cannot_create_the_admin(self):
+        api = await make_api(self)
+        r = await self._setup(api.client, IPv4Address("TCP", "198.18.0.7", 40000))
+        self.assertEqual((r.status, r.json()["error"]), (403, "SETUP_FROM_LAN_ONLY"))
+        self.assertIn("from the local network", r.json()["message"])
+        self.assertEqual((await api.client.get("/api/auth/status")).json()["configured"], False)
+        r = await self._setup(api.client, IPv6Address("TCP", "2001:db8::7", 40000))
+        self.assertEqual(r.status, 403)
+        r = await self._setup(api.client, IPv6Address("TCP", "::ffff:192.168.1.20", 40000))
+        self.assertEqual(r.status, 201)  # a LAN device, through a dual-stack socket
+
+    async def test_the_daemon_asks_its_dns_access_list(self):
+        from tests.api.wiring import wired_api
+
+        w, client, token, _ = await wired_api(self)  # the admin made from 127.0.0.1
+        outside = IPv4Address("TCP", "198.18.0.7", 40000)
+        r = await self._setup(client, outside)
+        self.assertEqual((r.status, r.json()["error"]), (403, "SETUP_FROM_LAN_ONLY"))
+        r = await self._setup(client, IPv4Address("TCP", "10.1.2.3", 40000))
+        self.assertEqual((r.status, r.json()["error"]), (409, "ALREADY_CONFIGURED"))

@@ -113,6 +113,19 @@ class UdpTransportTests(TestCase):
         self.assertLess(reactor.seconds() - start, 1.0)
         self.assertEqual(r.stats.errors, {"network": 1})
 
+    async def test_unreachable_upstream_leaks_no_retired_socket(self):
+        # Each socket carries one query, so each query retires the one
+        # before it while that one still waits; the ICMP errors fail them.
+        transport = UdpTransport(reactor, "127.0.0.1", 9, pool=1, rotate_after=1)
+        r = Resolver(self, "127.0.0.1:9", transport, timeout=5)
+        from twisted.internet.defer import gatherResults
+
+        answers = await gatherResults([r.resolve(f"n{i}.example.test") for i in range(5)])
+        self.assertEqual(answers, [None] * 5)
+        self.assertEqual(r.stats.errors, {"network": 5})
+        self.assertEqual(transport._retired, [])  # closed, not kept open forever
+        self.assertEqual(len(transport.ports), 1)  # the pool's socket alone
+
     async def test_truncated_answer_retried_over_tcp(self):
         up = TestUpstream.start(self, ZONE)
         up.truncate = True
