@@ -11,6 +11,7 @@ Snapshot shape (all values are counts since start unless noted)::
       "answered": int,           # replies sent
       "cache_hits": int, "cache_misses": int, "cache_stale": int,
       "cache_entries": int,      # current (gauge)
+      "cache_bytes": int,        # what they are counted for (gauge; bounded, cache.MAX_BYTES)
       "cache_evictions": int,
       "coalesced": int,          # misses that joined an identical in-flight query
       "inflight": int,           # current (gauge)
@@ -119,6 +120,7 @@ class DnsStats:
             "cache_misses": self.cache_misses,
             "cache_stale": self.cache_stale,
             "cache_entries": len(self.cache) if self.cache is not None else 0,
+            "cache_bytes": self.cache.bytes if self.cache is not None else 0,
             "cache_evictions": self.cache.evictions if self.cache is not None else 0,
             "coalesced": self.coalesced,
             "inflight": len(self.forwarder.inflight) if self.forwarder is not None else 0,
