@@ -309,6 +309,38 @@ class SidecarTests(SynchronousTestCase):
         self.assertIsNone(self.status()["roleFileError"])
         self.assertIn("VRRP state FAULT: role file says follower", self.log.text())
 
+    def test_a_daemon_reading_another_role_file_is_reported(self):
+        """The daemon and the sidecar configured with different role-file
+        paths (CLUSTER_ROLE_FILE set for one container only): VIP changes
+        would never reach the daemon.  keepalived runs anyway (the VIP still
+        moves), and the mismatch is logged once and put in status.json,
+        from where the daemon's /api/health shows it."""
+        elsewhere = os.path.join(self.data, "other", "cluster_role")
+        self.enable(role_file=elsewhere)
+        self.assertEqual(len(self.launcher.spawned), 1)
+        problem = self.status()["roleFileMismatch"]
+        self.assertIn(f"the daemon reads its role from {elsewhere} but this sidecar writes "
+                      f"it to {self.paths.role_file}", problem)
+        self.assertIn("CLUSTER_ROLE_FILE", problem)
+        self.assertEqual(self.status()["roleFile"], self.paths.role_file)
+        self.enable(role_file=elsewhere, priority=130)  # another config, same problem
+        self.assertEqual(self.log.text().count("role file mismatch"), 1)
+        self.enable(role_file=self.paths.role_file)
+        self.assertIsNone(self.status()["roleFileMismatch"])
+
+    def test_the_same_role_file_through_another_mount_point_is_no_mismatch(self):
+        """The daemon's container mounts the data volume elsewhere: another
+        path, but the same directory (device and inode) and name."""
+        os.makedirs(os.path.dirname(self.paths.role_file), exist_ok=True)
+        mount = tempfile.mkdtemp(prefix="sentinel-mount-")
+        os.symlink(self.data, os.path.join(mount, "data"))
+        seen_by_daemon = os.path.join(mount, "data", "sentinel", "cluster_role")
+        self.enable(role_file=seen_by_daemon)
+        self.assertIsNone(self.status()["roleFileMismatch"])
+        other_name = os.path.join(mount, "data", "sentinel", "role")
+        self.enable(role_file=other_name)
+        self.assertIn(other_name, self.status()["roleFileMismatch"])
+
     def test_shutdown_completes_when_the_role_file_cannot_be_written(self):
         self.enable()
         self.notify("MASTER")
