@@ -403,11 +403,26 @@ class Sidecar(Service):
             own.update(a.split("/")[0] for a in iface.get("addresses") or ())
         return own
 
+    COMMAND_TIMEOUT = 10.0  # seconds for one `ip` command
+
+    def _run(self, argv):
+        """run_command with a deadline: a hung `ip` (a wedged netlink, a stuck
+        mount namespace) is killed (the Deferred is cancelled), or the
+        refresh would never finish and netinfo.json never be written again."""
+        d = self._run_command(argv)
+        d.addTimeout(self.COMMAND_TIMEOUT, self._reactor)
+
+        def timed_out(failure):
+            failure.trap(defer.TimeoutError)
+            raise RuntimeError(f"`{' '.join(argv)}` did not answer within "
+                               f"{self.COMMAND_TIMEOUT:g} s (killed)")
+        return d.addErrback(timed_out)
+
     @defer.inlineCallbacks
     def refresh_netinfo(self):
         try:
-            addr = yield self._run_command(netinfo.ADDR_COMMAND)
-            route = yield self._run_command(netinfo.ROUTE_COMMAND)
+            addr = yield self._run(netinfo.ADDR_COMMAND)
+            route = yield self._run(netinfo.ROUTE_COMMAND)
             info = netinfo.build(addr.decode("utf-8", "replace"),
                                  route.decode("utf-8", "replace"), self._reactor.seconds())
         except Exception as e:

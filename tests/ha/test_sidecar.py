@@ -94,6 +94,30 @@ class SidecarTests(SynchronousTestCase):
         self.tick(3)
         self.assertEqual(self.launcher.spawned, [])
 
+    def test_a_hung_ip_command_is_killed_and_the_refresh_goes_on(self):
+        """`ip` that never answers (wedged netlink): the command is cancelled
+        (the real runner kills it) after COMMAND_TIMEOUT, netinfo.json says
+        why, and the next refresh runs as usual -- before, the refresh never
+        finished and netinfo.json was never written again."""
+        calls = []
+
+        def hung(argv):
+            d = defer.Deferred(lambda d: calls.append(("cancelled", argv)))
+            calls.append(("run", argv))
+            return d
+
+        self.sidecar._run_command = hung
+        self.tick(30)  # the next refresh starts and hangs
+        self.tick(self.sidecar.COMMAND_TIMEOUT)
+        self.assertEqual(calls[-1][0], "cancelled")
+        info = files.read_json(self.paths.netinfo_file)
+        self.assertIn("did not answer within 10 s", info["error"])
+        self.assertEqual(info["interfaces"], [])
+        self.sidecar._run_command = lambda argv: defer.succeed(
+            IP_ADDR if "addr" in argv else b"[]")
+        self.tick(30)
+        self.assertEqual(files.read_json(self.paths.netinfo_file)["suggestedInterface"], "eth0")
+
     def test_netinfo_refreshes_periodically(self):
         first = files.read_json(self.paths.netinfo_file)["detectedAt"]
         self.tick(30)
