@@ -5,8 +5,9 @@ settings (/api/dns/settings) and the protection pause belong to their own
 areas.
 """
 
-from sentinel.api.base import endpoint
+from sentinel.api.base import ApiError, endpoint
 from sentinel.api.schemas import nullable
+from sentinel.store.entities import encode
 
 KIND, KEY = "setting", "ui"
 KEY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -76,6 +77,14 @@ class SettingsApi:
             entity = await ctx.get(KIND, KEY)
             current = entity.data if entity and isinstance(entity.data, dict) else {}
             merged = merge(current)
+            # PUT's limit holds for what PATCHes add up to, as stored (the
+            # backup import checks the same size).
+            size = len(encode(merged).encode())
+            if size > MAX_BODY:
+                raise ApiError(413, "BODY_TOO_LARGE",
+                               f"The UI preferences would be {size} bytes, larger than the "
+                               f"{MAX_BODY} bytes they may take; remove some keys (null) "
+                               f"first. Nothing was changed.")
             await ctx.put(KIND, KEY, merged)
             return merged
 

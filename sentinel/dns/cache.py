@@ -6,7 +6,14 @@ change the answer (DO, CD, AD) — see L{sentinel.dns.wire.Query.key}.  It
 holds upstream answers only: policy decisions (blocks, rewrites) are made
 before the cache on every query, so a policy change never needs a flush.
 
-Bounded by entry count with LRU eviction.  With serve-stale (RFC 8767)
+Bounded by entry count and by bytes (``max_bytes``, L{MAX_BYTES}), with
+LRU eviction: an answer may be up to 64 KiB (over TCP), so a client asking
+for names of a domain whose server answers with huge records could
+otherwise make 20000 entries hold over a gigabyte.  An entry's cost is its
+key, twice its records (as stored, and as last re-rendered with TTLs
+counted down) and ~400 bytes of objects (measured: ~450 bytes for an
+A-record answer).  An answer costing more than the whole budget is not
+cached.  With serve-stale (RFC 8767)
 on, expired answers are kept (still LRU-bounded) for up to ``stale_max``
 seconds so they can be served, with TTL 30, when every upstream fails.
 
@@ -17,13 +24,22 @@ it (called by the engine's clock-step listener).
 from collections import OrderedDict
 
 STALE_MAX = 86400  # RFC 8767 suggests 1-3 days
+MAX_BYTES = 64 * 1024 * 1024  # what the answers may hold in all, about (see cost())
+ENTRY_OVERHEAD = 400  # the Answer, its TTL tables and the dict slot, about
+
+
+def cost(key, entry):
+    """The bytes an entry is counted for (see the module doc)."""
+    return len(key) + 2 * len(entry.body) + ENTRY_OVERHEAD
 
 
 class Cache:
     def __init__(self, size=10000, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
-                 serve_stale=True, stale_max=STALE_MAX):
+                 serve_stale=True, stale_max=STALE_MAX, max_bytes=MAX_BYTES):
         self._data = OrderedDict()
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0  # cost() of the entries held
         self.min_ttl = min_ttl
         self.max_ttl = max_ttl
         self.max_negative_ttl = max_negative_ttl
@@ -52,6 +68,7 @@ class Cache:
             return entry
         if not self.serve_stale or now > entry.expires + self.stale_max:
             del self._data[key]
+            self.bytes -= cost(key, entry)
         return None
 
     def stale(self, key, now):
@@ -67,13 +84,22 @@ class Cache:
         """Remember an answer (stamped with ``now``) if it may be cached."""
         if entry.ttl <= 0 or self.size <= 0:
             return
+        size = cost(key, entry)
+        if size > self.max_bytes:
+            return
         entry.stamp(now)
         data = self._data
+        old = data.get(key)
+        if old is not None:
+            self.bytes -= cost(key, old)
         data[key] = entry
         data.move_to_end(key)
-        if len(data) > self.size:
-            if len(data) == self.size + 1:  # the usual case: one out, one in
-                data.popitem(last=False)
+        self.bytes += size
+        if len(data) > self.size or self.bytes > self.max_bytes:
+            if len(data) == self.size + 1 and self.bytes <= self.max_bytes:
+                # the usual case: one out, one in
+                k, e = data.popitem(last=False)
+                self.bytes -= cost(k, e)
                 self.evictions += 1
             else:
                 self._trim()
@@ -92,9 +118,12 @@ class Cache:
 
     def _trim(self):
         data = self._data
-        while len(data) > max(self.size, 0):
-            data.popitem(last=False)
+        size = max(self.size, 0)
+        while len(data) > size or (data and self.bytes > self.max_bytes):
+            k, e = data.popitem(last=False)
+            self.bytes -= cost(k, e)
             self.evictions += 1
 
     def flush(self):
         self._data.clear()
+        self.bytes = 0

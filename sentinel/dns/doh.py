@@ -16,7 +16,7 @@ from zope.interface import implementer
 
 from sentinel import httpbody
 from sentinel.dns.answer import upstream_query
-from sentinel.dns.wire import QR
+from sentinel.dns.wire import answers_question
 from sentinel.quiet import QuietHTTPConnectionPool
 
 log = Logger()
@@ -77,7 +77,7 @@ class DohTransport:
             return
         question = attempt.question
         qend = 12 + len(question)
-        if len(data) < qend or not data[2] & QR or data[12:qend].lower() != question:
+        if not answers_question(data, question):
             if self.stats is not None:
                 self.stats.error("spoofed")
             attempt.failed("malformed")

@@ -11,12 +11,13 @@ Snapshot shape (all values are counts since start unless noted)::
       "answered": int,           # replies sent
       "cache_hits": int, "cache_misses": int, "cache_stale": int,
       "cache_entries": int,      # current (gauge)
+      "cache_bytes": int,        # what they are counted for (gauge; bounded, cache.MAX_BYTES)
       "cache_evictions": int,
       "coalesced": int,          # misses that joined an identical in-flight query
       "inflight": int,           # current (gauge)
       "rate_limited": int,       # queries over the per-client limit
       "dropped": {reason: int},  # acl, rate_limit, garbage, loop, overload, send_error,
-                                 # tcp_connections, tcp_unread
+                                 # tcp_connections, tcp_per_client, tcp_unread
       "formerr": int, "servfail": int,
       "decisions": {"pass": n, "allow": n, "block": n, "rewrite": n, "shadow": n},
       "rcodes": {"NOERROR": n, ...},  # replies sent, by header RCODE
@@ -119,6 +120,7 @@ class DnsStats:
             "cache_misses": self.cache_misses,
             "cache_stale": self.cache_stale,
             "cache_entries": len(self.cache) if self.cache is not None else 0,
+            "cache_bytes": self.cache.bytes if self.cache is not None else 0,
             "cache_evictions": self.cache.evictions if self.cache is not None else 0,
             "coalesced": self.coalesced,
             "inflight": len(self.forwarder.inflight) if self.forwarder is not None else 0,

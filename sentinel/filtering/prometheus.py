@@ -61,6 +61,7 @@ DNS_COUNTERS = [
 ]
 DNS_GAUGES = [
     ("cache_entries", "sentinel_dns_cache_entries", "entries in the DNS cache"),
+    ("cache_bytes", "sentinel_dns_cache_bytes", "bytes the DNS cache's entries are counted for"),
     ("inflight", "sentinel_dns_inflight", "upstream queries in flight"),
     ("tcp_connections", "sentinel_dns_tcp_connections", "open DNS-over-TCP connections"),
 ]

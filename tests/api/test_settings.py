@@ -49,6 +49,23 @@ class UiSettingsTests(TestCase):
         r = await c.put("/api/settings/ui", json=[], cookie=cookie)
         self.assertEqual(r.status, 400)
 
+    async def test_patches_cannot_add_up_past_the_limit(self):
+        # Each PATCH is under 16 KiB, but together they were stored without
+        # limit (and then a backup of them could not be restored).
+        c, cookie = self.api.client, self.cookie
+        for name in ("a", "b", "c"):
+            r = await c.patch("/api/settings/ui", json={name: "x" * 6000}, cookie=cookie)
+            if r.status != 200:
+                break
+        self.assertEqual(r.status, 413)
+        self.assertEqual(r.json()["error"], "BODY_TOO_LARGE")
+        self.assertIn("16384 bytes", r.json()["message"])
+        # Nothing of the refused PATCH was stored; removing keys still works.
+        self.assertEqual(sorted((await self.api.store.get("setting", "ui")).data), ["a", "b"])
+        r = await c.patch("/api/settings/ui", json={"a": None, "c": "x" * 6000}, cookie=cookie)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(sorted((await self.api.store.get("setting", "ui")).data), ["b", "c"])
+
     async def test_auth_and_origin(self):
         c = self.api.client
         self.assertEqual((await c.get("/api/settings/ui")).status, 401)

@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from sentinel.dns.answer import parse_response
-from sentinel.dns.cache import Cache
+from sentinel.dns.cache import MAX_BYTES, Cache, cost
 from sentinel.dns.forwarder import DOWN_AFTER, Forwarder, Upstream
 from sentinel.dns.stats import UpstreamStats
 from sentinel.dns.upstreamspec import parse_upstream
@@ -218,6 +218,23 @@ class ForwarderTests(SynchronousTestCase):
         h.tcps[0].answer()
         self.assertEqual(h.results[0][1].counts, (1, 0, 0))
 
+    def test_answer_truncated_over_tcp_fails_over(self):
+        # Truncated again over TCP (or over a TCP/TLS/HTTPS upstream): incomplete,
+        # so it must not become the answer (it was cached as complete).
+        h = Harness(with_tcp=True)
+        h.fwd.resolve(b"k", QUESTION, 0, "w")
+        h.transports[0].answer(tc=True)
+        h.tcps[0].answer(tc=True)
+        self.assertEqual(h.results, [])
+        self.assertEqual(h.fwd.upstreams[0].stats.errors, {"truncated": 1})
+        self.assertEqual(len(h.transports[1].sent), 1)
+        h.transports[1].answer()
+        self.assertEqual(h.results[0][1].counts, (1, 0, 0))
+        h = Harness(n=1)  # a tcp:// upstream: no TCP retry of its own
+        h.fwd.resolve(b"k", QUESTION, 0, "w")
+        h.transports[0].answer(tc=True)
+        self.assertIsNone(h.results[0][1])  # SERVFAIL (or a stale answer), not cached
+
     def test_malformed_answer_fails_over(self):
         h = Harness()
         h.fwd.resolve(b"k", QUESTION, 0, "w")
@@ -261,6 +278,50 @@ class CacheTests(SynchronousTestCase):
         self.assertEqual(c.evictions, 1)
         c.configure(1, 0, 86400, 3600, True)
         self.assertEqual(len(c), 1)
+
+    def big_entry(self, size=60000):
+        """An answer of ``size`` bytes of TXT records (a hostile domain's server)."""
+        q = dns.message.from_wire(b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+                                  + QUESTION)
+        r = dns.message.make_response(q)
+        strings = " ".join('"%s"' % ("x" * 250) for _ in range(size // 2550))
+        for i in range(10):
+            r.answer.append(dns.rrset.from_text(f"t{i}.example.test.", 60, "IN", "TXT", strings))
+        return parse_response(r.to_wire(), 12 + len(QUESTION))
+
+    def test_bounded_by_bytes(self):
+        # 2000 answers of ~60 KB fit the default entry count (20000) but
+        # would hold ~240 MB: the byte bound evicts the oldest instead.
+        c = Cache(size=20000)
+        entry = self.big_entry()
+        self.assertGreater(len(entry.body), 55000)
+        for i in range(2000):
+            c.put(b"k%d" % i, entry, 0)
+        self.assertLessEqual(len(c), MAX_BYTES // (2 * len(entry.body)))
+        self.assertLessEqual(c.bytes, MAX_BYTES)
+        self.assertEqual(c.evictions, 2000 - len(c))
+        self.assertIsNotNone(c.get(b"k1999", 1))  # the newest are kept
+        self.assertIsNone(c.get(b"k0", 1))
+
+    def test_byte_count_follows_every_removal(self):
+        c = Cache(size=10, serve_stale=False, max_bytes=100000)
+        small, big = self.entry(10), self.big_entry(30000)
+        c.put(b"a", small, 0)
+        c.put(b"b", big, 0)
+        self.assertEqual(c.bytes, cost(b"a", small) + cost(b"b", big))
+        c.put(b"b", self.entry(10), 0)  # replaced
+        self.assertEqual(c.bytes, cost(b"a", small) + cost(b"b", small))
+        self.assertIsNone(c.get(b"a", 20))  # expired: removed
+        self.assertEqual(c.bytes, cost(b"b", small))
+        c.put(b"c", self.big_entry(60000), 20)  # more than the whole budget: not cached
+        self.assertIsNone(c.get(b"c", 20))
+        self.assertEqual(c.bytes, cost(b"b", small))
+        c.configure(0, 0, 86400, 3600, False)
+        self.assertEqual((len(c), c.bytes), (0, 0))
+        c.configure(10, 0, 86400, 3600, False)
+        c.put(b"d", small, 30)
+        c.flush()
+        self.assertEqual(c.bytes, 0)
 
     def test_serve_stale(self):
         c = Cache(serve_stale=True)

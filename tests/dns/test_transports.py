@@ -95,6 +95,22 @@ class UdpTransportTests(TestCase):
         self.assertEqual(addresses(await r.resolve("short.example.test")), ["198.18.0.11"])
         self.assertEqual(r.stats.errors, {"spoofed": 2})
 
+    async def test_https_and_other_types_with_letter_bytes(self):
+        # Type 65 (HTTPS, asked by browsers for every page) is b"\x00\x41": the
+        # question check lowercased it to 0x61 and dropped every answer as
+        # spoofed (SERVFAIL after the timeout).  Same over TCP.
+        up = TestUpstream.start(self, {"svc.example.test": {"HTTPS": ['1 . alpn="h2"']}})
+        for spec, transport in (
+                (up.spec, UdpTransport(reactor, "127.0.0.1", up.port)),
+                ("tcp://" + up.spec, StreamTransport(reactor, "127.0.0.1", up.port))):
+            r = Resolver(self, spec, transport)
+            answer = await r.resolve("svc.example.test", 65)
+            self.assertIsNotNone(answer)
+            self.assertEqual(answer.counts, (1, 0, 0))
+            answer = await r.resolve("svc.example.test", 90)  # 0x5a, no such record
+            self.assertEqual((answer.rcode, answer.negative), (0, True))
+            self.assertEqual(r.stats.errors, {})
+
     async def test_source_ports_rotate(self):
         up = TestUpstream.start(self, ZONE)
         transport = UdpTransport(reactor, "127.0.0.1", up.port, pool=2, rotate_after=3)

@@ -17,7 +17,7 @@ const GROUPS = [
   ["Names that stay on the LAN", ["forward_private_reverse", "forward_single_label", "lan_upstreams"]],
   ["Cache", ["cache_size", "cache_min_ttl", "cache_max_ttl", "cache_max_negative_ttl", "serve_stale"]],
   ["Who may query", ["allowed_networks", "local_networks", "rate_limit_qps", "rate_limit_burst", "rate_limit_exempt"]],
-  ["TCP", ["tcp_idle_timeout", "tcp_max_connections"]],
+  ["TCP", ["tcp_idle_timeout", "tcp_max_connections", "tcp_max_connections_per_client"]],
 ];
 const ELSEWHERE = ["blocking_mode", "blocked_ttl"];
 
@@ -39,6 +39,7 @@ const LABELS = {
   rate_limit_exempt: "Exempt from the rate limit",
   tcp_idle_timeout: "TCP idle timeout (s)",
   tcp_max_connections: "TCP connections at most",
+  tcp_max_connections_per_client: "TCP connections per client at most",
 };
 const HINTS = {
   upstreams: "One per line, tried in order: 9.9.9.9 or 9.9.9.9:5353 (UDP, TCP when truncated), tcp://IP, tls://NAME#IP (DNS over TLS), https://NAME/dns-query#IP (DNS over HTTPS). Empty: the start-up list.",
