@@ -317,6 +317,9 @@ class AccessRuleTests(SynchronousTestCase):
         spray = [a.check(f"fd00::1:{i:x}", 0.05) for i in range(30)]
         self.assertEqual(spray, [OK] + [OK] * 20 + [LIMITED] * 9)
         self.assertEqual((len(a._clients), a.overflowed), (100, 29))
+        stats = DnsStats()
+        stats.access = a
+        self.assertEqual(stats.snapshot()["rate_limit_shared"], 29)
         self.assertEqual(a.check(flooder, 0.05), LIMITED)
         self.assertEqual(a.check("127.0.0.1", 0.05), OK)  # verdicts still apply
         self.assertEqual(a.check("8.8.4.4", 0.05), DENIED)
