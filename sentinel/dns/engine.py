@@ -61,6 +61,7 @@ class Engine:
         self.chaser = Chaser(self)
         self.loop_ports = set()  # local ports of our upstream UDP sockets
         self.stats.cache = self.cache
+        self.stats.access = self.access
         self.stats.forwarder = self.forwarder
 
     # -- entry point ---------------------------------------------------------
@@ -209,7 +210,7 @@ class Engine:
     def _accept(self, data, qend, inflight):
         answer = parse_response(
             data, qend, self.cache.min_ttl, self.cache.max_ttl, self.cache.max_negative_ttl,
-            show_ad=bool(inflight.flags & 5))
+            show_ad=bool(inflight.flags & 5), cd=bool(inflight.flags & 2))
         answer.stamp(self.clock.seconds())
         return answer
 

@@ -100,6 +100,16 @@ class ParseQueryTests(SynchronousTestCase):
         self.assertRaises(NotImplementedOpcode, parse_unusual, bytes(notify))
         self.assertRaises(Malformed, parse_unusual, wire[:12] + b"\xc0\x0c\x00\x01\x00\x01")
 
+    def test_opt_outside_the_additional_section_is_formerr(self):
+        # RFC 6891 6.1.1: an OPT belongs in the additional section only.  One in
+        # the answer or authority section was ignored (answered as without EDNS).
+        opt = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+        plain = make(use_edns=False)
+        for counts in (b"\x00\x01\x00\x01\x00\x00\x00\x00", b"\x00\x01\x00\x00\x00\x01\x00\x00"):
+            wire = plain[:4] + counts + plain[12:] + opt
+            self.assertRaises(Unusual, parse_query, wire)
+            self.assertRaises(Malformed, parse_unusual, wire)
+
     def test_names(self):
         self.assertEqual(name_from_text("WWW.Example.com."), b"\x03www\x07example\x03com\x00")
         self.assertEqual(name_from_text("."), b"\x00")
