@@ -4,7 +4,6 @@ per mount point (``/api``, ``/metrics``), behind one admission gate and one
 error handler; anything else is served by the web UI resource.
 """
 
-import json
 
 import attr
 from klein import Klein
@@ -16,6 +15,7 @@ from twisted.web.resource import Resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from sentinel.api.hosts import HostPolicy, refusal
+from sentinel.api.jsonout import encode_in_pieces, is_large, json_bytes
 from sentinel.api.base import DEFAULT_MAX_BODY, ApiError, Call, Raw, Reply, endpoints_of
 from sentinel.api.inputs import (
     MAX_REQUEST_BODY, CompiledRoute, body_size, check, compile_schema, read_body,
@@ -67,14 +67,6 @@ class SentinelRequest(server.Request):
             self.too_large = True
         if not self.too_large:
             super().handleContentChunk(data)
-
-
-def json_bytes(value):
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate in stored data: escape it
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 class Gate:
@@ -214,7 +206,8 @@ class Site:
         read_query(call, route.query)
         params = read_params(spec, route.params, params)
         result = await route.handler(call, **params)
-        return _render(request, spec, result)
+        body = _render(request, spec, result)
+        return body if isinstance(body, bytes) else await body
 
     def resource(self):
         root = _Root(self.fallback, self.hosts)
@@ -485,6 +478,10 @@ def _render(request, spec, result):
     if status == 204 or body is None and status != 200:
         return b""
     request.setHeader(b"content-type", JSON_TYPE)
+    if is_large(body):
+        # A long listing (a follower's full sync, 50,000 rules): encoded a
+        # member at a time in a thread, so the reactor (DNS) runs meanwhile.
+        return deferToThread(encode_in_pieces, body)
     return json_bytes(body)
 
 
