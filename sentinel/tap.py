@@ -256,6 +256,8 @@ def _wire_cluster(w):
 def _wire_ha(w):
     """HA (VIP/keepalived) configuration API and files for the sidecar."""
     w.ha_state = HaState(w.store, w.box, w.config, w.reactor)
+    # The sidecar writes the role file elsewhere than this daemon reads it.
+    w.health_problems["haRoleFile"] = w.ha_state.role_file_mismatch
     w.sealed_sources.append(sealed_password)
     w.areas.append(HaApi(w.ha_state, w.reactor, treq_fetch(w.reactor),
                          known_peers=lambda: _cluster_followers(w)))

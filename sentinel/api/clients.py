@@ -4,12 +4,41 @@ and/or CIDR networks; the most specific match wins (docs/FILTERING.md).
 Deleting a client deletes its own rules too.
 """
 
+from twisted.logger import Logger
+
 from sentinel.api.base import ApiError, endpoint
 from sentinel.filtering import model
+from sentinel.filtering import schedule as sched
+from sentinel.filtering import settings
 from sentinel.filtering.crud import EntityArea, duplicate, item_schema, list_schema, others
 
 ITEM = item_schema(model.CLIENT)
 ERRORS = (400, 404, 409)
+log = Logger()
+
+
+async def pin_time_zone(ctx):
+    """
+    Schedules run in the filtering setting ``time_zone``; empty means each
+    node's host zone, which differs between nodes of a cluster more often
+    than not (a container without TZ is in UTC).  So when a schedule is
+    saved while it is empty, the zone this node (the leader: followers take
+    no changes) names is written into it, in the same transaction: synced,
+    every node then starts and ends windows at the same moment, also after
+    a failover.  Nothing is written when this host names no zone.
+    """
+    entity = await ctx.get("setting", settings.FILTERING)
+    data = settings.filtering(entity.data if entity else None)
+    if data["time_zone"]:
+        return
+    name = sched.named_host_zone()
+    if not name:
+        return
+    data["time_zone"] = name
+    await ctx.put("setting", settings.FILTERING, data)
+    log.info("filtering: schedules run in {zone} (this node's time zone, now written into "
+             "the filtering settings so that every node of a cluster uses it)", zone=name)
+
 
 class ClientsApi(EntityArea):
     kind = model.CLIENT
@@ -33,6 +62,10 @@ class ClientsApi(EntityArea):
             if list_id not in known:
                 raise ApiError(400, "VALIDATION_ERROR", f"{field}: no blocklist {list_id}",
                                [{"field": field, "message": f"no blocklist {list_id}"}])
+
+    async def before_write(self, ctx, client_id, data):
+        if data["schedules"]:
+            await pin_time_zone(ctx)
 
     async def before_delete(self, ctx, client_id, data):
         for rule_id, rule in await others(ctx, model.RULE, None):

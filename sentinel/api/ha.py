@@ -136,7 +136,8 @@ class HaApi:
             age = round(self._clock.seconds() - sidecar["updatedAt"], 1)
         return {"sidecar": sidecar, "sidecarAgeSeconds": age,
                 "roleFile": {"path": self._state.config.role_file,
-                             "role": self._state.role_file()}}
+                             "role": self._state.role_file(),
+                             "mismatch": self._state.role_file_mismatch()}}
 
     @endpoint("GET", "/api/cluster/netinfo", tag="cluster", readonly_exempt=True,
               summary="Interfaces and default route detected by the keepalived sidecar",

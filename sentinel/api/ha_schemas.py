@@ -79,8 +79,13 @@ HA_STATUS_SCHEMA = {
         "sidecar": {"type": ["object", "null"],
                     "description": "what the sidecar last wrote to status.json"},
         "sidecarAgeSeconds": _NUMBER_OR_NULL,
-        "roleFile": {"type": "object", "required": ["path", "role"],
-                     "properties": {"path": {"type": "string"}, "role": _STRING_OR_NULL}},
+        "roleFile": {"type": "object", "required": ["path", "role", "mismatch"],
+                     "properties": {
+                         "path": {"type": "string"}, "role": _STRING_OR_NULL,
+                         "mismatch": {**_STRING_OR_NULL, "description": (
+                             "the sidecar writes the role file somewhere else than this "
+                             "daemon reads it (HA enabled): what is wrong and how to fix "
+                             "it; also in /api/health problems.haRoleFile")}}},
     },
 }
 

@@ -32,8 +32,11 @@ def body_size(request):
 
 def read_body(call, validator):
     request, spec = call.request, call.spec
+    refused = getattr(request, "refused", None)
+    if refused is not None:
+        raise refused
     if getattr(request, "too_large", False):
-        raise _too_large(MAX_REQUEST_BODY)
+        raise _too_large(getattr(request, "_limit", None) or MAX_REQUEST_BODY)
     request.content.seek(0)
     raw = request.content.read(spec.max_body + 1)
     if len(raw) > spec.max_body:

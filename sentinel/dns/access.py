@@ -127,3 +127,13 @@ class Access:
 
     def allowed_ip(self, ip):
         return self._classify(ip) != DENIED
+
+    def exempt_ip(self, ip):
+        """True if ``ip`` is in the exempt networks (no per-client limits)."""
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if addr.version == 6 and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.exempt if net.version == addr.version)

@@ -20,7 +20,7 @@ import struct
 from array import array as _array
 
 from sentinel.dns.wire import (
-    AAAA, AD, CNAME, MX, NOERROR, NS, NXDOMAIN, OPT, PTR, QR, RA, RD, SOA, SRV, TC, TXT, A,
+    AAAA, AD, CD, CNAME, MX, NOERROR, NS, NXDOMAIN, OPT, PTR, QR, RA, RD, SOA, SRV, TC, TXT, A,
     Malformed, opt_record,
 )
 from sentinel.dns.rdata import RDATA_CHECKS, check_name
@@ -53,7 +53,7 @@ class Answer:
         "stored", "expires", "_age", "_body", "hdr",
     )
 
-    def __init__(self, rcode, ad, counts, body, offsets, ttls, ttl, negative):
+    def __init__(self, rcode, ad, counts, body, offsets, ttls, ttl, negative, cd=False):
         self.rcode = rcode
         self.ad = ad  # the upstream set AD and the client may see it
         shared = _COUNTS.get(counts)
@@ -71,7 +71,9 @@ class Answer:
         self.expires = 0.0
         self._age = 0
         self._body = body
-        self.hdr = _headers(RA | (AD if ad else 0) | (rcode & 0xF), counts)
+        # CD copied from the query (RFC 4035 3.2.2): it is part of the cache
+        # key, so every client this answer is rendered for set it alike.
+        self.hdr = _headers(RA | (AD if ad else 0) | (CD if cd else 0) | (rcode & 0xF), counts)
 
     @property
     def offsets(self):
@@ -153,17 +155,18 @@ def _headers(b3, counts):
 
 def truncated(q, rcode=NOERROR, ad=False):
     """TC set, question only (plus OPT): the client retries over TCP."""
-    b3 = RA | (AD if ad else 0) | (rcode & 0xF)
+    b3 = RA | (AD if ad else 0) | (CD if q.cd else 0) | (rcode & 0xF)
     out = q.id + bytes([QR | TC | q.rd, b3]) + struct.pack(
         "!HHHH", 1, 0, 0, 1 if q.edns else 0) + q.question
     return out + opt_record(q.do) if q.edns else out
 
 
 def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
-                   show_ad=True):
+                   show_ad=True, cd=False):
     """
     An L{Answer} from a response whose header and question (ending at
-    ``qend``) were already checked.  Raises Malformed.
+    ``qend``) were already checked, for queries with CD set or not
+    (``cd``: replies copy it, RFC 4035 3.2.2).  Raises Malformed.
     """
     end = len(data)
     if end < qend:
@@ -259,7 +262,7 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
         body = bytes(body)
     ad = show_ad and bool(data[3] & AD)
     return Answer(rcode, ad, (an, auth_end - an, kept_ar), body, offsets, clamped, ttl,
-                  negative)
+                  negative, cd)
 
 
 _QUERY_HEAD = tuple(

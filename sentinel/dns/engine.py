@@ -209,7 +209,7 @@ class Engine:
     def _accept(self, data, qend, inflight):
         answer = parse_response(
             data, qend, self.cache.min_ttl, self.cache.max_ttl, self.cache.max_negative_ttl,
-            show_ad=bool(inflight.flags & 5))
+            show_ad=bool(inflight.flags & 5), cd=bool(inflight.flags & 2))
         answer.stamp(self.clock.seconds())
         return answer
 

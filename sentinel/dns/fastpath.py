@@ -103,8 +103,8 @@ class FastPath:
             if known is not None and known[0] is decision:
                 reply = data[:2] + known[1]
             else:
-                reply = self._blocker.answer_raw(data[:2], rd, question, qtype, edns, do,
-                                                 decision)
+                reply = self._blocker.answer_raw(data[:2], rd | flags & 2, question, qtype,
+                                                 edns, do, decision)
                 if seen and len(rest) <= MEMO_QUERY_BYTES:
                     blocked = self._blocked
                     if len(blocked) >= SHAPES_LIMIT:

@@ -11,7 +11,9 @@ L{sentinel.dns.doh}).
   one success makes it healthy again.
 - Identical queries in flight are coalesced: one upstream query, every
   waiting client answered from it.
-- A truncated UDP answer is retried over TCP to the same server.
+- A truncated UDP answer is retried over TCP to the same server; an
+  answer still truncated (over TCP, TLS or HTTPS) moves on to the next
+  upstream like SERVFAIL: it was cached and served as complete before.
 - Timeouts are swept every 100 ms from a queue ordered by deadline
   instead of one DelayedCall per query (cheaper at tens of thousands of
   queries per second).  The queue holds deadline, key, attempt serial as
@@ -210,8 +212,14 @@ class Forwarder:
         attempt.inflight = None  # the timeout queue keeps the attempt a while
         now = self.clock.seconds()
         up.stats.latency(now - attempt.t0)
-        if data[2] & TC and up.tcp is not None and attempt.transport is not up.tcp:
-            self._send(inflight, up, up.tcp, now)
+        if data[2] & TC:
+            if up.tcp is not None and attempt.transport is not up.tcp:
+                self._send(inflight, up, up.tcp, now)
+                return
+            # Truncated over TCP, TLS or HTTPS too: an incomplete answer,
+            # never cached or passed on as if complete; the next upstream.
+            up.stats.error("truncated")
+            self._next(inflight, now)
             return
         kind = FAIL_RCODES.get(data[3] & 0xF)
         if kind is not None:

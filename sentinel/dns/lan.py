@@ -30,7 +30,9 @@ clients cache them (RFC 2308).
 
 import struct
 
-from sentinel.dns.wire import AAAA, NOERROR, NS, NXDOMAIN, QR, RA, SOA, A, opt_record, rr_header
+from sentinel.dns.wire import (
+    AAAA, CD, NOERROR, NS, NXDOMAIN, QR, RA, SOA, A, opt_record, rr_header,
+)
 
 DS, DNSKEY = 43, 48
 
@@ -154,6 +156,6 @@ def answer(q, kind, apex, ttl=TTL):
     else:
         authority, ns = _soa(owner, ttl), 1
     ar = 1 if q.edns else 0
-    header = bytes([QR | q.rd, RA | rcode]) + struct.pack("!HHHH", 1, an, ns, ar)
+    header = bytes([QR | q.rd, RA | (CD if q.cd else 0) | rcode]) + struct.pack("!HHHH", 1, an, ns, ar)
     out = q.id + header + q.question + answers + authority
     return out + opt_record(q.do) if q.edns else out

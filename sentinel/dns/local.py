@@ -20,7 +20,7 @@ When the client sent EDNS, blocked answers carry an Extended DNS Error
 import struct
 
 from sentinel.dns.wire import (
-    AAAA, BADVERS, FORMERR, HINFO, NOERROR, NOTIMP, NXDOMAIN, QR, RA, REFUSED, SERVFAIL,
+    AAAA, BADVERS, CD, FORMERR, HINFO, NOERROR, NOTIMP, NXDOMAIN, QR, RA, REFUSED, SERVFAIL,
     SOA, TXT, A, opt_record, ede_option, rr_header,
 )
 
@@ -42,8 +42,9 @@ def soa_record(ttl):
     return rr_header(SOA, ttl, len(rdata)) + rdata
 
 
-def _header(rd, rcode, an=0, ns=0, ar=0):
-    return bytes([QR | rd, RA | rcode]) + struct.pack("!HHHH", 1, an, ns, ar)
+def _header(rd, rcode, an=0, ns=0, ar=0, cd=0):
+    """Header bytes 2-11; RD and CD copied from the query (RFC 4035 3.2.2)."""
+    return bytes([QR | rd, RA | (CD if cd else 0) | rcode]) + struct.pack("!HHHH", 1, an, ns, ar)
 
 
 class Blocker:
@@ -53,9 +54,11 @@ class Blocker:
         self._templates = {}
 
     def answer(self, q, decision):
-        return self.answer_raw(q.id, q.rd, q.question, q.qtype, q.edns, q.do, decision)
+        return self.answer_raw(q.id, q.rd | q.cd << 1, q.question, q.qtype, q.edns, q.do,
+                               decision)
 
-    def answer_raw(self, qid, rd, question, qtype, edns, do, decision):
+    def answer_raw(self, qid, bits, question, qtype, edns, do, decision):
+        """``bits``: the query's RD | CD << 1 (both copied into the reply)."""
         mode = decision.block_mode
         kind = qtype if mode == "null" and (qtype == A or qtype == AAAA) else 0
         ede = EDE_FILTERED if decision.reason[:7] == "client:" else EDE_BLOCKED
@@ -65,7 +68,7 @@ class Blocker:
             if len(self._templates) > 4096:
                 self._templates.clear()
             t = self._templates[tkey] = self._build(mode, decision.ttl, kind, edns, do, ede)
-        return b"".join((qid, t[rd], question, t[2]))
+        return b"".join((qid, t[bits], question, t[4]))
 
     @staticmethod
     def _build(mode, ttl, kind, edns, do, ede):
@@ -82,7 +85,8 @@ class Blocker:
             rcode, an, ns, tail = NXDOMAIN, 0, 1, soa_record(ttl)
         if edns:
             tail += opt_record(do, ede_option(ede))
-        return (_header(0, rcode, an, ns, ar), _header(1, rcode, an, ns, ar), tail)
+        return tuple(_header(bits & 1, rcode, an, ns, ar, bits >> 1) for bits in range(4)) + (
+            tail,)
 
 
 def error(q, rcode, ede=None, text=""):
@@ -92,9 +96,10 @@ def error(q, rcode, ede=None, text=""):
         if rcode == BADVERS:
             opt = bytearray(opt_record(q.do, options))
             opt[5] = BADVERS >> 4  # extended RCODE
-            return q.id + _header(q.rd, 0, ar=1) + q.question + bytes(opt)
-        return q.id + _header(q.rd, rcode, ar=1) + q.question + opt_record(q.do, options)
-    return q.id + _header(q.rd, rcode) + q.question
+            return q.id + _header(q.rd, 0, ar=1, cd=q.cd) + q.question + bytes(opt)
+        return (q.id + _header(q.rd, rcode, ar=1, cd=q.cd) + q.question
+                + opt_record(q.do, options))
+    return q.id + _header(q.rd, rcode, cd=q.cd) + q.question
 
 
 def servfail(q):
@@ -104,7 +109,7 @@ def servfail(q):
 def header_only(data, rcode):
     """FORMERR/NOTIMP for a query we could not (or will not) parse: header only."""
     b2 = QR | (data[2] & 0x79)  # opcode and RD echoed
-    return data[:2] + bytes([b2, RA | rcode]) + b"\x00" * 8
+    return data[:2] + bytes([b2, RA | (data[3] & CD) | rcode]) + b"\x00" * 8
 
 
 def formerr(data):
@@ -119,7 +124,7 @@ def minimal_any(q):
     """RFC 8482 section 4.2: one synthesized HINFO record instead of everything."""
     rr = rr_header(HINFO, ANY_TTL, len(_HINFO)) + _HINFO
     ar = 1 if q.edns else 0
-    out = q.id + _header(q.rd, NOERROR, an=1, ar=ar) + q.question + rr
+    out = q.id + _header(q.rd, NOERROR, an=1, ar=ar, cd=q.cd) + q.question + rr
     return out + opt_record(q.do) if q.edns else out
 
 

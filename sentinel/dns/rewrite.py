@@ -89,7 +89,7 @@ def compose(q, records, rcode=NOERROR, authority=(), limit=0):
     # maxSize=0: twisted.names would otherwise cut the message at 512 bytes,
     # inside a record, and set TC (the size limit is applied below).
     m = dns.Message(id=int.from_bytes(q.id, "big"), answer=1, recDes=q.rd, recAv=1,
-                    rCode=rcode, maxSize=0)
+                    rCode=rcode, maxSize=0, checkingDisabled=q.cd)
     m.queries = [dns.Query(owner, q.qtype, q.qclass)]
     m.answers = list(records)
     m.authority = list(authority)

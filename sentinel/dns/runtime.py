@@ -95,6 +95,8 @@ class DnsRuntime:
         if self.tcp_factory is not None:
             self.tcp_factory.idle_timeout = settings.tcp_idle_timeout
             self.tcp_factory.max_connections = settings.tcp_max_connections
+            self.tcp_factory.max_per_client = settings.tcp_max_connections_per_client
+            self.tcp_factory.exempt = engine.access.exempt_ip
 
     def _set_upstreams(self, texts):
         self.effective_upstreams = tuple(texts)

@@ -82,6 +82,10 @@ SCHEMA = {
         "upstream_timeout_ms": dict(_INT, minimum=100, maximum=30000),
         "tcp_idle_timeout": dict(_INT, minimum=1, maximum=3600),
         "tcp_max_connections": dict(_INT, minimum=1, maximum=100000),
+        "tcp_max_connections_per_client": dict(
+            _INT, minimum=1, maximum=100000,
+            description="TCP connections one client address may hold at once (the "
+                        "rate limit's exempt networks: no limit)."),
     },
 }
 
@@ -114,6 +118,7 @@ class DnsSettings:
     upstream_timeout_ms: int = 1500
     tcp_idle_timeout: int = 10
     tcp_max_connections: int = 256
+    tcp_max_connections_per_client: int = 32
 
     def to_data(self):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in attr.asdict(self).items()}

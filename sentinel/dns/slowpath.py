@@ -33,6 +33,9 @@ def parse_unusual(data):
         raise Malformed("OPT in the question")
     wire = _question_name(data)
     question = wire + query.type.to_bytes(2, "big") + query.cls.to_bytes(2, "big")
+    if any(rr.type == OPT for rr in message.answers) or any(
+            rr.type == OPT for rr in message.authority):
+        raise Malformed("OPT outside the additional section")  # RFC 6891 6.1.1
     opts = [rr for rr in message.additional if rr.type == OPT]
     if len(opts) > 1:
         raise Malformed("several OPT records")

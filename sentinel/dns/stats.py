@@ -17,7 +17,7 @@ Snapshot shape (all values are counts since start unless noted)::
       "inflight": int,           # current (gauge)
       "rate_limited": int,       # queries over the per-client limit
       "dropped": {reason: int},  # acl, rate_limit, garbage, loop, overload, send_error,
-                                 # tcp_connections, tcp_unread
+                                 # tcp_connections, tcp_per_client, tcp_unread
       "formerr": int, "servfail": int,
       "decisions": {"pass": n, "allow": n, "block": n, "rewrite": n, "shadow": n},
       "rcodes": {"NOERROR": n, ...},  # replies sent, by header RCODE

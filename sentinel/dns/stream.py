@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import Int16StringReceiver
 
 from sentinel.dns.answer import upstream_query
-from sentinel.dns.wire import QR, random_ids
+from sentinel.dns.wire import answers_question, random_ids
 
 log = Logger()
 MAX_PENDING = 1000
@@ -48,7 +48,7 @@ class _Conn(Int16StringReceiver):
             return
         question = attempt.question
         qend = 12 + len(question)
-        if len(data) < qend or not data[2] & QR or data[12:qend].lower() != question:
+        if not answers_question(data, question):
             self.owner._spoofed()
             return
         del self.pending[data[:2]]

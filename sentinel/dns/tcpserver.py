@@ -1,8 +1,10 @@
 """
 DNS over TCP (RFC 7766): 2-byte length framing, several queries per
 connection (answered as they complete, possibly out of order), an idle
-timeout, and caps on concurrent connections and on queries outstanding
-per connection (reading pauses until answers go out).
+timeout, and caps on concurrent connections (in all, and per client
+address: one device must not hold every connection, keeping them open
+with a query every few seconds, and shut the others out of TCP) and on
+queries outstanding per connection (reading pauses until answers go out).
 
 A client that sends queries and does not read the answers cannot make the
 server hold them all in memory: the protocol is the transport's streaming
@@ -38,6 +40,7 @@ class DnsTcpProtocol(Int16StringReceiver, TimeoutMixin):
         self.closed = False
         self._receiving = False  # in dataReceived (see _flow)
         self.peer = None
+        self.client = None  # the address counted against max_per_client
 
     def connectionMade(self):
         factory = self.factory
@@ -47,6 +50,10 @@ class DnsTcpProtocol(Int16StringReceiver, TimeoutMixin):
             self.transport.abortConnection()
             return
         peer = self.transport.getPeer()
+        if not factory.admit(self, peer.host):
+            factory.stats.drop("tcp_per_client")
+            self.transport.abortConnection()
+            return
         self.peer = (peer.host, peer.port)
         self.transport.registerProducer(self, True)
         self.setTimeout(factory.idle_timeout)
@@ -142,16 +149,52 @@ class DnsTcpProtocol(Int16StringReceiver, TimeoutMixin):
         self.closed = True
         self.setTimeout(None)
         self.factory.connections -= 1
+        if self.client is not None:
+            self.factory.release(self.client)
+            self.client = None
 
 
 class DnsTcpFactory(ServerFactory):
-    def __init__(self, engine, stats, idle_timeout=10.0, max_connections=256, clock=None):
+    """
+    ``max_per_client``: connections one client address may hold at once
+    (an IPv4-mapped address counts as the IPv4 one); ``exempt(host)`` says
+    which addresses have no such limit (the rate limit's exempt networks:
+    loopback by default, e.g. a local forwarder).  Over either cap a new
+    connection is aborted at once and counted (``tcp_connections``,
+    ``tcp_per_client``).
+    """
+
+    def __init__(self, engine, stats, idle_timeout=10.0, max_connections=256, clock=None,
+                 max_per_client=32, exempt=None):
         self.engine = engine
         self.stats = stats
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.max_per_client = max_per_client
+        self.exempt = exempt  # callable(host) -> bool, or None
         self.connections = 0
+        self.per_client = {}  # client address -> open connections (exempt ones not counted)
         self.clock = clock
+
+    def admit(self, proto, host):
+        """Count a new connection of ``host`` (False: over its cap)."""
+        if host.startswith("::ffff:") and "." in host:
+            host = host[7:]
+        if self.exempt is not None and self.exempt(host):
+            return True
+        n = self.per_client.get(host, 0)
+        if n >= self.max_per_client:
+            return False
+        self.per_client[host] = n + 1
+        proto.client = host
+        return True
+
+    def release(self, host):
+        n = self.per_client.get(host, 1) - 1
+        if n > 0:
+            self.per_client[host] = n
+        else:
+            self.per_client.pop(host, None)
 
     def buildProtocol(self, addr):
         p = DnsTcpProtocol(self)

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 
 from sentinel.dns.answer import upstream_query
 from sentinel.dns.sockets import RECV_SIZE, UdpClientSocket
-from sentinel.dns.wire import QR, TC, random_ids
+from sentinel.dns.wire import TC, answers_question, random_ids
 
 log = Logger()
 
@@ -102,8 +102,7 @@ class UdpTransport:
             return
         question = attempt.question
         qend = 12 + len(question)
-        if (len(data) < qend or not data[2] & QR or data[4:6] != b"\x00\x01"
-                or data[12:qend].lower() != question):
+        if not answers_question(data, question):
             self._spoofed()
             return
         del sock.pending[data[:2]]

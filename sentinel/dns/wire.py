@@ -168,6 +168,21 @@ def parse_query(data):
     )
 
 
+def answers_question(data, question):
+    """
+    Whether upstream response ``data`` answers ``question`` (the question
+    section we sent: lowercase name, type, class): a response, one question,
+    the name equal but for case, the type and class equal.  Only the name is
+    compared case-insensitively: ``bytes.lower()`` on the whole section also
+    changed a type byte between 0x41 and 0x5A (HTTPS is type 65, 0x0041), so
+    every HTTPS answer was dropped as spoofed and the client got SERVFAIL.
+    """
+    qend = 12 + len(question)
+    return (len(data) >= qend and data[2] & QR and data[4:6] == b"\x00\x01"
+            and data[qend - 4:qend] == question[-4:]
+            and data[12:qend - 4].lower() == question[:-4])
+
+
 def name_to_text(wire):
     """b"\\x03www\\x07example\\x00" -> "www.example." (for logs and slow paths)."""
     labels, i = [], 0

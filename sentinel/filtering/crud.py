@@ -44,7 +44,8 @@ def list_schema(item):
 
 
 class EntityArea:
-    """Subclasses set kind/what and may override check_refs/present/before_delete."""
+    """Subclasses set kind/what and may override check_refs/before_write/present/
+    before_delete."""
 
     kind = None
     what = None
@@ -56,6 +57,9 @@ class EntityArea:
 
     async def check_refs(self, ctx, entity_id, data):
         """Raise ApiError if data conflicts with other entities."""
+
+    async def before_write(self, ctx, entity_id, data):
+        """After the checks, in the same transaction: what else changes with it."""
 
     async def before_delete(self, ctx, entity_id, data):
         """Clean up or refuse (ApiError) before the entity is deleted."""
@@ -90,6 +94,7 @@ class EntityArea:
 
         async def tx(ctx):
             await self.check_refs(ctx, None, data)
+            await self.before_write(ctx, None, data)
             return await ctx.create(self.kind, data)
 
         entity = await self.store.transact(tx)
@@ -107,6 +112,7 @@ class EntityArea:
             merged.update(body)
             data = self._checked(merged)
             await self.check_refs(ctx, entity_id, data)
+            await self.before_write(ctx, entity_id, data)
             return await ctx.put(self.kind, entity_id, data)
 
         entity = await self.store.transact(tx)

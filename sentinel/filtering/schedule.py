@@ -80,6 +80,12 @@ def fallback_zone():
 
 def host_zone_name():
     """This machine's IANA time zone name, or "UTC"."""
+    return named_host_zone() or "UTC"
+
+
+def named_host_zone():
+    """The IANA zone this machine names (``TZ``, /etc/timezone,
+    /etc/localtime), or None when none of them names one that loads."""
     candidates = [os.environ.get("TZ", "").lstrip(":")]
     try:
         with open("/etc/timezone", "rb") as f:
@@ -97,7 +103,7 @@ def host_zone_name():
             return name
         except BadSchedule:
             pass
-    return "UTC"
+    return None
 
 
 def windows(schedule, tz, now):

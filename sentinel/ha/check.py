@@ -18,6 +18,8 @@ ready while another node is alive to hold the VIP.
 """
 
 import json
+import os
+import stat
 import sys
 import time
 import urllib.parse
@@ -46,10 +48,22 @@ def probe(url, timeout):
     return True, ready, f"HTTP {response.status} {body[:200]!r}"
 
 
+def _read_regular(path, limit):
+    """The bytes of a regular file; OSError for anything else.  Never blocks:
+    a FIFO in place of peers.json (nobody writing) would hang the check until
+    keepalived's script timeout, at every run."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def other_master_alive(path, now, window):
     try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read(1024 * 1024).decode("utf-8"))
+        doc = json.loads(_read_regular(path, 1024 * 1024).decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     peers = doc.get("peers") if isinstance(doc, dict) else None

@@ -91,8 +91,6 @@ def check_command():
 
 
 def build(reactor, opts):
-    from twisted.internet import utils
-
     from sentinel.ha.keepalived import Keepalived, Launcher
     from sentinel.ha.liveness import DaemonWatch
     from sentinel.ha.notify import FifoReader
@@ -105,8 +103,7 @@ def build(reactor, opts):
     keepalived = Keepalived(reactor, Launcher(reactor), opts["keepalived"], paths.runtime_dir)
 
     def run_command(argv):
-        return utils.getProcessOutput(shutil.which(argv[0]) or argv[0], argv[1:],
-                                      env=os.environ, reactor=reactor, errortoo=False)
+        return run_output(reactor, (shutil.which(argv[0]) or argv[0],) + tuple(argv[1:]))
 
     return Sidecar(
         reactor, paths, keepalived,
@@ -117,6 +114,40 @@ def build(reactor, opts):
         make_raw_reader=lambda cb: RawVrrpReader(cb, reactor),
         netinfo_interval=opts["netinfo-interval"],
     )
+
+
+def run_output(reactor, argv, env=None):
+    """Deferred(stdout bytes) of a command (stderr dropped); fails if it exits
+    with a status or a signal.  Cancelling it kills the process (SIGKILL),
+    so a caller's timeout leaves no hung process behind."""
+    from twisted.internet import defer, error, protocol
+
+    class Collect(protocol.ProcessProtocol):
+        def __init__(self):
+            self.out = []
+
+        def outReceived(self, data):
+            self.out.append(data)
+
+        def processEnded(self, reason):
+            if done.called:
+                return
+            if reason.check(error.ProcessDone):
+                done.callback(b"".join(self.out))
+            else:
+                done.errback(RuntimeError(f"`{' '.join(argv)}` failed: "
+                                          f"{reason.getErrorMessage()}"))
+
+    def kill(_d):
+        try:
+            transport.signalProcess("KILL")
+        except error.ProcessExitedAlready:
+            pass
+
+    done = defer.Deferred(kill)
+    transport = reactor.spawnProcess(Collect(), argv[0], list(argv),
+                                     env=dict(os.environ if env is None else env))
+    return done
 
 
 def render_command(opts, out):

@@ -90,15 +90,55 @@ def config_document(settings_json, sealed_password, daemon):
     return doc
 
 
-def daemon_endpoint(http_interface, http_port):
-    """Where the sidecar reaches this daemon's API (liveness + readiness)."""
+def daemon_endpoint(http_interface, http_port, role_file=None):
+    """Where the sidecar reaches this daemon's API (liveness + readiness),
+    and where the daemon reads its role (L{role_file_place})."""
     host = http_interface if http_interface not in ("", "::", "0.0.0.0") else "127.0.0.1"
     shown = f"[{host}]" if ":" in host else host
-    return {
+    out = {
         "host": host,
         "port": http_port,
         "readyUrl": f"http://{shown}:{http_port}/api/cluster/ready",
     }
+    if role_file is not None:
+        out["roleFile"] = role_file_place(role_file)
+    return out
+
+
+def _dir_identity(path):
+    try:
+        info = os.stat(os.path.dirname(path) or ".")
+    except OSError:
+        return None
+    return [info.st_dev, info.st_ino]
+
+
+def role_file_place(path):
+    """Where a process reads or writes the role file: its path, and the
+    identity (device, inode) of its directory -- the daemon and the sidecar
+    may see the shared volume under different mount points."""
+    return {"path": path, "dir": _dir_identity(path)}
+
+
+def role_file_mismatch(daemon_place, own_path):
+    """
+    The sidecar writes the role file at ``own_path``; the daemon said (in
+    config.json) where it reads it.  A message if they are not the same
+    file, else None (also when the daemon did not say: an older daemon).
+    """
+    if not isinstance(daemon_place, dict) or not isinstance(daemon_place.get("path"), str):
+        return None
+    theirs = daemon_place["path"]
+    if theirs == own_path:
+        return None
+    ident = daemon_place.get("dir")
+    if (isinstance(ident, list) and ident == _dir_identity(own_path)
+            and os.path.basename(theirs) == os.path.basename(own_path)):
+        return None  # the same file, seen through another mount point
+    return (f"the daemon reads its role from {theirs} but this sidecar writes it to "
+            f"{own_path}: VIP changes never reach the daemon (it keeps its configured "
+            f"role whoever holds the VIP); set CLUSTER_ROLE_FILE (--role-file) to the same "
+            f"file for both, on the same data volume")
 
 
 def split_config_document(doc):

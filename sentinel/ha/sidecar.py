@@ -67,7 +67,8 @@ class Sidecar(Service):
         self.netinfo = None
         self.status = {"haEnabled": False, "vrrpState": None,
                        "role": None, "daemonAlive": None, "lastError": None, "summary": None,
-                       "roleFileError": None}
+                       "roleFileError": None, "roleFile": paths.role_file,
+                       "roleFileMismatch": None}
         self._role_pending = None  # (role, why) not written yet (the write failed)
         self._fifo_error = None  # why the notify FIFO cannot be made again (logged once)
         self._retired_fifo = None  # the FIFO before it was replaced, still read
@@ -208,7 +209,7 @@ class Sidecar(Service):
             log.info("keepalived: disabled (HA is off); keepalived stopped")
         self._role_pending = None  # the file goes: no role to write
         self.status.update(haEnabled=False, vrrpState=None, role=None, summary=None,
-                           roleFileError=None)
+                           roleFileError=None, roleFileMismatch=None)
         # Also when nothing ran: a role file left from before this sidecar
         # started (HA disabled meanwhile) would override the configured role
         # for good.
@@ -234,6 +235,7 @@ class Sidecar(Service):
         except RenderError as e:
             self._problem(f"cannot render keepalived.conf: {e}")
             return
+        self._check_role_file_place(daemon)
         self._track_daemon(daemon)
         self.peers.configure(settings.vrid, password, self._own_addresses())
         if text == self.applied_text and self.keepalived.wanted:
@@ -264,6 +266,21 @@ class Sidecar(Service):
             self.keepalived.reload()
             log.info("keepalived: reloaded {summary}", summary=describe(settings))
         self._write_status()
+
+    def _check_role_file_place(self, daemon):
+        """The daemon said where it reads the role file: if it is not where
+        this sidecar writes it, the daemon never learns who holds the VIP.
+        keepalived runs anyway (the VIP still moves and DNS is served);
+        this is said in the log, status.json and the daemon's /api/health."""
+        problem = files.role_file_mismatch(daemon.get("roleFile"), self.paths.role_file)
+        if problem != self.status["roleFileMismatch"]:
+            if problem:
+                log.error("role file mismatch: {problem}", problem=problem)
+            else:
+                log.info("role file {path} is the one the daemon reads",
+                         path=self.paths.role_file)
+            self.status["roleFileMismatch"] = problem
+            self._write_status()
 
     def _check_fifo(self):
         """The notify FIFO was removed or replaced (a cleanup of the runtime
@@ -386,11 +403,26 @@ class Sidecar(Service):
             own.update(a.split("/")[0] for a in iface.get("addresses") or ())
         return own
 
+    COMMAND_TIMEOUT = 10.0  # seconds for one `ip` command
+
+    def _run(self, argv):
+        """run_command with a deadline: a hung `ip` (a wedged netlink, a stuck
+        mount namespace) is killed (the Deferred is cancelled), or the
+        refresh would never finish and netinfo.json never be written again."""
+        d = self._run_command(argv)
+        d.addTimeout(self.COMMAND_TIMEOUT, self._reactor)
+
+        def timed_out(failure):
+            failure.trap(defer.TimeoutError)
+            raise RuntimeError(f"`{' '.join(argv)}` did not answer within "
+                               f"{self.COMMAND_TIMEOUT:g} s (killed)")
+        return d.addErrback(timed_out)
+
     @defer.inlineCallbacks
     def refresh_netinfo(self):
         try:
-            addr = yield self._run_command(netinfo.ADDR_COMMAND)
-            route = yield self._run_command(netinfo.ROUTE_COMMAND)
+            addr = yield self._run(netinfo.ADDR_COMMAND)
+            route = yield self._run(netinfo.ROUTE_COMMAND)
             info = netinfo.build(addr.decode("utf-8", "replace"),
                                  route.decode("utf-8", "replace"), self._reactor.seconds())
         except Exception as e:

@@ -86,7 +86,8 @@ class HaState:
 
     def write_file(self, settings, sealed):
         """Write config.json; PublishError (one line) if the file cannot be written."""
-        daemon = files.daemon_endpoint(self.config.http_interface, self.config.http_port)
+        daemon = files.daemon_endpoint(self.config.http_interface, self.config.http_port,
+                                       self.config.role_file or None)
         doc = files.config_document(settings.to_json(), sealed, daemon)
         doc["writtenAt"] = self._clock.seconds()
         path = self.config.ha_config_file
@@ -138,6 +139,15 @@ class HaState:
 
     def role_file(self):
         return files.read_role(self.config.role_file)
+
+    def role_file_mismatch(self):
+        """The sidecar's word that it writes the role file somewhere else
+        than this daemon reads it (HA enabled), or None: for /api/health."""
+        status = self.sidecar_status()
+        if not isinstance(status, dict) or status.get("haEnabled") is not True:
+            return None
+        problem = status.get("roleFileMismatch")
+        return problem if isinstance(problem, str) and problem else None
 
     # -- asking the sidecar to hand the VIP over ------------------------------------
 

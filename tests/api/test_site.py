@@ -263,6 +263,104 @@ class HardCapTests(SynchronousTestCase):
         proto.connectionLost(None)
 
 
+def recording(factory):
+    """The requests ``factory`` makes from now on, in a list."""
+    from sentinel.api.inputs import body_size
+    from sentinel.api.site import SentinelRequest
+
+    made = []
+
+    class Recording(SentinelRequest):
+        held = 0  # the most body bytes it held
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+        def handleContentChunk(self, data):
+            super().handleContentChunk(data)
+            self.held = max(self.held, body_size(self))
+
+    factory.requestFactory = Recording
+    return made
+
+
+def post_headers(path, size=None, chunked=False):
+    length = b"Transfer-Encoding: chunked\r\n" if chunked else b"Content-Length: %d\r\n" % size
+    return (b"POST " + path + b" HTTP/1.1\r\nHost: sentinel.test\r\n"
+            b"Content-Type: application/json\r\n" + length + b"\r\n")
+
+
+class BodyLimitByPathTests(TestCase):
+    """
+    The body arrives before routing and authentication: what a request may
+    make the server hold is decided by its path (DEFAULT_MAX_BODY, or
+    MAX_REQUEST_BODY on the routes that take more), and only
+    HttpLimits.large_bodies requests hold more than DEFAULT_MAX_BODY at once.
+    """
+
+    def connect(self, factory, source):
+        proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", source))
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        self.addCleanup(proto.connectionLost, None)
+        return proto, transport
+
+    def test_small_routes_buffer_no_more_than_the_default(self):
+        from sentinel.api.base import DEFAULT_MAX_BODY
+
+        site, _ = make()
+        factory = site.site()
+        made = recording(factory)
+        # 1 MiB announced (was buffered in full, also without credentials).
+        proto, transport = self.connect(factory, 5)
+        proto.dataReceived(post_headers(b"/api/things", 1024 * 1024)[:-2]
+                           + b"Authorization: Bearer ok\r\n\r\n")
+        proto.dataReceived(b"x" * (1024 * 1024))
+        self.assertIn(b"413", transport.value().split(b"\r\n", 1)[0])
+        # Chunked, unauthenticated (401): buffering stopped at the limit.
+        proto, transport = self.connect(factory, 6)
+        proto.dataReceived(post_headers(b"/api/things", chunked=True))
+        for _ in range(16):
+            proto.dataReceived(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
+        proto.dataReceived(b"0\r\n\r\n")
+        self.assertIn(b"401", transport.value().split(b"\r\n", 1)[0])
+        self.assertEqual(len(made), 2)
+        # (refused by its length before reading: nothing held; chunked: the limit)
+        self.assertEqual([r.held for r in made], [0, DEFAULT_MAX_BODY])
+
+    async def test_large_bodies_at_once_are_capped(self):
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        site = Site([Deep()], Gate())
+        factory = site.site()
+        self.assertEqual(factory.large_paths, frozenset([b"/api/deep"]))
+        size = 200_000
+        body = b"[" + b" " * (size - 2) + b"]"
+        conns = [self.connect(factory, 10 + i) for i in range(3)]
+        for proto, _ in conns:
+            proto.dataReceived(post_headers(b"/api/deep", size) + body[:100_000])
+        self.assertEqual(factory.large_bodies, 2)
+        for proto, _ in conns:
+            proto.dataReceived(body[100_000:])
+
+        async def statuses(conns):
+            for _ in range(500):  # the large bodies are parsed in a thread
+                if all(t.value() for _, t in conns):
+                    break
+                await deferLater(reactor, 0.01, lambda: None)
+            return [t.value().split(b"\r\n", 1)[0].split(b" ")[1] for _, t in conns]
+
+        self.assertEqual(await statuses(conns), [b"200", b"200", b"503"])
+        self.assertIn(b"BUSY", conns[2][1].value())
+        self.assertEqual(factory.large_bodies, 0)  # released when answered
+        again = self.connect(factory, 20)
+        again[0].dataReceived(post_headers(b"/api/deep", size) + body)
+        self.assertEqual(await statuses([again]), [b"200"])
+        self.assertEqual(factory.large_bodies, 0)
+
+
 class StopTests(SynchronousTestCase):
     """Stopping the HTTP service closes the port, then every open connection
     (the keepalived sidecar's watch among them): a node being stopped leaves

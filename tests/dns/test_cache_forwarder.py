@@ -218,6 +218,23 @@ class ForwarderTests(SynchronousTestCase):
         h.tcps[0].answer()
         self.assertEqual(h.results[0][1].counts, (1, 0, 0))
 
+    def test_answer_truncated_over_tcp_fails_over(self):
+        # Truncated again over TCP (or over a TCP/TLS/HTTPS upstream): incomplete,
+        # so it must not become the answer (it was cached as complete).
+        h = Harness(with_tcp=True)
+        h.fwd.resolve(b"k", QUESTION, 0, "w")
+        h.transports[0].answer(tc=True)
+        h.tcps[0].answer(tc=True)
+        self.assertEqual(h.results, [])
+        self.assertEqual(h.fwd.upstreams[0].stats.errors, {"truncated": 1})
+        self.assertEqual(len(h.transports[1].sent), 1)
+        h.transports[1].answer()
+        self.assertEqual(h.results[0][1].counts, (1, 0, 0))
+        h = Harness(n=1)  # a tcp:// upstream: no TCP retry of its own
+        h.fwd.resolve(b"k", QUESTION, 0, "w")
+        h.transports[0].answer(tc=True)
+        self.assertIsNone(h.results[0][1])  # SERVFAIL (or a stale answer), not cached
+
     def test_malformed_answer_fails_over(self):
         h = Harness()
         h.fwd.resolve(b"k", QUESTION, 0, "w")

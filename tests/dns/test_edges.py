@@ -73,6 +73,59 @@ class TcpTests(SynchronousTestCase):
         conns[0][0].connectionLost(None)
         self.assertEqual(factory.connections, 2)
 
+    def connect_from(self, factory, host):
+        from twisted.internet.address import IPv6Address
+
+        proto = factory.buildProtocol(None)
+        kind = IPv6Address if ":" in host else IPv4Address
+        transport = StringTransport(peerAddress=kind("TCP", host, 5000),
+                                    hostAddress=kind("TCP", host, 53))
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def test_connections_per_client_cap(self):
+        # One device holding every connection (a query every few seconds
+        # keeps each open) would shut every other client out of TCP.
+        h, factory, clock = self.setup(max_connections=10, max_per_client=2)
+        gone = lambda conn: conn[1].disconnected or conn[1].disconnecting  # noqa: E731
+        mine = [self.connect_from(factory, "192.168.1.20") for _ in range(2)]
+        mapped = self.connect_from(factory, "::ffff:192.168.1.20")  # the same device
+        other = self.connect_from(factory, "192.168.1.21")
+        self.assertEqual([gone(c) for c in mine + [mapped, other]], [False, False, True, False])
+        self.assertEqual(h.engine.stats.snapshot()["dropped"], {"tcp_per_client": 1})
+        mapped[0].connectionLost(None)  # an aborted one frees nothing of the device's
+        mine[0][0].connectionLost(None)
+        again = self.connect_from(factory, "192.168.1.20")
+        self.assertFalse(gone(again))
+        again[0].dataReceived(frame(dns.message.make_query("x.example", "A")))
+        self.assertEqual(len(frames(again[1].value())), 1)
+        for proto, _ in (mine[1], again, other):
+            proto.connectionLost(None)
+        self.assertEqual((factory.connections, factory.per_client), (0, {}))
+
+    def test_exempt_networks_have_no_per_client_cap(self):
+        h, factory, clock = self.setup(max_per_client=1)
+        factory.exempt = Access().exempt_ip  # loopback, by default
+        conns = [self.connect_from(factory, "127.0.0.1") for _ in range(3)]
+        self.assertFalse(any(t.disconnecting for _, t in conns))
+        self.assertEqual(factory.per_client, {})
+
+    def test_settings_set_the_per_client_cap(self):
+        from twisted.internet import reactor
+
+        from sentinel.dns.runtime import DnsRuntime
+
+        h, factory, clock = self.setup()
+        self.assertEqual(factory.max_per_client, DEFAULTS.tcp_max_connections_per_client)
+        runtime = DnsRuntime(reactor, h.engine, factory, ("127.0.0.1:5300",), 5353)
+        runtime.apply(from_data({"tcp_max_connections_per_client": 3}))
+        self.addCleanup(h.engine.forwarder.stop)
+        self.assertEqual(factory.max_per_client, 3)
+        self.assertTrue(factory.exempt("127.0.0.1"))
+        self.assertFalse(factory.exempt("192.168.1.20"))
+        with self.assertRaises(SettingsError):
+            from_data({"tcp_max_connections_per_client": 0})
+
     def test_garbage_closes_the_connection(self):
         h, factory, clock = self.setup()
         proto, transport = self.connect(factory, clock)

@@ -267,3 +267,39 @@ class WaiterFailureTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
         reply = good.last()
         self.assertEqual(reply.answer[0][0].address, "198.18.0.1")
+
+
+class CheckingDisabledTests(SynchronousTestCase):
+    """RFC 4035 3.2.2: the CD bit of a query is copied into its reply, whoever answers."""
+
+    def test_cd_copied_into_every_kind_of_reply(self):
+        h = Harness(FakePolicy({
+            "ads.example.": block("nxdomain"), "null.example.": block("null"),
+            "home.example.": Decision(REWRITE, reason="rewrite:1",
+                                      answers=((1, "192.168.1.5"),))}))
+        for cd in (False, True):
+            flags = dns.flags.RD | (dns.flags.CD if cd else 0)
+
+            def replies(name, rdtype="A", **kw):
+                h.ask(name, rdtype, flags=flags, **kw)
+                return h.reply()
+
+            seen = [
+                replies("ads.example"), replies("null.example"), replies("null.example", "MX"),
+                replies("home.example"), replies("localhost"), replies("printer"),
+                replies("www.example", "ANY"), replies("www.example", "AXFR"),
+                replies("www.example", use_edns=1),  # BADVERS
+            ]
+            h.ask(f"www{cd:d}.example", "A", flags=flags, use_edns=0)
+            h.upstream_answers((f"www{cd:d}.example.", 300, "IN", "A", "198.18.0.1"))
+            seen.append(h.reply())  # forwarded
+            seen.append(replies(f"WWW{cd:d}.example", use_edns=0))  # cached
+            h.ask(f"gone{cd:d}.example", "A", flags=flags)
+            h.upstream_answers(rcode=dns.rcode.SERVFAIL)
+            seen.append(h.reply())  # SERVFAIL, nothing stale
+            self.assertEqual([bool(r.flags & dns.flags.CD) for r in seen], [cd] * len(seen))
+            self.assertEqual([r.rcode() for r in seen],
+                             [3, 0, 0, 0, 0, 3, 0, 5, 16, 0, 0, 2])
+            wire = dns.message.make_query("x.example", "A", flags=flags).to_wire()
+            h.engine.handle(wire[:4] + b"\x00\x00" + wire[6:], CLIENT, h.port, None)
+            self.assertEqual(bool(h.port.last().flags & dns.flags.CD), cd)  # FORMERR

@@ -90,6 +90,9 @@ class FastPathEquivalenceTests(SynchronousTestCase):
             # from the query shape it remembered, and must still agree.
             general, fast = pair.send(b"\x10\x92" + wire[2:], tcp)
             self.assertEqual(general, fast, ("again", name, rdtype, edns, do, cd, rd, tcp))
+            # CD copied from the query into every reply (RFC 4035 3.2.2): blocked,
+            # forwarded, cached, truncated.
+            self.assertEqual({bool(reply[3] & 0x10) for reply in fast}, {cd} if fast else set())
             checked += len(fast)
             if n % 50 == 0:
                 pair.advance(1.5)  # TTLs count down in both

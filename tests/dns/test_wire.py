@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sentinel.dns.answer import STALE_TTL, parse_response, truncated
 from sentinel.dns.slowpath import NotImplementedOpcode, parse_unusual
 from sentinel.dns.wire import (
-    Garbage, Malformed, Unusual, name_from_text, name_to_text, parse_query,
+    Garbage, Malformed, Unusual, answers_question, name_from_text, name_to_text, parse_query,
 )
 
 
@@ -100,12 +100,37 @@ class ParseQueryTests(SynchronousTestCase):
         self.assertRaises(NotImplementedOpcode, parse_unusual, bytes(notify))
         self.assertRaises(Malformed, parse_unusual, wire[:12] + b"\xc0\x0c\x00\x01\x00\x01")
 
+    def test_opt_outside_the_additional_section_is_formerr(self):
+        # RFC 6891 6.1.1: an OPT belongs in the additional section only.  One in
+        # the answer or authority section was ignored (answered as without EDNS).
+        opt = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+        plain = make(use_edns=False)
+        for counts in (b"\x00\x01\x00\x01\x00\x00\x00\x00", b"\x00\x01\x00\x00\x00\x01\x00\x00"):
+            wire = plain[:4] + counts + plain[12:] + opt
+            self.assertRaises(Unusual, parse_query, wire)
+            self.assertRaises(Malformed, parse_unusual, wire)
+
     def test_names(self):
         self.assertEqual(name_from_text("WWW.Example.com."), b"\x03www\x07example\x03com\x00")
         self.assertEqual(name_from_text("."), b"\x00")
         self.assertEqual(name_to_text(b"\x03www\x07example\x00"), "www.example.")
         self.assertRaises(ValueError, name_from_text, "a..b")
         self.assertRaises(ValueError, name_from_text, "a" * 64 + ".com")
+
+
+class AnswersQuestionTests(SynchronousTestCase):
+    """Which upstream responses match the question we sent (all transports)."""
+
+    def test_name_case_ignored_type_and_class_exact(self):
+        asked = name_from_text("svc.example.test") + b"\x00\x41\x00\x01"  # HTTPS IN
+        r = response_for(make("SVC.Example.TEST", "HTTPS"))
+        self.assertTrue(answers_question(r, asked))
+        for other in (make("svc.example.test", "TYPE97"),  # 0x61: HTTPS "lowercased"
+                      make("svc.example.test", "A"), make("other.example.test", "HTTPS"),
+                      make("svc.example.test", "HTTPS", rdclass="CH")):
+            self.assertFalse(answers_question(response_for(other), asked))
+        self.assertFalse(answers_question(make("svc.example.test", "HTTPS"), asked))  # QR=0
+        self.assertFalse(answers_question(r[:20], asked))
 
 
 class ParseResponseTests(SynchronousTestCase):

@@ -378,3 +378,46 @@ class SettingsApiTests(ApiCase):
                          ("Asia/Tokyo", 2, 24))
         status = await self.ok("GET", "/api/filtering/status")
         self.assertEqual(status["time_zone"], "Asia/Tokyo")
+
+
+class ScheduleTimeZoneTests(ApiCase):
+    """Schedules run in the filtering time zone; empty means each node's host
+    zone, which differs between nodes (a container is in UTC): the first
+    schedule saved writes the leader's zone into the synced setting."""
+
+    SCHEDULE = [{"days": ["mon"], "start": "21:00", "end": "07:00", "block": "all"}]
+
+    def host_zone(self, name):
+        from sentinel.filtering import schedule as sched
+
+        self.patch(sched, "named_host_zone", lambda: name)
+
+    async def zone(self):
+        return (await self.ok("GET", "/api/filtering/settings"))["time_zone"]
+
+    async def test_the_first_schedule_pins_the_leaders_zone(self):
+        self.host_zone("Europe/Berlin")
+        await self.ok("POST", "/api/clients", {"name": "pc", "addresses": ["10.0.0.2"]}, 201)
+        self.assertEqual(await self.zone(), "")  # no schedule: nothing depends on it
+        await self.ok("PATCH", "/api/clients/1", {"schedules": self.SCHEDULE})
+        self.assertEqual(await self.zone(), "Europe/Berlin")
+        status = await self.ok("GET", "/api/filtering/status")
+        self.assertEqual(status["time_zone"], "Europe/Berlin")
+        # Another node (or this one moved) names another zone: the setting stays.
+        self.host_zone("America/New_York")
+        await self.ok("POST", "/api/clients", {"name": "tv", "addresses": ["10.0.0.3"],
+                                               "schedules": self.SCHEDULE}, 201)
+        self.assertEqual(await self.zone(), "Europe/Berlin")
+
+    async def test_a_chosen_zone_is_kept(self):
+        self.host_zone("Europe/Berlin")
+        await self.ok("PUT", "/api/filtering/settings", {"time_zone": "Asia/Tokyo"})
+        await self.ok("POST", "/api/clients", {"name": "tv", "addresses": ["10.0.0.3"],
+                                               "schedules": self.SCHEDULE}, 201)
+        self.assertEqual(await self.zone(), "Asia/Tokyo")
+
+    async def test_a_host_that_names_no_zone_pins_nothing(self):
+        self.host_zone(None)
+        await self.ok("POST", "/api/clients", {"name": "tv", "addresses": ["10.0.0.3"],
+                                               "schedules": self.SCHEDULE}, 201)
+        self.assertEqual(await self.zone(), "")

@@ -1,3 +1,5 @@
+import signal
+import tracemalloc
 import zlib
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -46,6 +48,45 @@ class ParseTests(SynchronousTestCase):
     def test_duplicates_collapse(self):
         p = parse("a.example.com\nA.example.com.\n||a.example.com^\n0.0.0.0 a.example.com\n")
         self.assertEqual(names(p.blocked), ["a.example.com"])
+
+    def test_pathological_lines_parse_in_linear_time(self):
+        # A run of spaces before a comment, and an address-like field of
+        # colons: the patterns tried them from each character of the run
+        # (quadratic: minutes for these 200 KB lines, the child parser was
+        # killed at its 5-minute limit and the whole list failed).  The
+        # alarm only turns such a hang into a failure.
+        def hang(signum, frame):
+            raise AssertionError("parsing a 200 KB line did not finish in 60 s")
+
+        previous = signal.signal(signal.SIGALRM, hang)
+        self.addCleanup(signal.signal, signal.SIGALRM, previous)
+        signal.alarm(60)
+        self.addCleanup(signal.alarm, 0)
+        p = parse("0.0.0.0" + " " * 200_000 + "ads.example.com # a comment\n"
+                  + ":" * 200_000 + "! tracker.example.com\n"
+                  + "good.example.org" + "\t" * 200_000 + "x #\n")
+        signal.alarm(0)
+        self.assertEqual(names(p.blocked), ["ads.example.com"])
+        self.assertEqual(p.skipped, 2)  # the colons, and two names on a plain line
+
+    def test_lines_are_split_piece_by_piece(self):
+        text = "a.example.com\r\nb.example.com\rc.example.com\n\n\x0bd.example.com\u2028" \
+               "e.example.com\x85f.example.com\n" * 50
+        for piece in (1, 7, 64, listformat.LINES_PIECE):
+            self.assertEqual(list(listformat._lines(text, piece)), text.splitlines())
+        self.assertEqual(list(listformat._lines("x" * 1000, 10)), ["x" * 1000])
+
+    def test_millions_of_comments_are_not_held_at_once(self):
+        # 1M short comment lines (3 MB): as one list of lines they took
+        # ~60 MB (a 64 MB list of them: ~1.6 GB in the parser child).
+        text = "#x\n" * 1_000_000
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        p = parse(text)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        self.assertEqual((p.blocked, p.skipped), ([], 0))
+        self.assertLess(peak, 16 * 1024 * 1024)
 
 
 class BlobTests(SynchronousTestCase):

@@ -94,7 +94,7 @@ class LogCapture:
 
 
 def write_config(data_dir, password="s3cret", daemon_host="127.0.0.1", daemon_port=8080,
-                 **fields):
+                 role_file=None, **fields):
     """config.json as the daemon writes it (sealed password, daemon endpoint)."""
     key = load_or_create_key(os.path.join(data_dir, "node.key"))
     sealed = SecretBox(key).encrypt_text(password, files.PASSWORD_AAD) if password else None
@@ -103,7 +103,7 @@ def write_config(data_dir, password="s3cret", daemon_host="127.0.0.1", daemon_po
                 "mode": "multicast", "unicastPeers": [], "sourceIp": None}
     settings.update(fields)
     doc = files.config_document(settings, sealed,
-                                files.daemon_endpoint(daemon_host, daemon_port))
+                                files.daemon_endpoint(daemon_host, daemon_port, role_file))
     path = os.path.join(data_dir, "sentinel", "ha", "config.json")
     files.write_json(path, doc)
     return path

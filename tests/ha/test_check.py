@@ -42,11 +42,11 @@ class CheckTests(SynchronousTestCase):
         self.url = f"http://127.0.0.1:{self.server.server_port}/api/cluster/ready"
         self.peers = os.path.join(tempfile.mkdtemp(prefix="sentinel-check-"), "peers.json")
 
-    def run_check(self, url=None):
+    def run_check(self, url=None, timeout=30):
         """Exactly the command line keepalived.conf contains."""
         cmd = [sys.executable, "-I", "-S", os.path.abspath(check.__file__),
                "--url", url or self.url, "--peers", self.peers, "--window", "5"]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
     def write_peers(self, seen_ago=None, priority=110, alive_ago=None):
         peers = {} if seen_ago is None else {
@@ -65,6 +65,18 @@ class CheckTests(SynchronousTestCase):
         p = self.run_check()
         self.assertEqual(p.returncode, 1)
         self.assertIn("not ready", p.stderr)
+
+    def test_a_fifo_in_place_of_peers_json_does_not_hang_the_check(self):
+        """Nobody writes into it: the check must not wait for a writer (it
+        would be killed at keepalived's 2 s script timeout, at every run).
+        Unknown peers hold the gate, as for a missing or broken file."""
+        self.server.answer = (503, {"ok": False, "role": "follower"})
+        os.mkfifo(self.peers)
+        p = self.run_check(timeout=10)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not ready", p.stderr)
+        self.server.answer = (200, {"ok": True, "role": "follower"})
+        self.assertEqual(self.run_check(timeout=10).returncode, 0)
 
     def test_not_ready_but_alone_takes_part(self):
         """A lone node with a stale sync still serves DNS rather than nobody."""

@@ -2,9 +2,11 @@
 
 import io
 import os
+import sys
 import tempfile
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import defer, task
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sentinel.ha import cli
 from tests.ha.fakes import write_config
@@ -79,3 +81,39 @@ class RenderCommandTests(SynchronousTestCase):
         self.assertEqual(cli.render_command(opts, out), 1)
         self.assertIn("error: cannot render keepalived.conf: refusing to render arg value",
                       out.getvalue())
+
+
+class RunOutputTests(TestCase):
+    """The sidecar's command runner (`ip -j ...`), with real processes."""
+
+    async def test_output_and_failure(self):
+        from twisted.internet import reactor
+
+        out = await cli.run_output(reactor, (sys.executable, "-c", "print('[]')"))
+        self.assertEqual(out, b"[]\n")
+        with self.assertRaises(RuntimeError) as caught:
+            await cli.run_output(reactor, (sys.executable, "-c", "raise SystemExit(3)"))
+        self.assertIn("failed", str(caught.exception))
+
+    async def test_cancelling_kills_a_hung_command(self):
+        """The sidecar's timeout cancels the Deferred: the process must go,
+        not stay hung (one more at every refresh)."""
+        from twisted.internet import reactor
+
+        pidfile = os.path.join(tempfile.mkdtemp(prefix="sentinel-run-"), "pid")
+        script = (f"import os, time; open({pidfile!r}, 'w').write(str(os.getpid())); "
+                  f"time.sleep(600)")
+        d = cli.run_output(reactor, (sys.executable, "-c", script))
+        while not os.path.exists(pidfile) or not open(pidfile).read():
+            await task.deferLater(reactor, 0.02, lambda: None)
+        pid = int(open(pidfile).read())
+        d.cancel()
+        with self.assertRaises(defer.CancelledError):
+            await d
+        for _ in range(500):  # reaped by the reactor once it is dead
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            await task.deferLater(reactor, 0.02, lambda: None)
+        self.fail(f"process {pid} still runs")

@@ -94,6 +94,30 @@ class SidecarTests(SynchronousTestCase):
         self.tick(3)
         self.assertEqual(self.launcher.spawned, [])
 
+    def test_a_hung_ip_command_is_killed_and_the_refresh_goes_on(self):
+        """`ip` that never answers (wedged netlink): the command is cancelled
+        (the real runner kills it) after COMMAND_TIMEOUT, netinfo.json says
+        why, and the next refresh runs as usual -- before, the refresh never
+        finished and netinfo.json was never written again."""
+        calls = []
+
+        def hung(argv):
+            d = defer.Deferred(lambda d: calls.append(("cancelled", argv)))
+            calls.append(("run", argv))
+            return d
+
+        self.sidecar._run_command = hung
+        self.tick(30)  # the next refresh starts and hangs
+        self.tick(self.sidecar.COMMAND_TIMEOUT)
+        self.assertEqual(calls[-1][0], "cancelled")
+        info = files.read_json(self.paths.netinfo_file)
+        self.assertIn("did not answer within 10 s", info["error"])
+        self.assertEqual(info["interfaces"], [])
+        self.sidecar._run_command = lambda argv: defer.succeed(
+            IP_ADDR if "addr" in argv else b"[]")
+        self.tick(30)
+        self.assertEqual(files.read_json(self.paths.netinfo_file)["suggestedInterface"], "eth0")
+
     def test_netinfo_refreshes_periodically(self):
         first = files.read_json(self.paths.netinfo_file)["detectedAt"]
         self.tick(30)
@@ -308,6 +332,38 @@ class SidecarTests(SynchronousTestCase):
         self.assertEqual(self.read(self.paths.role_file), "follower\n")
         self.assertIsNone(self.status()["roleFileError"])
         self.assertIn("VRRP state FAULT: role file says follower", self.log.text())
+
+    def test_a_daemon_reading_another_role_file_is_reported(self):
+        """The daemon and the sidecar configured with different role-file
+        paths (CLUSTER_ROLE_FILE set for one container only): VIP changes
+        would never reach the daemon.  keepalived runs anyway (the VIP still
+        moves), and the mismatch is logged once and put in status.json,
+        from where the daemon's /api/health shows it."""
+        elsewhere = os.path.join(self.data, "other", "cluster_role")
+        self.enable(role_file=elsewhere)
+        self.assertEqual(len(self.launcher.spawned), 1)
+        problem = self.status()["roleFileMismatch"]
+        self.assertIn(f"the daemon reads its role from {elsewhere} but this sidecar writes "
+                      f"it to {self.paths.role_file}", problem)
+        self.assertIn("CLUSTER_ROLE_FILE", problem)
+        self.assertEqual(self.status()["roleFile"], self.paths.role_file)
+        self.enable(role_file=elsewhere, priority=130)  # another config, same problem
+        self.assertEqual(self.log.text().count("role file mismatch"), 1)
+        self.enable(role_file=self.paths.role_file)
+        self.assertIsNone(self.status()["roleFileMismatch"])
+
+    def test_the_same_role_file_through_another_mount_point_is_no_mismatch(self):
+        """The daemon's container mounts the data volume elsewhere: another
+        path, but the same directory (device and inode) and name."""
+        os.makedirs(os.path.dirname(self.paths.role_file), exist_ok=True)
+        mount = tempfile.mkdtemp(prefix="sentinel-mount-")
+        os.symlink(self.data, os.path.join(mount, "data"))
+        seen_by_daemon = os.path.join(mount, "data", "sentinel", "cluster_role")
+        self.enable(role_file=seen_by_daemon)
+        self.assertIsNone(self.status()["roleFileMismatch"])
+        other_name = os.path.join(mount, "data", "sentinel", "role")
+        self.enable(role_file=other_name)
+        self.assertIn(other_name, self.status()["roleFileMismatch"])
 
     def test_shutdown_completes_when_the_role_file_cannot_be_written(self):
         self.enable()

@@ -6,6 +6,7 @@
 import { api } from "../api.js";
 import { errorBox, h, replace } from "../dom.js";
 import { requestSchema, schemaFields } from "../schemaform.js";
+import { dropDraft, keepDraft } from "../drafts.js";
 import { edit, onSubmit, toast } from "../ui.js";
 import { badge, card, dataTable, pageHead } from "../widgets.js";
 
@@ -16,7 +17,7 @@ const GROUPS = [
   ["Names that stay on the LAN", ["forward_private_reverse", "forward_single_label", "lan_upstreams"]],
   ["Cache", ["cache_size", "cache_min_ttl", "cache_max_ttl", "cache_max_negative_ttl", "serve_stale"]],
   ["Who may query", ["allowed_networks", "local_networks", "rate_limit_qps", "rate_limit_burst", "rate_limit_exempt"]],
-  ["TCP", ["tcp_idle_timeout", "tcp_max_connections"]],
+  ["TCP", ["tcp_idle_timeout", "tcp_max_connections", "tcp_max_connections_per_client"]],
 ];
 const ELSEWHERE = ["blocking_mode", "blocked_ttl"];
 
@@ -38,6 +39,7 @@ const LABELS = {
   rate_limit_exempt: "Exempt from the rate limit",
   tcp_idle_timeout: "TCP idle timeout (s)",
   tcp_max_connections: "TCP connections at most",
+  tcp_max_connections_per_client: "TCP connections per client at most",
 };
 const HINTS = {
   upstreams: "One per line, tried in order: 9.9.9.9 or 9.9.9.9:5353 (UDP, TCP when truncated), tcp://IP, tls://NAME#IP (DNS over TLS), https://NAME/dns-query#IP (DNS over HTTPS). Empty: the start-up list.",
@@ -67,6 +69,7 @@ export async function render(ctx) {
   onSubmit(form, errors, async () => {
     const body = Object.assign({}, ...parts.map(([, f]) => f.read()));
     await api.put("/api/dns/settings", body);
+    dropDraft(form);
     toast("DNS settings saved. They apply within moments, without a restart.");
     await loadStatus();
   });
@@ -85,6 +88,7 @@ export async function render(ctx) {
     }
   }
   ctx.root.append(pageHead("DNS settings"), h("div", { class: "stack" }, card("Upstream health", status), form));
+  keepDraft(form, "dns-settings");
   await loadStatus();
 }
 
