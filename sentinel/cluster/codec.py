@@ -100,8 +100,15 @@ def encode(batch, wire_key, request_nonce) -> bytes:
 def decode(body: bytes, wire_key, request_nonce) -> Batch:
     """Parse, decrypt and validate a response body (raises CodecError)."""
     env = _json(body)
-    if not isinstance(env, dict) or env.get("v") != VERSION:
-        raise CodecError("unknown sync payload version")
+    if not isinstance(env, dict):
+        raise CodecError("not a sync payload")
+    version = env.get("v")
+    if type(version) is int and version > VERSION:
+        # Version skew: say what to do, not only that something is wrong.
+        raise CodecError(f"the leader runs a newer Sentinel (sync payload version "
+                         f"{version}; this node reads version {VERSION}): upgrade this node")
+    if version != VERSION:
+        raise CodecError(f"unknown sync payload version {_show(version)}")
     mode, leader = env.get("mode"), env.get("leader")
     history, revision = env.get("history"), env.get("revision")
     since = env.get("since")

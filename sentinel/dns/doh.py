@@ -6,7 +6,18 @@ TCP connection goes to the pinned IP from the spec; TLS verifies the
 certificate against the URL's host name, which is also sent as SNI and in
 the Host header.  A response must be 200 ``application/dns-message`` and
 echo our question.
+
+HTTP/1.1 has no pipelining here: each request in progress holds a
+connection of its own.  At most ``max_concurrent`` requests run at once
+(L{MAX_CONCURRENT}); more wait in a queue (L{MAX_WAITING}, then the query
+fails over as ``overload``), and a slot frees when a request ends, fails
+or times out.  Before, a slow upstream and a burst of new names opened a
+connection per query in flight -- thousands, past the process' file
+descriptor limit (1024 by default), which DNS over TCP, the API and the
+query log share.
 """
+
+from collections import deque
 
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.logger import Logger
@@ -21,6 +32,8 @@ from sentinel.quiet import QuietHTTPConnectionPool
 
 log = Logger()
 MAX_RESPONSE = 65535
+MAX_CONCURRENT = 64  # requests (connections) in progress per upstream
+MAX_WAITING = 1024  # queries waiting for one of them
 CONTENT_TYPE = b"application/dns-message"
 
 
@@ -52,18 +65,53 @@ class DohTransport:
             reactor, _PinnedEndpoints(reactor, spec.host, spec.port, tls), pool=self.pool)
         self.http = treq.client.HTTPClient(agent)
         self.closed = False
+        self.max_concurrent = MAX_CONCURRENT
+        self.active = 0  # requests in progress
+        self._waiting = deque()  # attempts waiting for a slot (some may be done by now)
+        self._draining = False
 
     def send(self, attempt):
         if self.closed:
             attempt.failed("network")
             return
+        if self.active >= self.max_concurrent:
+            waiting = self._waiting
+            if len(waiting) >= MAX_WAITING:
+                self._waiting = waiting = deque(a for a in waiting if not a.done)
+            if len(waiting) >= MAX_WAITING:
+                attempt.failed("overload")
+                return
+            attempt.token = None  # cancel(): nothing to stop; skipped when its turn comes
+            waiting.append(attempt)
+            return
+        self._start(attempt)
+
+    def _start(self, attempt):
+        self.active += 1
         body = upstream_query(b"\x00\x00", attempt.question, attempt.flags)
         d = self.http.post(
             self.url, data=body,
             headers={b"content-type": [CONTENT_TYPE], b"accept": [CONTENT_TYPE]})
+        attempt.token = d
         d.addCallback(self._response, attempt)
         d.addCallbacks(self._body, self._error, callbackArgs=(attempt,), errbackArgs=(attempt,))
-        attempt.token = d
+        d.addBoth(self._ended)
+
+    def _ended(self, result):
+        """A request ended (answered, failed or cancelled): the next waiting one starts."""
+        self.active -= 1
+        if self._draining:  # a request that ended at once, started by the loop below
+            return result
+        self._draining = True
+        try:
+            waiting = self._waiting
+            while waiting and self.active < self.max_concurrent and not self.closed:
+                attempt = waiting.popleft()
+                if not attempt.done:
+                    self._start(attempt)
+        finally:
+            self._draining = False
+        return result
 
     def _response(self, response, attempt):
         ctype = (response.headers.getRawHeaders(b"content-type") or [b""])[0]
@@ -102,6 +150,10 @@ class DohTransport:
 
     def close(self):
         self.closed = True
+        waiting, self._waiting = self._waiting, deque()
+        for attempt in waiting:
+            if not attempt.done:
+                attempt.failed("network")
         return self.pool.closeCachedConnections()
 
 

@@ -117,6 +117,20 @@ class CodecTests(SynchronousTestCase):
         for raw in (b"", b"\xff\xfe", b"[]", b"null", b'{"v":1,"mode":"changes"}'):
             self.assertRaises(CodecError, codec.decode, raw, KEY, NONCE)
 
+    def test_a_newer_leader_is_named_as_such(self):
+        """Version skew (the leader upgraded first): the error says what to do;
+        nothing is applied."""
+        env = dict(json.loads(codec.encode(batch("unchanged", since=7), KEY, NONCE)), v=2)
+        with self.assertRaises(CodecError) as caught:
+            codec.decode(json.dumps(env).encode(), KEY, NONCE)
+        self.assertEqual(str(caught.exception),
+                         "the leader runs a newer Sentinel (sync payload version 2; this "
+                         "node reads version 1): upgrade this node")
+        env["v"] = "1"
+        with self.assertRaises(CodecError) as caught:
+            codec.decode(json.dumps(env).encode(), KEY, NONCE)
+        self.assertEqual(str(caught.exception), "unknown sync payload version '1'")
+
     def test_blob_refs_only_known_shas(self):
         a, b = "a" * 64, "b" * 64
         data = {"source": {"sha256": a}, "history": [b, "c" * 64], "name": "x"}

@@ -12,7 +12,7 @@ from twisted.internet.protocol import Factory
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.protocols.basic import Int16StringReceiver
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sentinel.dns.answer import parse_response
 from sentinel.dns.doh import DohTransport
@@ -246,6 +246,76 @@ class TlsTransportTests(TestCase):
                      StreamTransport(reactor, "127.0.0.1", self.portnum, tls=tls))
         self.assertIsNone(await r.resolve("www.example.test"))
         self.assertEqual(self.zone.queries, [])
+
+
+class _NeverAnswers:
+    """treq's client, for a DoH upstream that takes every request and answers none."""
+
+    def __init__(self):
+        self.posts = []
+
+    def post(self, url, data, headers):
+        self.posts.append(Deferred())  # cancelling it fails it (CancelledError)
+        return self.posts[-1]
+
+
+class DohConcurrencyTests(SynchronousTestCase):
+    """
+    Each DoH request in progress holds a connection (HTTP/1.1): at most
+    MAX_CONCURRENT at once per upstream, the next queries wait (at most
+    MAX_WAITING), then fail over as overload.  Before, a slow upstream and
+    a burst of new names opened a connection per query in flight.
+    """
+
+    def setUp(self):
+        from twisted.internet.task import Clock
+
+        self.clock = Clock()
+        self.results = []
+        self.fwd = Forwarder(self.clock, lambda d, q, i: parse_response(d, q),
+                             lambda inflight, answer, up: self.results.append(answer))
+        spec = parse_upstream("https://doh.test/dns-query#127.0.0.1")
+        self.transport = DohTransport(reactor, spec, optionsForClientTLS("doh.test"))
+        self.addCleanup(self.transport.close)
+        self.http = self.transport.http = _NeverAnswers()
+        self.stats = UpstreamStats()
+        self.fwd.set_upstreams([Upstream(spec, self.transport, self.stats)])
+
+    def resolve(self, first, n):
+        for i in range(first, first + n):
+            self.fwd.resolve(b"k%d" % i, question(f"n{i}.example.test"), 0, None)
+
+    def test_requests_in_progress_are_capped(self):
+        from twisted.internet.error import ConnectionLost
+
+        from sentinel.dns.doh import MAX_CONCURRENT, MAX_WAITING
+
+        self.resolve(0, MAX_CONCURRENT + 10)
+        self.assertEqual((len(self.http.posts), self.transport.active), (MAX_CONCURRENT,) * 2)
+        self.http.posts[0].errback(ConnectionLost())  # one ends: the first waiting one starts
+        self.assertEqual(len(self.http.posts), MAX_CONCURRENT + 1)
+        self.assertEqual(self.transport.active, MAX_CONCURRENT)
+        self.assertEqual(self.results, [None])
+        self.resolve(1000, MAX_WAITING)  # 9 wait already: 9 of these find no room
+        self.assertEqual(len(self.results), 1 + 9)
+        self.assertEqual(self.stats.errors, {"network": 1, "overload": 9})
+        self.assertEqual(len(self.http.posts), MAX_CONCURRENT + 1)
+
+    def test_a_timeout_frees_its_slot(self):
+        from sentinel.dns.doh import MAX_CONCURRENT
+
+        self.fwd.start()
+        self.addCleanup(self.fwd.stop)
+        self.resolve(0, MAX_CONCURRENT)
+        self.clock.advance(1.0)
+        self.resolve(100, 5)  # waiting
+        self.clock.advance(0.6)  # the first ones time out: their requests are cancelled
+        self.assertEqual(len(self.results), MAX_CONCURRENT)
+        self.assertEqual(len(self.http.posts), MAX_CONCURRENT + 5)
+        self.assertEqual(self.transport.active, 5)
+        self.clock.advance(1.5)
+        self.assertEqual((len(self.results), self.transport.active), (MAX_CONCURRENT + 5, 0))
+        self.assertEqual(self.stats.errors, {"timeout": MAX_CONCURRENT + 5})
 
 
 class DohTransportTests(TestCase):
