@@ -6,7 +6,9 @@ page with the unsent values (never the password), dropped once sent; a
 refused change to one row of a long list is explained under that row,
 which keeps its state, and the row's control cannot send it twice while
 it runs; going offline is said plainly (no blank page, no browser jargon);
-very long names do not widen the pages past a 375 px phone screen.
+very long names do not widen the pages past a 375 px phone screen; the
+query log's "Load older" goes on with the search shown, not with filters
+typed since.
 """
 
 import json
@@ -18,6 +20,8 @@ from tests.support.daemon import Daemon
 from tests.ui.admin import PASSWORD, USERNAME, Admin, require_api
 from tests.ui.browser import BrowserMixin, keep_log
 from tests.ui.test_cluster import log_in
+from tests.ui.test_flows import eventually
+from tests.ui.test_userdata import dig_many
 
 LOG_OUT = """() => fetch('/api/auth/logout', {method: 'POST', credentials: 'same-origin',
   headers: {'Content-Type': 'application/json', Accept: 'application/json'}, body: '{}'})
@@ -208,3 +212,23 @@ class RecoveryTests(BrowserMixin, SynchronousTestCase):
         page.goto("/local-dns")
         expect(page.locator("td code", has_text=pattern).first).to_be_visible()
         fits("local DNS")
+
+    def test_load_older_goes_on_with_the_search_shown(self):
+        from playwright.sync_api import expect
+
+        for pattern in ("example.test", "other.test"):
+            self.admin.post("/api/rules", {"pattern": pattern, "action": "block"})
+        dig_many(self.daemon, [f"o{i}.other.test" for i in range(5)]
+                 + [f"e{i}.example.test" for i in range(120)])
+        eventually(lambda: self.assertEqual(
+            len(self.admin.get("/api/query-logs?limit=500")["items"]), 125))
+        page = self.open_page(self.daemon.base_url)
+        log_in(page, "/query-log?domain=example.test")
+        rows = page.locator("tbody tr")
+        expect(rows).to_have_count(100)
+        # A new search typed, not sent yet; then "Load older" for the list shown.
+        page.get_by_label("Domain contains").fill("other.test")
+        page.get_by_role("button", name="Load older").click()
+        expect(rows).to_have_count(120)
+        self.assertEqual(rows.filter(has_text="other.test").count(), 0)
+        expect(page).to_have_url(re.compile(r"/query-log\?domain=example.test$"))
