@@ -23,7 +23,7 @@ from sentinel.api.inputs import (
     read_params, read_query, validate,
 )
 from sentinel.auth.throttle import client_key
-from sentinel.store.database import StoreUnavailable
+from sentinel.store.database import StoreTimeout, StoreUnavailable
 
 log = Logger()
 
@@ -552,6 +552,14 @@ def _render_error(request, failure):
         error = ApiError(404, "NOT_FOUND", "No such API endpoint.")
     elif isinstance(error, HTTPException):
         error = ApiError(error.code or 400, "BAD_REQUEST", error.description or "Bad request.")
+    elif isinstance(error, StoreTimeout):
+        error = ApiError(
+            503, "QUERY_TIMEOUT",
+            "The database did not finish this within the 15 s a statement may take "
+            "(PostgreSQL). Statistics and the query log over a long time window of a large "
+            "query log can take that long: choose a shorter window (since/until). Otherwise "
+            "another connection holds a lock: try again shortly.",
+            headers={"retry-after": "5"})
     elif isinstance(error, StoreUnavailable):
         error = ApiError(503, "STORE_UNAVAILABLE",
                          "The database is not reachable right now; try again shortly.",

@@ -10,6 +10,7 @@ from sentinel.api.site import MAX_REQUEST_BODY, Gate, Site
 from sentinel.api.base import Principal
 from sentinel.services import ListeningService
 from sentinel.store import StoreUnavailable
+from sentinel.store.database import StoreTimeout
 from tests.api.harness import EVIL_ORIGIN, Client
 
 ITEM = {"type": "object", "required": ["n"], "additionalProperties": False,
@@ -45,6 +46,10 @@ class Example:
     @endpoint("GET", "/api/down", auth="none")
     async def down(self, call):
         raise StoreUnavailable("db gone")
+
+    @endpoint("GET", "/api/slow", auth="none")
+    async def slow(self, call):
+        raise StoreTimeout("the database cancelled a statement after 15s (statement_timeout)")
 
     @endpoint("GET", "/api/many", auth="none")
     async def many(self, call):
@@ -155,6 +160,16 @@ class RoutingTests(TestCase):
         self.assertEqual(seen, [False])
         await client.get("/api/things/1")  # a short one: no thread
         self.assertEqual(seen, [False])
+
+    async def test_a_statement_timeout_is_explained(self):
+        # A stats page over a week of a large query log on PostgreSQL ran into
+        # the 15 s statement_timeout and was told "the database is not
+        # reachable right now; try again shortly" -- which failed the same way.
+        _, client = make()
+        r = await client.get("/api/slow")
+        self.assertEqual((r.status, r.json()["error"]), (503, "QUERY_TIMEOUT"))
+        self.assertIn("choose a shorter window", r.json()["message"])
+        self.assertEqual(r.header("retry-after"), "5")
 
     async def test_raw_and_204(self):
         _, client = make()
