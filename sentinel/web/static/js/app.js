@@ -3,8 +3,9 @@
 // ``render(ctx)`` (which may return a cleanup function).
 
 import { onApiError } from "./api.js";
-import { api } from "./api.js";
-import { errorBox, h, replace } from "./dom.js";
+import { ApiError, api } from "./api.js";
+import { errorBox, h, replace, setErrorExtras } from "./dom.js";
+import { leavePage } from "./drafts.js";
 import { Router, matchRoute } from "./router.js";
 import { refreshCluster, session, update } from "./session.js";
 import { Shell, logout } from "./shell.js";
@@ -27,6 +28,7 @@ const app = document.getElementById("app");
 let shell = null;
 let current = null; // {cleanup: [], seq}
 let seq = 0;
+let sessionEnded = false; // the next page change is the way to the login page
 
 const router = new Router((loc) => show(loc));
 
@@ -35,6 +37,7 @@ onApiError((err) => {
     // The session ended (expired, logged out elsewhere, or replaced when
     // this node joined a cluster): the login page says so.
     update({ user: null, cluster: null, unread: 0 });
+    sessionEnded = true; // keep the page's unsent form values (drafts.js)
     const next = encodeURIComponent(location.pathname + location.search);
     router.go(`/login?next=${next}&ended=1`, { replace: true });
   } else if (err.code === "FOLLOWER_READONLY") {
@@ -42,12 +45,37 @@ onApiError((err) => {
   }
 });
 
+// Under 409 FOLLOWER_READONLY (e.g. a page left open across a leader
+// change): a link to the leader's UI, once the fresh cluster status names it.
+setErrorExtras((err) => {
+  if (err.code !== "FOLLOWER_READONLY") return null;
+  const slot = h("span", { class: "error-extra" });
+  refreshCluster().then((c) => {
+    const url = c && c.leaderUrl;
+    if (!url || !/^https?:\/\//i.test(url)) return;
+    let origin = null;
+    try { origin = new URL(url).origin; } catch { return; }
+    if (origin === location.origin) return; // this very address: no use
+    replace(slot, " ", h("a", { href: url, "data-external": "", rel: "noopener" }, `Open the leader UI (${url})`));
+  });
+  return slot;
+});
+
+// Offline: say so at once, and that nothing typed is lost.
+const offline = h("div", { class: "offline-banner", role: "alert", hidden: navigator.onLine },
+  "This device is offline: Sentinel cannot be reached. What you type stays on this page; send it when the connection is back.");
+document.body.prepend(offline);
+window.addEventListener("offline", () => { offline.hidden = false; });
+window.addEventListener("online", () => { offline.hidden = true; });
+
 let firstSeq = null;
 
 async function show(loc) {
   const mySeq = ++seq;
   if (firstSeq === null) firstSeq = mySeq;
   if (current) for (const fn of current.cleanup) fn();
+  leavePage(sessionEnded);
+  sessionEnded = false;
   const found = matchRoute(ROUTES, loc.pathname);
   const route = found ? found.route : { module: "notfound", title: "Not found" };
   current = { cleanup: [], public: Boolean(route.public) };
@@ -106,8 +134,13 @@ async function show(loc) {
     if (mySeq !== seq) return;
     const cleanup = await mod.render(ctx);
     if (typeof cleanup === "function") current.cleanup.push(cleanup);
-  } catch (err) {
+  } catch (failure) {
     if (mySeq !== seq) return;
+    // A page module that cannot be fetched (offline, the daemon stopped or
+    // was upgraded meanwhile) fails with the browser's own words
+    // ("Failed to fetch dynamically imported module ..."): say it plainly.
+    const err = failure instanceof ApiError || failure?.name === "AbortError" ? failure
+      : new ApiError(0, "NETWORK", "This page could not be loaded: Sentinel cannot be reached, or was updated meanwhile. Check the connection and try again.");
     // The page could not load (e.g. 503 while the database is down): say
     // which page, why, and offer to try again without a reload.
     const box = errorBox();

@@ -74,9 +74,23 @@ export function select(props, options, current) {
     h("option", { value, selected: String(value) === String(current) }, label)));
 }
 
+let extras = () => null;
+
+/**
+ * What an error box shows after an error's message (e.g. a link to the
+ * leader under 409 FOLLOWER_READONLY); set by the app: fn(err) -> node|null.
+ */
+export function setErrorExtras(fn) {
+  extras = fn;
+}
+
+export function errorExtras(err) {
+  return err ? extras(err) : null;
+}
+
 /** An error box; set(err) shows an Error's message, set(null) hides it. */
 export function errorBox() {
   const el = h("div", { class: "alert error", role: "alert" });
-  el.set = (err) => { el.textContent = err ? (err.message || String(err)) : ""; };
+  el.set = (err) => { replace(el, err ? (err.message || String(err)) : "", errorExtras(err)); };
   return el;
 }

@@ -2,7 +2,7 @@
 // plain-words errors, confirmation dialogs, copy to clipboard, and the
 // read-only switch for followers.
 
-import { h } from "./dom.js";
+import { errorExtras, h, replace } from "./dom.js";
 
 /** A short message in the corner (role=status, announced politely). */
 export function toast(message, kind = "ok", ms = 5000) {
@@ -21,8 +21,71 @@ export function toast(message, kind = "ok", ms = 5000) {
 export function onSubmit(form, errors, fn) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    await busy(form, errors, () => fn(new FormData(form), event.submitter));
+    // A second submit while the first is on its way (a double click, Enter
+    // pressed twice on a slow link) is ignored: the buttons are disabled,
+    // but Enter in a field or a script's requestSubmit() is not stopped by that.
+    if (form.getAttribute("aria-busy") === "true") return;
+    let sent = false;
+    await busy(form, errors, async () => {
+      const result = await fn(new FormData(form), event.submitter);
+      sent = true;
+      return result;
+    });
+    // e.g. drafts.js drops the form's kept values
+    if (sent) form.dispatchEvent(new Event("sent"));
   });
+}
+
+/**
+ * A change made from one row of a list (toggle, mode, delete): the row's
+ * control is disabled while the request runs (no second click sends it
+ * again), and a refused change is shown right under that row (role=alert),
+ * not in a box above a long list; the row keeps its state.  ``fn`` returns
+ * a promise; resolves true when it succeeded.
+ */
+export async function rowAction(control, list, fn) {
+  const row = control.closest("tr") || control.closest("li") || control.parentElement;
+  clearRowError(row);
+  let failed = null;
+  const sink = { set: (err) => { failed = err; } };
+  // busy() disables the list's buttons (and gives a pressed one its focus
+  // back); a box or a select is disabled here, and keeps its focus too.
+  const own = control.tagName !== "BUTTON" && !control.disabled;
+  const hadFocus = document.activeElement === control;
+  if (own) control.disabled = true;
+  try {
+    await busy(list, sink, fn);
+  } finally {
+    if (own && control.isConnected) {
+      control.disabled = false;
+      const lost = !document.activeElement || document.activeElement === document.body;
+      if (hadFocus && lost) control.focus();
+    }
+  }
+  if (failed && row && row.isConnected) showRowError(row, failed);
+  return !failed;
+}
+
+function clearRowError(row) {
+  const next = row && row.nextElementSibling;
+  if (next && next.classList.contains("row-error")) next.remove();
+}
+
+function showRowError(row, err) {
+  const box = h("div", { class: "alert error", role: "alert" });
+  box.set = (e) => { replace(box, e.message || String(e), errorExtras(e)); };
+  box.set(err);
+  const close = h("button", { class: "btn small", type: "button", "data-local": "", "aria-label": "Dismiss this error",
+    onclick: () => { clearRowError(row); } }, "Dismiss");
+  let el;
+  if (row.tagName === "TR") {
+    el = h("tr", { class: "row-error" }, h("td", { colspan: row.children.length || 1 },
+      h("div", { class: "row-error-box" }, box, close)));
+  } else {
+    el = h("div", { class: "row-error" }, h("div", { class: "row-error-box" }, box, close));
+  }
+  row.after(el);
+  el.scrollIntoView({ block: "nearest" });
 }
 
 /** Run fn with the buttons in ``scope`` disabled; show any error. */

@@ -4,7 +4,8 @@
 import { api, listOf } from "../api.js";
 import { errorBox, field, h, replace, select } from "../dom.js";
 import { ago, dateTime, number } from "../format.js";
-import { attempt, busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
+import { keepDraft } from "../drafts.js";
+import { attempt, busy, confirmDialog, edit, onSubmit, rowAction, toast } from "../ui.js";
 import { card, dataTable } from "../widgets.js";
 
 const POLL_MS = 2000;
@@ -76,7 +77,7 @@ export async function render(root) {
         { label: "List", cell: (b) => [h("strong", {}, b.name), h("div", { class: "small muted mono" }, b.url)] },
         { label: "Mode", cell: (b) => edit(select({
           "aria-label": `Mode of ${b.name}`,
-          onchange: (e) => busy(list, errors, attempt(e.target, b.mode, async () => {
+          onchange: (e) => rowAction(e.target, list, attempt(e.target, b.mode, async () => {
             await api.patch(`/api/blocklists/${b.id}`, { mode: e.target.value });
             toast(`${b.name}: ${e.target.value}.`);
             await load();
@@ -91,10 +92,10 @@ export async function render(root) {
           }, downloading(b) ? "Refreshing…" : "Refresh")), " ",
           edit(h("button", {
             class: "btn small danger", type: "button", "aria-label": `Delete ${b.name}`,
-            onclick: async () => {
+            onclick: async (e) => {
+              const button = e.currentTarget;
               if (!(await confirmDialog(`Delete the blocklist ${b.name}?`, { confirm: "Delete", danger: true }))) return;
-              await busy(list, errors, () => api.del(`/api/blocklists/${b.id}`));
-              await load();
+              if (await rowAction(button, list, () => api.del(`/api/blocklists/${b.id}`))) await load();
             },
           }, "Delete"))] },
       ], lists, { empty: "No blocklists yet. Add one by URL above.", caption: "Blocklists", stacked: true }));
@@ -102,6 +103,7 @@ export async function render(root) {
   }
 
   root.append(card("Add a blocklist", form), errors, card("Blocklists", list));
+  keepDraft(form, "add-blocklist");
   await load();
 }
 

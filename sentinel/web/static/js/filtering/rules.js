@@ -2,7 +2,8 @@
 
 import { api, listOf } from "../api.js";
 import { errorBox, field, h, replace, select } from "../dom.js";
-import { attempt, busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
+import { dropDraft, keepDraft } from "../drafts.js";
+import { attempt, busy, confirmDialog, edit, onSubmit, rowAction, toast } from "../ui.js";
 import { badge, card, dataTable } from "../widgets.js";
 
 export const PATTERN_HINT =
@@ -35,6 +36,7 @@ export async function render(root) {
     const extra = { comment: data.get("comment") || "" };
     if (data.get("client_id")) extra.client_id = Number(data.get("client_id"));
     await createRule(data.get("pattern").trim(), data.get("action"), extra);
+    dropDraft(form); // added: a session ending during the reload below must not bring it back
     form.elements.pattern.value = "";
     form.elements.comment.value = "";
     toast("Rule added. DNS enforces it now.");
@@ -58,17 +60,17 @@ export async function render(root) {
         { label: "Comment", cell: (r) => r.comment || "" },
         { label: "Enabled", cell: (r) => edit(h("input", {
           type: "checkbox", checked: r.enabled !== false, "aria-label": `Rule ${r.pattern} enabled`,
-          onchange: (e) => busy(list, errors, attempt(e.target, !e.target.checked, async () => {
+          onchange: (e) => rowAction(e.target, list, attempt(e.target, !e.target.checked, async () => {
             await api.patch(`/api/rules/${r.id}`, { enabled: e.target.checked });
             await load();
           })),
         })) },
         { label: "Actions", hidden: true, class: "actions", cell: (r) => edit(h("button", {
           class: "btn small danger", type: "button", "aria-label": `Delete rule ${r.pattern}`,
-          onclick: async () => {
+          onclick: async (e) => {
+            const button = e.currentTarget;
             if (!(await confirmDialog(`Delete the rule ${r.pattern}?`, { confirm: "Delete", danger: true }))) return;
-            await busy(list, errors, () => api.del(`/api/rules/${r.id}`));
-            await load();
+            if (await rowAction(button, list, () => api.del(`/api/rules/${r.id}`))) await load();
           },
         }, "Delete")) },
       ], listOf(rules, "rules"), { empty: "No rules yet.", caption: "Rules", stacked: true }));
@@ -77,4 +79,6 @@ export async function render(root) {
 
   root.append(card("Add a rule", form), errors, card("Rules", list));
   await load();
+  keepDraft(form, "add-rule"); // after load: the "Applies to" choices exist
+
 }

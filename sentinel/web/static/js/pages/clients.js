@@ -3,7 +3,8 @@
 
 import { api, listOf } from "../api.js";
 import { checkbox, errorBox, field, h, replace, select } from "../dom.js";
-import { attempt, busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
+import { dropDraft, hasDraft, keepDraft } from "../drafts.js";
+import { attempt, busy, confirmDialog, edit, onSubmit, rowAction, toast } from "../ui.js";
 import { badge, card, dataTable, pageHead } from "../widgets.js";
 
 export const title = "Clients";
@@ -15,6 +16,8 @@ export async function render(ctx) {
   const list = h("div", { "aria-live": "polite" });
   const editor = h("div");
   let blocklists = [];
+  let shown = []; // the clients listed
+  let editing = null; // the open editor's form
 
   async function load() {
     await busy(list, errors, async () => {
@@ -30,7 +33,7 @@ export async function render(ctx) {
         { label: "Schedules", cell: (c) => (c.schedules || []).map(scheduleText).join("; ") || "–" },
         { label: "Kill switch", cell: (c) => h("label", { class: "row" }, edit(h("input", {
           type: "checkbox", checked: Boolean(c.kill_switch), "aria-label": `Block everything for ${c.name}`,
-          onchange: (e) => busy(list, errors, attempt(e.target, !e.target.checked, async () => {
+          onchange: (e) => rowAction(e.target, list, attempt(e.target, !e.target.checked, async () => {
             await api.patch(`/api/clients/${c.id}`, { kill_switch: e.target.checked });
             toast(e.target.checked ? `${c.name}: everything blocked.` : `${c.name}: kill switch off.`);
             await load();
@@ -40,13 +43,13 @@ export async function render(ctx) {
           h("button", { class: "btn small", type: "button", "aria-label": `Edit ${c.name}`, onclick: () => openEditor(c) }, "Edit"), " ",
           edit(h("button", {
             class: "btn small danger", type: "button", "aria-label": `Delete ${c.name}`,
-            onclick: async () => {
+            onclick: async (e) => {
+              const button = e.currentTarget;
               if (!(await confirmDialog(`Delete the client ${c.name}? Its rules stop applying.`, { confirm: "Delete", danger: true }))) return;
-              await busy(list, errors, () => api.del(`/api/clients/${c.id}`));
-              await load();
+              if (await rowAction(button, list, () => api.del(`/api/clients/${c.id}`))) await load();
             },
           }, "Delete"))] },
-      ], listOf(clients, "clients"), { empty: "No clients yet. Every device uses the global settings.", caption: "Clients", stacked: true }));
+      ], shown = listOf(clients, "clients"), { empty: "No clients yet. Every device uses the global settings.", caption: "Clients", stacked: true }));
     });
   }
 
@@ -80,7 +83,7 @@ export async function render(ctx) {
           h("button", { class: "btn small", type: "button", onclick: () => addSchedule(null) }, "Add schedule")),
         ferr,
         h("div", { class: "row end" },
-          h("button", { class: "btn", type: "button", "data-local": "", onclick: () => replace(editor) }, "Cancel"),
+          h("button", { class: "btn", type: "button", "data-local": "", onclick: () => closeEditor() }, "Cancel"),
           h("button", { class: "btn primary", type: "submit" }, client ? "Save client" : "Add client")))));
     onSubmit(form, ferr, async (data) => {
       const body = {
@@ -94,18 +97,37 @@ export async function render(ctx) {
       };
       if (client) await api.put(`/api/clients/${client.id}`, body);
       else await api.post("/api/clients", body);
+      dropDraft(form);
       toast(client ? "Client saved." : "Client added.");
+      editing = null; // sent: its draft is dropped (onSubmit's "sent")
       replace(editor);
       await load();
     });
+    closeEditor(); // another editor's unsent values are given up with it
     replace(editor, card(client ? `Edit client: ${c.name}` : "Add a client", form));
+    editing = form;
+    keepDraft(form, client ? `edit-client-${client.id}` : "add-client");
     form.querySelector("input").focus();
+  }
+
+  function closeEditor() {
+    dropDraft(editing);
+    editing = null;
+    replace(editor);
+  }
+
+  /** An editor left open when the session ended opens again (drafts.js). */
+  function reopenDraft() {
+    if (hasDraft("add-client")) return openEditor(null);
+    const c = shown.find((x) => hasDraft(`edit-client-${x.id}`));
+    if (c) openEditor(c);
   }
 
   ctx.root.append(
     pageHead("Clients", edit(h("button", { class: "btn primary", type: "button", onclick: () => openEditor(null) }, "Add client"))),
     h("div", { class: "stack" }, editor, errors, card("Clients and subnets", list)));
   await load();
+  reopenDraft();
 }
 
 function scheduleText(s) {

@@ -2,7 +2,8 @@
 
 import { api, listOf } from "../api.js";
 import { errorBox, field, h, replace } from "../dom.js";
-import { attempt, busy, confirmDialog, edit, onSubmit, toast } from "../ui.js";
+import { keepDraft } from "../drafts.js";
+import { attempt, busy, confirmDialog, edit, onSubmit, rowAction, toast } from "../ui.js";
 import { card, dataTable, pageHead } from "../widgets.js";
 
 export const title = "Local DNS";
@@ -39,17 +40,17 @@ export async function render(ctx) {
         { label: "Comment", cell: (r) => r.comment || "" },
         { label: "Enabled", cell: (r) => edit(h("input", {
           type: "checkbox", checked: r.enabled !== false, "aria-label": `Rewrite ${r.domain} enabled`,
-          onchange: (e) => busy(list, errors, attempt(e.target, !e.target.checked, async () => {
+          onchange: (e) => rowAction(e.target, list, attempt(e.target, !e.target.checked, async () => {
             await api.patch(`/api/dns/rewrites/${r.id}`, { enabled: e.target.checked });
             await load();
           })),
         })) },
         { label: "Actions", hidden: true, class: "actions", cell: (r) => edit(h("button", {
           class: "btn small danger", type: "button", "aria-label": `Delete rewrite ${r.domain}`,
-          onclick: async () => {
+          onclick: async (e) => {
+            const button = e.currentTarget;
             if (!(await confirmDialog(`Delete the rewrite for ${r.domain}?`, { confirm: "Delete", danger: true }))) return;
-            await busy(list, errors, () => api.del(`/api/dns/rewrites/${r.id}`));
-            await load();
+            if (await rowAction(button, list, () => api.del(`/api/dns/rewrites/${r.id}`))) await load();
           },
         }, "Delete")) },
       ], rewrites, { empty: "No rewrites yet.", caption: "Rewrites", stacked: true }));
@@ -58,5 +59,6 @@ export async function render(ctx) {
 
   ctx.root.append(pageHead("Local DNS"),
     h("div", { class: "stack" }, card("Add a rewrite", form), errors, card("Rewrites", list)));
+  keepDraft(form, "add-rewrite");
   await load();
 }

@@ -24,6 +24,10 @@ export async function render(ctx) {
   const more = h("button", { class: "btn", type: "button", hidden: true }, "Load older");
   let rows = [];
   let cursor = null;
+  // The filters of the rows shown: "Load older" goes on with these, even
+  // when the form was changed meanwhile without Search (the older page of
+  // other filters would be mixed into the list).
+  let shownFilters = null;
   const names = await reasonNames();
 
   const p = ctx.params;
@@ -73,11 +77,13 @@ export async function render(ctx) {
 
   async function load(older) {
     await busy(ctx.root, errors, async () => {
-      const q = apiQuery(filters());
+      const f = older && shownFilters ? shownFilters : filters();
+      const q = apiQuery(f);
       if (older && cursor !== null) Object.assign(q, cursor);
       const data = await api.get("/api/query-logs" + query(q));
       const page = listOf(data, "items");
       rows = older ? rows.concat(page) : page;
+      shownFilters = f;
       cursor = data.next_before_id ? { before_id: data.next_before_id } : null;
       more.hidden = cursor === null;
       draw();

@@ -6,6 +6,7 @@
 import { api } from "../api.js";
 import { errorBox, h, replace } from "../dom.js";
 import { requestSchema, schemaFields } from "../schemaform.js";
+import { dropDraft, keepDraft } from "../drafts.js";
 import { edit, onSubmit, toast } from "../ui.js";
 import { badge, card, dataTable, pageHead } from "../widgets.js";
 
@@ -68,6 +69,7 @@ export async function render(ctx) {
   onSubmit(form, errors, async () => {
     const body = Object.assign({}, ...parts.map(([, f]) => f.read()));
     await api.put("/api/dns/settings", body);
+    dropDraft(form);
     toast("DNS settings saved. They apply within moments, without a restart.");
     await loadStatus();
   });
@@ -86,6 +88,7 @@ export async function render(ctx) {
     }
   }
   ctx.root.append(pageHead("DNS settings"), h("div", { class: "stack" }, card("Upstream health", status), form));
+  keepDraft(form, "dns-settings");
   await loadStatus();
 }
 
