@@ -17,6 +17,14 @@ Who may ask (pure; ``now`` is passed in).
   clients) are not limited.  Over TCP (which cannot be spoofed) a limited
   query is answered REFUSED.  A clock step back counts as no time passing
   (checked only once a client is over its limit: no cost per query).
+- The table of verdicts and buckets holds ``max_clients`` addresses.  When
+  it is full, what can be forgotten without changing any answer is: the
+  verdicts (recomputed on the next query) and the buckets that have
+  refilled (a full bucket is what a new client gets).  If that frees
+  nothing (more addresses than that queried within a burst's time: a flood
+  from random source addresses), new addresses share one bucket until room
+  is found (looked for at most once a second).  Before, the table was
+  emptied: every client limited at that moment got a full burst again.
 """
 
 import ipaddress
@@ -29,7 +37,7 @@ DEFAULT_EXEMPT = ("127.0.0.0/8", "::1/128")
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 OK, DENIED, LIMITED, SLIP = 0, 1, 2, 3
-_MAX_CLIENTS = 65536
+MAX_CLIENTS = 65536
 
 
 def parse_networks(items):
@@ -48,8 +56,10 @@ class _Bucket:
 
 class Access:
     def __init__(self, allowed=DEFAULT_ALLOWED, rate=1000.0, burst=2000.0,
-                 exempt=DEFAULT_EXEMPT, slip=2, local_enabled=True):
+                 exempt=DEFAULT_EXEMPT, slip=2, local_enabled=True, max_clients=MAX_CLIENTS):
         self.local = ()  # the on-link networks (set_local)
+        self.max_clients = max_clients
+        self.overflowed = 0  # queries from addresses the table had no room for
         self.configure(allowed, rate, burst, exempt, slip, local_enabled)
 
     def configure(self, allowed, rate, burst, exempt, slip=2, local_enabled=True):
@@ -60,6 +70,8 @@ class Access:
         self.burst = max(float(burst), 1.0)
         self.slip = slip
         self._clients = {}  # ip text -> OK, DENIED or a _Bucket
+        self._shared = _Bucket(self.burst, 0.0)  # for addresses the table has no room for
+        self._next_sweep = None
         # ip text -> True: allowed and not limited (read by the fast path,
         # which keeps a reference: cleared in place, never replaced)
         if not hasattr(self, "unlimited"):
@@ -96,13 +108,16 @@ class Access:
         """OK, DENIED (drop), LIMITED (drop) or SLIP (send a truncated reply)."""
         state = self._clients.get(ip)
         if state is None:
-            if len(self._clients) >= _MAX_CLIENTS:
-                self._clients.clear()
-                self.unlimited.clear()
             kind = self._classify(ip)
-            state = self._clients[ip] = kind if kind is not None else _Bucket(self.burst, now)
-            if kind == OK:
-                self.unlimited[ip] = True
+            if len(self._clients) >= self.max_clients and not self._make_room(now):
+                if kind is not None:
+                    return kind  # a verdict: nothing to remember
+                self.overflowed += 1
+                state = self._shared
+            else:
+                state = self._clients[ip] = kind if kind is not None else _Bucket(self.burst, now)
+                if kind == OK:
+                    self.unlimited[ip] = True
         if state.__class__ is int:
             return state
         tokens = state.tokens + (now - state.last) * self.rate
@@ -124,6 +139,25 @@ class Access:
         if self.slip and state.over % self.slip == 0:
             return SLIP
         return LIMITED
+
+    def _make_room(self, now):
+        """
+        Forget what changes no answer (verdicts, refilled buckets); True if
+        that made room.  Tried at most once a second while the table is full.
+        """
+        if self._next_sweep is not None and now < self._next_sweep and \
+                now >= self._next_sweep - 1.0:  # (a clock step back: try now)
+            return False
+        self._next_sweep = now + 1.0
+        rate, burst = self.rate, self.burst
+        keep = {}
+        for ip, state in self._clients.items():
+            if state.__class__ is not int and \
+                    state.tokens + (now - state.last) * rate < burst:
+                keep[ip] = state
+        self._clients = keep
+        self.unlimited.clear()  # the fast path's copy of the verdicts (kept in place)
+        return len(keep) < self.max_clients
 
     def allowed_ip(self, ip):
         return self._classify(ip) != DENIED

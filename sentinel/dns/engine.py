@@ -61,6 +61,7 @@ class Engine:
         self.chaser = Chaser(self)
         self.loop_ports = set()  # local ports of our upstream UDP sockets
         self.stats.cache = self.cache
+        self.stats.access = self.access
         self.stats.forwarder = self.forwarder
 
     # -- entry point ---------------------------------------------------------

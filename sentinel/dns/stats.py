@@ -16,6 +16,8 @@ Snapshot shape (all values are counts since start unless noted)::
       "coalesced": int,          # misses that joined an identical in-flight query
       "inflight": int,           # current (gauge)
       "rate_limited": int,       # queries over the per-client limit
+      "rate_limit_shared": int,  # queries from addresses the full rate-limit table had
+                                 # no room for (they share one bucket; access.py)
       "dropped": {reason: int},  # acl, rate_limit, garbage, loop, overload, send_error,
                                  # tcp_connections, tcp_per_client, tcp_unread
       "formerr": int, "servfail": int,
@@ -94,6 +96,7 @@ class DnsStats:
         # Gauges, read through callables set by the wiring.
         self.cache = None
         self.forwarder = None
+        self.access = None
         self.tcp = None
 
     @property
@@ -125,6 +128,7 @@ class DnsStats:
             "coalesced": self.coalesced,
             "inflight": len(self.forwarder.inflight) if self.forwarder is not None else 0,
             "rate_limited": self.rate_limited,
+            "rate_limit_shared": getattr(self.access, "overflowed", 0),
             "dropped": dict(self.dropped),
             "formerr": self.formerr,
             "servfail": self.servfail,

@@ -56,6 +56,8 @@ DNS_COUNTERS = [
     ("cache_evictions", "sentinel_dns_cache_evictions_total", None, "cache evictions"),
     ("coalesced", "sentinel_dns_coalesced_total", None, "misses joined to an in-flight query"),
     ("rate_limited", "sentinel_dns_rate_limited_total", None, "queries over a client's limit"),
+    ("rate_limit_shared", "sentinel_dns_rate_limit_shared_total", None,
+     "queries from addresses the full rate-limit table had no room for (one shared bucket)"),
     ("formerr", "sentinel_dns_formerr_total", None, "malformed queries answered FORMERR"),
     ("servfail", "sentinel_dns_servfail_total", None, "SERVFAIL answers"),
 ]

@@ -300,6 +300,34 @@ class AccessRuleTests(SynchronousTestCase):
         self.assertNotEqual(a.check("192.168.1.5", 100.5), OK)
         self.assertEqual(a.check("127.0.0.1", 0), OK)
 
+    def test_a_full_table_keeps_limiting_the_clients_it_limits(self):
+        # The table used to be emptied when full: a flood of random source
+        # addresses gave every limited client a full burst again.
+        a = Access(rate=10, burst=20, slip=0, max_clients=100)
+        flooder = "192.168.1.5"
+        self.assertEqual([a.check(flooder, 0.0) for _ in range(21)], [OK] * 20 + [LIMITED])
+        self.assertEqual(a.check("8.8.8.8", 0.0), DENIED)  # a verdict (forgettable)
+        for i in range(98):
+            self.assertEqual(a.check(f"fd00::{i + 1:x}", 0.0), OK)
+        self.assertEqual(len(a._clients), 100)
+        # Full: the verdict is forgotten, which makes room for one; then
+        # nothing is forgettable: the flooder stays limited, and new
+        # addresses share one bucket (burst 20) instead of getting 20 each.
+        self.assertEqual(a.check(flooder, 0.05), LIMITED)
+        spray = [a.check(f"fd00::1:{i:x}", 0.05) for i in range(30)]
+        self.assertEqual(spray, [OK] + [OK] * 20 + [LIMITED] * 9)
+        self.assertEqual((len(a._clients), a.overflowed), (100, 29))
+        stats = DnsStats()
+        stats.access = a
+        self.assertEqual(stats.snapshot()["rate_limit_shared"], 29)
+        self.assertEqual(a.check(flooder, 0.05), LIMITED)
+        self.assertEqual(a.check("127.0.0.1", 0.05), OK)  # verdicts still apply
+        self.assertEqual(a.check("8.8.4.4", 0.05), DENIED)
+        # Two seconds later the buckets have refilled: forgotten, room again.
+        self.assertEqual(a.check("fd00::2:1", 2.5), OK)
+        self.assertEqual(len(a._clients), 1)
+        self.assertEqual(a.check(flooder, 2.5), OK)
+
 
 class SettingsTests(SynchronousTestCase):
     def test_defaults(self):

@@ -130,15 +130,31 @@ class RuleAndClientTests(SynchronousTestCase):
         f.api("PUT", "/api/filtering/settings", {"time_zone": "UTC"}, expect=200)
         f.api("POST", "/api/rules", {"pattern": "ads.example.test", "action": "block"},
               expect=201)
-        start = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) \
-            + datetime.timedelta(seconds=3)
-        end = start + datetime.timedelta(seconds=2)
+        kid = f.api("POST", "/api/clients", {"name": "kid", "addresses": ["127.0.0.2"]},
+                    expect=201)
         days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-        f.api("POST", "/api/clients", {"name": "kid", "addresses": ["127.0.0.2"], "schedules": [
-            {"days": [days[start.weekday()]], "start": start.strftime("%H:%M:%S"),
-             "end": end.strftime("%H:%M:%S")}]}, expect=201)
-        self.assertEqual(f.answer("good.example.test", source="127.0.0.2")[0], "NOERROR")
-        wait_until(lambda: f.answer("good.example.test", source="127.0.0.2")[0] == "NXDOMAIN")
+        # A window a few seconds ahead, on the wall clock.  "Not blocked
+        # before it" can only be checked by an answer that came before it:
+        # on a machine so loaded that the window began before the answer,
+        # a window further ahead is set.
+        for lead in (3, 6, 12, 24):
+            now = datetime.datetime.now(datetime.timezone.utc)
+            if (now + datetime.timedelta(seconds=lead + 3)).date() != now.date():
+                time.sleep(lead + 4)  # not across midnight: one day's window
+                now = datetime.datetime.now(datetime.timezone.utc)
+            start = now.replace(microsecond=0) + datetime.timedelta(seconds=lead)
+            end = start + datetime.timedelta(seconds=2)
+            f.api("PATCH", f"/api/clients/{kid['id']}", {"schedules": [
+                {"days": [days[start.weekday()]], "start": start.strftime("%H:%M:%S"),
+                 "end": end.strftime("%H:%M:%S")}]}, expect=200)
+            before = f.answer("good.example.test", source="127.0.0.2")[0]
+            if time.time() < start.timestamp():
+                break
+        else:
+            self.fail("no answer came before the schedule's window began")
+        self.assertEqual(before, "NOERROR")
+        wait_until(lambda: f.answer("good.example.test", source="127.0.0.2")[0] == "NXDOMAIN",
+                   lead + 10, what="blocked in the window")
         self.assertGreaterEqual(time.time(), start.timestamp())
         wait_until(lambda: f.answer("good.example.test", source="127.0.0.2")[0] == "NOERROR")
         self.assertGreaterEqual(time.time(), end.timestamp())
