@@ -12,7 +12,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import TestCase
 
-from sentinel.store import QueryLogFilter, Store, StoreUnavailable, blobhash
+from sentinel.store import QueryLogFilter, Store, StoreUnavailable, blobhash, entities
 from sentinel.store.database import PostgresDatabase, SqliteDatabase, _PostgresTx
 from sentinel.store.entities import BLOB_PIECE
 from sentinel.store.migrations import available_migrations
@@ -247,6 +247,29 @@ class StoreContract:
         self.assertEqual([await store.get_blob(sha) for sha in shas], [one, two])
         self.assertEqual(await store.revision(), 0)
 
+    async def test_long_reads_are_whole_and_decoded_off_the_reactor(self):
+        # 50,000 rules took the reactor thread ~200 ms to decode in one go.
+        store = await self.open_store()
+        n = entities.PAGE_ROWS * 2 + 5  # PostgreSQL reads them in pages
+
+        async def fill(ctx):
+            for i in range(n):
+                await ctx.put("rule", str(i), {"i": i})
+            await ctx.put("setting", "x", 1)
+
+        await store.transact(fill)
+        threads, real = set(), entities._entity
+        self.patch(entities, "_entity",
+                   lambda row: threads.add(threading.current_thread()) or real(row))
+        snapshot = await store.snapshot()
+        self.assertEqual([(e.kind, e.key) for e in snapshot.entities],
+                         sorted([("rule", str(i)) for i in range(n)] + [("setting", "x")]))
+        self.assertEqual([e.data["i"] for e in await store.list("rule")], list(range(n)))
+        changes = await store.changes_since(0)
+        self.assertEqual(len(changes.entities), n + 1)
+        self.assertEqual(changes.revision, 1)
+        self.assertNotIn(threading.main_thread(), threads)
+
     async def test_local_state_is_not_configuration(self):
         store = await self.open_store()
         await store.set_local("cluster_role", {"role": "leader"})
@@ -372,6 +395,39 @@ class PostgresBlobPiecesTests(TestCase):
         self.assertEqual(await store.get_blob(sha), data)
         self.assertGreaterEqual(len(sizes), 12)  # 6 pieces each way
         self.assertLessEqual(max(sizes), BLOB_PIECE)
+
+
+class PostgresLongReadTests(TestCase):
+    """txpostgres parses results on the reactor thread: a long read (a
+    backup or a full sync of 50,000 rules) is made of pages."""
+
+    if pg.skip_reason():
+        skip = pg.skip_reason()
+
+    async def test_no_statement_returns_more_than_a_page(self):
+        url, drop = pg.create_database()
+        self.addCleanup(drop)
+        store = Store(PostgresDatabase(url, reactor), reactor)
+        await store.start()
+        self.addCleanup(store.stop)
+
+        async def fill(ctx):
+            for i in range(entities.PAGE_ROWS * 3):
+                await ctx.put("client", str(i), {"i": i})
+
+        await store.transact(fill)
+        counts, real = [], _PostgresTx.execute
+
+        async def execute(tx, sql, params=()):
+            rows = await real(tx, sql, params)
+            counts.append(len(rows))
+            return rows
+
+        self.patch(_PostgresTx, "execute", execute)
+        self.assertEqual(len((await store.snapshot()).entities), entities.PAGE_ROWS * 3)
+        self.assertEqual(len(await store.list("client")), entities.PAGE_ROWS * 3)
+        self.assertEqual(len((await store.changes_since(0)).entities), entities.PAGE_ROWS * 3)
+        self.assertEqual(max(counts), entities.PAGE_ROWS)
 
 
 class PostgresUnreachableTests(TestCase):

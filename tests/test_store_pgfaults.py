@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 
 from sentinel.services import StoreService
 from sentinel.store import Store, StoreUnavailable
-from sentinel.store.database import PostgresDatabase
+from sentinel.store.database import PostgresDatabase, StoreTimeout
 from sentinel.store.migrations import MigrationError
 from tests.support import pg
 from tests.support.tcpproxy import Proxy
@@ -323,6 +323,23 @@ class PostgresFaultTests(TestCase):
             await self.reconnect(store)
             await store.put("setting", "a", 1)
             self.assertIsNone(store.db.problem)
+
+        return ensureDeferred(check())
+
+    def test_a_read_cut_by_the_statement_timeout_says_so(self):
+        """A statistics read over a large query log can pass statement_timeout:
+        it fails as such (the API explains it: QUERY_TIMEOUT), the connection kept."""
+        async def check():
+            store = await self.open_store(clock=Clock(), query_timeout=0.4)
+
+            async def slow(tx):
+                await tx.execute("SELECT pg_sleep(0.4)")  # twice statement_timeout
+
+            failure = await outcome(store.db.run(slow, write=False))
+            self.assertTrue(failure.check(StoreTimeout), failure)
+            self.assertIn("cancelled a statement after 0.2s", str(failure.value))
+            self.assertTrue(store.available)
+            self.assertEqual(await store.revision(), 0)
 
         return ensureDeferred(check())
 

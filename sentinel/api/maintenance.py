@@ -23,9 +23,10 @@ import time
 from twisted.internet.threads import deferToThread
 
 from sentinel import __version__
-from sentinel.api.base import DEFAULT_MAX_BODY, ApiError, Reply, endpoint
+from sentinel.api.base import DEFAULT_MAX_BODY, ApiError, Raw, endpoint
 from sentinel.api.schemas import TIMESTAMP, array_of, nullable, obj
 from sentinel.api.inputs import MAX_REQUEST_BODY
+from sentinel.api.jsonout import encode_in_pieces
 from sentinel.store.entities import encode
 
 FORMAT, VERSION = "sentinel-backup", 1
@@ -176,6 +177,26 @@ async def _plan(ctx, entities, hooks):
     return changes, unchanged, work, before
 
 
+def export_document(snapshot, secrets, now):
+    """The backup of ``snapshot`` as the bytes of its JSON document."""
+    entities = {}
+    for e in snapshot.entities:
+        if e.kind not in NEVER:
+            entities.setdefault(e.kind, {})[e.key] = e.data
+    return encode_in_pieces({
+        "format": FORMAT, "version": VERSION, "sentinel_version": __version__,
+        "exported_at": now, "revision": snapshot.revision, "entities": entities,
+        "secrets": secrets,
+    })
+
+
+def too_large_message(size):
+    return (f"The configuration backup would be {size} bytes, more than the "
+            f"{MAX_REQUEST_BODY} bytes (16 MiB) an import accepts, so it could not be "
+            f"restored; nothing was exported. Remove rules, clients or rewrites you do not "
+            f"need (or keep a whole-node backup: the database file with node.key).")
+
+
 class MaintenanceApi:
     """hooks: kind -> object with ``async prepare(ctx, wanted) -> wanted``
     (what to restore of the document's {key: data}; also on dry runs) and
@@ -195,22 +216,21 @@ class MaintenanceApi:
         return self._clock.seconds() if self._clock is not None else time.time()
 
     @endpoint("GET", "/api/maintenance/export", tag="maintenance", response=BACKUP,
+              errors=(409,),
               summary="Download a configuration backup (no secret values, accounts, "
                       "sessions or tokens)")
     async def export(self, call):
         snapshot = await self._store.snapshot()
-        entities = {}
-        for e in snapshot.entities:
-            if e.kind not in NEVER:
-                entities.setdefault(e.kind, {})[e.key] = e.data
+        secrets = sorted(await self._secrets.names())
         now = self._now()
+        # 50,000 rules are ~7 MB of JSON: built in a thread, a member at a
+        # time, so the reactor (DNS) is not held while it is made.
+        body = await deferToThread(export_document, snapshot, secrets, now)
+        if len(body) > MAX_REQUEST_BODY:
+            raise ApiError(409, "BACKUP_TOO_LARGE", too_large_message(len(body)))
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
-        return Reply(200, {
-            "format": FORMAT, "version": VERSION, "sentinel_version": __version__,
-            "exported_at": now, "revision": snapshot.revision, "entities": entities,
-            "secrets": sorted(await self._secrets.names()),
-        }, headers={"content-disposition":
-                    f'attachment; filename="sentinel-backup-{stamp}.json"'})
+        return Raw(body, "application/json; charset=utf-8", headers={
+            "content-disposition": f'attachment; filename="sentinel-backup-{stamp}.json"'})
 
     @endpoint("POST", "/api/maintenance/import", tag="maintenance", body=BACKUP,
               response=RESULT, max_body=MAX_REQUEST_BODY,

@@ -4,7 +4,6 @@ per mount point (``/api``, ``/metrics``), behind one admission gate and one
 error handler; anything else is served by the web UI resource.
 """
 
-import json
 from io import BytesIO
 
 import attr
@@ -17,13 +16,14 @@ from twisted.web.resource import Resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from sentinel.api.hosts import HostPolicy, refusal
+from sentinel.api.jsonout import encode_in_pieces, is_large, json_bytes
 from sentinel.api.base import DEFAULT_MAX_BODY, ApiError, Call, Raw, Reply, endpoints_of
 from sentinel.api.inputs import (
     MAX_REQUEST_BODY, CompiledRoute, body_size, check, compile_schema, read_body,
     read_params, read_query, validate,
 )
 from sentinel.auth.throttle import client_key
-from sentinel.store.database import StoreUnavailable
+from sentinel.store.database import StoreTimeout, StoreUnavailable
 
 log = Logger()
 
@@ -112,14 +112,6 @@ class SentinelRequest(server.Request):
         if self._large:
             self._large = False
             site.large_bodies -= 1
-
-
-def json_bytes(value):
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate in stored data: escape it
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 class Gate:
@@ -259,7 +251,8 @@ class Site:
         read_query(call, route.query)
         params = read_params(spec, route.params, params)
         result = await route.handler(call, **params)
-        return _render(request, spec, result)
+        body = _render(request, spec, result)
+        return body if isinstance(body, bytes) else await body
 
     def resource(self):
         root = _Root(self.fallback, self.hosts)
@@ -538,6 +531,10 @@ def _render(request, spec, result):
     if status == 204 or body is None and status != 200:
         return b""
     request.setHeader(b"content-type", JSON_TYPE)
+    if is_large(body):
+        # A long listing (a follower's full sync, 50,000 rules): encoded a
+        # member at a time in a thread, so the reactor (DNS) runs meanwhile.
+        return deferToThread(encode_in_pieces, body)
     return json_bytes(body)
 
 
@@ -555,6 +552,14 @@ def _render_error(request, failure):
         error = ApiError(404, "NOT_FOUND", "No such API endpoint.")
     elif isinstance(error, HTTPException):
         error = ApiError(error.code or 400, "BAD_REQUEST", error.description or "Bad request.")
+    elif isinstance(error, StoreTimeout):
+        error = ApiError(
+            503, "QUERY_TIMEOUT",
+            "The database did not finish this within the 15 s a statement may take "
+            "(PostgreSQL). Statistics and the query log over a long time window of a large "
+            "query log can take that long: choose a shorter window (since/until). Otherwise "
+            "another connection holds a lock: try again shortly.",
+            headers={"retry-after": "5"})
     elif isinstance(error, StoreUnavailable):
         error = ApiError(503, "STORE_UNAVAILABLE",
                          "The database is not reachable right now; try again shortly.",

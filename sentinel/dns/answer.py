@@ -6,7 +6,8 @@ L{parse_response} walks the records of a response by byte indexing and
 keeps: the RCODE and AD bit, the bytes after the question (the upstream's
 OPT record removed — we add our own per client), where each record's TTL
 is, and the TTL the answer may be cached for (RFC 2308 for negative
-answers: the SOA's TTL capped by its MINIMUM).
+answers, also a CNAME chain ending in NODATA: the SOA's TTL capped by its
+MINIMUM).
 
 An L{Answer} renders a reply for any client asking the same question: a
 new ID, the client's own question bytes (case preserved), RD echoed, the
@@ -178,6 +179,7 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
     i = qend
     offsets, ttls = [], []
     soa_ttl = None
+    soa_at = -1  # index of the authority section's SOA in offsets/ttls
     names = {}  # where the labels of checked names start (see check_name)
     cut = None  # where the upstream's OPT record starts (additional records stop there)
     kept_ar = 0
@@ -234,6 +236,7 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
             if rtype == SOA and n >= an and n < auth_end:
                 minimum = _unpack_from("!I", data, j + 16)[0]
                 soa_ttl = ttl if ttl < minimum else minimum
+                soa_at = len(ttls)
             offsets.append(rdata - 6 - qend)
             ttls.append(ttl)
     except (IndexError, struct.error):
@@ -252,6 +255,15 @@ def parse_response(data, qend, min_ttl=0, max_ttl=86400, max_negative_ttl=3600,
     elif rcode == NOERROR:
         clamped = [min_ttl if t < min_ttl else (max_ttl if t > max_ttl else t) for t in ttls]
         ttl = min(clamped)
+        if soa_ttl is not None:
+            # A CNAME chain ending in NODATA (an SOA in the authority section):
+            # the answer is negative for its last name (RFC 2308 sections 2.2,
+            # 5), cached no longer than a NODATA answer; the SOA's TTL is the
+            # negative TTL, as above.  The CNAMEs keep theirs.
+            negative_ttl = min(max(soa_ttl, min_ttl), max_negative_ttl)
+            clamped[soa_at] = negative_ttl
+            if negative_ttl < ttl:
+                ttl = negative_ttl
     else:
         ttl = 0
         clamped = ttls

@@ -72,6 +72,13 @@ class StoreUnavailable(Exception):
     for a reason outside the program (disk full, I/O error, read-only)."""
 
 
+class StoreTimeout(StoreUnavailable):
+    """PostgreSQL cancelled a statement at ``statement_timeout``: a read over
+    a large part of the query log (statistics for a long window), or a lock
+    held by another connection.  The connection is fine; the same request
+    will likely take as long again."""
+
+
 # SQLite errors that are about the file or the disk, not about the SQL: the
 # operation fails as "store unavailable" (HTTP 503), with one log line.
 _ENVIRONMENTAL = ("database or disk is full", "disk i/o error", "readonly database",
@@ -463,8 +470,9 @@ class PostgresDatabase:
             # The server cancelled a statement at statement_timeout (txpostgres
             # turns QueryCanceledError into this): a lock held elsewhere, a
             # slow server.  The connection itself is fine.
-            raise StoreUnavailable(
-                f"the database did not answer within {self.query_timeout:g}s") from None
+            raise StoreTimeout(
+                f"the database cancelled a statement after {self.query_timeout / 2:g}s "
+                f"(statement_timeout)") from None
         if write and self.problem is not None and self.available:
             self.log.info("the database works again")
             self.problem = None

@@ -151,6 +151,57 @@ class BackupTests(TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(set(seen), {("parse", False), ("check", False)})
 
+    async def test_export_is_built_off_the_reactor(self):
+        """50,000 rules are ~7 MB of JSON (the reactor, and DNS, waited ~350 ms)."""
+        from twisted.python.threadable import isInIOThread
+
+        from sentinel.api import maintenance
+        from sentinel.store import entities
+
+        seen = []
+        encode, entity = maintenance.encode_in_pieces, entities._entity
+        self.patch(maintenance, "encode_in_pieces",
+                   lambda value: seen.append(("encode", isInIOThread())) or encode(value))
+        self.patch(entities, "_entity",
+                   lambda row: (row[0] == "rule" and seen.append(("decode", isInIOThread())))
+                   or entity(row))
+        await self.api.store.transact(lambda ctx: _many_rules(ctx, 1000))
+        _, doc = await self.export()
+        self.assertEqual(len(doc["entities"]["rule"]), 1002)
+        self.assertEqual(set(seen), {("encode", False), ("decode", False)})
+
+    async def test_a_backup_larger_than_an_import_takes_is_refused_at_export(self):
+        """An export over 16 MiB could be downloaded but never restored (413)."""
+        from sentinel.api.inputs import MAX_REQUEST_BODY
+
+        filler = "x" * 60_000  # under the 64 KiB of one entity
+        count = MAX_REQUEST_BODY // len(filler) + 1
+
+        async def big(ctx):
+            for i in range(count):
+                await ctx.put("setting", f"big{i}", {"notes": filler})
+
+        await self.api.store.transact(big)
+        r = await self.api.client.get("/api/maintenance/export", cookie=self.cookie)
+        self.assertEqual(r.status, 409)
+        self.assertEqual(r.json()["error"], "BACKUP_TOO_LARGE")
+        self.assertIn(f"more than the {MAX_REQUEST_BODY} bytes (16 MiB) an import accepts",
+                      r.json()["message"])
+        # Just under the limit: exported, and the same bytes import (dry run).
+        await self.api.store.delete("setting", "big0")
+        await self.api.store.delete("setting", "big1")
+        r = await self.api.client.get("/api/maintenance/export", cookie=self.cookie)
+        self.assertEqual(r.status, 200)
+        self.assertLessEqual(len(r.body), MAX_REQUEST_BODY)
+        self.assertGreater(len(r.body), MAX_REQUEST_BODY - 3 * len(filler))
+        self.api.entity_validators["setting"] = lambda key, data: data
+        r = await self.api.client.post(
+            "/api/maintenance/import?dry_run=true", data=r.body, cookie=self.cookie,
+            headers={"content-type": "application/json"})
+        self.assertEqual(r.status, 200, r)
+        # Every entity as stored: the big settings, dns, two rules, a client.
+        self.assertEqual(r.json()["unchanged"], count - 2 + 4)
+
     async def test_secrets_missing_are_reported(self):
         _, doc = await self.export()
         await self.api.secrets.delete("upstream.key")
@@ -220,6 +271,11 @@ class BackupTests(TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(len(r.json()["changes"]["rule"]["added"]), 2997)
         self.assertEqual(len(await self.api.store.list("rule")), 2999)
+
+
+async def _many_rules(ctx, n):
+    for i in range(n):
+        await ctx.create("rule", dict(ADS, pattern=f"many{i}.example"))
 
 
 def _check_rule(key, data):

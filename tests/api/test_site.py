@@ -10,6 +10,7 @@ from sentinel.api.site import MAX_REQUEST_BODY, Gate, Site
 from sentinel.api.base import Principal
 from sentinel.services import ListeningService
 from sentinel.store import StoreUnavailable
+from sentinel.store.database import StoreTimeout
 from tests.api.harness import EVIL_ORIGIN, Client
 
 ITEM = {"type": "object", "required": ["n"], "additionalProperties": False,
@@ -45,6 +46,14 @@ class Example:
     @endpoint("GET", "/api/down", auth="none")
     async def down(self, call):
         raise StoreUnavailable("db gone")
+
+    @endpoint("GET", "/api/slow", auth="none")
+    async def slow(self, call):
+        raise StoreTimeout("the database cancelled a statement after 15s (statement_timeout)")
+
+    @endpoint("GET", "/api/many", auth="none")
+    async def many(self, call):
+        return {"items": [{"n": i, "name": f"rule {i} é"} for i in range(5000)]}
 
     @endpoint("GET", "/metrics", auth="none", content_type="text/plain")
     async def metrics(self, call):
@@ -133,6 +142,33 @@ class RoutingTests(TestCase):
         _, client = make()
         r = await client.get("/api/down")
         self.assertEqual((r.status, r.json()["error"]), (503, "STORE_UNAVAILABLE"))
+        self.assertEqual(r.header("retry-after"), "5")
+
+    async def test_long_answers_are_encoded_off_the_reactor(self):
+        # json.dumps holds the GIL for all of a 7 MB answer (~100 ms of DNS).
+        from twisted.python.threadable import isInIOThread
+
+        from sentinel.api import site as site_module
+
+        seen, real = [], site_module.encode_in_pieces
+        self.patch(site_module, "encode_in_pieces",
+                   lambda value: seen.append(isInIOThread()) or real(value))
+        _, client = make()
+        r = await client.get("/api/many")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json()["items"][4999], {"n": 4999, "name": "rule 4999 é"})
+        self.assertEqual(seen, [False])
+        await client.get("/api/things/1")  # a short one: no thread
+        self.assertEqual(seen, [False])
+
+    async def test_a_statement_timeout_is_explained(self):
+        # A stats page over a week of a large query log on PostgreSQL ran into
+        # the 15 s statement_timeout and was told "the database is not
+        # reachable right now; try again shortly" -- which failed the same way.
+        _, client = make()
+        r = await client.get("/api/slow")
+        self.assertEqual((r.status, r.json()["error"]), (503, "QUERY_TIMEOUT"))
+        self.assertIn("choose a shorter window", r.json()["message"])
         self.assertEqual(r.header("retry-after"), "5")
 
     async def test_raw_and_204(self):
@@ -379,3 +415,20 @@ class JsonOutputTests(SynchronousTestCase):
 
         self.assertEqual(json_bytes({"a": "é"}), '{"a":"é"}'.encode())
         self.assertEqual(json_bytes({"a": "x\udc00"}), b'{"a":"x\\udc00"}')
+
+    def test_pieces_are_the_same_bytes(self):
+        from sentinel.api.jsonout import PIECE_ITEMS, encode_in_pieces, is_large, json_bytes
+
+        many = PIECE_ITEMS * 3
+        values = [
+            {"a": "é", "b": [1, 2.5, None, True]},
+            {str(i): {"n": i, "s": "x\udc00" if i == 7 else "ok"} for i in range(many)},
+            {i: [list(range(many)), {}, []] for i in range(many)},  # int keys: "1"
+            {True: 1, None: 2, 1.5: 3, **{f"k{i}": i for i in range(many)}},
+            [[{"deep": [i] * many}] for i in range(many)],
+            (1, 2, "three"), "plain", 3, None,
+        ]
+        for value in values:
+            self.assertEqual(encode_in_pieces(value), json_bytes(value))
+        self.assertTrue(is_large({"entities": {"rule": dict.fromkeys(map(str, range(3000)))}}))
+        self.assertFalse(is_large({"items": list(range(100)), "x": {"y": 1}}))

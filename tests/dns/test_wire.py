@@ -186,6 +186,25 @@ class ParseResponseTests(SynchronousTestCase):
         self.assertTrue(a.negative)
         self.assertEqual(a.ttl, 60)
 
+    def test_cname_chain_ending_in_nodata_is_cached_as_negative(self):
+        # CNAME TTL 3600 to a name without the asked type (SOA TTL 900, MINIMUM
+        # 60): the NODATA part may be cached 60 s (RFC 2308), not the CNAME's
+        # hour (nor past cache_max_negative_ttl); the CNAME keeps its TTL.
+        wire = make(use_edns=False)
+        cname = ("www.example.com.", 3600, "IN", "CNAME", "cdn.example.net.")
+        soa = ("example.net.", 900, "IN", "SOA", "ns. host. 1 2 3 4 60")
+        resp = response_for(wire, cname, authority=[soa])
+        a = parse_response(resp, len(wire))
+        self.assertEqual((a.ttl, list(a.ttls)), (60, [3600, 60]))
+        self.assertEqual(parse_response(resp, len(wire), max_negative_ttl=30).ttl, 30)
+        self.assertEqual(parse_response(resp, len(wire), min_ttl=120).ttl, 120)
+        out = dns.message.from_wire(a.render(parse_query(wire), a.body_at(0), 0))
+        self.assertEqual([rr.ttl for rr in out.answer + out.authority], [3600, 60])
+        # A positive answer (no SOA) keeps its own TTL.
+        a = parse_response(response_for(wire, cname, ("cdn.example.net.", 300, "IN", "A",
+                                                      "198.18.0.1")), len(wire))
+        self.assertEqual(a.ttl, 300)
+
     def test_servfail_is_not_cacheable(self):
         wire = make(use_edns=False)
         a = parse_response(response_for(wire, rcode=dns.rcode.SERVFAIL), len(wire))
