@@ -80,7 +80,15 @@ class ClusterFailoverTests(LanCase):
         self.wait_master("a")
         self.assertNotIn("Entering MASTER STATE", b.sidecar_log())
         b.exec(["ip", "route", "del", "blackhole", f"{VIP}/32"])
-        self.wait_vrrp("b", "BACKUP", timeout=30)
+        # b's BACKUP can be true for the wrong reason: while a was out of the
+        # election (the forced release) b's check passed by the lone-node
+        # rule, not ready, and a's return then sends b to FAULT again.  Wait
+        # until b has synced, then until its checks (interval 1 s, timeout
+        # 2 s, fall 2) keep it in BACKUP: else a's crash below finds b in
+        # FAULT, and the VIP waits for the lone-node rule (a 9 s gap).
+        self.wait(lambda: b.http("GET", "/api/cluster/ready")[0] == 200, 30,
+                  "b ready (synced) again")
+        self.wait_vrrp_settled("b", "BACKUP", 4.0, timeout=30)
 
         # (2)+(3) a crashes: b takes over and serves a's configuration, read-only
         # ("failover active"): through the VIP nobody can change anything.

@@ -62,6 +62,19 @@ class LanCase(SynchronousTestCase):
         self.wait(lambda: self.nodes[host].status().get("vrrpState") == state, timeout,
                   f"{host}'s keepalived in {state}")
 
+    def wait_vrrp_settled(self, host, state, seconds, timeout=30):
+        """Until host's keepalived has been in ``state`` for ``seconds`` on end."""
+        since = []
+
+        def settled():
+            if self.nodes[host].status().get("vrrpState") != state:
+                since.clear()
+                return False
+            since[:] = since or [time.monotonic()]
+            return time.monotonic() - since[0] >= seconds
+
+        self.wait(settled, timeout, f"{host}'s keepalived in {state} for {seconds} s")
+
     def assert_took_over(self, host, how):
         """host's keepalived became MASTER after the line ``how`` (HANDOVER/TIMEOUT_TAKEOVER)."""
         log = self.nodes[host].sidecar_log()
