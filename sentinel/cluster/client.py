@@ -24,7 +24,8 @@ from sentinel import httpbody
 from sentinel.store.blobhash import sha256_hex
 from sentinel.store.database import StoreUnavailable
 from sentinel.cluster import codec, signing
-from sentinel.cluster.plan import MARKER, ApplyError, check_order, valid_marker
+from sentinel.cluster.plan import (MARKER, ApplyError, check_order, remember_behind,
+                                   valid_marker)
 from sentinel.cluster.roles import FOLLOWER
 from sentinel.cluster.status import SyncError, SyncStatus
 
@@ -271,7 +272,7 @@ class SyncClient(Service):
         try:
             check_order(marker, batch, force)
         except ApplyError as e:
-            raise SyncError(e.code, e.message) from None
+            await self._refused(e, batch, epoch)
         applied = None
         if batch.mode != "unchanged":
             fetched = await self._fetch_blobs(conn, batch)
@@ -282,7 +283,7 @@ class SyncClient(Service):
             except ApplyError as e:
                 if e.code == "ABORTED":  # membership changed or stopping: not an error
                     raise CancelledError() from None
-                raise SyncError(e.code, e.message) from None
+                await self._refused(e, batch, epoch)
             self._marker = {"history": batch.history, "revision": batch.revision,
                             "leader": batch.leader}
             if force:
@@ -293,6 +294,16 @@ class SyncClient(Service):
         self.status.succeeded(batch, applied, len(raw), clock.seconds(),
                               (clock.seconds() - started) * 1000)
         return applied
+
+    async def _refused(self, error, batch, epoch):
+        """Raise ``error`` as a SyncError; a leader that went back in time is
+        remembered in the sync position first (L{remember_behind})."""
+        if error.code == "LEADER_BEHIND":
+            await self._store.transact(
+                remember_behind, batch,
+                lambda: self._state.epoch == epoch and not self._stopped)
+            self._marker_epoch = None  # read the position again
+        raise SyncError(error.code, error.message) from None
 
     async def _fetch_blobs(self, conn, batch):
         if not batch.blobs:

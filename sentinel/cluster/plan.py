@@ -60,9 +60,37 @@ def check_order(marker, batch, force=False):
             f"{marker['revision']} this node already has (was it restored from a "
             f"backup?). Nothing was applied; use 'resync' to accept it.",
         )
+    behind = marker.get("behind") if same else None
+    if type(behind) is int and not force:
+        # The leader went back once (L{remember_behind}): its revisions after
+        # that point are not the ones this node holds, so "changes since"
+        # would skip what the two timelines do not share -- even once the
+        # leader has passed this node's revision again.
+        raise ApplyError(
+            "LEADER_BEHIND",
+            f"The leader went back to revision {behind}, older than the "
+            f"{marker['revision']} this node has (was it restored from a backup?); "
+            f"its later revisions are not the ones this node holds. Nothing was "
+            f"applied; use 'resync' to accept the leader's configuration.",
+        )
     if batch.mode == "changes" and not (same and marker.get("revision") == batch.since):
         raise ApplyError(
             "OUT_OF_ORDER", "Incremental changes do not start at this node's revision.")
+
+
+async def remember_behind(ctx, batch, still_member):
+    """
+    Store in the sync position that its leader went back to ``batch``'s
+    revision (LEADER_BEHIND), so that only a resync moves this node on: a
+    leader restored from an older copy of its database counts again from
+    there, and once it passes this node's revision its incremental answers
+    would silently leave out everything the two timelines do not share.
+    """
+    marker = valid_marker(await ctx.get_local(MARKER))
+    if (not still_member() or marker is None or marker.get("history") != batch.history
+            or batch.revision >= marker["revision"] or type(marker.get("behind")) is int):
+        return  # not behind this position (moved on meanwhile), or known already
+    await ctx.set_local(MARKER, dict(marker, behind=batch.revision))
 
 
 @attr.s(frozen=True, auto_attribs=True)

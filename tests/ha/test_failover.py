@@ -74,12 +74,34 @@ class LanCase(SynchronousTestCase):
         self.wait(lambda: prober.answers(time.time() - 0.3, time.time()), 15,
                   "DNS answers through the VIP again")
         time.sleep(0.3)
-        return prober.gap(event_at - 0.5, time.time())
+        end = time.time()
+        gap = prober.gap(event_at - 0.5, end)
+        if gap >= SANITY:  # say what the client saw, with the nodes' logs
+            seen = [f"{t - event_at:+.2f} {'ok' if ok else 'fail'} {what}"
+                    for t, ok, what in prober.results() if event_at - 0.5 <= t <= end]
+            self.fail_with_logs(f"DNS through the VIP gone for {gap:.2f} s (sanity bound "
+                                f"{SANITY} s); the probes after the event:\n"
+                                + "\n".join(_runs(seen)))
+        return gap
 
     def stays(self, host, seconds=4.5):
         """nopreempt: the VIP stays on host for longer than the master-down interval."""
         time.sleep(seconds)
         self.assertEqual(self.lan.vip_owners(), [host])
+
+
+def _runs(lines):
+    """Repeated probe outcomes folded: "+0.10 fail Timeout (x12, to +0.70)"."""
+    out, run = [], []
+    for line in lines + [None]:
+        if run and (line is None or line.split(" ", 1)[1] != run[0].split(" ", 1)[1]):
+            first, last = run[0], run[-1]
+            out.append(first if len(run) == 1 else
+                       f"{first} (x{len(run)}, to {last.split(' ', 1)[0]})")
+            run = []
+        if line is not None:
+            run.append(line)
+    return out
 
 
 class FailoverTests(LanCase):

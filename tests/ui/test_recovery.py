@@ -7,6 +7,7 @@ refused change to one row of a long list is explained under that row,
 which keeps its state, and the row's control cannot send it twice while
 it runs; going offline is said plainly (no blank page, no browser jargon);
 very long names do not widen the pages past a 375 px phone screen; the
+blocklists page's 2 s redraw during a download keeps a row's error; the
 query log's "Load older" goes on with the search shown, not with filters
 typed since.
 """
@@ -21,7 +22,7 @@ from tests.ui.admin import PASSWORD, USERNAME, Admin, require_api
 from tests.ui.browser import BrowserMixin, keep_log
 from tests.ui.test_cluster import log_in
 from tests.ui.test_flows import eventually
-from tests.ui.test_userdata import dig_many
+from tests.ui.test_userdata import dig_many, held_list_server
 
 LOG_OUT = """() => fetch('/api/auth/logout', {method: 'POST', credentials: 'same-origin',
   headers: {'Content-Type': 'application/json', Accept: 'application/json'}, body: '{}'})
@@ -232,3 +233,33 @@ class RecoveryTests(BrowserMixin, SynchronousTestCase):
         expect(rows).to_have_count(120)
         self.assertEqual(rows.filter(has_text="other.test").count(), 0)
         expect(page).to_have_url(re.compile(r"/query-log\?domain=example.test$"))
+
+    def test_row_error_outlives_the_blocklists_redraw(self):
+        from playwright.sync_api import expect
+
+        url, release = held_list_server(self, "0.0.0.0 ads.example.test\n")
+        created = self.admin.post("/api/blocklists", {"name": "Held list", "url": f"{url}/ads.txt"})
+        page = self.open_page(self.daemon.base_url)
+        log_in(page, "/filtering")
+        row = page.locator("tbody tr", has_text="Held list")
+        expect(row).to_contain_text("Downloading…")  # the page redraws every 2 s meanwhile
+        down = "The database cannot be reached (connection refused)."
+        page.route(f"**/api/blocklists/{created['id']}", answer(503, "STORE_UNAVAILABLE", down))
+        mode = row.get_by_label("Mode of Held list")
+        mode.select_option("shadow")
+        note = row.locator("xpath=following-sibling::tr[1]").get_by_role("alert")
+        expect(note).to_have_text(down)
+        expect(mode).to_have_value("enabled")
+
+        def redrawn(response):
+            return response.url.endswith("/api/blocklists") and response.request.method == "GET"
+
+        with page.expect_response(redrawn, timeout=10000):
+            pass
+        with page.expect_response(redrawn, timeout=10000):
+            pass  # the list is drawn again after this answer
+        release.set()
+        expect(row).not_to_contain_text("Downloading…")
+        expect(row.locator("xpath=following-sibling::tr[1]").get_by_role("alert")).to_have_text(down)
+        row.locator("xpath=following-sibling::tr[1]").get_by_role("button", name="Dismiss this error").click()
+        expect(page.get_by_role("alert").filter(has_text=down)).to_have_count(0)

@@ -44,8 +44,10 @@ export function onSubmit(form, errors, fn) {
  * a promise; resolves true when it succeeded.
  */
 export async function rowAction(control, list, fn) {
-  const row = control.closest("tr") || control.closest("li") || control.parentElement;
+  const row = rowOf(control);
+  const key = control.getAttribute("aria-label");
   clearRowError(row);
+  shownErrors(list).delete(key);
   let failed = null;
   const sink = { set: (err) => { failed = err; } };
   // busy() disables the list's buttons (and gives a pressed one its focus
@@ -62,8 +64,39 @@ export async function rowAction(control, list, fn) {
       if (hadFocus && lost) control.focus();
     }
   }
-  if (failed && row && row.isConnected) showRowError(row, failed);
+  if (failed) {
+    shownErrors(list).set(key, failed);
+    const now = findControl(list, key) || control;
+    if (now.isConnected) showRowError(rowOf(now), failed, list, key);
+  }
   return !failed;
+}
+
+/**
+ * After a list was drawn again (a reload, the blocklists' 2 s poll): the
+ * errors still shown go back under their rows (found by their control's
+ * label); those of rows that are gone are forgotten.
+ */
+export function keepRowErrors(list) {
+  const errors = shownErrors(list);
+  for (const [key, err] of [...errors]) {
+    const control = findControl(list, key);
+    if (control) showRowError(rowOf(control), err, list, key);
+    else errors.delete(key);
+  }
+}
+
+function shownErrors(list) {
+  if (!list.rowErrors) list.rowErrors = new Map();
+  return list.rowErrors;
+}
+
+function findControl(list, key) {
+  return [...list.querySelectorAll("[aria-label]")].find((el) => el.getAttribute("aria-label") === key) || null;
+}
+
+function rowOf(control) {
+  return control.closest("tr") || control.closest("li") || control.parentElement;
 }
 
 function clearRowError(row) {
@@ -71,12 +104,13 @@ function clearRowError(row) {
   if (next && next.classList.contains("row-error")) next.remove();
 }
 
-function showRowError(row, err) {
+function showRowError(row, err, list, key) {
+  clearRowError(row);
   const box = h("div", { class: "alert error", role: "alert" });
   box.set = (e) => { replace(box, e.message || String(e), errorExtras(e)); };
   box.set(err);
   const close = h("button", { class: "btn small", type: "button", "data-local": "", "aria-label": "Dismiss this error",
-    onclick: () => { clearRowError(row); } }, "Dismiss");
+    onclick: () => { shownErrors(list).delete(key); clearRowError(row); } }, "Dismiss");
   let el;
   if (row.tagName === "TR") {
     el = h("tr", { class: "row-error" }, h("td", { colspan: row.children.length || 1 },

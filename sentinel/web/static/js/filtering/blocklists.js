@@ -5,7 +5,7 @@ import { api, listOf } from "../api.js";
 import { errorBox, field, h, replace, select } from "../dom.js";
 import { ago, dateTime, number } from "../format.js";
 import { keepDraft } from "../drafts.js";
-import { attempt, busy, confirmDialog, edit, onSubmit, rowAction, toast } from "../ui.js";
+import { attempt, busy, confirmDialog, edit, keepRowErrors, onSubmit, rowAction, toast } from "../ui.js";
 import { card, dataTable } from "../widgets.js";
 
 const POLL_MS = 2000;
@@ -99,6 +99,7 @@ export async function render(root) {
             },
           }, "Delete"))] },
       ], lists, { empty: "No blocklists yet. Add one by URL above.", caption: "Blocklists", stacked: true }));
+      keepRowErrors(list);
     });
   }
 

@@ -3,7 +3,7 @@
 import { api, listOf } from "../api.js";
 import { errorBox, field, h, replace, select } from "../dom.js";
 import { dropDraft, keepDraft } from "../drafts.js";
-import { attempt, busy, confirmDialog, edit, onSubmit, rowAction, toast } from "../ui.js";
+import { attempt, busy, confirmDialog, edit, keepRowErrors, onSubmit, rowAction, toast } from "../ui.js";
 import { badge, card, dataTable } from "../widgets.js";
 
 export const PATTERN_HINT =
@@ -74,6 +74,7 @@ export async function render(root) {
           },
         }, "Delete")) },
       ], listOf(rules, "rules"), { empty: "No rules yet.", caption: "Rules", stacked: true }));
+      keepRowErrors(list);
     });
   }
 

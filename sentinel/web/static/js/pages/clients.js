@@ -4,7 +4,7 @@
 import { api, listOf } from "../api.js";
 import { checkbox, errorBox, field, h, replace, select } from "../dom.js";
 import { dropDraft, hasDraft, keepDraft } from "../drafts.js";
-import { attempt, busy, confirmDialog, edit, onSubmit, rowAction, toast } from "../ui.js";
+import { attempt, busy, confirmDialog, edit, keepRowErrors, onSubmit, rowAction, toast } from "../ui.js";
 import { badge, card, dataTable, pageHead } from "../widgets.js";
 
 export const title = "Clients";
@@ -50,6 +50,7 @@ export async function render(ctx) {
             },
           }, "Delete"))] },
       ], shown = listOf(clients, "clients"), { empty: "No clients yet. Every device uses the global settings.", caption: "Clients", stacked: true }));
+      keepRowErrors(list);
     });
   }
 

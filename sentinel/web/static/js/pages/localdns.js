@@ -3,7 +3,7 @@
 import { api, listOf } from "../api.js";
 import { errorBox, field, h, replace } from "../dom.js";
 import { keepDraft } from "../drafts.js";
-import { attempt, busy, confirmDialog, edit, onSubmit, rowAction, toast } from "../ui.js";
+import { attempt, busy, confirmDialog, edit, keepRowErrors, onSubmit, rowAction, toast } from "../ui.js";
 import { card, dataTable, pageHead } from "../widgets.js";
 
 export const title = "Local DNS";
@@ -54,6 +54,7 @@ export async function render(ctx) {
           },
         }, "Delete")) },
       ], rewrites, { empty: "No rewrites yet.", caption: "Rewrites", stacked: true }));
+      keepRowErrors(list);
     });
   }
 
