@@ -13,6 +13,8 @@ in the gate; every answer is signed back):
 import json
 import re
 
+from twisted.internet.threads import deferToThread
+
 from sentinel.api import cluster_schemas as schemas
 from sentinel.api.base import ApiError, Raw, endpoint
 from sentinel.cluster import codec
@@ -34,6 +36,7 @@ CHANGES_QUERY = {
 SHA_PARAM = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 SHA = re.compile(SHA_PARAM["pattern"])
 SIGNED = (401, 409)
+INLINE_ENTITIES = 256  # a batch with more entities is encoded in a thread
 
 
 class ClusterSyncApi:
@@ -80,7 +83,13 @@ class ClusterSyncApi:
         self._server.check_leader()  # stopped leading while waiting
         self._server.seen(call.request, since, history, batch.revision)
         nonce = call.request.cluster_request.nonce
-        return self._signed(call, codec.encode(batch, self._server.wire_key, nonce))
+        if len(batch.entities) > INLINE_ENTITIES:
+            # A full snapshot (50,000 rules: ~7 MB): encoded and sealed in a
+            # worker thread, a member at a time, so DNS is answered meanwhile.
+            body = await deferToThread(codec.encode, batch, self._server.wire_key, nonce)
+        else:
+            body = codec.encode(batch, self._server.wire_key, nonce)
+        return self._signed(call, body)
 
     @endpoint("GET", "/api/cluster/sync/blobs/{sha}", auth="cluster", tag="cluster-sync",
               params={"sha": SHA_PARAM}, content_type="application/octet-stream",

@@ -26,7 +26,7 @@ from sentinel import __version__
 from sentinel.api.base import DEFAULT_MAX_BODY, ApiError, Raw, endpoint
 from sentinel.api.schemas import TIMESTAMP, array_of, nullable, obj
 from sentinel.api.inputs import MAX_REQUEST_BODY
-from sentinel.api.jsonout import encode_in_pieces
+from sentinel.jsonout import encode_in_pieces
 from sentinel.store.entities import encode
 
 FORMAT, VERSION = "sentinel-backup", 1

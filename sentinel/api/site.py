@@ -16,7 +16,7 @@ from twisted.web.resource import Resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from sentinel.api.hosts import HostPolicy, refusal
-from sentinel.api.jsonout import encode_in_pieces, is_large, json_bytes
+from sentinel.jsonout import encode_in_pieces, is_large, json_bytes
 from sentinel.api.base import DEFAULT_MAX_BODY, ApiError, Call, Raw, Reply, endpoints_of
 from sentinel.api.inputs import (
     MAX_REQUEST_BODY, CompiledRoute, body_size, check, compile_schema, read_body,

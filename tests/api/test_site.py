@@ -417,7 +417,7 @@ class JsonOutputTests(SynchronousTestCase):
         self.assertEqual(json_bytes({"a": "x\udc00"}), b'{"a":"x\\udc00"}')
 
     def test_pieces_are_the_same_bytes(self):
-        from sentinel.api.jsonout import PIECE_ITEMS, encode_in_pieces, is_large, json_bytes
+        from sentinel.jsonout import PIECE_ITEMS, encode_in_pieces, is_large, json_bytes
 
         many = PIECE_ITEMS * 3
         values = [

@@ -40,6 +40,24 @@ class AuthenticationTests(SyncTestCase):
         status, body = await self.raw(headers)
         self.assertEqual((status, body["error"]), (401, "REPLAYED"))
 
+    async def test_a_full_snapshot_is_encoded_off_the_reactor(self):
+        # 50,000 rules are ~7 MB of JSON, sealed: the leader's DNS waited for it.
+        from twisted.python.threadable import isInIOThread
+
+        from sentinel.api import cluster_sync
+
+        async def many(ctx):
+            for i in range(cluster_sync.INLINE_ENTITIES + 1):
+                await ctx.put("rewrite", str(i + 1), {"domain": f"h{i}.lan", "answer": "10.0.0.1"})
+
+        await self.leader.store.transact(many)
+        seen, real = [], cluster_sync.codec.encode
+        self.patch(cluster_sync.codec, "encode",
+                   lambda *a: seen.append(isInIOThread()) or real(*a))
+        status, _ = await self.raw(self.signed())
+        self.assertEqual(status, 200)
+        self.assertEqual(seen, [False])
+
     async def test_replay_rejected_after_leader_restart(self):
         headers = self.signed()
         self.assertEqual((await self.raw(headers))[0], 200)
