@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 
@@ -29,9 +28,9 @@ def main():
     p.add_argument("--pg", action="store_true", help="a fresh PostgreSQL test database")
     args = p.parse_args()
     if args.tree:
-        sys.path.insert(0, args.tree)
-        for name in [m for m in sys.modules if m == "sentinel" or m.startswith("sentinel.")]:
-            del sys.modules[name]
+        from bench import use_tree
+
+        use_tree(args.tree)
 
     from twisted.internet import defer, reactor, task
     from twisted.web.test.requesthelper import DummyRequest

@@ -13,7 +13,6 @@ makes a database and drops it.  About 20 s.
 """
 
 import argparse
-import sys
 import time
 
 
@@ -23,9 +22,9 @@ def main():
     p.add_argument("--rounds", type=int, default=4)
     args = p.parse_args()
     if args.tree:
-        sys.path.insert(0, args.tree)
-        for name in [m for m in sys.modules if m == "sentinel" or m.startswith("sentinel.")]:
-            del sys.modules[name]
+        from bench import use_tree
+
+        use_tree(args.tree)
 
     from twisted.internet import defer, reactor, task
 

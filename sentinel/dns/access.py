@@ -45,6 +45,18 @@ def parse_networks(items):
     return tuple(ipaddress.ip_network(str(item).strip(), strict=False) for item in items)
 
 
+def _address(ip):
+    """The address in ``ip`` (text), an IPv4-mapped IPv6 one as IPv4; None if
+    it is not an address."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
 class _Bucket:
     __slots__ = ("tokens", "last", "over")
 
@@ -89,12 +101,9 @@ class Access:
             self.unlimited.clear()
 
     def _classify(self, ip):
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
+        addr = _address(ip)
+        if addr is None:
             return DENIED
-        if addr.version == 6 and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
         if not any(addr in net for net in self.allowed if net.version == addr.version) and \
                 not (self.local_enabled and any(addr in net for net in self.local
                                                 if net.version == addr.version)):
@@ -164,10 +173,7 @@ class Access:
 
     def exempt_ip(self, ip):
         """True if ``ip`` is in the exempt networks (no per-client limits)."""
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
+        addr = _address(ip)
+        if addr is None:
             return False
-        if addr.version == 6 and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
         return any(addr in net for net in self.exempt if net.version == addr.version)
