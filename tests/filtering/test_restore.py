@@ -4,6 +4,7 @@ back with their contents downloaded again (the backup holds no blob), and
 contents a restore drops are released.
 """
 
+import json
 from types import SimpleNamespace
 
 from treq.testing import StubTreq
@@ -69,7 +70,8 @@ class Node:
         return out
 
     async def export(self):
-        return (await self.api.export(SimpleNamespace())).body
+        # The backup as the file the user downloads (bytes: built off the reactor).
+        return json.loads((await self.api.export(SimpleNamespace())).body)
 
     async def restore(self, document, dry_run=False):
         call = SimpleNamespace(body=document, query={"dry_run": dry_run})
