@@ -82,7 +82,7 @@ def main():
             t = time.perf_counter()
             request = DummyRequest([b""])
             body = site_module._render(request, spec, await handler(Call(request, spec)))
-            if isinstance(body, defer.Deferred) or hasattr(body, "send"):
+            if isinstance(body, defer.Deferred):
                 body = await body
             took = time.perf_counter() - t
             print(f"{args.rules} rules: export {len(body) / 1e6:.1f} MB in {took * 1e3:.0f} ms, "
